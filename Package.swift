@@ -1,0 +1,55 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Dependencies point one way: executable -> proxy -> snapshot -> engines -> config model.
+// Engines (routing, regex, config) never import NIO: they are pure and tested without sockets.
+let package = Package(
+    name: "gatehouse",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "gatehouse", targets: ["gatehouse"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CPCRE2",
+            pkgConfig: "libpcre2-8",
+            providers: [.apt(["libpcre2-dev"])]
+        ),
+        .target(name: "GatehouseRegex", dependencies: ["CPCRE2"]),
+        .target(
+            name: "GatehouseConfig",
+            dependencies: ["GatehouseRegex", .product(name: "Yams", package: "Yams")]
+        ),
+        .target(name: "GatehouseRouting", dependencies: ["GatehouseConfig", "GatehouseRegex"]),
+        .target(name: "GatehouseTelemetry", dependencies: []),
+        .target(
+            name: "GatehouseSnapshot",
+            dependencies: ["GatehouseConfig", "GatehouseRouting"]
+        ),
+        .target(
+            name: "GatehouseProxy",
+            dependencies: [
+                "GatehouseSnapshot", "GatehouseRouting", "GatehouseTelemetry",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "gatehouse",
+            dependencies: [
+                "GatehouseProxy", "GatehouseSnapshot", "GatehouseConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "GatehouseRegexTests", dependencies: ["GatehouseRegex"]),
+        .testTarget(name: "GatehouseConfigTests", dependencies: ["GatehouseConfig"]),
+        .testTarget(name: "GatehouseRoutingTests", dependencies: ["GatehouseRouting", "GatehouseSnapshot"]),
+    ]
+)

@@ -1,0 +1,59 @@
+/// networking.istio.io DestinationRule: subsets and traffic policy for a host.
+public struct DestinationRuleSpec: Decodable, Sendable, Hashable {
+    public var host: String
+    public var trafficPolicy: TrafficPolicy?
+    public var subsets: [Subset]?
+    public var exportTo: [String]?
+    var workloadSelector: UninterpretedValue?
+
+    public struct Subset: Decodable, Sendable, Hashable {
+        public var name: String
+        public var labels: [String: String]?
+        public var trafficPolicy: TrafficPolicy?
+    }
+}
+
+public struct TrafficPolicy: Decodable, Sendable, Hashable {
+    public var loadBalancer: LoadBalancerSettings?
+    public var connectionPool: ConnectionPoolSettings?
+    public var outlierDetection: UninterpretedValue?
+    public var tls: UninterpretedValue?
+    public var portLevelSettings: UninterpretedValue?
+    public var tunnel: UninterpretedValue?
+    public var proxyProtocol: UninterpretedValue?
+    public var retryBudget: UninterpretedValue?
+}
+
+public struct LoadBalancerSettings: Decodable, Sendable, Hashable {
+    public enum Simple: String, ConfigEnum {
+        case UNSPECIFIED, LEAST_CONN, RANDOM, PASSTHROUGH, ROUND_ROBIN, LEAST_REQUEST
+    }
+    public var simple: Simple?
+    public var consistentHash: UninterpretedValue?
+    public var localityLbSetting: UninterpretedValue?
+    public var warmupDurationSecs: UninterpretedValue?
+    public var warmup: UninterpretedValue?
+}
+
+public struct ConnectionPoolSettings: Decodable, Sendable, Hashable {
+    public struct TCP: Decodable, Sendable, Hashable {
+        public var maxConnections: Int32?
+        public var connectTimeout: ConfigDuration?
+        public var tcpKeepalive: UninterpretedValue?
+        public var maxConnectionDuration: ConfigDuration?
+        public var idleTimeout: ConfigDuration?
+    }
+    public struct HTTP: Decodable, Sendable, Hashable {
+        public enum H2UpgradePolicy: String, ConfigEnum { case DEFAULT, DO_NOT_UPGRADE, UPGRADE }
+        public var http1MaxPendingRequests: Int32?
+        public var http2MaxRequests: Int32?
+        public var maxRequestsPerConnection: Int32?
+        public var maxRetries: Int32?
+        public var idleTimeout: ConfigDuration?
+        public var h2UpgradePolicy: H2UpgradePolicy?
+        public var useClientProtocol: Bool?
+        public var maxConcurrentStreams: Int32?
+    }
+    public var tcp: TCP?
+    public var http: HTTP?
+}

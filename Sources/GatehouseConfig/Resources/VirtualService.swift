@@ -1,0 +1,142 @@
+/// networking.istio.io VirtualService.
+public struct VirtualServiceSpec: Decodable, Sendable, Hashable {
+    public var hosts: [String]?
+    public var gateways: [String]?
+    public var http: [HTTPRoute]?
+    public var tls: [TLSRoute]?
+    public var tcp: [TCPRoute]?
+    public var exportTo: [String]?
+}
+
+public struct StringMatch: Decodable, Sendable, Hashable {
+    public var exact: String?
+    public var prefix: String?
+    public var regex: String?
+}
+
+public struct HTTPRoute: Decodable, Sendable, Hashable {
+    public var name: String?
+    public var match: [HTTPMatchRequest]?
+    public var route: [HTTPRouteDestination]?
+    public var redirect: HTTPRedirect?
+    public var directResponse: HTTPDirectResponse?
+    public var delegate: Delegate?
+    public var rewrite: HTTPRewrite?
+    public var timeout: ConfigDuration?
+    public var headers: Headers?
+    // Read so that pasted Istio YAML loads; reported as "not enforced yet" warnings by the validator.
+    public var retries: UninterpretedValue?
+    public var fault: UninterpretedValue?
+    public var mirror: UninterpretedValue?
+    public var mirrorPercentage: UninterpretedValue?
+    public var mirrorPercent: UninterpretedValue?
+    public var mirrors: UninterpretedValue?
+    public var corsPolicy: UninterpretedValue?
+}
+
+public struct HTTPMatchRequest: Decodable, Sendable, Hashable {
+    public var name: String?
+    public var uri: StringMatch?
+    public var scheme: StringMatch?
+    public var method: StringMatch?
+    public var authority: StringMatch?
+    public var headers: [String: StringMatch]?
+    public var port: UInt32?
+    public var sourceLabels: [String: String]?
+    public var gateways: [String]?
+    public var queryParams: [String: StringMatch]?
+    public var ignoreUriCase: Bool?
+    public var withoutHeaders: [String: StringMatch]?
+    public var sourceNamespace: String?
+    public var statPrefix: String?
+}
+
+public struct PortSelector: Decodable, Sendable, Hashable {
+    public var number: UInt32?
+}
+
+public struct Destination: Decodable, Sendable, Hashable {
+    public var host: String
+    public var subset: String?
+    public var port: PortSelector?
+}
+
+public struct HTTPRouteDestination: Decodable, Sendable, Hashable {
+    public var destination: Destination
+    public var weight: Int32?
+    public var headers: Headers?
+}
+
+public struct Headers: Decodable, Sendable, Hashable {
+    public struct Operations: Decodable, Sendable, Hashable {
+        public var set: [String: String]?
+        public var add: [String: String]?
+        public var remove: [String]?
+    }
+    public var request: Operations?
+    public var response: Operations?
+}
+
+public struct HTTPRedirect: Decodable, Sendable, Hashable {
+    public enum DerivePort: String, ConfigEnum { case FROM_PROTOCOL_DEFAULT, FROM_REQUEST_PORT }
+    public var uri: String?
+    public var authority: String?
+    public var port: UInt32?
+    public var derivePort: DerivePort?
+    public var scheme: String?
+    public var redirectCode: UInt32?
+}
+
+public struct HTTPDirectResponse: Decodable, Sendable, Hashable {
+    public struct Body: Decodable, Sendable, Hashable {
+        public var string: String?
+        public var bytes: String?
+    }
+    public var status: UInt32
+    public var body: Body?
+}
+
+public struct Delegate: Decodable, Sendable, Hashable {
+    public var name: String?
+    public var namespace: String?
+}
+
+public struct HTTPRewrite: Decodable, Sendable, Hashable {
+    public struct RegexRewrite: Decodable, Sendable, Hashable {
+        public var match: String?
+        public var rewrite: String?
+    }
+    public var uri: String?
+    public var authority: String?
+    public var uriRegexRewrite: RegexRewrite?
+}
+
+public struct RouteDestination: Decodable, Sendable, Hashable {
+    public var destination: Destination
+    public var weight: Int32?
+}
+
+public struct TLSRoute: Decodable, Sendable, Hashable {
+    public struct Match: Decodable, Sendable, Hashable {
+        public var sniHosts: [String]?
+        public var destinationSubnets: [String]?
+        public var port: UInt32?
+        public var sourceLabels: [String: String]?
+        public var gateways: [String]?
+        public var sourceNamespace: String?
+    }
+    public var match: [Match]?
+    public var route: [RouteDestination]?
+}
+
+public struct TCPRoute: Decodable, Sendable, Hashable {
+    public struct Match: Decodable, Sendable, Hashable {
+        public var destinationSubnets: [String]?
+        public var port: UInt32?
+        public var sourceLabels: [String: String]?
+        public var gateways: [String]?
+        public var sourceNamespace: String?
+    }
+    public var match: [Match]?
+    public var route: [RouteDestination]?
+}

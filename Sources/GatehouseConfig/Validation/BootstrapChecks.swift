@@ -1,0 +1,27 @@
+enum BootstrapChecks {
+    static func check(_ bootstrap: Resource<BootstrapSpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        let spec = bootstrap.spec
+        if let port = spec.admin?.port, port == 0 || port > 65535 {
+            out.append(bootstrap.diagnostic("spec.admin.port", "port \(port) is out of range (1-65535)"))
+        }
+        if let address = spec.admin?.address, !HostName.isIPAddress(address) {
+            out.append(bootstrap.diagnostic("spec.admin.address", "expected an IP address, got \"\(address)\""))
+        }
+        if let kb = spec.limits?.maxRequestHeadersKb, kb == 0 || kb > 8192 {
+            out.append(bootstrap.diagnostic("spec.limits.maxRequestHeadersKb", "must be between 1 and 8192"))
+        }
+        if spec.admin != nil {
+            out.append(bootstrap.diagnostic("spec.admin", "the admin server is not served by this version of Gatehouse yet",
+                                            severity: .warning))
+        }
+        if let normalization = spec.pathNormalization, normalization != .NONE {
+            out.append(bootstrap.diagnostic("spec.pathNormalization",
+                "path normalization is not applied by this version of Gatehouse yet; paths are routed as received",
+                severity: .warning))
+        }
+        out += ConfigValidator.notEnforced(spec.identity != nil, "spec.identity", bootstrap, "identity")
+        out += ConfigValidator.notEnforced(spec.rateLimitStore != nil, "spec.rateLimitStore", bootstrap, "rateLimitStore")
+        return out
+    }
+}

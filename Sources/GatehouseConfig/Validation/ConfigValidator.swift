@@ -1,0 +1,77 @@
+import Foundation
+import GatehouseRegex
+
+/// Cross-resource and semantic checks run after decoding: references, weights, regexes, exclusive fields,
+/// and the features this build does not serve yet (errors) or does not enforce yet (warnings).
+public enum ConfigValidator {
+    public static func validate(_ set: ConfigSet) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        let catalog = ServiceCatalog(set)
+        if set.bootstrap == nil, !set.brokenNames.contains(where: { $0.hasPrefix("Bootstrap ") }) {
+            let file = set.files.first ?? "config"
+            out.append(Diagnostic(location: .init(file: file, line: 1, column: 1), resource: "Bootstrap",
+                                  path: "", message: "no Bootstrap resource found: exactly one is required "
+                                      + "(kind: Bootstrap, apiVersion: gatehouse.dev/v1alpha1)"))
+        }
+        if let bootstrap = set.bootstrap { out += BootstrapChecks.check(bootstrap) }
+        out += duplicateNames(set)
+        for gateway in set.gateways { out += GatewayChecks.check(gateway) }
+        out += GatewayChecks.checkPortConflicts(set.gateways)
+        for service in set.virtualServices { out += VirtualServiceChecks(catalog: catalog).check(service) }
+        for rule in set.destinationRules { out += DestinationRuleChecks.check(rule, catalog: catalog) }
+        for entry in set.serviceEntries { out += ServiceEntryChecks.check(entry) }
+        for workload in set.workloadEntries where (workload.spec.address ?? "").isEmpty {
+            out.append(workload.diagnostic("spec.address", "missing required field \"address\""))
+        }
+        return out
+    }
+
+    static func duplicateNames(_ set: ConfigSet) -> [Diagnostic] {
+        var seen: [String: SourceLocation] = [:]
+        var out: [Diagnostic] = []
+        func visit<S>(_ resource: Resource<S>) {
+            let key = resource.label
+            if let first = seen[key] {
+                out.append(resource.diagnostic("metadata.name", "duplicate name: \(resource.label) is already defined at \(first)"))
+            } else {
+                seen[key] = resource.positions.location(of: "metadata.name")
+            }
+        }
+        set.gateways.forEach(visit)
+        set.virtualServices.forEach(visit)
+        set.destinationRules.forEach(visit)
+        set.serviceEntries.forEach(visit)
+        set.workloadEntries.forEach(visit)
+        return out
+    }
+
+    static func regexProblem(_ pattern: String) -> String? {
+        do {
+            _ = try CompiledRegex(pattern)
+            return nil
+        } catch {
+            return error.description
+        }
+    }
+
+    static func stringMatchProblems<S>(_ match: StringMatch?, _ path: String, in resource: Resource<S>,
+                                       allowEmpty: Bool = false) -> [Diagnostic] {
+        guard let match else { return [] }
+        let set = [match.exact, match.prefix, match.regex].compactMap { $0 }
+        if set.count > 1 {
+            return [resource.diagnostic(path, "only one of exact, prefix or regex may be set")]
+        }
+        if set.isEmpty, !allowEmpty {
+            return [resource.diagnostic(path, "one of exact, prefix or regex is required")]
+        }
+        if let regex = match.regex, let problem = regexProblem(regex) {
+            return [resource.diagnostic("\(path).regex", problem)]
+        }
+        return []
+    }
+
+    static func notEnforced<S>(_ present: Bool, _ path: String, _ resource: Resource<S>, _ what: String) -> [Diagnostic] {
+        present ? [resource.diagnostic(path, "\(what) is not enforced by this version of Gatehouse; ignored",
+                                       severity: .warning)] : []
+    }
+}

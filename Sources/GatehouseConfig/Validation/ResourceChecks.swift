@@ -1,0 +1,94 @@
+enum DestinationRuleChecks {
+    static func check(_ rule: Resource<DestinationRuleSpec>, catalog: ServiceCatalog) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        if catalog.serviceEntry(for: rule.spec.host, namespace: rule.namespace) == nil, !catalog.hasBrokenServiceEntries {
+            out.append(rule.diagnostic("spec.host", "no ServiceEntry declares host \"\(rule.spec.host)\"; "
+                + "this DestinationRule applies to nothing", severity: .warning))
+        }
+        var names: Set<String> = []
+        for (index, subset) in (rule.spec.subsets ?? []).enumerated() {
+            if subset.name.isEmpty { out.append(rule.diagnostic("spec.subsets[\(index)].name", "subset name must not be empty")) }
+            if !names.insert(subset.name).inserted {
+                out.append(rule.diagnostic("spec.subsets[\(index)].name", "duplicate subset \"\(subset.name)\""))
+            }
+            out += policy(subset.trafficPolicy, "spec.subsets[\(index)].trafficPolicy", rule)
+        }
+        out += policy(rule.spec.trafficPolicy, "spec.trafficPolicy", rule)
+        return out
+    }
+
+    static func policy(_ policy: TrafficPolicy?, _ path: String, _ rule: Resource<DestinationRuleSpec>) -> [Diagnostic] {
+        guard let policy else { return [] }
+        var out: [Diagnostic] = []
+        if let simple = policy.loadBalancer?.simple, simple != .ROUND_ROBIN, simple != .UNSPECIFIED {
+            out.append(rule.diagnostic("\(path).loadBalancer.simple",
+                "\(simple.rawValue) is not implemented yet; ROUND_ROBIN is used", severity: .warning))
+        }
+        out += ConfigValidator.notEnforced(policy.loadBalancer?.consistentHash != nil, "\(path).loadBalancer.consistentHash", rule, "consistentHash")
+        out += ConfigValidator.notEnforced(policy.outlierDetection != nil, "\(path).outlierDetection", rule, "outlierDetection")
+        out += ConfigValidator.notEnforced(policy.tls != nil, "\(path).tls", rule, "TLS origination")
+        out += ConfigValidator.notEnforced(policy.portLevelSettings != nil, "\(path).portLevelSettings", rule, "portLevelSettings")
+        out += ConfigValidator.notEnforced(policy.tunnel != nil, "\(path).tunnel", rule, "tunnel")
+        out += ConfigValidator.notEnforced(policy.proxyProtocol != nil, "\(path).proxyProtocol", rule, "proxyProtocol")
+        return out
+    }
+}
+
+enum ServiceEntryChecks {
+    static func check(_ entry: Resource<ServiceEntrySpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        let spec = entry.spec
+        if spec.hosts.isEmpty { out.append(entry.diagnostic("spec.hosts", "at least one host is required")) }
+        for (index, host) in spec.hosts.enumerated() {
+            if host == "*" { out.append(entry.diagnostic("spec.hosts[\(index)]", "\"*\" is not allowed as a ServiceEntry host")) }
+            else if let problem = HostName.problem(host) { out.append(entry.diagnostic("spec.hosts[\(index)]", problem)) }
+        }
+        var portNumbers: Set<UInt32> = []
+        let portNames = Set((spec.ports ?? []).compactMap(\.name))
+        for (index, port) in (spec.ports ?? []).enumerated() {
+            if port.number == 0 || port.number > 65535 {
+                out.append(entry.diagnostic("spec.ports[\(index)].number", "port \(port.number) is out of range (1-65535)"))
+            }
+            if !portNumbers.insert(port.number).inserted {
+                out.append(entry.diagnostic("spec.ports[\(index)].number", "duplicate port \(port.number)"))
+            }
+            if let proto = port.protocol, ServerProtocol(istio: proto) == nil {
+                let names = ServerProtocol.allCases.map(\.rawValue)
+                out.append(entry.diagnostic("spec.ports[\(index)].protocol",
+                    "unknown protocol \"\(proto)\"\(Suggestion.hint(for: proto, in: names))"))
+            }
+        }
+        let resolution = spec.resolution ?? .NONE
+        switch resolution {
+        case .NONE:
+            out.append(entry.diagnostic("spec.resolution", "resolution NONE forwards to the original destination "
+                + "address, which a gateway does not have; use STATIC or DNS"))
+        case .DYNAMIC_DNS:
+            out.append(entry.diagnostic("spec.resolution", "DYNAMIC_DNS is not supported at a gateway; use DNS"))
+        case .STATIC:
+            if (spec.endpoints ?? []).isEmpty, spec.workloadSelector == nil {
+                out.append(entry.diagnostic("spec.endpoints", "resolution STATIC needs endpoints or a workloadSelector"))
+            }
+        case .DNS, .DNS_ROUND_ROBIN:
+            break
+        }
+        if spec.endpoints != nil, spec.workloadSelector != nil {
+            out.append(entry.diagnostic("spec.workloadSelector", "only one of endpoints or workloadSelector may be set"))
+        }
+        for (index, endpoint) in (spec.endpoints ?? []).enumerated() {
+            let path = "spec.endpoints[\(index)]"
+            guard let address = endpoint.address, !address.isEmpty else {
+                out.append(entry.diagnostic(path, "missing required field \"address\""))
+                continue
+            }
+            if resolution == .STATIC, !HostName.isIPAddress(address), !address.hasPrefix("unix://") {
+                out.append(entry.diagnostic("\(path).address", "resolution STATIC needs an IP address, got \"\(address)\""))
+            }
+            for name in (endpoint.ports ?? [:]).keys.sorted() where !portNames.contains(name) {
+                out.append(entry.diagnostic("\(path).ports.\(name)",
+                    "no port named \"\(name)\" in spec.ports\(Suggestion.hint(for: name, in: portNames))"))
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,236 @@
+import Foundation
+
+struct VirtualServiceChecks {
+    let catalog: ServiceCatalog
+
+    func check(_ vs: Resource<VirtualServiceSpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        let spec = vs.spec
+        let hosts = spec.hosts ?? []
+        if hosts.isEmpty { out.append(vs.diagnostic("spec.hosts", "at least one host is required")) }
+        for (index, host) in hosts.enumerated() {
+            if let problem = HostName.problem(host), !HostName.isIPAddress(host) {
+                out.append(vs.diagnostic("spec.hosts[\(index)]", problem))
+            }
+        }
+        let gateways = spec.gateways ?? []
+        if gateways.isEmpty {
+            out.append(vs.diagnostic("spec", "no \"gateways\" listed: like Istio, the VirtualService then applies to "
+                + "the mesh only and is not bound to any Gateway", severity: .warning))
+        }
+        out += checkGatewayReferences(gateways, path: "spec.gateways", vs)
+        for (index, route) in (spec.http ?? []).enumerated() {
+            out += checkHTTPRoute(route, path: "spec.http[\(index)]", vs)
+        }
+        if spec.tls?.isEmpty == false {
+            out.append(vs.diagnostic("spec.tls", "tls routes are not supported by this version of Gatehouse yet"))
+        }
+        if spec.tcp?.isEmpty == false {
+            out.append(vs.diagnostic("spec.tcp", "tcp routes are not supported by this version of Gatehouse yet"))
+        }
+        return out
+    }
+
+    func checkGatewayReferences(_ references: [String], path: String, _ vs: Resource<VirtualServiceSpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        for (index, reference) in references.enumerated() where reference != "mesh" {
+            if catalog.gateway(reference, namespace: vs.namespace) == nil,
+               !catalog.isBrokenGateway(reference, namespace: vs.namespace) {
+                let id = ServiceCatalog.gatewayID(reference, namespace: vs.namespace)
+                out.append(vs.diagnostic("\(path)[\(index)]",
+                    "unknown gateway \"\(id)\"\(Suggestion.hint(for: id, in: catalog.knownGatewayIDs))"))
+            }
+        }
+        return out
+    }
+
+    func checkHTTPRoute(_ route: HTTPRoute, path: String, _ vs: Resource<VirtualServiceSpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        let actions = [route.route.map { _ in "route" }, route.redirect.map { _ in "redirect" },
+                       route.directResponse.map { _ in "directResponse" }, route.delegate.map { _ in "delegate" }]
+            .compactMap { $0 }
+        if actions.isEmpty {
+            out.append(vs.diagnostic(path, "one of route, redirect, directResponse or delegate is required"))
+        } else if actions.count > 1 {
+            out.append(vs.diagnostic(path, "only one of route, redirect, directResponse or delegate may be set "
+                + "(found \(actions.joined(separator: ", ")))"))
+        }
+        if route.delegate != nil {
+            out.append(vs.diagnostic("\(path).delegate", "delegate is not supported by this version of Gatehouse yet"))
+        }
+        for (index, match) in (route.match ?? []).enumerated() {
+            out += checkMatch(match, path: "\(path).match[\(index)]", vs)
+        }
+        if let destinations = route.route { out += checkDestinations(destinations, path: "\(path).route", vs) }
+        if let redirect = route.redirect { out += checkRedirect(redirect, path: "\(path).redirect", vs) }
+        if let direct = route.directResponse { out += checkDirectResponse(direct, path: "\(path).directResponse", vs) }
+        if let rewrite = route.rewrite {
+            if route.redirect != nil || route.directResponse != nil {
+                out.append(vs.diagnostic("\(path).rewrite", "rewrite can only be used with route"))
+            }
+            if rewrite.uri != nil, rewrite.uriRegexRewrite != nil {
+                out.append(vs.diagnostic("\(path).rewrite", "only one of uri or uriRegexRewrite may be set"))
+            }
+            if let regexRewrite = rewrite.uriRegexRewrite {
+                if let pattern = regexRewrite.match {
+                    if let problem = ConfigValidator.regexProblem(pattern) {
+                        out.append(vs.diagnostic("\(path).rewrite.uriRegexRewrite.match", problem))
+                    }
+                } else {
+                    out.append(vs.diagnostic("\(path).rewrite.uriRegexRewrite", "missing required field \"match\""))
+                }
+                if regexRewrite.rewrite == nil {
+                    out.append(vs.diagnostic("\(path).rewrite.uriRegexRewrite", "missing required field \"rewrite\""))
+                }
+            }
+        }
+        out += checkHeaders(route.headers, path: "\(path).headers", vs)
+        out += ConfigValidator.notEnforced(route.retries != nil, "\(path).retries", vs, "retries")
+        out += ConfigValidator.notEnforced(route.fault != nil, "\(path).fault", vs, "fault injection")
+        out += ConfigValidator.notEnforced(route.mirror != nil || route.mirrors != nil, "\(path).mirror", vs, "mirroring")
+        out += ConfigValidator.notEnforced(route.corsPolicy != nil, "\(path).corsPolicy", vs, "corsPolicy")
+        return out
+    }
+
+    func checkMatch(_ match: HTTPMatchRequest, path: String, _ vs: Resource<VirtualServiceSpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        out += ConfigValidator.stringMatchProblems(match.uri, "\(path).uri", in: vs)
+        out += ConfigValidator.stringMatchProblems(match.scheme, "\(path).scheme", in: vs)
+        out += ConfigValidator.stringMatchProblems(match.method, "\(path).method", in: vs)
+        out += ConfigValidator.stringMatchProblems(match.authority, "\(path).authority", in: vs)
+        for (field, entries) in [("headers", match.headers), ("withoutHeaders", match.withoutHeaders),
+                                 ("queryParams", match.queryParams)] {
+            for (name, value) in (entries ?? [:]).sorted(by: { $0.key < $1.key }) {
+                let entryPath = "\(path).\(field).\(name)"
+                if field != "queryParams", name != name.lowercased() {
+                    out.append(vs.diagnostic(entryPath, "header names must be lowercase (\"\(name.lowercased())\")"))
+                }
+                out += ConfigValidator.stringMatchProblems(value, entryPath, in: vs, allowEmpty: true)
+            }
+        }
+        if let port = match.port, port == 0 || port > 65535 {
+            out.append(vs.diagnostic("\(path).port", "port \(port) is out of range (1-65535)"))
+        }
+        if let gateways = match.gateways { out += checkGatewayReferences(gateways, path: "\(path).gateways", vs) }
+        if match.sourceLabels != nil || match.sourceNamespace != nil {
+            out.append(vs.diagnostic(path, "sourceLabels and sourceNamespace only apply to sidecars; ignored at a gateway",
+                                     severity: .warning))
+        }
+        return out
+    }
+
+    func checkDestinations(_ destinations: [HTTPRouteDestination], path: String,
+                           _ vs: Resource<VirtualServiceSpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        if destinations.isEmpty { return [vs.diagnostic(path, "at least one destination is required")] }
+        var total: Int64 = 0
+        for (index, entry) in destinations.enumerated() {
+            let entryPath = "\(path)[\(index)]"
+            if let weight = entry.weight {
+                if weight < 0 { out.append(vs.diagnostic("\(entryPath).weight", "weight must not be negative")) }
+                total += Int64(weight)
+            }
+            out += checkDestination(entry.destination, path: "\(entryPath).destination", vs)
+            out += checkHeaders(entry.headers, path: "\(entryPath).headers", vs)
+        }
+        if destinations.count > 1 || destinations.first?.weight != nil, total != 100,
+           !(destinations.count == 1 && total == 0) {
+            out.append(vs.diagnostic(destinations.count > 1 ? path : "\(path)[0].weight",
+                                     "destination weights sum to \(total), they must sum to 100"))
+        }
+        return out
+    }
+
+    func checkDestination(_ destination: Destination, path: String, _ vs: Resource<VirtualServiceSpec>) -> [Diagnostic] {
+        guard let entry = catalog.serviceEntry(for: destination.host, namespace: vs.namespace) else {
+            if catalog.hasBrokenServiceEntries { return [] }
+            let fqdn = catalog.fqdn(destination.host, namespace: vs.namespace)
+            let expanded = fqdn == destination.host.lowercased() ? "" : " (\(fqdn))"
+            return [vs.diagnostic("\(path).host", "unknown host \"\(destination.host)\"\(expanded): no ServiceEntry "
+                + "declares it\(Suggestion.hint(for: fqdn, in: catalog.knownHosts))")]
+        }
+        var out: [Diagnostic] = []
+        let ports = entry.spec.ports ?? []
+        if let number = destination.port?.number {
+            if !ports.contains(where: { $0.number == number }) {
+                out.append(vs.diagnostic("\(path).port.number", "\(entry.label) has no port \(number) (it has "
+                    + "\(ports.map { String($0.number) }.joined(separator: ", ")))"))
+            }
+        } else if ports.count > 1 {
+            out.append(vs.diagnostic("\(path).port", "\(entry.label) has \(ports.count) ports: the destination must name one"))
+        } else if ports.isEmpty {
+            out.append(vs.diagnostic("\(path).port", "\(entry.label) declares no ports"))
+        }
+        if let subset = destination.subset {
+            let rule = catalog.destinationRule(for: destination.host, namespace: vs.namespace)
+            let names = rule?.spec.subsets?.map(\.name) ?? []
+            if !names.contains(subset), !catalog.hasBrokenDestinationRules {
+                let owner = rule.map { "\($0.label) defines \(names.isEmpty ? "no subsets" : names.joined(separator: ", "))" }
+                    ?? "no DestinationRule defines subsets for this host"
+                out.append(vs.diagnostic("\(path).subset",
+                    "unknown subset \"\(subset)\"\(Suggestion.hint(for: subset, in: names)): \(owner)"))
+            }
+        }
+        return out
+    }
+
+    func checkRedirect(_ redirect: HTTPRedirect, path: String, _ vs: Resource<VirtualServiceSpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        if let code = redirect.redirectCode, ![301, 302, 303, 307, 308].contains(code) {
+            out.append(vs.diagnostic("\(path).redirectCode", "redirect code \(code) is not one of 301, 302, 303, 307, 308"))
+        }
+        if redirect.port != nil, redirect.derivePort != nil {
+            out.append(vs.diagnostic(path, "only one of port or derivePort may be set"))
+        }
+        if let port = redirect.port, port == 0 || port > 65535 {
+            out.append(vs.diagnostic("\(path).port", "port \(port) is out of range (1-65535)"))
+        }
+        if let scheme = redirect.scheme, scheme.isEmpty || !scheme.allSatisfy({ $0.isLetter || $0.isNumber || "+-.".contains($0) }) {
+            out.append(vs.diagnostic("\(path).scheme", "invalid scheme \"\(scheme)\""))
+        }
+        if let uri = redirect.uri, !uri.hasPrefix("/") {
+            out.append(vs.diagnostic("\(path).uri", "uri must start with \"/\""))
+        }
+        return out
+    }
+
+    func checkDirectResponse(_ direct: HTTPDirectResponse, path: String, _ vs: Resource<VirtualServiceSpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        if direct.status < 200 || direct.status > 599 {
+            out.append(vs.diagnostic("\(path).status", "status \(direct.status) is out of range (200-599)"))
+        }
+        if let body = direct.body {
+            if body.string != nil, body.bytes != nil {
+                out.append(vs.diagnostic("\(path).body", "only one of string or bytes may be set"))
+            }
+            if let bytes = body.bytes, Data(base64Encoded: bytes) == nil {
+                out.append(vs.diagnostic("\(path).body.bytes", "not valid base64"))
+            }
+            let size = body.string?.utf8.count ?? ((body.bytes?.count ?? 0) * 3 / 4)
+            if size > 1_048_576 {
+                out.append(vs.diagnostic("\(path).body", "body is \(size) bytes; the limit is 1 MiB"))
+            }
+        }
+        return out
+    }
+
+    func checkHeaders(_ headers: Headers?, path: String, _ vs: Resource<VirtualServiceSpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        for (side, operations) in [("request", headers?.request), ("response", headers?.response)] {
+            guard let operations else { continue }
+            let names = Array((operations.set ?? [:]).keys) + Array((operations.add ?? [:]).keys) + (operations.remove ?? [])
+            for name in names where name.isEmpty || !name.allSatisfy(\.isHTTPTokenCharacter) {
+                out.append(vs.diagnostic("\(path).\(side)", "invalid header name \"\(name)\""))
+            }
+        }
+        return out
+    }
+}
+
+extension Character {
+    var isHTTPTokenCharacter: Bool {
+        guard isASCII, let ascii = asciiValue else { return false }
+        if isLetter || isNumber { return true }
+        return "!#$%&'*+-.^_`|~".utf8.contains(ascii) || (self == ":" )
+    }
+}

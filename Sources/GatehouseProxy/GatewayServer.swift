@@ -1,0 +1,92 @@
+import GatehouseSnapshot
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Binds a listener for every port of the snapshot and serves HTTP/1.1 on it; drains on request.
+public final class GatewayServer: Sendable {
+    public let runtime: ProxyRuntime
+    private let group: MultiThreadedEventLoopGroup
+    private let servers: NIOLockedValueBoxShim<[Int: Channel]> = .init([:])
+
+    public init(runtime: ProxyRuntime, group: MultiThreadedEventLoopGroup) {
+        self.runtime = runtime
+        self.group = group
+    }
+
+    /// Binds every listener of the current snapshot. Throws (naming the port) if one cannot be bound.
+    public func start() async throws {
+        for listener in runtime.store.snapshot.listeners {
+            try await bind(listener)
+        }
+    }
+
+    public var boundPorts: [Int] { servers.value.keys.sorted() }
+
+    private func bind(_ listener: Listener) async throws {
+        let runtime = self.runtime
+        let port = listener.port
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 4)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try Self.configure(channel, runtime: runtime, port: port)
+                }
+            }
+        do {
+            let channel = try await bootstrap.bind(host: listener.bindAddress, port: port).get()
+            servers.mutate { $0[port] = channel }
+        } catch {
+            throw GatewayServerError(message: "cannot listen on \(listener.bindAddress):\(port): \(error)")
+        }
+    }
+
+    private static func configure(_ channel: Channel, runtime: ProxyRuntime, port: Int) throws {
+        let settings = runtime.store.snapshot.settings
+        if runtime.connections.add(channel) > settings.maxConnections || runtime.isDraining {
+            // Over the connection cap (or shutting down): refuse before reading anything.
+            runtime.connections.remove(channel)
+            channel.close(promise: nil)
+            return
+        }
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderListSize = settings.maxRequestHeaderBytes
+        limits.maxHeaderFieldSize = settings.maxRequestHeaderBytes
+        let timer = RequestHeadersTimer(timeout: .nanoseconds(settings.requestHeadersTimeoutNanoseconds))
+        let sync = channel.pipeline.syncOperations
+        try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false,
+                                             withOutboundHeaderValidation: true,
+                                             withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+        try sync.addHandler(timer, position: .first)
+        try sync.addHandler(DownstreamHandler(runtime: runtime, loop: runtime.loopContext(for: channel.eventLoop),
+                                              listenerPort: port, headersTimer: timer))
+    }
+
+    /// Stops accepting, lets in-flight requests finish (new ones on open connections get
+    /// `connection: close`), and returns when every connection is gone or `timeout` passed.
+    public func drain(timeout: TimeAmount) async {
+        runtime.beginDrain()
+        let listeners = servers.mutate { current -> [Channel] in
+            let all = Array(current.values)
+            current.removeAll()
+            return all
+        }
+        for channel in listeners { try? await channel.close() }
+        for channel in runtime.connections.all {
+            channel.eventLoop.execute { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
+        }
+        let deadline = NIODeadline.now() + timeout
+        while runtime.connections.count > 0, NIODeadline.now() < deadline {
+            try? await Task.sleep(nanoseconds: 20_000_000)
+        }
+        for channel in runtime.connections.all { channel.close(promise: nil) }
+    }
+}
+
+public struct GatewayServerError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}

@@ -1,0 +1,34 @@
+/// The pure part of the upstream pool: idle connections per endpoint key, most recently used first
+/// (warm connections are reused, cold ones age out). No I/O: the shell closes what this evicts.
+struct IdleConnectionStack<Connection: AnyObject> {
+    private var idle: [String: [Connection]] = [:]
+    let maxIdlePerKey: Int
+
+    init(maxIdlePerKey: Int) { self.maxIdlePerKey = maxIdlePerKey }
+
+    /// Takes the most recently returned connection for `key`, skipping (and dropping) any that
+    /// `isUsable` rejects.
+    mutating func take(_ key: String, isUsable: (Connection) -> Bool) -> Connection? {
+        while let connection = idle[key]?.popLast() {
+            if isUsable(connection) { return connection }
+        }
+        return nil
+    }
+
+    /// Returns a connection; gives back the one to close when the key is already at capacity.
+    mutating func put(_ connection: Connection, key: String) -> Connection? {
+        var list = idle[key, default: []]
+        list.append(connection)
+        let evicted = list.count > maxIdlePerKey ? list.removeFirst() : nil
+        idle[key] = list
+        return evicted
+    }
+
+    mutating func remove(_ connection: Connection, key: String) {
+        idle[key]?.removeAll { $0 === connection }
+    }
+
+    func count(_ key: String) -> Int { idle[key]?.count ?? 0 }
+
+    var all: [Connection] { idle.values.flatMap { $0 } }
+}

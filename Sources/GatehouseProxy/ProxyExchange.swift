@@ -1,0 +1,244 @@
+import GatehouseRouting
+import GatehouseSnapshot
+import NIOCore
+import NIOHTTP1
+
+/// Forwards one request to one upstream endpoint and streams the response back. Lives on the downstream
+/// connection's event loop, as does the pooled upstream connection it uses, so the two sides call each
+/// other directly. Reads on each side are held while the other side is not writable (back-pressure);
+/// nothing buffers a whole body.
+final class ProxyExchange: UpstreamResponseReceiver {
+    private unowned let downstream: DownstreamHandler
+    private let loop: LoopContext
+    private let runtime: ProxyRuntime
+    private let cluster: Cluster
+    private let head: HTTPRequestHead
+    private let responseMutations: [HeaderMutation]
+    private let timeout: TimeAmount?
+
+    private var connection: UpstreamConnection?
+    /// Request parts that arrived while connecting.
+    private var pending: [HTTPClientRequestPart] = []
+    private var requestEnded = false
+    private var requestTrailers: HTTPHeaders?
+    private var sentBody = false
+    private var reusedConnection = false
+    private var retried = false
+    private var responseStarted = false
+    private var responseKeepAlive = true
+    private var finished = false
+    private var upstreamStartedAt = NIODeadline.now()
+    private var timeoutTask: Scheduled<Void>?
+    private var address: SocketAddress?
+    private var endpointText = ""
+
+    init(downstream: DownstreamHandler, loop: LoopContext, runtime: ProxyRuntime, cluster: Cluster,
+         head: HTTPRequestHead, responseMutations: [HeaderMutation], timeout: TimeAmount?) {
+        self.downstream = downstream
+        self.loop = loop
+        self.runtime = runtime
+        self.cluster = cluster
+        self.head = head
+        self.responseMutations = responseMutations
+        self.timeout = timeout
+    }
+
+    // MARK: request side
+
+    func start() {
+        guard !cluster.endpoints.isEmpty else { return failLocally(.noHealthyUpstream) }
+        let endpoint = cluster.endpoints[loop.roundRobin.next(cluster.name, count: cluster.endpoints.count)]
+        downstream.setUpstreamBlocked(true)
+        switch cluster.discovery {
+        case .staticAddresses:
+            guard let address = loop.socketAddress(for: endpoint) else { return failLocally(.noHealthyUpstream) }
+            connect(to: address)
+        case .dns:
+            runtime.dns.resolve(host: endpoint.address, port: endpoint.port, on: loop.eventLoop).assumeIsolated().whenComplete { [self] result in
+                guard !finished else { return }
+                switch result {
+                case .success(let addresses):
+                    let index = loop.roundRobin.next("\(cluster.name)|\(endpoint.address)", count: addresses.count)
+                    connect(to: addresses[index])
+                case .failure:
+                    downstream.updateRecord { $0.upstreamTransportFailureReason = "dns_resolution_failure" }
+                    failLocally(.noHealthyUpstream)
+                }
+            }
+        }
+    }
+
+    private func connect(to address: SocketAddress, forceNew: Bool = false) {
+        self.address = address
+        endpointText = SocketAddressText.describe(address)
+        downstream.updateRecord { $0.upstreamHost = self.endpointText }
+        let key = "\(cluster.name)|\(endpointText)"
+        loop.pool.acquire(key: key, address: address, endpoint: endpointText,
+                          connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds),
+                          idleTimeout: .nanoseconds(cluster.idleTimeoutNanoseconds), forceNew: forceNew)
+            .assumeIsolated().whenComplete { [self] result in
+                switch result {
+                case .success(let lease):
+                    guard !finished else {
+                        lease.reused ? loop.pool.release(lease.connection) : lease.connection.close()
+                        return
+                    }
+                    attach(lease)
+                case .failure:
+                    guard !finished else { return }
+                    failLocally(.connectFailure)
+                }
+            }
+    }
+
+    private func attach(_ lease: ConnectionPool.Lease) {
+        let connection = lease.connection
+        self.connection = connection
+        reusedConnection = lease.reused
+        connection.attach(self)
+        connection.requestsServed += 1
+        downstream.updateRecord { $0.upstreamLocalAddress = connection.localAddress }
+        upstreamStartedAt = .now()
+        connection.write(.head(head))
+        for part in pending { connection.write(part) }
+        pending.removeAll()
+        connection.flush()
+        downstream.setUpstreamBlocked(!connection.isWritable)
+    }
+
+    func requestBody(_ body: ByteBuffer) {
+        guard !finished else { return }
+        guard let connection else {
+            pending.append(.body(.byteBuffer(body)))
+            return
+        }
+        sentBody = true
+        connection.write(.body(.byteBuffer(body)))
+        if !connection.isWritable { downstream.setUpstreamBlocked(true) }
+    }
+
+    func requestEnd(_ trailers: HTTPHeaders?) {
+        guard !finished else { return }
+        requestEnded = true
+        requestTrailers = trailers
+        if let connection {
+            connection.write(.end(trailers))
+            connection.flush()
+        } else {
+            pending.append(.end(trailers))
+        }
+        // Envoy's route timeout runs from the end of the request to the end of the response.
+        if let timeout {
+            timeoutTask = loop.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in self?.timedOut() }
+        }
+    }
+
+    func flushUpstream() { connection?.flush() }
+
+    func downstreamBecameWritable() { connection?.resumeReads() }
+
+    func downstreamClosed() {
+        guard !finished else { return }
+        finish()
+        // A half-sent exchange leaves the connection in an unknown state: never reuse it.
+        connection?.detach()
+        connection?.close()
+        connection = nil
+    }
+
+    // MARK: response side
+
+    func upstreamResponseHead(_ response: HTTPResponseHead) {
+        guard !finished else { return }
+        responseStarted = true
+        responseKeepAlive = response.isKeepAlive
+        let serviceTime = (NIODeadline.now() - upstreamStartedAt).nanoseconds / 1_000_000
+        var headers = response.headers
+        ForwardingHeaders.prepareDownstreamResponse(&headers)
+        headers.replaceOrAdd(name: "x-envoy-upstream-service-time", value: String(serviceTime))
+        downstream.apply(responseMutations, to: &headers)
+        downstream.updateRecord {
+            $0.upstreamServiceTimeMillis = serviceTime
+            $0.responseCodeDetails = "via_upstream"
+        }
+        downstream.respondHead(HTTPResponseHead(version: response.version, status: response.status, headers: headers))
+    }
+
+    func upstreamResponseBody(_ body: ByteBuffer) {
+        guard !finished else { return }
+        if !downstream.respondBody(body) { connection?.pauseReads() }
+    }
+
+    func upstreamReadComplete() {
+        guard !finished else { return }
+        downstream.flushDownstream()
+    }
+
+    func upstreamResponseEnd(_ trailers: HTTPHeaders?) {
+        guard !finished else { return }
+        finish()
+        if let connection {
+            self.connection = nil
+            let reusable = requestEnded && responseKeepAlive
+                && (cluster.maxRequestsPerConnection == 0 || connection.requestsServed < cluster.maxRequestsPerConnection)
+            if reusable { loop.pool.release(connection) } else { connection.detach(); connection.close() }
+        }
+        downstream.respondEnd(trailers)
+    }
+
+    func upstreamClosed() {
+        guard !finished else { return }
+        connection = nil
+        if !responseStarted {
+            // A pooled connection the upstream closed while idle races with our request: retry once on a
+            // new connection when nothing but the head (and end) went out, as that is safe to repeat.
+            if reusedConnection, !sentBody, !retried, let address {
+                retried = true
+                if requestEnded { pending = [.end(requestTrailers)] }
+                connect(to: address, forceNew: true)
+                return
+            }
+            failLocally(.connectionTermination)
+        } else {
+            finish()
+            downstream.abortResponse(flag: "UC", details: "upstream_reset_after_response_started{connection_termination}")
+        }
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        guard !finished else { return }
+        downstream.setUpstreamBlocked(!isWritable)
+    }
+
+    private func timedOut() {
+        guard !finished else { return }
+        finish()
+        connection?.detach()
+        connection?.close()
+        connection = nil
+        if responseStarted {
+            downstream.abortResponse(flag: "UT", details: "upstream_response_timeout")
+        } else {
+            downstream.sendLocalReplyForCurrent(.upstreamTimeout)
+        }
+    }
+
+    private func failLocally(_ reply: LocalReply) {
+        finish()
+        downstream.sendLocalReplyForCurrent(reply)
+    }
+
+    private func finish() {
+        finished = true
+        timeoutTask?.cancel()
+        timeoutTask = nil
+    }
+}
+
+extension DownstreamHandler {
+    func sendLocalReplyForCurrent(_ reply: LocalReply) {
+        guard let request = current else { return }
+        setUpstreamBlocked(false)
+        sendLocalReply(reply, for: request)
+    }
+}

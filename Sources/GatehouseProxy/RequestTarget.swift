@@ -1,0 +1,44 @@
+import GatehouseRouting
+import NIOHTTP1
+
+/// The request-target of an HTTP/1.1 request split into what routing needs (RFC 9112 §3.2): origin-form
+/// takes its authority from `Host`; absolute-form carries its own, which wins over `Host`.
+struct RequestTarget {
+    var authority: String
+    var path: String
+    var query: String?
+    var isAbsoluteForm: Bool
+
+    init?(head: HTTPRequestHead) {
+        let hosts = head.headers["host"]
+        if hosts.count > 1 { return nil }
+        var target = Substring(head.uri)
+        isAbsoluteForm = false
+        if let schemeEnd = target.range(of: "://"), !target.hasPrefix("/") {
+            let scheme = target[..<schemeEnd.lowerBound].lowercased()
+            guard scheme == "http" || scheme == "https" else { return nil }
+            let rest = target[schemeEnd.upperBound...]
+            let slash = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+            authority = String(rest[..<slash])
+            target = rest[slash...]
+            if target.isEmpty || target.first == "?" { target = "/" + target }
+            isAbsoluteForm = true
+        } else if target == "*" {
+            authority = hosts.first ?? ""
+        } else {
+            guard target.first == "/" else { return nil }
+            guard let host = hosts.first else {
+                if head.version == .http1_0 { authority = "" } else { return nil }
+                let (path, query) = RouteInput.split(target: String(target))
+                self.path = path
+                self.query = query
+                return
+            }
+            authority = host
+        }
+        guard !authority.contains(where: { $0 == " " || $0 == "/" || $0 == "@" }) else { return nil }
+        let (path, query) = RouteInput.split(target: String(target))
+        self.path = path
+        self.query = query
+    }
+}

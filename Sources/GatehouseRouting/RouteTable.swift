@@ -1,0 +1,95 @@
+/// One route of a virtual host: matches (OR), the action, and per-route settings.
+public struct Route: Sendable {
+    public var name: String?
+    /// Empty means "always matches".
+    public var matches: [RouteMatch]
+    public var action: RouteAction
+    public var requestHeaders: HeaderMutation
+    public var responseHeaders: HeaderMutation
+    /// nil: no timeout (Istio's default).
+    public var timeoutNanoseconds: Int64?
+
+    public init(name: String? = nil, matches: [RouteMatch], action: RouteAction,
+                requestHeaders: HeaderMutation = .none, responseHeaders: HeaderMutation = .none,
+                timeoutNanoseconds: Int64? = nil) {
+        self.name = name
+        self.matches = matches
+        self.action = action
+        self.requestHeaders = requestHeaders
+        self.responseHeaders = responseHeaders
+        self.timeoutNanoseconds = timeoutNanoseconds
+    }
+
+    public var isCatchAll: Bool { matches.isEmpty || matches.contains { $0.isCatchAll } }
+}
+
+/// A route chosen for a request, with the match entry that selected it (a prefix rewrite needs it).
+public struct RouteSelection: Sendable {
+    public var route: Route
+    public var matched: RouteMatch?
+}
+
+public struct VirtualHost: Sendable {
+    /// The domain this virtual host answers (`a.example.com`, `*.example.com` or `*`).
+    public var domain: String
+    public var routes: [Route]
+    /// Set when the Gateway server has `tls.httpsRedirect`: every request gets a 301 to https.
+    public var httpsRedirect: Bool
+
+    public init(domain: String, routes: [Route], httpsRedirect: Bool = false) {
+        self.domain = domain
+        self.routes = routes
+        self.httpsRedirect = httpsRedirect
+    }
+
+    /// First match wins, in order.
+    public func select(_ input: RouteInput) -> RouteSelection? {
+        for route in routes {
+            if route.matches.isEmpty { return RouteSelection(route: route, matched: nil) }
+            for match in route.matches where match.matches(input) {
+                return RouteSelection(route: route, matched: match)
+            }
+        }
+        return nil
+    }
+}
+
+/// Virtual hosts of one listener: an exact-host hash first, then `*.suffix` wildcards longest first, then `*`.
+public struct RouteTable: Sendable {
+    private var exact: [String: VirtualHost] = [:]
+    /// Keyed by the suffix after `*.`.
+    private var wildcard: [String: VirtualHost] = [:]
+    private var any: VirtualHost?
+
+    public init(virtualHosts: [VirtualHost]) {
+        for host in virtualHosts {
+            let domain = host.domain.lowercased()
+            if domain == "*" { any = host }
+            else if domain.hasPrefix("*.") { wildcard[String(domain.dropFirst(2))] = host }
+            else { exact[domain] = host }
+        }
+    }
+
+    public var virtualHosts: [VirtualHost] {
+        Array(exact.values) + Array(wildcard.values) + (any.map { [$0] } ?? [])
+    }
+
+    public func virtualHost(forAuthority authority: String) -> VirtualHost? {
+        let host = Authority.normalizedHost(authority)
+        if let match = exact[host] { return match }
+        if !wildcard.isEmpty {
+            // Walk the labels left to right: the first suffix found is the longest.
+            var rest = Substring(host)
+            while let dot = rest.firstIndex(of: ".") {
+                rest = rest[rest.index(after: dot)...]
+                if let match = wildcard[String(rest)] { return match }
+            }
+        }
+        return any
+    }
+
+    public func select(_ input: RouteInput) -> (VirtualHost, RouteSelection?)? {
+        guard let host = virtualHost(forAuthority: input.authority) else { return nil }
+        return (host, host.select(input))
+    }
+}

@@ -1,0 +1,23 @@
+import GatehouseRegex
+
+/// Istio's `StringMatch`, compiled. Exact and prefix are case-sensitive unless the route asks otherwise; a
+/// regex must match the whole string; an empty match means "present".
+public enum StringMatcher: Sendable {
+    case exact(String)
+    case prefix(String)
+    case regex(CompiledRegex)
+    case present
+
+    public func matches(_ value: some StringProtocol, ignoringCase: Bool = false) -> Bool {
+        switch self {
+        case .exact(let expected):
+            return ignoringCase ? value.lowercased() == expected.lowercased() : value == expected
+        case .prefix(let expected):
+            return ignoringCase ? value.lowercased().hasPrefix(expected.lowercased()) : value.hasPrefix(expected)
+        case .regex(let regex):
+            return regex.matches(value)
+        case .present:
+            return true
+        }
+    }
+}

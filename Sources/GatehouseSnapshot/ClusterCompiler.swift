@@ -1,0 +1,71 @@
+import GatehouseConfig
+
+/// Builds the clusters routes refer to, on demand, from ServiceEntries, WorkloadEntries and DestinationRules.
+struct ClusterCompiler {
+    let set: ConfigSet
+    let catalog: ServiceCatalog
+    let defaults: GatewaySettings
+    private(set) var compiled: [String: Cluster] = [:]
+
+    init(set: ConfigSet, catalog: ServiceCatalog, defaults: GatewaySettings) {
+        self.set = set
+        self.catalog = catalog
+        self.defaults = defaults
+    }
+
+    /// The cluster name for `destination` as seen from a rule in `namespace`, compiling it on first use.
+    mutating func cluster(for destination: Destination, namespace: String) -> String {
+        let fqdn = catalog.fqdn(destination.host, namespace: namespace)
+        guard let entry = catalog.serviceEntry(for: destination.host, namespace: namespace) else {
+            // Validation rejects unknown hosts; an empty cluster answers 503 UH if one slips through.
+            let name = "outbound|\(destination.port?.number ?? 0)|\(destination.subset ?? "")|\(fqdn)"
+            compiled[name] = compiled[name] ?? Cluster(name: name, host: fqdn, port: 0, subset: destination.subset,
+                                                       discovery: .staticAddresses, endpoints: [],
+                                                       connectTimeoutNanoseconds: 10_000_000_000,
+                                                       maxRequestsPerConnection: 0,
+                                                       idleTimeoutNanoseconds: 3_600_000_000_000)
+            return name
+        }
+        let ports = entry.spec.ports ?? []
+        let servicePort = destination.port?.number.flatMap { number in ports.first { $0.number == number } } ?? ports.first
+        let portNumber = Int(servicePort?.number ?? destination.port?.number ?? 0)
+        let name = "outbound|\(portNumber)|\(destination.subset ?? "")|\(fqdn)"
+        if compiled[name] != nil { return name }
+
+        let rule = catalog.destinationRule(for: destination.host, namespace: namespace)
+        let subset = destination.subset.flatMap { wanted in rule?.spec.subsets?.first { $0.name == wanted } }
+        let subsetLabels = subset?.labels ?? [:]
+        // Subset policy replaces the top-level one section by section (Istio's MergeTrafficPolicy).
+        let pool = subset?.trafficPolicy?.connectionPool ?? rule?.spec.trafficPolicy?.connectionPool
+
+        var endpoints: [Endpoint] = []
+        func add(address: String, ports: [String: UInt32]?, labels: [String: String]) {
+            guard subsetLabels.allSatisfy({ labels[$0.key] == $0.value }) else { return }
+            let target = servicePort?.name.flatMap { ports?[$0] } ?? servicePort?.targetPort ?? servicePort?.number
+            endpoints.append(Endpoint(address: address, port: Int(target ?? UInt32(portNumber)), labels: labels))
+        }
+        if let listed = entry.spec.endpoints {
+            for endpoint in listed { if let address = endpoint.address { add(address: address, ports: endpoint.ports, labels: endpoint.labels ?? [:]) } }
+        } else if let selector = entry.spec.workloadSelector?.labels {
+            for workload in set.workloadEntries where workload.namespace == entry.namespace {
+                let labels = workload.labels.merging(workload.spec.labels ?? [:]) { _, spec in spec }
+                guard selector.allSatisfy({ labels[$0.key] == $0.value }), let address = workload.spec.address else { continue }
+                add(address: address, ports: workload.spec.ports, labels: labels)
+            }
+        } else if entry.spec.resolution == .DNS || entry.spec.resolution == .DNS_ROUND_ROBIN {
+            // With no endpoints, DNS resolution targets the host itself.
+            for host in entry.spec.hosts where !host.hasPrefix("*") { add(address: host, ports: nil, labels: [:]) }
+        }
+        let isStatic = entry.spec.resolution == .STATIC
+            || endpoints.allSatisfy { $0.address.first?.isNumber == true || $0.address.contains(":") }
+        compiled[name] = Cluster(
+            name: name, host: fqdn, port: portNumber, subset: destination.subset,
+            discovery: isStatic ? .staticAddresses : .dns,
+            endpoints: endpoints,
+            connectTimeoutNanoseconds: pool?.tcp?.connectTimeout?.nanoseconds ?? 10_000_000_000,
+            maxRequestsPerConnection: Int(pool?.http?.maxRequestsPerConnection ?? 0),
+            idleTimeoutNanoseconds: pool?.http?.idleTimeout?.nanoseconds ?? pool?.tcp?.idleTimeout?.nanoseconds
+                ?? 3_600_000_000_000)
+        return name
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+import GatehouseConfig
+import GatehouseRegex
+import GatehouseRouting
+
+/// Binds VirtualServices to the Gateway servers of one port and compiles their http routes, following
+/// Istio: a VirtualService applies only to gateways it lists; the virtual host is the intersection of the
+/// server's and the VirtualService's hosts; routes of several VirtualServices for one host are
+/// concatenated and catch-all routes move to the end.
+struct RouteCompiler {
+    let set: ConfigSet
+    let catalog: ServiceCatalog
+
+    func virtualHosts(for servers: [SnapshotCompiler.BoundServer], port: Int,
+                      clusters: inout ClusterCompiler) throws -> [VirtualHost] {
+        var order: [String] = []
+        var routesByDomain: [String: [Route]] = [:]
+        var redirectDomains: Set<String> = []
+        var seen: Set<String> = []
+        for bound in servers {
+            let gateway = bound.gateway
+            for vs in set.virtualServices {
+                let references = vs.spec.gateways ?? []
+                guard references.contains(where: { ServiceCatalog.gatewayID($0, namespace: vs.namespace) == gateway.id }) else { continue }
+                for serverHost in bound.server.hosts ?? [] {
+                    let (namespaceFilter, host) = Self.splitServerHost(serverHost)
+                    if let filter = namespaceFilter,
+                       !Self.namespaceAllowed(filter, virtualService: vs.namespace, gateway: gateway.namespace) {
+                        continue
+                    }
+                    for vsHost in vs.spec.hosts ?? [] {
+                        guard let domain = Self.intersect(host.lowercased(), vsHost.lowercased()) else { continue }
+                        if bound.server.tls?.httpsRedirect == true { redirectDomains.insert(domain) }
+                        guard seen.insert("\(domain)|\(vs.id)").inserted else { continue }
+                        if routesByDomain[domain] == nil { order.append(domain) }
+                        var routes: [Route] = []
+                        for http in vs.spec.http ?? [] {
+                            if let route = try compile(http, in: vs, gateway: gateway, port: port, clusters: &clusters) {
+                                routes.append(route)
+                            }
+                        }
+                        routesByDomain[domain, default: []] += routes
+                    }
+                }
+            }
+        }
+        return order.map { domain in
+            let routes = routesByDomain[domain] ?? []
+            // Stable: specific routes keep their order, catch-alls follow in theirs.
+            let sorted = routes.filter { !$0.isCatchAll } + routes.filter(\.isCatchAll)
+            return VirtualHost(domain: domain, routes: sorted, httpsRedirect: redirectDomains.contains(domain))
+        }
+    }
+
+    /// A server host `ns/host` admits VirtualServices of `ns` only (`*` any, `.` the Gateway's own).
+    static func namespaceAllowed(_ filter: String, virtualService: String, gateway: String) -> Bool {
+        filter == "*" || (filter == "." ? virtualService == gateway : virtualService == filter)
+    }
+
+    static func splitServerHost(_ entry: String) -> (namespace: String?, host: String) {
+        let parts = entry.split(separator: "/", maxSplits: 1).map(String.init)
+        return parts.count == 2 ? (parts[0], parts[1]) : (nil, entry)
+    }
+
+    /// The more specific of two host patterns when one contains the other, else nil.
+    static func intersect(_ a: String, _ b: String) -> String? {
+        if a == b { return a }
+        if a == "*" { return b }
+        if b == "*" { return a }
+        func covers(_ wildcard: String, _ other: String) -> Bool {
+            wildcard.hasPrefix("*.") && other.hasSuffix(String(wildcard.dropFirst(1)))
+        }
+        if covers(a, b) { return b }
+        if covers(b, a) { return a }
+        return nil
+    }
+
+    func compile(_ http: HTTPRoute, in vs: Resource<VirtualServiceSpec>, gateway: Resource<GatewaySpec>,
+                 port: Int, clusters: inout ClusterCompiler) throws -> Route? {
+        var matches: [RouteMatch] = []
+        for entry in http.match ?? [] {
+            if let gateways = entry.gateways, !gateways.isEmpty,
+               !gateways.contains(where: { ServiceCatalog.gatewayID($0, namespace: vs.namespace) == gateway.id }) { continue }
+            if let wanted = entry.port, Int(wanted) != port { continue }
+            matches.append(try compile(entry))
+        }
+        if let entries = http.match, !entries.isEmpty, matches.isEmpty { return nil }
+
+        let action: RouteAction
+        if let redirect = http.redirect {
+            action = .redirect(RedirectAction(
+                uri: redirect.uri, authority: redirect.authority, scheme: redirect.scheme,
+                port: redirect.port.map(Int.init),
+                derivePort: redirect.derivePort.map { $0 == .FROM_REQUEST_PORT ? .fromRequestPort : .fromProtocolDefault },
+                code: Int(redirect.redirectCode ?? 301)))
+        } else if let direct = http.directResponse {
+            let body: [UInt8]
+            if let bytes = direct.body?.bytes { body = Array(Data(base64Encoded: bytes) ?? Data()) }
+            else { body = Array((direct.body?.string ?? "").utf8) }
+            action = .directResponse(status: Int(direct.status), body: body)
+        } else {
+            var destinations: [WeightedDestination] = []
+            for entry in http.route ?? [] {
+                destinations.append(WeightedDestination(
+                    cluster: clusters.cluster(for: entry.destination, namespace: vs.namespace),
+                    weight: Int(entry.weight ?? 0),
+                    requestHeaders: Self.mutation(entry.headers?.request),
+                    responseHeaders: Self.mutation(entry.headers?.response)))
+            }
+            var rewrite: Rewrite?
+            if let spec = http.rewrite {
+                var regex: (CompiledRegex, template: String)?
+                if let regexRewrite = spec.uriRegexRewrite, let pattern = regexRewrite.match {
+                    regex = (try CompiledRegex(pattern), regexRewrite.rewrite ?? "")
+                }
+                rewrite = Rewrite(uri: spec.uri, regex: regex, authority: spec.authority)
+            }
+            action = .forward(ForwardAction(destinations: destinations, rewrite: rewrite))
+        }
+        return Route(name: http.name, matches: matches, action: action,
+                     requestHeaders: Self.mutation(http.headers?.request),
+                     responseHeaders: Self.mutation(http.headers?.response),
+                     timeoutNanoseconds: http.timeout.flatMap { $0.nanoseconds > 0 ? $0.nanoseconds : nil })
+    }
+
+    func compile(_ entry: HTTPMatchRequest) throws -> RouteMatch {
+        func matcher(_ match: StringMatch?) throws -> StringMatcher? {
+            guard let match else { return nil }
+            if let exact = match.exact { return .exact(exact) }
+            if let prefix = match.prefix { return .prefix(prefix) }
+            if let regex = match.regex { return regex == "*" ? .present : .regex(try CompiledRegex(regex)) }
+            return .present
+        }
+        func list(_ entries: [String: StringMatch]?, lowercase: Bool) throws -> [(name: String, matcher: StringMatcher)] {
+            try (entries ?? [:]).sorted { $0.key < $1.key }.map { (lowercase ? $0.key.lowercased() : $0.key, try matcher($0.value) ?? .present) }
+        }
+        return RouteMatch(uri: try matcher(entry.uri), ignoreUriCase: entry.ignoreUriCase ?? false,
+                          scheme: try matcher(entry.scheme), method: try matcher(entry.method),
+                          authority: try matcher(entry.authority),
+                          headers: try list(entry.headers, lowercase: true),
+                          withoutHeaders: try list(entry.withoutHeaders, lowercase: true),
+                          queryParams: try list(entry.queryParams, lowercase: false))
+    }
+
+    static func mutation(_ operations: Headers.Operations?) -> HeaderMutation {
+        guard let operations else { return .none }
+        return HeaderMutation(
+            overwrite: (operations.set ?? [:]).sorted { $0.key < $1.key }.map { ($0.key.lowercased(), $0.value) },
+            append: (operations.add ?? [:]).sorted { $0.key < $1.key }.map { ($0.key.lowercased(), $0.value) },
+            remove: (operations.remove ?? []).map { $0.lowercased() })
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import GatehouseConfig
+import GatehouseRouting
+
+/// The compiled, immutable form of one config version. Every request reads the snapshot current when it
+/// started and keeps it to the end, so a reload never changes a request halfway.
+public final class Snapshot: Sendable {
+    public let version: Int
+    public let loadedAt: Date
+    public let listeners: [Listener]
+    public let clusters: [String: Cluster]
+    public let settings: GatewaySettings
+    public let summary: String
+
+    public init(version: Int, loadedAt: Date, listeners: [Listener], clusters: [String: Cluster],
+                settings: GatewaySettings, summary: String) {
+        self.version = version
+        self.loadedAt = loadedAt
+        self.listeners = listeners
+        self.clusters = clusters
+        self.settings = settings
+        self.summary = summary
+        listenersByPort = Dictionary(listeners.map { ($0.port, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    private let listenersByPort: [Int: Listener]
+
+    public func listener(port: Int) -> Listener? { listenersByPort[port] }
+}
+
+/// One bound port and the route table every server on it shares (Istio merges plain servers per port).
+public struct Listener: Sendable {
+    public var port: Int
+    public var bindAddress: String
+    public var routes: RouteTable
+    /// `Gateway ns/name` of the servers on this port, for logs and `config_dump`.
+    public var gateways: [String]
+}
+
+/// An upstream cluster: `outbound|PORT|SUBSET|HOST`.
+public struct Cluster: Sendable {
+    public enum Discovery: Sendable, Equatable {
+        /// Endpoint addresses are IPs.
+        case staticAddresses
+        /// Endpoint addresses are names resolved (and cached) by the data plane.
+        case dns
+    }
+
+    public var name: String
+    public var host: String
+    public var port: Int
+    public var subset: String?
+    public var discovery: Discovery
+    public var endpoints: [Endpoint]
+    public var connectTimeoutNanoseconds: Int64
+    /// DestinationRule `connectionPool.http.maxRequestsPerConnection`: 0 = unlimited, 1 = no keep-alive.
+    public var maxRequestsPerConnection: Int
+    public var idleTimeoutNanoseconds: Int64
+}
+
+public struct Endpoint: Sendable, Hashable {
+    public var address: String
+    public var port: Int
+    public var labels: [String: String]
+
+    public var description: String { address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)" }
+}
+
+/// Bootstrap settings the data plane needs, with defaults applied.
+public struct GatewaySettings: Sendable {
+    /// nil: stdout.
+    public var accessLogPath: String?
+    public var accessLogEnabled: Bool
+    public var maxRequestHeaderBytes: Int
+    public var maxRequestHeaders: Int
+    public var requestHeadersTimeoutNanoseconds: Int64
+    public var idleTimeoutNanoseconds: Int64
+    public var streamIdleTimeoutNanoseconds: Int64
+    public var drainTimeoutNanoseconds: Int64
+    public var maxConnections: Int
+    public var dnsRefreshNanoseconds: Int64
+    public var labels: [String: String]
+    public var namespace: String
+}

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import GatehouseConfig
+import GatehouseProxy
+import GatehouseSnapshot
+import GatehouseTelemetry
+import NIOCore
+import NIOPosix
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Serve traffic with a configuration until SIGTERM or SIGINT.")
+
+    @OptionGroup var config: ConfigPaths
+
+    @Option(help: "Event loop threads (default: GATEHOUSE_EVENT_LOOPS or one per core).")
+    var eventLoops: Int?
+
+    func run() async throws {
+        let paths = config.resolved
+        let (set, diagnostics) = ConfigLoader.load(paths: paths)
+        for diagnostic in diagnostics.sorted(by: DiagnosticOrder.precedes) { Log.info("\(diagnostic)") }
+        guard !diagnostics.hasErrors else {
+            Log.info("configuration has \(diagnostics.errors.count) error(s); not starting")
+            throw ExitCode(1)
+        }
+        let snapshot = try SnapshotCompiler.compile(set, version: 1)
+        let settings = snapshot.settings
+        let accessLog: AccessLogWriter?
+        do {
+            accessLog = settings.accessLogEnabled ? try AccessLogWriter(path: settings.accessLogPath) : nil
+        } catch {
+            Log.info("\(error)")
+            throw ExitCode(1)
+        }
+        let threads = eventLoops ?? ProcessInfo.processInfo.environment["GATEHOUSE_EVENT_LOOPS"].flatMap(Int.init)
+            ?? System.coreCount
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        let threadPool = NIOThreadPool(numberOfThreads: 2)
+        threadPool.start()
+        let store = SnapshotStore(snapshot)
+        let runtime = ProxyRuntime(store: store, accessLog: accessLog, group: group, threadPool: threadPool)
+        let server = GatewayServer(runtime: runtime, group: group)
+        let signals = SignalStream([SIGTERM, SIGINT, SIGHUP])
+        do {
+            try await server.start()
+        } catch {
+            Log.info("\(error)")
+            throw ExitCode(1)
+        }
+        Log.info("gatehouse \(GatehouseVersion.string) serving \(snapshot.summary); listening on "
+            + snapshot.listeners.map { "\($0.bindAddress):\($0.port)" }.joined(separator: ", "))
+
+        var version = 1
+        for await signal in signals.stream {
+            if signal == SIGHUP {
+                version += 1
+                Reloader.reload(paths: paths, store: store, version: version)
+                continue
+            }
+            Log.info("received \(signal == SIGTERM ? "SIGTERM" : "SIGINT"): draining (a second signal exits at once)")
+            signals.onNextSignal { _ in
+                Log.info("second signal: exiting without waiting")
+                Foundation.exit(1)
+            }
+            await server.drain(timeout: .nanoseconds(settings.drainTimeoutNanoseconds))
+            break
+        }
+        accessLog?.close()
+        try? await threadPool.shutdownGracefully()
+        try? await group.shutdownGracefully()
+        Log.info("stopped")
+    }
+}
+
+/// SIGHUP: load, validate and compile the config again and swap the snapshot. Requests in flight keep
+/// the snapshot they started with. Listener changes (ports added or removed) need a restart for now.
+enum Reloader {
+    static func reload(paths: [String], store: SnapshotStore, version: Int) {
+        let (set, diagnostics) = ConfigLoader.load(paths: paths)
+        for diagnostic in diagnostics.sorted(by: DiagnosticOrder.precedes) { Log.info("\(diagnostic)") }
+        guard !diagnostics.hasErrors else {
+            Log.info("reload rejected: \(diagnostics.errors.count) error(s); still serving version \(store.snapshot.version)")
+            return
+        }
+        do {
+            let next = try SnapshotCompiler.compile(set, version: version)
+            let before = store.snapshot.listeners.map { "\($0.bindAddress):\($0.port)" }
+            let after = next.listeners.map { "\($0.bindAddress):\($0.port)" }
+            guard before == after else {
+                Log.info("reload rejected: listeners changed (\(before) -> \(after)); restart to apply")
+                return
+            }
+            store.replace(with: next)
+            Log.info("reloaded: version \(version), \(next.summary)")
+        } catch {
+            Log.info("reload rejected: \(error)")
+        }
+    }
+}
+
+enum Log {
+    static func info(_ message: String) {
+        FileHandle.standardError.write(Data("gatehouse: \(message)\n".utf8))
+    }
+}
