@@ -1,0 +1,48 @@
+import GatehouseRegex
+import Testing
+
+@Suite struct CompiledRegexTests {
+    @Test func matchesTheWholeSubjectLikeRE2() throws {
+        let digits = try CompiledRegex(#"\d+$"#)
+        #expect(digits.matches("123"))
+        #expect(!digits.matches("a123"))
+        let prefix = try CompiledRegex("/api/.*")
+        #expect(prefix.matches("/api/v1"))
+        #expect(!prefix.matches("/x/api/v1"))
+        let alternation = try CompiledRegex("a|ab")
+        #expect(alternation.matches("ab"), "full match must try the longer branch")
+    }
+
+    @Test func rejectsConstructsRE2DoesNotSupport() {
+        for pattern in [#"(a)\1"#, "(?=x)a", "(?!x)a", "(?<=x)a", "(?<!x)a", "(?>a)", "a++", "(?R)"] {
+            #expect(throws: RegexError.self, "\(pattern) must be rejected") { try CompiledRegex(pattern) }
+        }
+    }
+
+    @Test func reportsSyntaxErrorsWithOffset() {
+        do {
+            _ = try CompiledRegex("/api/(v1")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.message.contains("missing"))
+            #expect(error.offset == 8)
+        }
+    }
+
+    @Test func catastrophicBacktrackingIsCutOffByTheMatchLimit() throws {
+        let regex = try CompiledRegex("(a+)+b", matchLimit: 10_000)
+        let subject = String(repeating: "a", count: 40)
+        #expect(!regex.matches(subject))
+    }
+
+    @Test func substitutesCaptureGroups() throws {
+        let regex = try CompiledRegex("^/service/([^/]+)(/.*)$")
+        #expect(regex.substitute(in: "/service/foo/v1/api", template: #"\2/instance/\1"#) == "/v1/api/instance/foo")
+        #expect(regex.substitute(in: "/other", template: #"\1"#) == nil)
+    }
+
+    @Test func matchesUTF8Subjects() throws {
+        let regex = try CompiledRegex("/caf.")
+        #expect(regex.matches("/café"))
+    }
+}
