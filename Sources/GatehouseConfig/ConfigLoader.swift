@@ -139,8 +139,8 @@ public enum ConfigLoader {
         }
     }
 
-    /// Decodes one resource. Returns nil when it had errors (they are in `diagnostics`); its name is kept
-    /// so references to it do not cascade into more errors.
+    /// Decodes one resource; its problems go to `diagnostics`. A resource with bad fields is still returned
+    /// (flagged) so the validator reports its other problems too; nil only when even its envelope failed.
     static func decode<Spec: Decodable & Sendable>(
         _ type: Spec.Type, _ kind: ResourceKind, _ root: YAMLNode, _ file: String, _ directory: String,
         _ set: inout ConfigSet, _ diagnostics: inout [Diagnostic]
@@ -168,10 +168,8 @@ public enum ConfigLoader {
                                           resource: label, path: problem.path, message: problem.message,
                                           severity: problem.severity))
         }
-        guard session.problems.isEmpty, let envelope else {
-            set.brokenNames.insert("\(kind.rawValue) \(namespace)/\(name)")
-            return nil
-        }
+        if !session.problems.isEmpty { set.brokenNames.insert("\(kind.rawValue) \(namespace)/\(name)") }
+        guard let envelope else { return nil }
         let positions = FieldPositions(
             file: file,
             table: session.positions.mapValues { .init(line: $0.line, column: $0.column) },
@@ -185,8 +183,11 @@ public enum ConfigLoader {
         } else {
             return nil
         }
-        return Resource(kind: kind, name: envelope.metadata.name, namespace: envelope.metadata.namespace ?? "default",
-                        labels: envelope.metadata.labels ?? [:], spec: spec, positions: positions,
-                        directory: directory)
+        var resource = Resource(kind: kind, name: envelope.metadata.name,
+                                namespace: envelope.metadata.namespace ?? "default",
+                                labels: envelope.metadata.labels ?? [:], spec: spec, positions: positions,
+                                directory: directory)
+        resource.hasDecodeErrors = !session.problems.isEmpty
+        return resource
     }
 }

@@ -8,6 +8,9 @@ public struct Resource<Spec: Sendable>: Sendable {
     public var positions: FieldPositions
     /// The directory of the file it came from: relative paths in the spec resolve against it.
     public var directory: String
+    /// Some fields failed to decode and are missing from `spec`: validation still checks what is there
+    /// (so every problem is reported at once) but skips checks a missing field would trip falsely.
+    public var hasDecodeErrors = false
 
     /// `Kind ns/name`, the prefix of every diagnostic about this resource.
     public var label: String { "\(kind.rawValue) \(namespace)/\(name)" }

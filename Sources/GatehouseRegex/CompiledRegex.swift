@@ -17,7 +17,12 @@ public final class CompiledRegex: @unchecked Sendable {
     public static let defaultMatchLimit: UInt32 = 100_000
     public static let defaultDepthLimit: UInt32 = 1_000
 
-    public init(_ pattern: String, matchLimit: UInt32 = CompiledRegex.defaultMatchLimit,
+    /// `fullMatch` anchors both ends (StringMatch.regex); `search` finds matches anywhere (used by
+    /// `uriRegexRewrite`, which Envoy applies as a global search-and-replace).
+    public enum Mode: Sendable { case fullMatch, search }
+    public let mode: Mode
+
+    public init(_ pattern: String, mode: Mode = .fullMatch, matchLimit: UInt32 = CompiledRegex.defaultMatchLimit,
                 depthLimit: UInt32 = CompiledRegex.defaultDepthLimit) throws(RegexError) {
         if let unsupported = RE2Compatibility.unsupportedConstruct(in: pattern) {
             throw RegexError(pattern: pattern, offset: unsupported.offset, message: unsupported.message)
@@ -25,7 +30,8 @@ public final class CompiledRegex: @unchecked Sendable {
         var errorCode: Int32 = 0
         var errorOffset: Int = 0
         // Anchoring both ends gives RE2's full-match semantics without rewriting the pattern.
-        let options = UInt32(PCRE2_UTF) | UInt32(PCRE2_ANCHORED) | UInt32(PCRE2_ENDANCHORED)
+        let anchors = mode == .fullMatch ? UInt32(PCRE2_ANCHORED) | UInt32(PCRE2_ENDANCHORED) : 0
+        let options = UInt32(PCRE2_UTF) | anchors
         let compiled = pattern.withCString { ptr in
             ptr.withMemoryRebound(to: UInt8.self, capacity: pattern.utf8.count) {
                 pcre2_compile_8($0, pattern.utf8.count, options, &errorCode, &errorOffset, nil)
@@ -36,6 +42,7 @@ public final class CompiledRegex: @unchecked Sendable {
         }
         code = compiled
         self.pattern = pattern
+        self.mode = mode
         // JIT failure is not an error: the interpreter is slower but correct.
         _ = pcre2_jit_compile_8(compiled, UInt32(PCRE2_JIT_COMPLETE))
         let context = pcre2_match_context_create_8(nil)
@@ -54,53 +61,84 @@ public final class CompiledRegex: @unchecked Sendable {
         pcre2_code_free_8(code)
     }
 
-    /// True when the whole of `subject` matches. A match that hits a limit counts as no match.
+    /// True when the whole of `subject` matches (in `search` mode: when it matches anywhere).
     public func matches(_ subject: some StringProtocol) -> Bool {
-        captures(subject) != nil
+        let utf8 = Array(subject.utf8)
+        guard let matchData = pcre2_match_data_create_from_pattern_8(code, nil) else { return false }
+        defer { pcre2_match_data_free_8(matchData) }
+        return utf8.withUnsafeBufferPointer { buf in
+            pcre2_match_8(code, buf.baseAddress, buf.count, 0, 0, matchData, matchContext)
+        } >= 0
     }
 
-    /// The capture groups of a whole-subject match (index 0 is the whole match), or nil.
+    /// The capture groups of the first match (index 0 is the whole match), or nil.
     public func captures(_ subject: some StringProtocol) -> [Substring?]? {
         let string = String(subject)
-        guard let matchData = pcre2_match_data_create_from_pattern_8(code, nil) else { return nil }
-        defer { pcre2_match_data_free_8(matchData) }
         let utf8 = Array(string.utf8)
-        let rc = utf8.withUnsafeBufferPointer { buf in
-            pcre2_match_8(code, buf.baseAddress, buf.count, 0, 0, matchData, matchContext)
+        guard let ranges = matchRanges(in: utf8, from: 0) else { return nil }
+        return ranges.map { range in
+            range.map { string[string.utf8.index(string.utf8.startIndex, offsetBy: $0.lowerBound)
+                              ..< string.utf8.index(string.utf8.startIndex, offsetBy: $0.upperBound)] }
         }
-        guard rc >= 0 else { return nil }
-        let ovector = pcre2_get_ovector_pointer_8(matchData)!
-        var groups: [Substring?] = []
-        groups.reserveCapacity(captureCount + 1)
-        for index in 0...captureCount {
-            let start = ovector[2 * index], end = ovector[2 * index + 1]
-            if index >= Int(rc) || start == Self.unset || end == Self.unset {
-                groups.append(nil)
-                continue
-            }
-            let lower = string.utf8.index(string.utf8.startIndex, offsetBy: Int(start))
-            let upper = string.utf8.index(string.utf8.startIndex, offsetBy: Int(end))
-            groups.append(string[lower..<upper])
-        }
-        return groups
     }
 
-    /// Replaces a whole-subject match with `template`, where `\1`…`\9` name capture groups (Istio's
-    /// `uriRegexRewrite.rewrite` syntax). Returns nil when the pattern does not match.
+    /// Replaces every non-overlapping match with `template`, where `\0`…`\9` name capture groups (Envoy's
+    /// `regex_rewrite`, i.e. RE2::GlobalReplace). Returns the subject unchanged when nothing matches.
+    public func replacingMatches(in subject: String, with template: String) -> String {
+        let utf8 = Array(subject.utf8)
+        var output: [UInt8] = []
+        var copied = 0
+        var offset = 0
+        while offset <= utf8.count, let ranges = matchRanges(in: utf8, from: offset), let whole = ranges[0] {
+            output += utf8[copied..<whole.lowerBound]
+            output += expand(template, ranges: ranges, in: utf8)
+            copied = whole.upperBound
+            // An empty match must still move forward, or the loop would never end.
+            offset = whole.isEmpty ? whole.upperBound + 1 : whole.upperBound
+            if mode == .fullMatch { break }
+        }
+        guard copied > 0 || !output.isEmpty else { return subject }
+        if copied < utf8.count { output += utf8[copied...] }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// Kept for callers that want the rewrite only when the pattern matches.
     public func substitute(in subject: some StringProtocol, template: String) -> String? {
-        guard let groups = captures(subject) else { return nil }
-        var output = ""
-        var iterator = template.makeIterator()
-        while let char = iterator.next() {
-            guard char == "\\" else { output.append(char); continue }
-            guard let next = iterator.next() else { output.append(char); break }
-            if let digit = next.wholeNumberValue, digit < groups.count {
-                output += groups[digit].map(String.init) ?? ""
+        let string = String(subject)
+        guard matches(string) else { return nil }
+        return replacingMatches(in: string, with: template)
+    }
+
+    private func expand(_ template: String, ranges: [Range<Int>?], in utf8: [UInt8]) -> [UInt8] {
+        var output: [UInt8] = []
+        var iterator = template.utf8.makeIterator()
+        while let byte = iterator.next() {
+            guard byte == UInt8(ascii: "\\") else { output.append(byte); continue }
+            guard let next = iterator.next() else { output.append(byte); break }
+            if next >= UInt8(ascii: "0"), next <= UInt8(ascii: "9") {
+                let index = Int(next - UInt8(ascii: "0"))
+                if index < ranges.count, let range = ranges[index] { output += utf8[range] }
             } else {
                 output.append(next)
             }
         }
         return output
+    }
+
+    /// Byte ranges of the whole match and each group for the first match at or after `offset`.
+    private func matchRanges(in utf8: [UInt8], from offset: Int) -> [Range<Int>?]? {
+        guard let matchData = pcre2_match_data_create_from_pattern_8(code, nil) else { return nil }
+        defer { pcre2_match_data_free_8(matchData) }
+        let rc = utf8.withUnsafeBufferPointer { buf in
+            pcre2_match_8(code, buf.baseAddress, buf.count, offset, 0, matchData, matchContext)
+        }
+        guard rc > 0 else { return nil }
+        let ovector = pcre2_get_ovector_pointer_8(matchData)!
+        return (0...captureCount).map { index in
+            let start = ovector[2 * index], end = ovector[2 * index + 1]
+            if index >= Int(rc) || start == Self.unset || end == Self.unset { return nil }
+            return start..<end
+        }
     }
 
     private static let unset = ~Int(0)

@@ -69,7 +69,8 @@ public struct Rewrite: Sendable {
     /// The new path for a request matched by `match` (nil if the matching entry had no uri).
     public func rewritePath(_ path: String, matchedBy match: RouteMatch?) -> String {
         if let (regex, template) = regex {
-            return regex.substitute(in: path, template: template) ?? path
+            // Envoy's regex_rewrite replaces every match anywhere in the path.
+            return regex.replacingMatches(in: path, with: template)
         }
         guard let replacement = uri else { return path }
         switch match?.uri {

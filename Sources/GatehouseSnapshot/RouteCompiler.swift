@@ -111,7 +111,7 @@ struct RouteCompiler {
             if let spec = http.rewrite {
                 var regex: (CompiledRegex, template: String)?
                 if let regexRewrite = spec.uriRegexRewrite, let pattern = regexRewrite.match {
-                    regex = (try CompiledRegex(pattern), regexRewrite.rewrite ?? "")
+                    regex = (try CompiledRegex(pattern, mode: .search), regexRewrite.rewrite ?? "")
                 }
                 rewrite = Rewrite(uri: spec.uri, regex: regex, authority: spec.authority)
             }

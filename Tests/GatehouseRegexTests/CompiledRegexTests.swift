@@ -41,6 +41,14 @@ import Testing
         #expect(regex.substitute(in: "/other", template: #"\1"#) == nil)
     }
 
+    @Test func searchModeReplacesEveryMatchIncludingEmptyOnes() throws {
+        let dash = try CompiledRegex("-", mode: .search)
+        #expect(dash.replacingMatches(in: "/a-b-c", with: "/") == "/a/b/c")
+        let empty = try CompiledRegex("x*", mode: .search)
+        #expect(empty.replacingMatches(in: "ab", with: "-") == "-a-b-")
+        #expect(try CompiledRegex("zzz", mode: .search).replacingMatches(in: "/keep", with: "q") == "/keep")
+    }
+
     @Test func matchesUTF8Subjects() throws {
         let regex = try CompiledRegex("/caf.")
         #expect(regex.matches("/café"))

@@ -42,9 +42,13 @@ import Testing
     }
 
     @Test func regexRewriteUsesCaptureGroups() throws {
-        let rewrite = Rewrite(regex: (try CompiledRegex("/service/([^/]+)(/.*)"), template: #"\2/instance/\1"#))
+        let rewrite = Rewrite(regex: (try CompiledRegex("^/service/([^/]+)(/.*)$", mode: .search),
+                                      template: #"\2/instance/\1"#))
         #expect(rewrite.rewritePath("/service/foo/v1/api", matchedBy: nil) == "/v1/api/instance/foo")
         #expect(rewrite.rewritePath("/unmatched", matchedBy: nil) == "/unmatched")
+        let global = Rewrite(regex: (try CompiledRegex("one", mode: .search), template: "two"))
+        #expect(global.rewritePath("/xxx/one/yyy/one/zzz", matchedBy: nil) == "/xxx/two/yyy/two/zzz",
+                "every match is replaced, as RE2::GlobalReplace does")
     }
 
     @Test func redirectKeepsWhatItDoesNotChange() {

@@ -49,7 +49,7 @@ struct VirtualServiceChecks {
         let actions = [route.route.map { _ in "route" }, route.redirect.map { _ in "redirect" },
                        route.directResponse.map { _ in "directResponse" }, route.delegate.map { _ in "delegate" }]
             .compactMap { $0 }
-        if actions.isEmpty {
+        if actions.isEmpty, !vs.hasDecodeErrors {
             out.append(vs.diagnostic(path, "one of route, redirect, directResponse or delegate is required"))
         } else if actions.count > 1 {
             out.append(vs.diagnostic(path, "only one of route, redirect, directResponse or delegate may be set "
@@ -133,7 +133,7 @@ struct VirtualServiceChecks {
             out += checkDestination(entry.destination, path: "\(entryPath).destination", vs)
             out += checkHeaders(entry.headers, path: "\(entryPath).headers", vs)
         }
-        if destinations.count > 1 || destinations.first?.weight != nil, total != 100,
+        if !vs.hasDecodeErrors, destinations.count > 1 || destinations.first?.weight != nil, total != 100,
            !(destinations.count == 1 && total == 0) {
             out.append(vs.diagnostic(destinations.count > 1 ? path : "\(path)[0].weight",
                                      "destination weights sum to \(total), they must sum to 100"))
