@@ -51,5 +51,12 @@ let package = Package(
         .testTarget(name: "GatehouseRegexTests", dependencies: ["GatehouseRegex"]),
         .testTarget(name: "GatehouseConfigTests", dependencies: ["GatehouseConfig"]),
         .testTarget(name: "GatehouseRoutingTests", dependencies: ["GatehouseRouting", "GatehouseSnapshot"]),
+        .testTarget(
+            name: "GatehouseProxyTests",
+            dependencies: [
+                "GatehouseProxy", "GatehouseRouting",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
     ]
 )

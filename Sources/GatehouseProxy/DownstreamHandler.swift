@@ -296,6 +296,8 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard let request = current else { return }
         var head = head
         head.version = request.head.version
+        // HTTP/1.0 has no chunked framing: a body without content-length ends when the connection does.
+        if head.version == .http1_0, !head.headers.contains(name: "content-length") { request.keepAlive = false }
         if !request.keepAlive || quiescing || runtime.isDraining {
             request.keepAlive = false
             head.headers.replaceOrAdd(name: "connection", value: "close")

@@ -25,9 +25,7 @@ enum ForwardingHeaders {
                                        requestID: String) {
         stripHopByHop(&headers)
         var envoyHeaders: [String] = []
-        for (name, _) in headers where name.count > 8 && name.lowercased().hasPrefix("x-envoy-") {
-            envoyHeaders.append(name)
-        }
+        for (name, _) in headers where isEnvoyInternal(name) { envoyHeaders.append(name) }
         for name in envoyHeaders { headers.remove(name: name) }
         if let clientAddress {
             // Several x-forwarded-for headers are one list (RFC 9110 §5.3).
@@ -40,6 +38,18 @@ enum ForwardingHeaders {
         }
         headers.replaceOrAdd(name: "x-forwarded-proto", value: scheme)
         headers.replaceOrAdd(name: "x-request-id", value: requestID)
+    }
+
+    /// `x-envoy-*`, compared without allocating (this runs for every header of every request).
+    static func isEnvoyInternal(_ name: String) -> Bool {
+        let prefix = "x-envoy-".utf8
+        var iterator = name.utf8.makeIterator()
+        for expected in prefix {
+            guard let byte = iterator.next() else { return false }
+            let lower = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+            if lower != expected { return false }
+        }
+        return true
     }
 
     static func prepareDownstreamResponse(_ headers: inout HTTPHeaders) {

@@ -29,8 +29,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
     private var finished = false
     private var upstreamStartedAt = NIODeadline.now()
     private var timeoutTask: Scheduled<Void>?
-    private var address: SocketAddress?
-    private var endpointText = ""
+    private var target: UpstreamTarget?
 
     init(downstream: DownstreamHandler, loop: LoopContext, runtime: ProxyRuntime, cluster: Cluster,
          head: HTTPRequestHead, responseMutations: [HeaderMutation], timeout: TimeAmount?) {
@@ -51,15 +50,17 @@ final class ProxyExchange: UpstreamResponseReceiver {
         downstream.setUpstreamBlocked(true)
         switch cluster.discovery {
         case .staticAddresses:
-            guard let address = loop.socketAddress(for: endpoint) else { return failLocally(.noHealthyUpstream) }
-            connect(to: address)
+            guard let target = loop.upstreamTarget(cluster: cluster.name, endpoint: endpoint) else {
+                return failLocally(.noHealthyUpstream)
+            }
+            connect(to: target)
         case .dns:
             runtime.dns.resolve(host: endpoint.address, port: endpoint.port, on: loop.eventLoop).assumeIsolated().whenComplete { [self] result in
                 guard !finished else { return }
                 switch result {
                 case .success(let addresses):
                     let index = loop.roundRobin.next("\(cluster.name)|\(endpoint.address)", count: addresses.count)
-                    connect(to: addresses[index])
+                    connect(to: loop.upstreamTarget(cluster: cluster.name, resolved: addresses[index]))
                 case .failure:
                     downstream.updateRecord { $0.upstreamTransportFailureReason = "dns_resolution_failure" }
                     failLocally(.noHealthyUpstream)
@@ -68,12 +69,10 @@ final class ProxyExchange: UpstreamResponseReceiver {
         }
     }
 
-    private func connect(to address: SocketAddress, forceNew: Bool = false) {
-        self.address = address
-        endpointText = SocketAddressText.describe(address)
-        downstream.updateRecord { $0.upstreamHost = self.endpointText }
-        let key = "\(cluster.name)|\(endpointText)"
-        loop.pool.acquire(key: key, address: address, endpoint: endpointText,
+    private func connect(to target: UpstreamTarget, forceNew: Bool = false) {
+        self.target = target
+        downstream.updateRecord { $0.upstreamHost = target.text }
+        loop.pool.acquire(key: target.poolKey, address: target.address, endpoint: target.text,
                           connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds),
                           idleTimeout: .nanoseconds(cluster.idleTimeoutNanoseconds), forceNew: forceNew)
             .assumeIsolated().whenComplete { [self] result in
@@ -192,10 +191,10 @@ final class ProxyExchange: UpstreamResponseReceiver {
         if !responseStarted {
             // A pooled connection the upstream closed while idle races with our request: retry once on a
             // new connection when nothing but the head (and end) went out, as that is safe to repeat.
-            if reusedConnection, !sentBody, !retried, let address {
+            if reusedConnection, !sentBody, !retried, let target {
                 retried = true
                 if requestEnded { pending = [.end(requestTrailers)] }
-                connect(to: address, forceNew: true)
+                connect(to: target, forceNew: true)
                 return
             }
             failLocally(.connectionTermination)

@@ -10,20 +10,45 @@ final class LoopContext: @unchecked Sendable {
     let eventLoop: EventLoop
     let pool: ConnectionPool
     var roundRobin = RoundRobin()
-    private var addresses: [String: SocketAddress] = [:]
+    private var targets: [UpstreamTargetKey: UpstreamTarget] = [:]
 
     init(eventLoop: EventLoop) {
         self.eventLoop = eventLoop
         pool = ConnectionPool(eventLoop: eventLoop)
     }
 
-    /// Parsed socket addresses of static endpoints, cached so a request does not re-parse the IP.
-    func socketAddress(for endpoint: Endpoint) -> SocketAddress? {
-        let key = endpoint.description
-        if let cached = addresses[key] { return cached }
+    /// Where a request to `endpoint` of `cluster` goes, cached per loop so the hot path neither parses
+    /// the IP nor formats the address and pool key again.
+    func upstreamTarget(cluster: String, endpoint: Endpoint) -> UpstreamTarget? {
+        let key = UpstreamTargetKey(cluster: cluster, address: endpoint.address, port: endpoint.port)
+        if let cached = targets[key] { return cached }
         guard let address = try? SocketAddress(ipAddress: endpoint.address, port: endpoint.port) else { return nil }
-        addresses[key] = address
-        return address
+        let target = UpstreamTarget(cluster: cluster, address: address)
+        targets[key] = target
+        return target
+    }
+
+    func upstreamTarget(cluster: String, resolved address: SocketAddress) -> UpstreamTarget {
+        UpstreamTarget(cluster: cluster, address: address)
+    }
+}
+
+struct UpstreamTargetKey: Hashable {
+    var cluster: String
+    var address: String
+    var port: Int
+}
+
+/// A resolved endpoint of a cluster: the socket address, its text for logs, and its pool key.
+struct UpstreamTarget {
+    let address: SocketAddress
+    let text: String
+    let poolKey: String
+
+    init(cluster: String, address: SocketAddress) {
+        self.address = address
+        text = SocketAddressText.describe(address)
+        poolKey = "\(cluster)|\(text)"
     }
 }
 
