@@ -1,0 +1,157 @@
+"""Fixtures for the Gatehouse integration suite.
+
+``upstream(name="a", **defaults)``   start a threaded origin server (see harness/upstream.py); stopped at teardown
+``gateway(resources, ...)``          write Bootstrap + Gateway + ``resources`` into a tmp dir, start
+                                     ``gatehouse run``, wait for its port; killed at teardown
+``proxied``                          an upstream named "backend" and a gateway sending everything to it
+``config_dir``                       a fresh directory for YAML files (validate tests)
+
+Every test is bounded in time: ``@pytest.mark.timeout(seconds)`` (default 60 s, or
+GATEHOUSE_TEST_TIMEOUT) is enforced with SIGALRM unless the pytest-timeout plugin is installed.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import pytest
+
+from harness import config as cfg
+from harness.gateway import Gateway, free_port, gatehouse_bin, kill_all_started
+from harness.upstream import Upstream
+
+DEFAULT_TIMEOUT = float(os.environ.get("GATEHOUSE_TEST_TIMEOUT", "60"))
+
+atexit.register(kill_all_started)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: large transfers (run by default; deselect with -m 'not slow')")
+    config.addinivalue_line("markers", "needs_binary: starts or runs the gatehouse binary")
+    if not config.pluginmanager.hasplugin("timeout"):
+        config.addinivalue_line("markers", "timeout(seconds): fail the test if it runs longer (SIGALRM)")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    kill_all_started()
+
+
+@pytest.fixture(autouse=True)
+def _time_limit(request: pytest.FixtureRequest):
+    """Fails a test that runs past its limit (setup and teardown of later fixtures included)."""
+    if request.config.pluginmanager.hasplugin("timeout") or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+    marker = request.node.get_closest_marker("timeout")
+    seconds = float(marker.args[0]) if marker and marker.args else DEFAULT_TIMEOUT
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        pytest.fail(f"test exceeded its time limit of {seconds:.0f}s", pytrace=True)
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture(scope="session")
+def gatehouse_binary() -> Path:
+    """The binary under test; tests that need it are skipped when it is missing (unless
+    GATEHOUSE_REQUIRE_BIN=1, which makes that a failure, as CI should)."""
+    path = gatehouse_bin()
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        message = f"gatehouse binary not found at {path} (build it or set GATEHOUSE_BIN)"
+        if os.environ.get("GATEHOUSE_REQUIRE_BIN") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+def upstream() -> Callable[..., Upstream]:
+    """Factory: ``upstream(name="a", **defaults)`` -> a started :class:`Upstream`."""
+    started: list[Upstream] = []
+
+    def make(name: str = "upstream", **defaults: Any) -> Upstream:
+        server = Upstream(name=name, defaults=defaults).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+    errors = [e for s in started for e in s.errors]
+    assert not errors, f"upstream harness errors: {errors}"
+
+
+@dataclass
+class GatewayFactory:
+    tmp_path: Path
+    started: list[Gateway]
+
+    def __call__(self, resources: Sequence[Mapping[str, Any]] = (), *, hosts: Sequence[str] = ("*",),
+                 limits: Mapping[str, Any] | None = None, bootstrap: Mapping[str, Any] | None = None,
+                 gateway_resource: bool = True, bind: str | None = "127.0.0.1",
+                 files: Mapping[str, str] | None = None, start: bool = True,
+                 wait: bool = True, port: int | None = None) -> Gateway:
+        """Starts a gateway serving ``resources`` (VirtualServices, ServiceEntries, ...).
+
+        A Bootstrap (JSON access log in the test dir) and a Gateway ``default/gw`` on a fresh port with
+        ``hosts`` are added. ``bootstrap`` adds Bootstrap spec fields, ``limits`` overrides limits.
+        ``files`` are extra raw YAML files (name -> text) written beside the generated one. ``port``
+        (default: a free ephemeral port) is the listener port; ``start=False`` only writes the config.
+        """
+        index = len(self.started)
+        workdir = self.tmp_path / f"gw{index}"
+        confdir = workdir / "config"
+        confdir.mkdir(parents=True)
+        port = port or free_port()
+        access_log = workdir / "access.log"
+        docs: list[Mapping[str, Any]] = [cfg.bootstrap(access_log, limits=limits, **dict(bootstrap or {}))]
+        if gateway_resource:
+            docs.append(cfg.gateway(port, hosts=hosts, bind=bind))
+        docs.extend(resources)
+        cfg.write_config(confdir, docs, filename="00-gatehouse.yaml")
+        for name, text in (files or {}).items():
+            (confdir / name).write_text(text)
+        gw = Gateway(workdir, port, [confdir], access_log)
+        self.started.append(gw)
+        if start:
+            gw.start(wait=wait)
+        return gw
+
+
+@pytest.fixture
+def gateway(gatehouse_binary: Path, tmp_path: Path) -> GatewayFactory:
+    factory = GatewayFactory(tmp_path=tmp_path, started=[])
+    yield factory
+    for gw in factory.started:
+        gw.kill()
+
+
+@dataclass
+class Proxied:
+    gw: Gateway
+    up: Upstream
+
+
+@pytest.fixture
+def proxied(gateway: GatewayFactory, upstream: Callable[..., Upstream]) -> Proxied:
+    """An upstream "backend" behind a gateway whose only route sends everything to it."""
+    up = upstream("backend")
+    gw = gateway(cfg.simple_backend(up, [cfg.route(cfg.destination(), name="default-route")]))
+    return Proxied(gw=gw, up=up)
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "config"
+    path.mkdir()
+    return path

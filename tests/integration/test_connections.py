@@ -1,0 +1,87 @@
+"""Connection handling: downstream keep-alive and pipelining, pooled upstream keep-alive."""
+from __future__ import annotations
+
+import os
+import time
+
+from harness import config as cfg
+from harness.rawhttp import format_request
+from harness.upstream import echo_of
+
+
+def test_upstream_connections_are_reused(proxied):
+    gw, up = proxied.gw, proxied.up
+    with gw.client() as client:
+        for i in range(50):
+            r = client.get(f"/seq/{i}")
+            assert r.status_code == 200
+    assert len(up.requests) == 50
+    assert up.accepted <= 2, f"50 sequential requests opened {up.accepted} upstream connections"
+
+
+def test_upstream_pool_is_shared_across_downstream_connections(proxied):
+    gw, up = proxied.gw, proxied.up
+    for i in range(30):
+        assert gw.get(f"/fresh/{i}").status_code == 200
+    # Pools may be per event loop (one loop per core): one connection per loop is fine, one per request is not.
+    allowed = max(4, os.cpu_count() or 1)
+    assert up.accepted <= allowed, f"30 requests on 30 client connections opened {up.accepted} upstream connections"
+
+
+def test_downstream_keep_alive(proxied):
+    gw = proxied.gw
+    with gw.raw() as conn:
+        for i in range(20):
+            r = conn.request("GET", f"/ka/{i}")
+            assert r.status == 200 and r.complete
+            assert echo_of(r).path == f"/ka/{i}"
+            assert (r.header("connection") or "").lower() != "close"
+
+
+def test_pipelined_requests_are_answered_in_order(proxied):
+    gw = proxied.gw
+    with gw.raw() as conn:
+        # The first is the slowest: a gateway that answers out of order (or drops pipelined bytes) fails.
+        conn.send(format_request("GET", "/pipe/0?sleep=0.3") + format_request("GET", "/pipe/1")
+                  + format_request("POST", "/pipe/2", body=b"body-of-2"))
+        responses = [conn.read_response() for _ in range(3)]
+    assert [r.status for r in responses] == [200, 200, 200]
+    echoes = [echo_of(r) for r in responses]
+    assert [e.path for e in echoes] == ["/pipe/0", "/pipe/1", "/pipe/2"]
+    assert echoes[2]["body"] == "body-of-2"
+
+
+def test_pipelining_mixes_local_replies_and_proxied_responses(gateway, upstream):
+    up = upstream("backend")
+    gw = gateway(cfg.simple_backend(up, [
+        cfg.action("directResponse", {"status": 200, "body": {"string": "direct"}}, match={"uri": {"exact": "/d"}}),
+        cfg.route(match={"uri": {"prefix": "/p"}}),
+    ]))
+    with gw.raw() as conn:
+        conn.send(b"".join(format_request("GET", path) for path in ["/p/0?sleep=0.2", "/nothing", "/d", "/p/3"]))
+        responses = [conn.read_response() for _ in range(4)]
+    assert [r.status for r in responses] == [200, 404, 200, 200]
+    assert echo_of(responses[0]).path == "/p/0"
+    assert responses[2].body == b"direct"
+    assert echo_of(responses[3]).path == "/p/3"
+
+
+def test_client_connection_close_is_honoured(proxied):
+    gw = proxied.gw
+    with gw.raw() as conn:
+        r = conn.request("GET", "/close", [("Connection", "close")])
+        assert r.status == 200
+        assert conn.is_closed_by_peer(timeout=3), "the gateway must close after Connection: close"
+
+
+def test_upstream_closing_idle_pooled_connections_is_survived(gateway, upstream):
+    """An upstream that closes each connection after answering (no Connection: close, as an idle timeout
+    would): the gateway must notice and use a fresh connection, never fail the next request."""
+    up = upstream("backend", close="after_response")
+    gw = gateway(cfg.simple_backend(up))
+    with gw.client() as client:
+        for i in range(5):
+            r = client.get(f"/stale/{i}")
+            assert r.status_code == 200, r.text
+            time.sleep(0.2)
+    assert up.accepted == 5

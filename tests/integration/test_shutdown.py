@@ -1,0 +1,100 @@
+"""SIGTERM/SIGINT: stop accepting, finish in-flight requests, flush the log, exit 0."""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import httpx
+import pytest
+
+from harness import config as cfg
+from harness.gateway import port_accepts
+
+
+def request_in_background(gw, path: str, timeout: float = 15.0) -> tuple[threading.Thread, dict]:
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            with httpx.Client(trust_env=False, timeout=timeout) as client:
+                result["response"] = client.get(gw.url + path)
+        except Exception as error:  # reported by the test
+            result["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, result
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_in_flight_request_completes_then_exit_0(gateway, upstream, sig):
+    up = upstream("slow")
+    gw = gateway(cfg.simple_backend(up))
+    thread, result = request_in_background(gw, "/slow?sleep=2")
+    up.wait_for_active(1, timeout=5)
+    signalled = time.monotonic()
+    gw.send_signal(sig)
+    thread.join(timeout=15)
+    assert not thread.is_alive(), "the in-flight request never finished"
+    assert "error" not in result, f"in-flight request failed during shutdown: {result.get('error')!r}"
+    response = result["response"]
+    assert response.status_code == 200
+    assert response.headers.get("x-upstream-name") == "slow"
+    code = gw.wait(timeout=15)
+    assert code == 0, f"exit code {code}\n{gw.describe()}"
+    assert time.monotonic() - signalled >= 1.0, "exited before the in-flight request could finish"
+    # The log line of the drained request is flushed before exit.
+    entries = gw.access_log_lines(min_count=1, timeout=1)
+    assert any(e.get("path") == "/slow?sleep=2" and e.get("response_code") == 200 for e in entries), entries
+
+
+def test_stops_accepting_while_draining(gateway, upstream):
+    up = upstream("slow")
+    gw = gateway(cfg.simple_backend(up))
+    thread, result = request_in_background(gw, "/slow?sleep=3")
+    up.wait_for_active(1, timeout=5)
+    gw.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline and port_accepts("127.0.0.1", gw.port):
+        time.sleep(0.05)
+    assert not port_accepts("127.0.0.1", gw.port), "still accepting connections after SIGTERM"
+    assert gw.running(), "exited while a request was still in flight"
+    thread.join(timeout=15)
+    assert result.get("response") is not None and result["response"].status_code == 200, result
+    assert gw.wait(timeout=15) == 0
+
+
+def test_idle_gateway_exits_quickly(proxied):
+    gw = proxied.gw
+    assert gw.get("/warm").status_code == 200
+    started = time.monotonic()
+    assert gw.stop(signal.SIGTERM, timeout=10) == 0
+    assert time.monotonic() - started < 5
+
+
+def test_idle_keep_alive_connection_does_not_hold_shutdown(proxied):
+    """An idle keep-alive client connection has nothing in flight: it is closed, not waited for until
+    drainTimeout (20 s here)."""
+    gw = proxied.gw
+    with gw.raw() as conn:
+        assert conn.request("GET", "/idle").status == 200
+        started = time.monotonic()
+        gw.send_signal(signal.SIGTERM)
+        code = gw.wait(timeout=15)
+        assert code == 0
+        assert time.monotonic() - started < 10
+        assert conn.is_closed_by_peer(timeout=2)
+
+
+def test_drain_timeout_bounds_shutdown(gateway, upstream):
+    """A request longer than drainTimeout does not keep the gateway alive past it."""
+    up = upstream("very-slow")
+    gw = gateway(cfg.simple_backend(up), limits={"drainTimeout": "1s"})
+    thread, result = request_in_background(gw, "/forever?sleep=20", timeout=25)
+    up.wait_for_active(1, timeout=5)
+    started = time.monotonic()
+    gw.send_signal(signal.SIGTERM)
+    gw.wait(timeout=10)
+    assert time.monotonic() - started < 6, "drainTimeout 1s was not enforced"
+    thread.join(timeout=5)
