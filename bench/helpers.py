@@ -1,0 +1,462 @@
+#!/usr/bin/env python3
+"""Small helpers for bench/run (standard library only).
+
+Subcommands:
+  ports N                      print N distinct free TCP ports on 127.0.0.1 (asked of the kernel)
+  wait-port PORT TIMEOUT [PID] wait until 127.0.0.1:PORT accepts connections; fail early if PID exits
+  probe URL SIZE               GET URL once (keep-alive off); succeed if status 200 and body is SIZE bytes
+  tree PID                     print PID and all its descendants, one per line
+  sample PID                   JSON: CPU seconds (utime+stime) and VmHWM/VmRSS summed over PID's tree
+  busy SECONDS                 percent of all CPU time busy over SECONDS
+  cpustat                      JSON: per-CPU busy and total jiffies from /proc/stat
+  record ...                   build one run record (JSON line) from the pieces bench/run collected
+  meta KEY=VALUE...            print the run's metadata as JSON
+  oneline                      one-line progress text for the run record on stdin
+  summarize RESULTS_DIR        print the Markdown summary of RESULTS_DIR/runs.jsonl
+"""
+
+import json
+import os
+import socket
+import statistics
+import sys
+import time
+import urllib.error
+import urllib.request
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cmd_ports(n):
+    socks, ports = [], []
+    try:
+        while len(ports) < int(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in socks:
+            s.close()
+    print(" ".join(str(p) for p in ports))
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def cmd_wait_port(port, timeout, pid=None):
+    deadline = time.monotonic() + float(timeout)
+    while time.monotonic() < deadline:
+        if pid is not None and not pid_alive(int(pid)):
+            print(f"process {pid} exited before port {port} opened", file=sys.stderr)
+            return 1
+        try:
+            with socket.create_connection(("127.0.0.1", int(port)), timeout=0.5):
+                return 0
+        except OSError:
+            time.sleep(0.05)
+    print(f"port {port} did not open within {timeout}s", file=sys.stderr)
+    return 1
+
+
+def cmd_probe(url, size):
+    req = urllib.request.Request(url, headers={"Connection": "close"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            body = resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as e:
+        print(f"{url}: HTTP {e.code}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"{url}: {e}", file=sys.stderr)
+        return 1
+    if status != 200 or len(body) != int(size):
+        print(f"{url}: status {status}, {len(body)} bytes (want 200, {size} bytes)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def children_map():
+    kids = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        kids.setdefault(ppid, []).append(int(name))
+    return kids
+
+
+def tree(pid):
+    kids = children_map()
+    out, todo = [], [int(pid)]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def cmd_tree(pid):
+    for p in tree(pid):
+        print(p)
+
+
+def cmd_sample(pid):
+    cpu_ticks, hwm_kb, rss_kb, n = 0, 0, 0, 0
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            # fields[0] is field 3 (state); utime is field 14, stime field 15
+            cpu_ticks += int(fields[11]) + int(fields[12])
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        hwm_kb += int(line.split()[1])
+                    elif line.startswith("VmRSS:"):
+                        rss_kb += int(line.split()[1])
+            n += 1
+        except (OSError, IndexError, ValueError):
+            continue
+    print(json.dumps({"cpu_s": cpu_ticks / CLK_TCK, "hwm_kb": hwm_kb, "rss_kb": rss_kb, "procs": n}))
+
+
+def cmd_cpustat():
+    """Per-CPU jiffies from /proc/stat: busy, total, and the softirq and steal parts of busy."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                name, *vals = line.split()
+                vals = [int(v) for v in vals[:8]] + [0] * (8 - len(vals[:8]))
+                idle = vals[3] + vals[4]
+                out[name] = {"busy": sum(vals) - idle, "total": sum(vals),
+                             "softirq": vals[6], "steal": vals[7]}
+    print(json.dumps(out))
+
+
+def cmd_busy(seconds):
+    """Percent of all CPUs' time spent busy over the next SECONDS (other work on the machine)."""
+    def totals():
+        with open("/proc/stat") as f:
+            vals = [int(v) for v in f.readline().split()[1:9]]
+        return sum(vals) - vals[3] - vals[4], sum(vals)
+    b0, t0 = totals()
+    time.sleep(float(seconds))
+    b1, t1 = totals()
+    print(f"{100.0 * (b1 - b0) / max(1, t1 - t0):.0f}")
+
+
+DISTURBED_PCT = 10.0
+
+
+def parse_times(line):
+    """CPU seconds (user + system) from the second line of bash `times`: '0m1.234s 0m0.567s'."""
+    total = 0.0
+    parts = line.split()
+    if len(parts) != 2:
+        return None
+    for part in parts:
+        m, _, sec = part.rstrip("s").partition("m")
+        try:
+            total += int(m) * 60 + float(sec)
+        except ValueError:
+            return None
+    return total
+
+
+def cmd_record(args):
+    """record KEY=VALUE... KEY@=FILE... ; KEY@=FILE reads FILE as JSON (empty file: null)."""
+    rec = {}
+    for a in args:
+        k, v = a.split("=", 1)
+        if k.endswith("@"):
+            with open(v) as f:
+                text = f.read().strip()
+            rec[k[:-1]] = json.loads(text) if text else None
+        else:
+            try:
+                rec[k] = int(v)
+            except ValueError:
+                try:
+                    rec[k] = float(v)
+                except ValueError:
+                    rec[k] = v
+    wrk = rec.pop("wrk", None) or {}
+    before = rec.pop("sample_before", None) or {}
+    after = rec.pop("sample_after", None) or {}
+    cs0 = rec.pop("cpustat_before", None) or {}
+    cs1 = rec.pop("cpustat_after", None) or {}
+    o0 = rec.pop("origin_before", None) or {}
+    o1 = rec.pop("origin_after", None) or {}
+    t0 = parse_times(rec.pop("wrk_times_before", ""))
+    t1 = parse_times(rec.pop("wrk_times_after", ""))
+    rec["wrk"] = wrk
+    reasons = []
+    if not wrk:
+        reasons.append("no wrk result")
+    else:
+        dur = wrk["duration_us"] / 1e6
+        rec["rps"] = wrk["requests"] / dur if dur > 0 else 0.0
+        rec["p50_ms"] = wrk["p50_us"] / 1000.0
+        rec["p99_ms"] = wrk["p99_us"] / 1000.0
+        rec["duration_s"] = dur
+        errs = {k: wrk[k] for k in ("err_connect", "err_read", "err_write", "err_status", "err_timeout")}
+        rec["errors"] = sum(errs.values())
+        if wrk["requests"] == 0:
+            reasons.append("no requests")
+        for k, v in errs.items():
+            if v:
+                reasons.append(f"{k}={v}")
+        if wrk["requests"] and wrk["bytes"] / wrk["requests"] < rec.get("body_bytes", 0):
+            reasons.append("responses shorter than the body size")
+    if after and not after.get("procs"):
+        reasons.append("proxy exited during the run")
+    if before and after and after.get("procs"):
+        rec["cpu_s"] = after["cpu_s"] - before["cpu_s"]
+        rec["peak_rss_mib"] = after["hwm_kb"] / 1024.0
+        rec["procs"] = after["procs"]
+        if wrk and rec["cpu_s"] > 0:
+            rec["req_per_cpu_s"] = wrk["requests"] / rec["cpu_s"]
+    else:
+        reasons.append("no process sample")
+    if cs0 and cs1:
+        for cpu in cs1:
+            if cpu in cs0:
+                dt = cs1[cpu]["total"] - cs0[cpu]["total"]
+                for part in ("busy", "softirq", "steal"):
+                    d = cs1[cpu].get(part, 0) - cs0[cpu].get(part, 0)
+                    rec[f"{cpu}_{part}_pct"] = round(100.0 * d / dt, 1) if dt > 0 else 0.0
+    # Other work on a benchmark CPU: its busy time not explained by the processes we run there. Loopback
+    # softirq work runs in the sending process's context and is charged to it, so a clean run reads
+    # about 0 (within ±3 on the reference VM); another process sharing the CPU shows up as a positive value.
+    dur = rec.get("duration_s")
+    pc, lc = rec.get("proxy_cpu"), rec.get("load_cpu")
+    if dur and rec.get("cpu_s") is not None and f"cpu{pc}_busy_pct" in rec:
+        rec["proxy_core_other_pct"] = round(rec[f"cpu{pc}_busy_pct"] - 100.0 * rec["cpu_s"] / dur, 1)
+    if dur and o0 and o1 and t0 is not None and t1 is not None and f"cpu{lc}_busy_pct" in rec:
+        rec["origin_cpu_s"] = round(o1["cpu_s"] - o0["cpu_s"], 2)
+        rec["wrk_cpu_s"] = round(t1 - t0, 2)
+        rec["load_core_other_pct"] = round(
+            rec[f"cpu{lc}_busy_pct"] - 100.0 * (rec["origin_cpu_s"] + rec["wrk_cpu_s"]) / dur, 1)
+    rec["disturbed"] = any(rec.get(k, 0) > DISTURBED_PCT for k in ("proxy_core_other_pct", "load_core_other_pct"))
+    rec["valid"] = not reasons
+    rec["invalid_reasons"] = reasons
+    print(json.dumps(rec, sort_keys=True))
+
+
+# ---------------------------------------------------------------- summary
+
+def fmt_num(v, kind):
+    if v is None:
+        return "–"
+    if kind == "int":
+        return f"{v:,.0f}"
+    if kind == "ms":
+        return f"{v:.2f}" if v < 10 else f"{v:.1f}"
+    if kind == "s":
+        return f"{v:.2f}"
+    if kind == "mib":
+        return f"{v:.1f}"
+    return str(v)
+
+
+def cell(values, kind):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    med = statistics.median(values)
+    if len(values) == 1:
+        return fmt_num(med, kind)
+    return f"{fmt_num(med, kind)} ({fmt_num(min(values), kind)}–{fmt_num(max(values), kind)})"
+
+
+def med(runs, key):
+    vals = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def cmd_summarize(results_dir):
+    meta_path = os.path.join(results_dir, "meta.json")
+    meta = {}
+    if os.path.exists(meta_path):
+        with open(meta_path) as f:
+            meta = json.load(f)
+    runs = []
+    runs_path = os.path.join(results_dir, "runs.jsonl")
+    if os.path.exists(runs_path):
+        with open(runs_path) as f:
+            runs = [json.loads(line) for line in f if line.strip()]
+    peers = meta.get("peers", ["gatehouse", "nginx", "haproxy"])
+    scenarios = meta.get("scenarios", ["1k", "64k"])
+    # Peers that could not be benchmarked: "peer<TAB>reason" lines written by bench/run.
+    unavailable = {}
+    ua_path = os.path.join(results_dir, "unavailable.tsv")
+    if os.path.exists(ua_path):
+        with open(ua_path) as f:
+            for line in f:
+                if "\t" in line:
+                    peer, why = line.rstrip("\n").split("\t", 1)
+                    unavailable.setdefault(peer, why)
+
+    out = []
+    w = out.append
+    w(f"Gatehouse benchmark — {meta.get('started', '?')}")
+    w("")
+    w(f"wrk -t{meta.get('threads', '?')} -c{meta.get('connections', '?')} -d{meta.get('duration', '?')}s, "
+      f"{meta.get('repeats', '?')} repeat(s) per proxy and scenario, peers alternated; "
+      f"proxy on CPU {meta.get('proxy_cpu', '?')}, wrk + origin on CPU {meta.get('load_cpu', '?')}. "
+      "Cells: median (min–max).")
+    w("")
+    w("| Scenario | Proxy | Runs | Requests/s | p50 ms | p99 ms | Proxy CPU s | Requests per CPU-s | Peak RSS MiB |")
+    w("|---|---|---|---|---|---|---|---|---|")
+    medians = {}
+    invalid = []
+    for sc in scenarios:
+        for peer in peers:
+            all_runs = [r for r in runs if r["scenario"] == sc and r["peer"] == peer]
+            ok = [r for r in all_runs if r.get("valid")]
+            invalid += [r for r in all_runs if not r.get("valid")]
+            if not ok:
+                why = "not available" if peer in unavailable or not all_runs else "no valid runs"
+                w(f"| {sc} | {peer}: {why} | 0/{len(all_runs)} | – | – | – | – | – | – |")
+                continue
+            medians[(sc, peer)] = {k: med(ok, k) for k in ("rps", "p50_ms", "p99_ms", "req_per_cpu_s", "cpu_s")}
+            w(f"| {sc} | {peer} | {len(ok)}/{len(all_runs)} "
+              f"| {cell([r['rps'] for r in ok], 'int')} "
+              f"| {cell([r['p50_ms'] for r in ok], 'ms')} "
+              f"| {cell([r['p99_ms'] for r in ok], 'ms')} "
+              f"| {cell([r.get('cpu_s') for r in ok], 's')} "
+              f"| {cell([r.get('req_per_cpu_s') for r in ok], 'int')} "
+              f"| {cell([r.get('peak_rss_mib') for r in ok], 'mib')} |")
+    load_cpu = meta.get("load_cpu", 1)
+    busy = []
+    for sc in scenarios:
+        vals = [r.get(f"cpu{load_cpu}_busy_pct") for r in runs if r["scenario"] == sc and r.get("valid")]
+        vals = [v for v in vals if v is not None]
+        if vals:
+            busy.append(f"{sc} {statistics.median(vals):.0f} %")
+    if busy:
+        w("")
+        w(f"Load core (CPU {load_cpu}: wrk + origin) busy, median of all runs: {', '.join(busy)}. "
+          "Near 100 % the client side, not the proxy, limits requests/s: compare requests per CPU-s then.")
+    w("")
+    w("Ratios (medians):")
+    w("")
+    for sc in scenarios:
+        g = medians.get((sc, "gatehouse"))
+        others = {p: medians[(sc, p)] for p in peers if p != "gatehouse" and (sc, p) in medians}
+        if g is None:
+            w(f"- {sc}: gatehouse not available")
+            continue
+        parts = []
+        if others:
+            best = max(others, key=lambda p: others[p]["rps"])
+            parts.append(f"Gatehouse/best peer rps = {g['rps'] / others[best]['rps']:.2f} (best: {best})")
+            cpu_peers = {p: v for p, v in others.items() if v.get("req_per_cpu_s")}
+            if cpu_peers and g.get("req_per_cpu_s"):
+                bestc = max(cpu_peers, key=lambda p: cpu_peers[p]["req_per_cpu_s"])
+                parts.append(f"Gatehouse/best peer requests per CPU-s = "
+                             f"{g['req_per_cpu_s'] / cpu_peers[bestc]['req_per_cpu_s']:.2f} (best: {bestc})")
+        n = others.get("nginx")
+        if n and n["p99_ms"]:
+            parts.append(f"Gatehouse p99 / nginx p99 = {g['p99_ms'] / n['p99_ms']:.2f}")
+        w(f"- {sc}: " + "; ".join(parts) if parts else f"- {sc}: no peer results to compare")
+    disturbed = [r for r in runs if r.get("valid") and r.get("disturbed")]
+    if disturbed:
+        w("")
+        w(f"Disturbed runs (other work took more than {DISTURBED_PCT:.0f} % of a benchmark CPU; "
+          "kept in the medians, consider a re-run):")
+        for r in disturbed:
+            w(f"- {r['scenario']} {r['peer']} repeat {r.get('repeat', '?')}: other work "
+              f"{r.get('proxy_core_other_pct', 0):.0f} % of the proxy CPU, "
+              f"{r.get('load_core_other_pct', 0):.0f} % of the load CPU")
+    if unavailable:
+        w("")
+        for peer, why in unavailable.items():
+            w(f"Note: {peer} not available: {why}")
+    if invalid:
+        w("")
+        w("Invalid runs (left out of the medians):")
+        for r in invalid:
+            w(f"- {r['scenario']} {r['peer']} repeat {r.get('repeat', '?')}: {', '.join(r['invalid_reasons'])}")
+    busy = meta.get("busy_pct_before")
+    if busy is not None and float(busy) > 15:
+        w("")
+        w(f"Warning: the CPUs were {busy}% busy just before the benchmark: other work on this machine "
+          "skews the numbers.")
+    print("\n".join(out))
+
+
+def cmd_oneline():
+    """Read one run record on stdin, print a one-line progress summary."""
+    r = json.loads(sys.stdin.readline())
+    if r.get("valid"):
+        print(f"{r['rps']:,.0f} rps, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
+              f"CPU {r.get('cpu_s', 0):.2f} s, peak RSS {r.get('peak_rss_mib', 0):.1f} MiB")
+    else:
+        print("INVALID: " + ", ".join(r["invalid_reasons"]))
+
+
+def cmd_meta(args):
+    """meta KEY=VALUE... ; keys in LIST_KEYS are split on spaces."""
+    list_keys = {"peers", "scenarios"}
+    meta = {}
+    for a in args:
+        k, v = a.split("=", 1)
+        if k in list_keys:
+            meta[k] = v.split()
+        else:
+            try:
+                meta[k] = int(v)
+            except ValueError:
+                meta[k] = v
+    print(json.dumps(meta, indent=2, sort_keys=True))
+
+
+def main(argv):
+    if len(argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    cmd, args = argv[1], argv[2:]
+    if cmd == "ports":
+        cmd_ports(*args)
+    elif cmd == "wait-port":
+        return cmd_wait_port(*args)
+    elif cmd == "probe":
+        return cmd_probe(*args)
+    elif cmd == "tree":
+        cmd_tree(*args)
+    elif cmd == "sample":
+        cmd_sample(*args)
+    elif cmd == "busy":
+        cmd_busy(*args)
+    elif cmd == "cpustat":
+        cmd_cpustat()
+    elif cmd == "record":
+        cmd_record(args)
+    elif cmd == "oneline":
+        cmd_oneline()
+    elif cmd == "meta":
+        cmd_meta(args)
+    elif cmd == "summarize":
+        cmd_summarize(*args)
+    else:
+        print(f"unknown command {cmd}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
