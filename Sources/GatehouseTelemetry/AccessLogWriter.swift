@@ -12,7 +12,8 @@ public final class AccessLogWriter: Sendable {
     }
 
     private let state = Mutex(State())
-    private let wakeUp = NSCondition()
+    private let wakeUp = DispatchSemaphore(value: 0)
+    private let queue = DispatchQueue(label: "gatehouse-accesslog")
     private let descriptor: Int32
     private let ownsDescriptor: Bool
     private let finished = DispatchSemaphore(value: 0)
@@ -20,6 +21,8 @@ public final class AccessLogWriter: Sendable {
     private let writtenLinesCounter = Atomic<Int>(0)
     /// Above this many buffered bytes new lines are dropped (and counted) rather than growing memory.
     private let maxPendingBytes = 64 << 20
+    private let batchBytes = 64 << 10
+    private let flushInterval: DispatchTimeInterval = .milliseconds(50)
 
     public var droppedLines: Int { droppedLinesCounter.load(ordering: .relaxed) }
     public var writtenLines: Int { writtenLinesCounter.load(ordering: .relaxed) }
@@ -37,32 +40,31 @@ public final class AccessLogWriter: Sendable {
             descriptor = STDOUT_FILENO
             ownsDescriptor = false
         }
-        let worker = Thread { [unowned self] in self.run() }
-        worker.name = "gatehouse-accesslog"
-        worker.start()
+        queue.async { [unowned self] in self.run() }
     }
 
+    /// Appends a line. The writer thread is woken only when a batch is worth writing; otherwise it
+    /// writes what accumulated every `flushInterval`. Waking it per line would cost a futex round trip
+    /// and a context switch per request.
     public func write(_ line: String) {
-        let accepted = state.withLock { state -> Bool in
-            guard !state.closed, state.pending.count < maxPendingBytes else { return false }
+        let outcome = state.withLock { state -> (accepted: Bool, wake: Bool) in
+            guard !state.closed, state.pending.count < maxPendingBytes else { return (false, false) }
             state.pending.append(contentsOf: line.utf8)
-            return true
+            guard state.pending.count >= batchBytes, !state.flushRequested else { return (true, false) }
+            state.flushRequested = true
+            return (true, true)
         }
-        if !accepted {
+        if !outcome.accepted {
             droppedLinesCounter.add(1, ordering: .relaxed)
             return
         }
-        wakeUp.lock()
-        wakeUp.signal()
-        wakeUp.unlock()
+        if outcome.wake { wakeUp.signal() }
     }
 
     /// Writes everything buffered and stops the thread. Call once at shutdown.
     public func close() {
         state.withLock { $0.closed = true }
-        wakeUp.lock()
         wakeUp.signal()
-        wakeUp.unlock()
         finished.wait()
         if ownsDescriptor { _ = Glibc.close(descriptor) }
     }
@@ -71,16 +73,13 @@ public final class AccessLogWriter: Sendable {
         while true {
             let (batch, closed) = state.withLock { state -> ([UInt8], Bool) in
                 let batch = state.pending
-                state.pending.removeAll(keepingCapacity: true)
+                state.pending = []
+                state.flushRequested = false
                 return (batch, state.closed)
             }
             if !batch.isEmpty { writeAll(batch) }
             if closed && batch.isEmpty { break }
-            if batch.isEmpty {
-                wakeUp.lock()
-                _ = wakeUp.wait(until: Date(timeIntervalSinceNow: 0.2))
-                wakeUp.unlock()
-            }
+            if batch.count < batchBytes { _ = wakeUp.wait(timeout: .now() + flushInterval) }
         }
         finished.signal()
     }
