@@ -44,6 +44,8 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var queued = CircularBuffer<HTTPServerRequestPart>()
     private(set) var current: RequestState?
     private var readPending = false
+    /// Between channelRead and channelReadComplete: writes upstream can wait for the one flush there.
+    private(set) var inReadCycle = false
     private var upstreamBlocked = false
     private var closing = false
     private var quiescing = false
@@ -68,11 +70,13 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        inReadCycle = true
         queued.append(unwrapInboundIn(data))
         processQueue()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        inReadCycle = false
         current?.exchange?.flushUpstream()
         context.fireChannelReadComplete()
     }
@@ -198,7 +202,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         record.userAgent = head.headers.first(name: "user-agent")
         record.xForwardedFor = head.headers.first(name: "x-forwarded-for")
         record.authority = head.headers.first(name: "host")
-        let requestID = head.headers.first(name: "x-request-id").flatMap { $0.isEmpty ? nil : $0 } ?? RequestID.generate()
+        let requestID = head.headers.first(name: "x-request-id").flatMap { $0.isEmpty ? nil : $0 } ?? RequestID.generate(using: &loop.random)
         record.requestID = requestID
         let request = RequestState(head: head, record: record,
                                    keepAlive: head.isKeepAlive && !quiescing && !runtime.isDraining)
@@ -244,7 +248,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             sendLocalReply(.redirect(status: redirect.code, location: redirect.location(for: input)),
                            for: request, route: route)
         case .forward(let forward):
-            guard let destination = forward.pick(draw: UInt64.random(in: 0...UInt64.max)),
+            guard let destination = forward.pick(draw: loop.random.next()),
                   let cluster = snapshot.clusters[destination.cluster] else {
                 sendLocalReply(.noHealthyUpstream, for: request)
                 return

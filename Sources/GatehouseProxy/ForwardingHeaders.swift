@@ -3,6 +3,15 @@ import NIOHTTP1
 /// Header rules at the proxy boundary: hop-by-hop headers never cross it (RFC 9110 §7.6.1), client-sent
 /// `x-envoy-*` headers are dropped (CVE-2023-27487), and the forwarding headers are set as Envoy does at
 /// an edge.
+extension Substring {
+    var trimmingSpaces: Substring {
+        var text = self
+        while text.first == " " || text.first == "\t" { text.removeFirst() }
+        while text.last == " " || text.last == "\t" { text.removeLast() }
+        return text
+    }
+}
+
 enum ForwardingHeaders {
     static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "upgrade",
                                         "proxy-authenticate", "proxy-authorization"]
@@ -10,15 +19,30 @@ enum ForwardingHeaders {
     /// Removes hop-by-hop headers and those the `Connection` header names. Framing headers
     /// (`content-length`, `transfer-encoding`) stay: the encoder re-frames from them.
     static func stripHopByHop(_ headers: inout HTTPHeaders) {
+        // One pass to see whether there is anything to remove: most requests have nothing but a
+        // `connection: keep-alive`, and removing by name scans all headers each time.
+        var found = false
         var named: [String] = []
-        for value in headers[canonicalForm: "connection"] {
-            let token = value.lowercased()
-            if token != "close", token != "keep-alive" { named.append(String(token)) }
+        for (name, value) in headers where isHopByHop(name) {
+            found = true
+            if name.utf8.count == 10, name.lowercased() == "connection" {
+                for token in value.split(separator: ",") {
+                    let token = token.trimmingSpaces.lowercased()
+                    if token != "close", token != "keep-alive", token != "content-length", token != "transfer-encoding" {
+                        named.append(token)
+                    }
+                }
+            }
         }
-        if !named.isEmpty {
-            for name in named where name != "content-length" && name != "transfer-encoding" { headers.remove(name: name) }
-        }
+        guard found else { return }
+        for name in named { headers.remove(name: name) }
         for name in hopByHop { headers.remove(name: name) }
+    }
+
+    static func isHopByHop(_ name: String) -> Bool {
+        let count = name.utf8.count
+        guard count == 2 || count == 7 || count == 10 || count == 16 || count == 18 || count == 19 else { return false }
+        return hopByHop.contains(name.lowercased())
     }
 
     static func prepareUpstreamRequest(_ headers: inout HTTPHeaders, clientAddress: String?, scheme: String,

@@ -101,7 +101,8 @@ final class ProxyExchange: UpstreamResponseReceiver {
         connection.write(.head(head))
         for part in pending { connection.write(part) }
         pending.removeAll()
-        connection.flush()
+        // Inside the downstream read cycle, channelReadComplete flushes once for everything written.
+        if !downstream.inReadCycle { connection.flush() }
         downstream.setUpstreamBlocked(!connection.isWritable)
     }
 
@@ -122,7 +123,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
         requestTrailers = trailers
         if let connection {
             connection.write(.end(trailers))
-            connection.flush()
+            if !downstream.inReadCycle { connection.flush() }
         } else {
             pending.append(.end(trailers))
         }

@@ -10,6 +10,7 @@ final class LoopContext: @unchecked Sendable {
     let eventLoop: EventLoop
     let pool: ConnectionPool
     var roundRobin = RoundRobin()
+    var random = FastRandom()
     private var targets: [UpstreamTargetKey: UpstreamTarget] = [:]
 
     init(eventLoop: EventLoop) {
@@ -83,7 +84,8 @@ public final class ProxyRuntime: Sendable {
     func beginDrain() { drainingFlag.store(true, ordering: .relaxed) }
 
     func log(_ record: AccessLogRecord) {
-        accessLog?.write(record.jsonLine())
+        guard let accessLog else { return }
+        accessLog.write(record.jsonLine())
     }
 }
 

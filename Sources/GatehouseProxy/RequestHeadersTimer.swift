@@ -12,6 +12,7 @@ final class RequestHeadersTimer: ChannelInboundHandler, RemovableChannelHandler 
 
     private let timeout: TimeAmount
     private var waitingForHead = true
+    private var bytesSinceHead = false
     private var task: Scheduled<Void>?
     private var context: ChannelHandlerContext?
 
@@ -25,10 +26,17 @@ final class RequestHeadersTimer: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if waitingForHead, task == nil, timeout > .zero {
+        if waitingForHead { bytesSinceHead = true }
+        context.fireChannelRead(data)
+    }
+
+    /// The timer is armed only when a read ends with a head still incomplete: a head that arrives in
+    /// one read (nearly all of them) never costs a timer.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if waitingForHead, bytesSinceHead, task == nil, timeout > .zero {
             task = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in self?.fire() }
         }
-        context.fireChannelRead(data)
+        context.fireChannelReadComplete()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -40,6 +48,7 @@ final class RequestHeadersTimer: ChannelInboundHandler, RemovableChannelHandler 
     /// Called by the request handler once the head is parsed.
     func headReceived() {
         waitingForHead = false
+        bytesSinceHead = false
         task?.cancel()
         task = nil
     }

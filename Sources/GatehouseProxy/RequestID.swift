@@ -4,6 +4,10 @@ enum RequestID {
 
     static func generate() -> String {
         var generator = SystemRandomNumberGenerator()
+        return generate(using: &generator)
+    }
+
+    static func generate(using generator: inout some RandomNumberGenerator) -> String {
         var high = generator.next() as UInt64
         var low = generator.next() as UInt64
         high = (high & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000  // version 4

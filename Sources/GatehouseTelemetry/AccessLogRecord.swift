@@ -35,98 +35,41 @@ public struct AccessLogRecord: Sendable {
 
     public init() {}
 
-    /// The JSON object and a trailing newline.
-    public func jsonLine() -> String {
-        var out = JSONLineWriter()
-        out.field("start_time", .string(Timestamp.iso8601(millis: startTimeMillis)))
-        out.field("method", method.map(JSONValue.string) ?? .null)
-        out.field("path", path.map(JSONValue.string) ?? .null)
-        out.field("protocol", self.protocol.map(JSONValue.string) ?? .null)
-        out.field("response_code", .int(Int64(responseCode)))
-        out.field("response_flags", .string(responseFlags))
-        out.field("response_code_details", responseCodeDetails.map(JSONValue.string) ?? .null)
-        out.field("connection_termination_details", connectionTerminationDetails.map(JSONValue.string) ?? .null)
-        out.field("upstream_transport_failure_reason", upstreamTransportFailureReason.map(JSONValue.string) ?? .null)
-        out.field("bytes_received", .int(Int64(bytesReceived)))
-        out.field("bytes_sent", .int(Int64(bytesSent)))
-        out.field("duration", .int(durationMillis))
-        out.field("upstream_service_time", upstreamServiceTimeMillis.map(JSONValue.int) ?? .null)
-        out.field("x_forwarded_for", xForwardedFor.map(JSONValue.string) ?? .null)
-        out.field("user_agent", userAgent.map(JSONValue.string) ?? .null)
-        out.field("request_id", requestID.map(JSONValue.string) ?? .null)
-        out.field("authority", authority.map(JSONValue.string) ?? .null)
-        out.field("upstream_host", upstreamHost.map(JSONValue.string) ?? .null)
-        out.field("upstream_cluster", upstreamCluster.map(JSONValue.string) ?? .null)
-        out.field("upstream_local_address", upstreamLocalAddress.map(JSONValue.string) ?? .null)
-        out.field("downstream_local_address", downstreamLocalAddress.map(JSONValue.string) ?? .null)
-        out.field("downstream_remote_address", downstreamRemoteAddress.map(JSONValue.string) ?? .null)
-        out.field("requested_server_name", requestedServerName.map(JSONValue.string) ?? .null)
-        out.field("route_name", routeName.map(JSONValue.string) ?? .null)
-        out.field("source_principal", sourcePrincipal.map(JSONValue.string) ?? .null)
-        out.field("request_principal", requestPrincipal.map(JSONValue.string) ?? .null)
-        out.field("authz_policy", authzPolicy.map(JSONValue.string) ?? .null)
-        out.field("ratelimit", ratelimit.map(JSONValue.string) ?? .null)
-        out.field("tls_version", tlsVersion.map(JSONValue.string) ?? .null)
+    /// The JSON object and a trailing newline, as UTF-8.
+    public func jsonLine() -> [UInt8] {
+        var out = JSONLineEncoder(capacity: 768)
+        out.rawField("start_time") { Timestamp.appendISO8601(millis: startTimeMillis, to: &$0) }
+        out.field("method", method)
+        out.field("path", path)
+        out.field("protocol", self.protocol)
+        out.field("response_code", Int64(responseCode))
+        out.field("response_flags", responseFlags)
+        out.field("response_code_details", responseCodeDetails)
+        out.field("connection_termination_details", connectionTerminationDetails)
+        out.field("upstream_transport_failure_reason", upstreamTransportFailureReason)
+        out.field("bytes_received", Int64(bytesReceived))
+        out.field("bytes_sent", Int64(bytesSent))
+        out.field("duration", durationMillis)
+        out.field("upstream_service_time", upstreamServiceTimeMillis)
+        out.field("x_forwarded_for", xForwardedFor)
+        out.field("user_agent", userAgent)
+        out.field("request_id", requestID)
+        out.field("authority", authority)
+        out.field("upstream_host", upstreamHost)
+        out.field("upstream_cluster", upstreamCluster)
+        out.field("upstream_local_address", upstreamLocalAddress)
+        out.field("downstream_local_address", downstreamLocalAddress)
+        out.field("downstream_remote_address", downstreamRemoteAddress)
+        out.field("requested_server_name", requestedServerName)
+        out.field("route_name", routeName)
+        out.field("source_principal", sourcePrincipal)
+        out.field("request_principal", requestPrincipal)
+        out.field("authz_policy", authzPolicy)
+        out.field("ratelimit", ratelimit)
+        out.field("tls_version", tlsVersion)
         return out.finish()
     }
-}
 
-enum JSONValue {
-    case string(String)
-    case int(Int64)
-    case null
-}
-
-/// Builds one JSON object. Strings are escaped so a hostile header (CR/LF, quotes, control bytes) can
-/// never split or forge a log line (ISTIO-SECURITY-2024-005).
-struct JSONLineWriter {
-    private var text = "{"
-    private var first = true
-
-    init() { text.reserveCapacity(640) }
-
-    mutating func field(_ name: String, _ value: JSONValue) {
-        if !first { text += "," }
-        first = false
-        text += "\""
-        text += name
-        text += "\":"
-        switch value {
-        case .null: text += "null"
-        case .int(let number): text += String(number)
-        case .string(let string): Self.appendQuoted(string, to: &text)
-        }
-    }
-
-    mutating func finish() -> String {
-        text += "}\n"
-        return text
-    }
-
-    static func appendQuoted(_ string: String, to text: inout String) {
-        text += "\""
-        var plainStart = string.utf8.startIndex
-        var index = plainStart
-        let utf8 = string.utf8
-        while index != utf8.endIndex {
-            let byte = utf8[index]
-            if byte == 0x22 || byte == 0x5C || byte < 0x20 || byte == 0x7F {
-                text += String(string[plainStart..<index])
-                switch byte {
-                case 0x22: text += "\\\""
-                case 0x5C: text += "\\\\"
-                case 0x0A: text += "\\n"
-                case 0x0D: text += "\\r"
-                case 0x09: text += "\\t"
-                default:
-                    let hex = String(byte, radix: 16)
-                    text += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                }
-                plainStart = utf8.index(after: index)
-            }
-            index = utf8.index(after: index)
-        }
-        text += String(string[plainStart..<utf8.endIndex])
-        text += "\""
-    }
+    /// The line as a String (tests and tools).
+    public func jsonString() -> String { String(decoding: jsonLine(), as: UTF8.self) }
 }

@@ -46,10 +46,10 @@ public final class AccessLogWriter: Sendable {
     /// Appends a line. The writer thread is woken only when a batch is worth writing; otherwise it
     /// writes what accumulated every `flushInterval`. Waking it per line would cost a futex round trip
     /// and a context switch per request.
-    public func write(_ line: String) {
+    public func write(_ line: [UInt8]) {
         let outcome = state.withLock { state -> (accepted: Bool, wake: Bool) in
             guard !state.closed, state.pending.count < maxPendingBytes else { return (false, false) }
-            state.pending.append(contentsOf: line.utf8)
+            state.pending.append(contentsOf: line)
             guard state.pending.count >= batchBytes, !state.flushRequested else { return (true, false) }
             state.flushRequested = true
             return (true, true)

@@ -222,6 +222,11 @@ struct VirtualServiceChecks {
             for name in names where name.isEmpty || !name.allSatisfy(\.isHTTPTokenCharacter) {
                 out.append(vs.diagnostic("\(path).\(side)", "invalid header name \"\(name)\""))
             }
+            // Values go on the wire as they are: CR, LF or NUL would split or corrupt the message.
+            let values = Array((operations.set ?? [:]).values) + Array((operations.add ?? [:]).values)
+            for value in values where value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) {
+                out.append(vs.diagnostic("\(path).\(side)", "header value must not contain CR, LF or NUL"))
+            }
         }
         return out
     }

@@ -1,0 +1,21 @@
+/// A small non-cryptographic generator (SplitMix64) for weighted route picks and request IDs. One per
+/// event loop: `SystemRandomNumberGenerator` costs a getrandom(2) syscall per call, which showed up in
+/// the profile. Seeded from the system generator, so values differ across loops and runs.
+struct FastRandom: RandomNumberGenerator {
+    private var state: UInt64
+
+    init() {
+        var system = SystemRandomNumberGenerator()
+        state = system.next()
+    }
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
