@@ -77,9 +77,13 @@ final class DNSCache: Sendable {
             cursor = info.pointee.ai_next
         }
         guard !addresses.isEmpty else { throw DNSError(host: host) }
+        // IPv4 preferred (Istio's V4_PREFERRED): a dual-stack name such as `localhost` must not send half
+        // the requests to an IPv6 address the upstream may not listen on.
+        let v4 = addresses.filter { if case .v4 = $0 { return true } else { return false } }
+        let preferred = v4.isEmpty ? addresses : v4
         // getaddrinfo lists each address once per protocol on some systems.
         var seen: Set<String> = []
-        return addresses.filter { seen.insert(SocketAddressText.describe($0)).inserted }
+        return preferred.filter { seen.insert(SocketAddressText.describe($0)).inserted }
     }
 }
 

@@ -106,3 +106,31 @@ def test_destination_port_selects_the_service_port(gateway, upstream):
     assert echo_of(gw.get("/admin/x")).upstream == "admin"
     assert echo_of(gw.get("/app")).upstream == "main"
     assert gw.log_for_path("/admin/x")["upstream_cluster"] == "outbound|81||backend.test"
+
+
+def test_dns_endpoints_are_resolved(gateway, upstream):
+    """resolution: DNS with a host name endpoint: resolved off the event loop (IPv4 preferred) and cached."""
+    named = upstream("named")
+    gw = gateway([
+        cfg.service_entry("backend.test", [cfg.endpoint(named, address="localhost")], resolution="DNS"),
+        cfg.virtual_service("main", [cfg.route()]),
+    ])
+    with gw.client() as client:
+        for _ in range(5):
+            assert echo_of(client.get("/dns")).upstream == "named"
+    gw.get("/dns-log")
+    entry = gw.log_for_path("/dns-log")
+    assert entry["upstream_host"] == f"127.0.0.1:{named.port}"
+    assert entry["response_code"] == 200
+
+
+def test_unresolvable_dns_endpoint_is_no_healthy_upstream(gateway):
+    gw = gateway([
+        cfg.service_entry("backend.test", [cfg.endpoint(9, address="no-such-host.invalid")], resolution="DNS"),
+        cfg.virtual_service("main", [cfg.route()]),
+    ])
+    response = gw.get("/nxdomain")
+    assert response.status_code == 503
+    assert response.text == "no healthy upstream"
+    entry = gw.log_for_path("/nxdomain")
+    assert entry["response_flags"] == "UH"
