@@ -85,3 +85,20 @@ def test_upstream_closing_idle_pooled_connections_is_survived(gateway, upstream)
             assert r.status_code == 200, r.text
             time.sleep(0.2)
     assert up.accepted == 5
+
+
+def test_head_and_bodiless_statuses_keep_the_connection_in_step(proxied):
+    """HEAD answers, 204 and 304 carry no body: the gateway must not wait for one (or send one), so the
+    next request on the same keep-alive connection is answered normally."""
+    with proxied.gw.raw() as conn:
+        head = conn.request("HEAD", "/h")
+        assert head.status == 200
+        assert int(dict((k.lower(), v) for k, v in head.headers)["content-length"]) > 0, "HEAD keeps the GET length"
+        assert head.body == b""
+        no_content = conn.request("GET", "/n?status=204")
+        assert no_content.status == 204 and no_content.body == b""
+        not_modified = conn.request("GET", "/m?status=304")
+        assert not_modified.status == 304 and not_modified.body == b""
+        after = conn.request("GET", "/after")
+        assert after.status == 200
+        assert echo_of(after).path == "/after"
