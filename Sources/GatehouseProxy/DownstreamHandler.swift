@@ -369,7 +369,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func writeLog(_ request: RequestState) {
         request.record.durationMillis = (NIODeadline.now() - request.startedAt).nanoseconds / 1_000_000
-        runtime.log(request.record)
+        runtime.log(request.record, on: loop)
     }
 
     private func closeConnection() {

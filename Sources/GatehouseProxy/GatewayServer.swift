@@ -85,6 +85,7 @@ public final class GatewayServer: Sendable {
             try? await Task.sleep(nanoseconds: 20_000_000)
         }
         for channel in runtime.connections.all { channel.close(promise: nil) }
+        await runtime.flushLogs()
     }
 }
 

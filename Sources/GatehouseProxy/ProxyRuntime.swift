@@ -11,6 +11,8 @@ final class LoopContext: @unchecked Sendable {
     let pool: ConnectionPool
     var roundRobin = RoundRobin()
     var random = FastRandom()
+    /// Access-log lines of this loop, handed to the writer in chunks (see `ProxyRuntime.log`).
+    var logBuffer: [UInt8] = []
     private var targets: [UpstreamTargetKey: UpstreamTarget] = [:]
 
     init(eventLoop: EventLoop) {
@@ -72,6 +74,7 @@ public final class ProxyRuntime: Sendable {
         self.loops = loops
         dns = DNSCache(threadPool: threadPool,
                        refreshInterval: .nanoseconds(store.snapshot.settings.dnsRefreshNanoseconds))
+        startLogFlushing()
     }
 
     func loopContext(for eventLoop: EventLoop) -> LoopContext {
@@ -83,9 +86,37 @@ public final class ProxyRuntime: Sendable {
 
     func beginDrain() { drainingFlag.store(true, ordering: .relaxed) }
 
-    func log(_ record: AccessLogRecord) {
+    /// Encodes the line into the loop's buffer; the buffer goes to the writer when it holds 32 KiB, and
+    /// every 50 ms by a timer on each loop (`startLogFlushing`), so a line waits at most that long.
+    func log(_ record: AccessLogRecord, on loop: LoopContext) {
         guard let accessLog else { return }
-        accessLog.write(record.jsonLine())
+        record.encode(into: &loop.logBuffer)
+        if loop.logBuffer.count >= Self.logChunkBytes { flushLog(loop, to: accessLog) }
+    }
+
+    static let logChunkBytes = 32 << 10
+
+    private func flushLog(_ loop: LoopContext, to accessLog: AccessLogWriter) {
+        guard !loop.logBuffer.isEmpty else { return }
+        accessLog.write(loop.logBuffer)
+        loop.logBuffer.removeAll(keepingCapacity: true)
+    }
+
+    func startLogFlushing() {
+        guard let accessLog else { return }
+        for loop in loops.values {
+            loop.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(50), delay: .milliseconds(50)) { _ in
+                self.flushLog(loop, to: accessLog)
+            }
+        }
+    }
+
+    /// Hands every loop's pending lines to the writer (at shutdown, before the writer closes).
+    public func flushLogs() async {
+        guard let accessLog else { return }
+        for loop in loops.values {
+            try? await loop.eventLoop.submit { self.flushLog(loop, to: accessLog) }.get()
+        }
     }
 }
 

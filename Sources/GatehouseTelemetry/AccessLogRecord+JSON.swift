@@ -1,11 +1,13 @@
 /// Encodes an `AccessLogRecord` straight into UTF-8 bytes: one buffer per line, no intermediate
 /// Strings. This runs once per request, so it avoids Swift String appends, which dominated the profile.
 struct JSONLineEncoder {
-    private(set) var bytes: [UInt8] = []
+    var bytes: [UInt8]
     private var first = true
 
-    init(capacity: Int) {
-        bytes.reserveCapacity(capacity)
+    /// Starts a line at the end of `buffer` (taken over until `finish()` hands it back).
+    init(appendingTo buffer: inout [UInt8]) {
+        bytes = []
+        swap(&bytes, &buffer)
         bytes.append(UInt8(ascii: "{"))
     }
 
@@ -35,10 +37,10 @@ struct JSONLineEncoder {
         writer(&bytes)
     }
 
-    mutating func finish() -> [UInt8] {
+    mutating func finish(into buffer: inout [UInt8]) {
         bytes.append(UInt8(ascii: "}"))
         bytes.append(UInt8(ascii: "\n"))
-        return bytes
+        swap(&bytes, &buffer)
     }
 
     private mutating func appendNull() {

@@ -37,7 +37,16 @@ public struct AccessLogRecord: Sendable {
 
     /// The JSON object and a trailing newline, as UTF-8.
     public func jsonLine() -> [UInt8] {
-        var out = JSONLineEncoder(capacity: 768)
+        var line: [UInt8] = []
+        line.reserveCapacity(768)
+        encode(into: &line)
+        return line
+    }
+
+    /// Appends the JSON line to `buffer`: the data plane encodes every line of an event loop into one
+    /// buffer, so a request costs no allocation for its log line.
+    public func encode(into buffer: inout [UInt8]) {
+        var out = JSONLineEncoder(appendingTo: &buffer)
         out.rawField("start_time") { Timestamp.appendISO8601(millis: startTimeMillis, to: &$0) }
         out.field("method", method)
         out.field("path", path)
@@ -67,7 +76,7 @@ public struct AccessLogRecord: Sendable {
         out.field("authz_policy", authzPolicy)
         out.field("ratelimit", ratelimit)
         out.field("tls_version", tlsVersion)
-        return out.finish()
+        out.finish(into: &buffer)
     }
 
     /// The line as a String (tests and tools).
