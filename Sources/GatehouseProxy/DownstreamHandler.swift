@@ -199,10 +199,11 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         record.method = head.method.rawValue
         record.path = head.uri
         record.protocol = head.version == .http1_0 ? "HTTP/1.0" : "HTTP/1.1"
-        record.userAgent = head.headers.first(name: "user-agent")
-        record.xForwardedFor = head.headers.first(name: "x-forwarded-for")
-        record.authority = head.headers.first(name: "host")
-        let requestID = head.headers.first(name: "x-request-id").flatMap { $0.isEmpty ? nil : $0 } ?? RequestID.generate(using: &loop.random)
+        let summary = RequestHeaderSummary(head.headers)
+        record.userAgent = summary.userAgent
+        record.xForwardedFor = summary.forwardedFor
+        record.authority = summary.host
+        let requestID = summary.requestID ?? RequestID.generate(using: &loop.random)
         record.requestID = requestID
         let request = RequestState(head: head, record: record,
                                    keepAlive: head.isKeepAlive && !quiescing && !runtime.isDraining)
@@ -214,7 +215,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             sendLocalReply(.headersTooLarge, for: request)
             return
         }
-        guard let target = RequestTarget(head: head) else {
+        guard let target = RequestTarget(head: head, host: summary.host, hostCount: summary.hostCount) else {
             sendLocalReply(.badRequest, for: request)
             return
         }
@@ -257,7 +258,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let upstreamHead = UpstreamRequestBuilder.build(
                 head: head, target: target, route: route, matched: selection.matched, rewrite: forward.rewrite,
                 destination: destination, clientIP: remoteIP, requestID: requestID)
-            if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+            if summary.expectsContinue {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))),
                                       promise: nil)
             }

@@ -13,72 +13,65 @@ extension Substring {
 }
 
 enum ForwardingHeaders {
-    static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "upgrade",
-                                        "proxy-authenticate", "proxy-authorization"]
-
-    /// Removes hop-by-hop headers and those the `Connection` header names. Framing headers
-    /// (`content-length`, `transfer-encoding`) stay: the encoder re-frames from them.
-    static func stripHopByHop(_ headers: inout HTTPHeaders) {
-        // One pass to see whether there is anything to remove: most requests have nothing but a
-        // `connection: keep-alive`, and removing by name scans all headers each time.
-        var found = false
+    /// The headers sent upstream, built in one pass over the client's: hop-by-hop headers and those the
+    /// `Connection` header names are dropped, client `x-envoy-*` headers are dropped (CVE-2023-27487),
+    /// `x-forwarded-for` gets the client address appended, `x-forwarded-proto` and `x-request-id` are
+    /// set, `expect` is dropped (the gateway answers 100-continue itself). `authority` replaces `Host`.
+    static func upstreamRequest(_ headers: HTTPHeaders, clientAddress: String?, scheme: String,
+                                requestID: String, authority: String?) -> HTTPHeaders {
+        var out = HTTPHeaders()
+        out.reserveCapacity(headers.count + 4)
+        if let authority { out.add(name: "host", value: authority) }
+        var forwardedFor = ""
         var named: [String] = []
-        for (name, value) in headers where isHopByHop(name) {
-            found = true
-            if name.utf8.count == 10, name.lowercased() == "connection" {
-                for token in value.split(separator: ",") {
-                    let token = token.trimmingSpaces.lowercased()
-                    if token != "close", token != "keep-alive", token != "content-length", token != "transfer-encoding" {
-                        named.append(token)
-                    }
-                }
+        for (name, value) in headers {
+            switch HeaderName.role(name) {
+            case .connection: collectConnectionTokens(value, into: &named)
+            case .hopByHop, .envoyInternal, .expect, .forwardedProto, .requestID: break
+            case .forwardedFor:
+                // Several x-forwarded-for headers are one list (RFC 9110 §5.3).
+                if !value.isEmpty { forwardedFor += forwardedFor.isEmpty ? value : ",\(value)" }
+            case .host: if authority == nil { out.add(name: name, value: value) }
+            default: out.add(name: name, value: value)
             }
         }
-        guard found else { return }
-        for name in named { headers.remove(name: name) }
-        for name in hopByHop { headers.remove(name: name) }
-    }
-
-    static func isHopByHop(_ name: String) -> Bool {
-        let count = name.utf8.count
-        guard count == 2 || count == 7 || count == 10 || count == 16 || count == 18 || count == 19 else { return false }
-        return hopByHop.contains(name.lowercased())
-    }
-
-    static func prepareUpstreamRequest(_ headers: inout HTTPHeaders, clientAddress: String?, scheme: String,
-                                       requestID: String) {
-        stripHopByHop(&headers)
-        var envoyHeaders: [String] = []
-        for (name, _) in headers where isEnvoyInternal(name) { envoyHeaders.append(name) }
-        for name in envoyHeaders { headers.remove(name: name) }
+        for name in named { out.remove(name: name) }
         if let clientAddress {
-            // Several x-forwarded-for headers are one list (RFC 9110 §5.3).
-            let existing = headers["x-forwarded-for"].filter { !$0.isEmpty }
-            if !existing.isEmpty {
-                headers.replaceOrAdd(name: "x-forwarded-for", value: existing.joined(separator: ",") + ",\(clientAddress)")
-            } else {
-                headers.replaceOrAdd(name: "x-forwarded-for", value: clientAddress)
+            out.add(name: "x-forwarded-for", value: forwardedFor.isEmpty ? clientAddress : "\(forwardedFor),\(clientAddress)")
+        } else if !forwardedFor.isEmpty {
+            out.add(name: "x-forwarded-for", value: forwardedFor)
+        }
+        out.add(name: "x-forwarded-proto", value: scheme)
+        out.add(name: "x-request-id", value: requestID)
+        return out
+    }
+
+    /// The headers sent back to the client: hop-by-hop headers dropped, `server: istio-envoy` (Envoy
+    /// overwrites the upstream's) and `x-envoy-upstream-service-time` set.
+    static func downstreamResponse(_ headers: HTTPHeaders, serviceTimeMillis: Int64) -> HTTPHeaders {
+        var out = HTTPHeaders()
+        out.reserveCapacity(headers.count + 2)
+        var named: [String] = []
+        for (name, value) in headers {
+            switch HeaderName.role(name) {
+            case .connection: collectConnectionTokens(value, into: &named)
+            case .hopByHop, .server, .upstreamServiceTime: break
+            default: out.add(name: name, value: value)
             }
         }
-        headers.replaceOrAdd(name: "x-forwarded-proto", value: scheme)
-        headers.replaceOrAdd(name: "x-request-id", value: requestID)
+        for name in named { out.remove(name: name) }
+        out.add(name: "server", value: "istio-envoy")
+        out.add(name: "x-envoy-upstream-service-time", value: String(serviceTimeMillis))
+        return out
     }
 
-    /// `x-envoy-*`, compared without allocating (this runs for every header of every request).
-    static func isEnvoyInternal(_ name: String) -> Bool {
-        let prefix = "x-envoy-".utf8
-        var iterator = name.utf8.makeIterator()
-        for expected in prefix {
-            guard let byte = iterator.next() else { return false }
-            let lower = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
-            if lower != expected { return false }
+    /// Header names listed in `Connection` are hop-by-hop too; framing headers stay, the encoder needs them.
+    private static func collectConnectionTokens(_ value: String, into named: inout [String]) {
+        for token in value.split(separator: ",") {
+            let token = token.trimmingSpaces.lowercased()
+            if token.isEmpty || token == "close" || token == "keep-alive" || token == "content-length"
+                || token == "transfer-encoding" { continue }
+            named.append(token)
         }
-        return true
-    }
-
-    static func prepareDownstreamResponse(_ headers: inout HTTPHeaders) {
-        stripHopByHop(&headers)
-        // Envoy overwrites the upstream's `server` header; Istio gateways answer as istio-envoy.
-        headers.replaceOrAdd(name: "server", value: "istio-envoy")
     }
 }

@@ -153,9 +153,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
         responseStarted = true
         responseKeepAlive = response.isKeepAlive
         let serviceTime = (NIODeadline.now() - upstreamStartedAt).nanoseconds / 1_000_000
-        var headers = response.headers
-        ForwardingHeaders.prepareDownstreamResponse(&headers)
-        headers.replaceOrAdd(name: "x-envoy-upstream-service-time", value: String(serviceTime))
+        var headers = ForwardingHeaders.downstreamResponse(response.headers, serviceTimeMillis: serviceTime)
         downstream.apply(responseMutations, to: &headers)
         downstream.updateRecord {
             $0.upstreamServiceTimeMillis = serviceTime

@@ -8,10 +8,18 @@ struct RequestTarget {
     var path: String
     var query: String?
     var isAbsoluteForm: Bool
+    /// Whether the request had a `Host` header (HTTP/1.0 may omit it).
+    var hadHost: Bool
 
     init?(head: HTTPRequestHead) {
         let hosts = head.headers["host"]
-        if hosts.count > 1 { return nil }
+        self.init(head: head, host: hosts.first, hostCount: hosts.count)
+    }
+
+    /// `host`/`hostCount` come from the caller's single pass over the headers.
+    init?(head: HTTPRequestHead, host: String?, hostCount: Int) {
+        if hostCount > 1 { return nil }
+        hadHost = host != nil
         var target = Substring(head.uri)
         isAbsoluteForm = false
         if let schemeEnd = target.range(of: "://"), !target.hasPrefix("/") {
@@ -24,10 +32,10 @@ struct RequestTarget {
             if target.isEmpty || target.first == "?" { target = "/" + target }
             isAbsoluteForm = true
         } else if target == "*" {
-            authority = hosts.first ?? ""
+            authority = host ?? ""
         } else {
             guard target.first == "/" else { return nil }
-            guard let host = hosts.first else {
+            guard let host else {
                 if head.version == .http1_0 { authority = "" } else { return nil }
                 let (path, query) = RouteInput.split(target: String(target))
                 self.path = path

@@ -7,21 +7,20 @@ enum UpstreamRequestBuilder {
     static func build(head: HTTPRequestHead, target: RequestTarget, route: Route, matched: RouteMatch?,
                       rewrite: Rewrite?, destination: WeightedDestination, clientIP: String?,
                       requestID: String) -> HTTPRequestHead {
-        var headers = head.headers
-        ForwardingHeaders.prepareUpstreamRequest(&headers, clientAddress: clientIP, scheme: "http", requestID: requestID)
-        headers.remove(name: "expect")  // 100-continue is answered by the gateway itself
         var path = target.path
+        var originalPath: String?
         if let rewrite {
             let rewritten = rewrite.rewritePath(target.path, matchedBy: matched)
             if rewritten != path {
-                headers.replaceOrAdd(name: "x-envoy-original-path", value: head.uri)
+                originalPath = head.uri
                 path = rewritten
             }
-            if let authority = rewrite.authority { headers.replaceOrAdd(name: "host", value: authority) }
         }
-        if target.isAbsoluteForm || headers["host"].isEmpty {
-            if rewrite?.authority == nil { headers.replaceOrAdd(name: "host", value: target.authority) }
-        }
+        // Absolute-form targets carry the authority themselves; a rewrite replaces it.
+        let authority = rewrite?.authority ?? (target.isAbsoluteForm || !target.hadHost ? target.authority : nil)
+        var headers = ForwardingHeaders.upstreamRequest(head.headers, clientAddress: clientIP, scheme: "http",
+                                                        requestID: requestID, authority: authority)
+        if let originalPath { headers.add(name: "x-envoy-original-path", value: originalPath) }
         for mutation in [destination.requestHeaders, route.requestHeaders] where !mutation.isEmpty {
             mutation.apply(remove: { headers.remove(name: $0) },
                            replace: { headers.replaceOrAdd(name: $0, value: $1) },

@@ -5,35 +5,64 @@ import Testing
 
 @Suite struct ForwardingHeadersTests {
     @Test func hopByHopHeadersAndThoseConnectionNamesAreRemoved() {
-        var headers = HTTPHeaders([("Connection", "keep-alive, X-Secret"), ("X-Secret", "1"), ("Keep-Alive", "5"),
+        let headers = HTTPHeaders([("Connection", "keep-alive, X-Secret"), ("X-Secret", "1"), ("Keep-Alive", "5"),
                                    ("TE", "trailers"), ("Upgrade", "h2c"), ("Proxy-Connection", "x"),
                                    ("Content-Length", "3"), ("X-Kept", "yes")])
-        ForwardingHeaders.stripHopByHop(&headers)
-        #expect(headers.map(\.name).sorted() == ["Content-Length", "X-Kept"])
+        let upstream = ForwardingHeaders.upstreamRequest(headers, clientAddress: nil, scheme: "http",
+                                                         requestID: "r", authority: nil)
+        #expect(upstream.map(\.name).sorted() == ["Content-Length", "X-Kept", "x-forwarded-proto", "x-request-id"])
+        let response = ForwardingHeaders.downstreamResponse(headers, serviceTimeMillis: 7)
+        #expect(response.map(\.name).sorted() == ["Content-Length", "X-Kept", "server", "x-envoy-upstream-service-time"])
+        #expect(response["x-envoy-upstream-service-time"] == ["7"])
+        #expect(response["server"] == ["istio-envoy"])
     }
 
     @Test func upstreamRequestGetsForwardingHeadersAndLosesEnvoyInternalOnes() {
-        var headers = HTTPHeaders([("X-Forwarded-For", "203.0.113.7"), ("X-Envoy-Original-Path", "/admin"),
-                                   ("x-envoy-retry-on", "5xx"), ("X-Request-Id", "abc")])
-        ForwardingHeaders.prepareUpstreamRequest(&headers, clientAddress: "10.0.0.9", scheme: "http", requestID: "abc")
-        #expect(headers["x-forwarded-for"] == ["203.0.113.7,10.0.0.9"])
-        #expect(headers["x-forwarded-proto"] == ["http"])
-        #expect(headers["x-request-id"] == ["abc"])
-        #expect(headers["x-envoy-original-path"].isEmpty)
-        #expect(headers["x-envoy-retry-on"].isEmpty)
+        let headers = HTTPHeaders([("Host", "a.com"), ("X-Forwarded-For", "203.0.113.7"),
+                                   ("X-Envoy-Original-Path", "/admin"), ("x-envoy-retry-on", "5xx"),
+                                   ("X-Request-Id", "abc"), ("X-Forwarded-Proto", "https"), ("Expect", "100-continue")])
+        let out = ForwardingHeaders.upstreamRequest(headers, clientAddress: "10.0.0.9", scheme: "http",
+                                                    requestID: "abc", authority: nil)
+        #expect(out["x-forwarded-for"] == ["203.0.113.7,10.0.0.9"])
+        #expect(out["x-forwarded-proto"] == ["http"], "the client cannot claim https")
+        #expect(out["x-request-id"] == ["abc"])
+        #expect(out["host"] == ["a.com"])
+        #expect(out["x-envoy-original-path"].isEmpty)
+        #expect(out["x-envoy-retry-on"].isEmpty)
+        #expect(out["expect"].isEmpty)
+        let rewritten = ForwardingHeaders.upstreamRequest(headers, clientAddress: nil, scheme: "http",
+                                                          requestID: "abc", authority: "b.internal")
+        #expect(rewritten["host"] == ["b.internal"])
     }
 
     @Test func repeatedForwardedForHeadersAreOneList() {
-        var headers = HTTPHeaders([("X-Forwarded-For", "1.1.1.1"), ("X-Forwarded-For", "2.2.2.2")])
-        ForwardingHeaders.prepareUpstreamRequest(&headers, clientAddress: "3.3.3.3", scheme: "http", requestID: "r")
-        #expect(headers["x-forwarded-for"] == ["1.1.1.1,2.2.2.2,3.3.3.3"])
+        let headers = HTTPHeaders([("X-Forwarded-For", "1.1.1.1"), ("X-Forwarded-For", "2.2.2.2")])
+        let out = ForwardingHeaders.upstreamRequest(headers, clientAddress: "3.3.3.3", scheme: "http",
+                                                    requestID: "r", authority: nil)
+        #expect(out["x-forwarded-for"] == ["1.1.1.1,2.2.2.2,3.3.3.3"])
+    }
+
+    @Test func headerRolesAreRecognisedInAnyCase() {
+        #expect(HeaderName.role("HOST") == .host)
+        #expect(HeaderName.role("Transfer-Encoding") == .transferEncoding)
+        #expect(HeaderName.role("X-ENVOY-anything") == .envoyInternal)
+        #expect(HeaderName.role("x-envoy") == .other)
+        #expect(HeaderName.role("x-envoy-abcd") == .envoyInternal, "12 bytes, like x-request-id")
+        #expect(HeaderName.role("X-Envoy-Ab") == .envoyInternal, "10 bytes, like connection")
+        #expect(HeaderName.role("hosts") == .other)
+        let summary = RequestHeaderSummary(HTTPHeaders([("Host", "a"), ("host", "b"), ("User-Agent", "curl"),
+                                                        ("EXPECT", "100-Continue"), ("x-request-id", "")]))
+        #expect(summary.hostCount == 2 && summary.host == "a")
+        #expect(summary.userAgent == "curl")
+        #expect(summary.expectsContinue)
+        #expect(summary.requestID == nil, "an empty x-request-id is replaced")
     }
 
     @Test func envoyPrefixCheckIsCaseInsensitiveAndExact() {
-        #expect(ForwardingHeaders.isEnvoyInternal("X-Envoy-Foo"))
-        #expect(ForwardingHeaders.isEnvoyInternal("x-envoy-"))
-        #expect(!ForwardingHeaders.isEnvoyInternal("x-envoy"))
-        #expect(!ForwardingHeaders.isEnvoyInternal("x-envoyfoo"))
+        #expect(HeaderName.hasPrefix("X-Envoy-Foo", "x-envoy-"))
+        #expect(HeaderName.hasPrefix("x-envoy-", "x-envoy-"))
+        #expect(!HeaderName.hasPrefix("x-envoy", "x-envoy-"))
+        #expect(!HeaderName.hasPrefix("x-envoyfoo", "x-envoy-"))
     }
 
     @Test func requestIDsAreVersion4UUIDs() {
