@@ -159,6 +159,14 @@ public enum Authority {
 
     /// The form virtual hosts are looked up by: lowercase, no port, no trailing dot.
     public static func normalizedHost(_ authority: String) -> String {
+        // Fast path, taken by nearly every request: lowercase and not an IPv6 literal, so only a port and
+        // trailing dots can need removing (no lowercased() copy).
+        if authority.utf8.allSatisfy({ !($0 >= 0x41 && $0 <= 0x5A) && $0 != UInt8(ascii: "[") }) {
+            var host = Substring(authority)
+            if let colon = host.lastIndex(of: ":"), host.firstIndex(of: ":") == colon { host = host[..<colon] }
+            while host.last == "." { host.removeLast() }
+            return host.count == authority.count ? authority : String(host)
+        }
         var host = split(authority).host.lowercased()
         while host.hasSuffix(".") { host.removeLast() }
         return host
