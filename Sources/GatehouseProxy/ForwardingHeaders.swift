@@ -67,6 +67,8 @@ enum ForwardingHeaders {
 
     /// Header names listed in `Connection` are hop-by-hop too; framing headers stay, the encoder needs them.
     private static func collectConnectionTokens(_ value: String, into named: inout [String]) {
+        // Nearly always just `keep-alive` or `close`: nothing to collect, nothing to split.
+        if HeaderName.equals(value, "keep-alive") || HeaderName.equals(value, "close") { return }
         for token in value.split(separator: ",") {
             let token = token.trimmingSpaces.lowercased()
             if token.isEmpty || token == "close" || token == "keep-alive" || token == "content-length"

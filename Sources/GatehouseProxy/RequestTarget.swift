@@ -45,6 +45,12 @@ struct RequestTarget {
             authority = host
         }
         guard !authority.contains(where: { $0 == " " || $0 == "/" || $0 == "@" }) else { return nil }
+        if !isAbsoluteForm, !head.uri.utf8.contains(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) {
+            // The common case: the target is the path; no copy.
+            path = head.uri
+            query = nil
+            return
+        }
         let (path, query) = RouteInput.split(target: String(target))
         self.path = path
         self.query = query
