@@ -111,7 +111,6 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        runtime.connections.remove(context.channel)
         if let request = current, !request.responseEnded {
             request.exchange?.downstreamClosed()
             request.exchange = nil
@@ -286,7 +285,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         for (name, value) in reply.extraHeaders { headers.add(name: name, value: value) }
         headers.add(name: "date", value: HTTPDate.now())
         headers.add(name: "server", value: "istio-envoy")
-        if let route { apply([route.responseHeaders], to: &headers) }
+        if let route { headers.apply([route.responseHeaders]) }
         request.record.responseFlags = reply.flag
         request.record.responseCodeDetails = reply.details
         request.exchange = nil
@@ -379,11 +378,15 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.close(promise: nil)
     }
 
-    func apply(_ mutations: [HeaderMutation], to headers: inout HTTPHeaders) {
+}
+
+extension HTTPHeaders {
+    /// Applies Istio header operations (`headers.request|response`) in the order given.
+    mutating func apply(_ mutations: [HeaderMutation]) {
         for mutation in mutations where !mutation.isEmpty {
-            mutation.apply(remove: { headers.remove(name: $0) },
-                           replace: { headers.replaceOrAdd(name: $0, value: $1) },
-                           append: { headers.add(name: $0, value: $1) })
+            mutation.apply(remove: { remove(name: $0) },
+                           replace: { replaceOrAdd(name: $0, value: $1) },
+                           append: { add(name: $0, value: $1) })
         }
     }
 }

@@ -1,4 +1,5 @@
 import GatehouseSnapshot
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -7,7 +8,7 @@ import NIOPosix
 public final class GatewayServer: Sendable {
     public let runtime: ProxyRuntime
     private let group: MultiThreadedEventLoopGroup
-    private let servers: NIOLockedValueBoxShim<[Int: Channel]> = .init([:])
+    private let servers = NIOLockedValueBox<[Int: Channel]>([:])
 
     public init(runtime: ProxyRuntime, group: MultiThreadedEventLoopGroup) {
         self.runtime = runtime
@@ -20,8 +21,6 @@ public final class GatewayServer: Sendable {
             try await bind(listener)
         }
     }
-
-    public var boundPorts: [Int] { servers.value.keys.sorted() }
 
     private func bind(_ listener: Listener) async throws {
         let runtime = self.runtime
@@ -38,7 +37,7 @@ public final class GatewayServer: Sendable {
             }
         do {
             let channel = try await bootstrap.bind(host: listener.bindAddress, port: port).get()
-            servers.mutate { $0[port] = channel }
+            servers.withLockedValue { $0[port] = channel }
         } catch {
             throw GatewayServerError(message: "cannot listen on \(listener.bindAddress):\(port): \(error)")
         }
@@ -46,9 +45,12 @@ public final class GatewayServer: Sendable {
 
     private static func configure(_ channel: Channel, runtime: ProxyRuntime, port: Int) throws {
         let settings = runtime.store.snapshot.settings
-        if runtime.connections.add(channel) > settings.maxConnections || runtime.isDraining {
+        // Tracked until the channel is closed, however it closes: a client that resets before the pipeline
+        // is set up (so no handler ever sees channelInactive) must not hold up drain.
+        let open = runtime.connections.add(channel)
+        channel.closeFuture.whenComplete { _ in runtime.connections.remove(channel) }
+        if open > settings.maxConnections || runtime.isDraining {
             // Over the connection cap (or shutting down): refuse before reading anything.
-            runtime.connections.remove(channel)
             channel.close(promise: nil)
             return
         }
@@ -71,7 +73,7 @@ public final class GatewayServer: Sendable {
     /// `connection: close`), and returns when every connection is gone or `timeout` passed.
     public func drain(timeout: TimeAmount) async {
         runtime.beginDrain()
-        let listeners = servers.mutate { current -> [Channel] in
+        let listeners = servers.withLockedValue { current -> [Channel] in
             let all = Array(current.values)
             current.removeAll()
             return all
