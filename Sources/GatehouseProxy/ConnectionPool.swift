@@ -15,7 +15,7 @@ final class ConnectionPool {
         var reused: Bool
     }
 
-    func acquire(key: String, address: SocketAddress, endpoint: String, connectTimeout: TimeAmount,
+    func acquire(key: String, address: SocketAddress, connectTimeout: TimeAmount,
                  idleTimeout: TimeAmount, forceNew: Bool = false) -> EventLoopFuture<Lease> {
         eventLoop.assertInEventLoop()
         if !forceNew {
@@ -37,8 +37,7 @@ final class ConnectionPool {
             .connect(to: address)
             .flatMapThrowing { channel in
                 let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
-                return Lease(connection: UpstreamConnection(channel: channel, handler: handler, poolKey: key,
-                                                            endpoint: endpoint),
+                return Lease(connection: UpstreamConnection(channel: channel, handler: handler, poolKey: key),
                              reused: false)
             }
     }
@@ -58,13 +57,4 @@ final class ConnectionPool {
         }
     }
 
-    func idleCount(_ key: String) -> Int { idle.count(key) }
-
-    func closeAll() {
-        for connection in idle.all {
-            connection.handler.onIdleClose = nil
-            connection.close()
-        }
-        idle = IdleConnectionStack(maxIdlePerKey: idle.maxIdlePerKey)
-    }
 }

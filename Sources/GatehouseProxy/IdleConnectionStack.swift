@@ -30,5 +30,4 @@ struct IdleConnectionStack<Connection: AnyObject> {
 
     func count(_ key: String) -> Int { idle[key]?.count ?? 0 }
 
-    var all: [Connection] { idle.values.flatMap { $0 } }
 }

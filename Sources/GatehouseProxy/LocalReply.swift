@@ -31,8 +31,6 @@ struct LocalReply {
                                             details: "http1.headers_too_large", closeConnection: true)
     static let requestHeadersTimeout = LocalReply(status: .requestTimeout, body: Array("request timeout".utf8),
                                                   flag: "-", details: "request_header_timeout", closeConnection: true)
-    static let overloaded = LocalReply(status: .serviceUnavailable, body: Array("envoy overloaded".utf8),
-                                       flag: "OM", details: "overload", closeConnection: true)
 
     static func direct(status: Int, body: [UInt8]) -> LocalReply {
         LocalReply(status: HTTPResponseStatus(statusCode: status), body: body, flag: "-", details: "direct_response")

@@ -72,7 +72,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
     private func connect(to target: UpstreamTarget, forceNew: Bool = false) {
         self.target = target
         downstream.updateRecord { $0.upstreamHost = target.text }
-        loop.pool.acquire(key: target.poolKey, address: target.address, endpoint: target.text,
+        loop.pool.acquire(key: target.poolKey, address: target.address,
                           connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds),
                           idleTimeout: .nanoseconds(cluster.idleTimeoutNanoseconds), forceNew: forceNew)
             .assumeIsolated().whenComplete { [self] result in
@@ -154,7 +154,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
         responseKeepAlive = response.isKeepAlive
         let serviceTime = (NIODeadline.now() - upstreamStartedAt).nanoseconds / 1_000_000
         var headers = ForwardingHeaders.downstreamResponse(response.headers, serviceTimeMillis: serviceTime)
-        downstream.apply(responseMutations, to: &headers)
+        headers.apply(responseMutations)
         downstream.updateRecord {
             $0.upstreamServiceTimeMillis = serviceTime
             $0.responseCodeDetails = "via_upstream"

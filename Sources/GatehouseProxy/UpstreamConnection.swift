@@ -16,17 +16,15 @@ protocol UpstreamResponseReceiver: AnyObject {
 final class UpstreamConnection {
     let channel: Channel
     let poolKey: String
-    let endpoint: String
     let localAddress: String?
     let handler: UpstreamHandler
     var requestsServed = 0
     var idleSince: NIODeadline = .now()
 
-    init(channel: Channel, handler: UpstreamHandler, poolKey: String, endpoint: String) {
+    init(channel: Channel, handler: UpstreamHandler, poolKey: String) {
         self.channel = channel
         self.handler = handler
         self.poolKey = poolKey
-        self.endpoint = endpoint
         localAddress = channel.localAddress.map(SocketAddressText.describe)
     }
 

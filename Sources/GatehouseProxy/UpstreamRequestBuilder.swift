@@ -21,11 +21,7 @@ enum UpstreamRequestBuilder {
         var headers = ForwardingHeaders.upstreamRequest(head.headers, clientAddress: clientIP, scheme: "http",
                                                         requestID: requestID, authority: authority)
         if let originalPath { headers.add(name: "x-envoy-original-path", value: originalPath) }
-        for mutation in [destination.requestHeaders, route.requestHeaders] where !mutation.isEmpty {
-            mutation.apply(remove: { headers.remove(name: $0) },
-                           replace: { headers.replaceOrAdd(name: $0, value: $1) },
-                           append: { headers.add(name: $0, value: $1) })
-        }
+        headers.apply([destination.requestHeaders, route.requestHeaders])
         let uri = target.query.map { "\(path)?\($0)" } ?? path
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: uri, headers: headers)
     }

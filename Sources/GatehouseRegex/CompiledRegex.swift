@@ -102,13 +102,6 @@ public final class CompiledRegex: @unchecked Sendable {
         return String(decoding: output, as: UTF8.self)
     }
 
-    /// Kept for callers that want the rewrite only when the pattern matches.
-    public func substitute(in subject: some StringProtocol, template: String) -> String? {
-        let string = String(subject)
-        guard matches(string) else { return nil }
-        return replacingMatches(in: string, with: template)
-    }
-
     private func expand(_ template: String, ranges: [Range<Int>?], in utf8: [UInt8]) -> [UInt8] {
         var output: [UInt8] = []
         var iterator = template.utf8.makeIterator()

@@ -78,7 +78,4 @@ public struct AccessLogRecord: Sendable {
         out.field("tls_version", tlsVersion)
         out.finish(into: &buffer)
     }
-
-    /// The line as a String (tests and tools).
-    public func jsonString() -> String { String(decoding: jsonLine(), as: UTF8.self) }
 }

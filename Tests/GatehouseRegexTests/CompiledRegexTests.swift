@@ -37,8 +37,8 @@ import Testing
 
     @Test func substitutesCaptureGroups() throws {
         let regex = try CompiledRegex("^/service/([^/]+)(/.*)$")
-        #expect(regex.substitute(in: "/service/foo/v1/api", template: #"\2/instance/\1"#) == "/v1/api/instance/foo")
-        #expect(regex.substitute(in: "/other", template: #"\1"#) == nil)
+        #expect(regex.replacingMatches(in: "/service/foo/v1/api", with: #"\2/instance/\1"#) == "/v1/api/instance/foo")
+        #expect(regex.replacingMatches(in: "/other", with: #"\1"#) == "/other", "no match leaves the subject as it is")
     }
 
     @Test func searchModeReplacesEveryMatchIncludingEmptyOnes() throws {
