@@ -15,16 +15,18 @@ final class ConnectionPool {
         var reused: Bool
     }
 
-    func acquire(key: String, address: SocketAddress, connectTimeout: TimeAmount,
-                 idleTimeout: TimeAmount, forceNew: Bool = false) -> EventLoopFuture<Lease> {
+    /// A warm idle connection for `key`, if there is one (the synchronous fast path: no future).
+    func takeIdle(key: String, idleTimeout: TimeAmount) -> UpstreamConnection? {
         eventLoop.assertInEventLoop()
-        if !forceNew {
-            let oldest = NIODeadline.now() - idleTimeout
-            if let connection = idle.take(key, isUsable: { $0.isUsable && $0.idleSince > oldest }) {
-                connection.handler.onIdleClose = nil
-                return eventLoop.makeSucceededFuture(Lease(connection: connection, reused: true))
-            }
-        }
+        let oldest = NIODeadline.now() - idleTimeout
+        guard let connection = idle.take(key, isUsable: { $0.isUsable && $0.idleSince > oldest }) else { return nil }
+        connection.handler.onIdleClose = nil
+        return connection
+    }
+
+    /// A new connection to `address`.
+    func connect(key: String, address: SocketAddress, connectTimeout: TimeAmount) -> EventLoopFuture<Lease> {
+        eventLoop.assertInEventLoop()
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)

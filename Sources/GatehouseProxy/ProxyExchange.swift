@@ -72,14 +72,17 @@ final class ProxyExchange: UpstreamResponseReceiver {
     private func connect(to target: UpstreamTarget, forceNew: Bool = false) {
         self.target = target
         downstream.updateRecord { $0.upstreamHost = target.text }
-        loop.pool.acquire(key: target.poolKey, address: target.address,
-                          connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds),
-                          idleTimeout: .nanoseconds(cluster.idleTimeoutNanoseconds), forceNew: forceNew)
+        if !forceNew,
+           let idle = loop.pool.takeIdle(key: target.poolKey, idleTimeout: .nanoseconds(cluster.idleTimeoutNanoseconds)) {
+            return attach(ConnectionPool.Lease(connection: idle, reused: true))
+        }
+        loop.pool.connect(key: target.poolKey, address: target.address,
+                          connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds))
             .assumeIsolated().whenComplete { [self] result in
                 switch result {
                 case .success(let lease):
                     guard !finished else {
-                        lease.reused ? loop.pool.release(lease.connection) : lease.connection.close()
+                        lease.connection.close()
                         return
                     }
                     attach(lease)
