@@ -112,7 +112,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         if let request = current, !request.responseEnded {
-            request.exchange?.downstreamClosed()
+            request.exchange?.abandon()
             request.exchange = nil
             request.record.responseFlags = request.record.responseFlags == "-" ? "DC" : request.record.responseFlags
             request.record.connectionTerminationDetails = request.record.connectionTerminationDetails
@@ -288,6 +288,8 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let route { headers.apply([route.responseHeaders]) }
         request.record.responseFlags = reply.flag
         request.record.responseCodeDetails = reply.details
+        // The exchange holds this handler unowned: it must never call back once it has been dropped.
+        request.exchange?.abandon()
         request.exchange = nil
         var body = context.channel.allocator.buffer(capacity: reply.body.count)
         body.writeBytes(reply.body)
@@ -345,6 +347,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         request.record.responseFlags = flag
         request.record.responseCodeDetails = details
         request.responseEnded = true
+        request.exchange?.abandon()
         request.exchange = nil
         writeLog(request)
         closeConnection()

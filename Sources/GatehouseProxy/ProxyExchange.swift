@@ -140,7 +140,10 @@ final class ProxyExchange: UpstreamResponseReceiver {
 
     func downstreamBecameWritable() { connection?.resumeReads() }
 
-    func downstreamClosed() {
+    /// The downstream side gave up on this exchange (client gone, or the gateway answered locally, e.g. a
+    /// malformed body): stop, and close the upstream connection, whose state is now unknown. A no-op once
+    /// the exchange has finished on its own.
+    func abandon() {
         guard !finished else { return }
         finish()
         // A half-sent exchange leaves the connection in an unknown state: never reuse it.

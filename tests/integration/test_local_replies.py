@@ -191,3 +191,19 @@ def test_gateway_survives_abrupt_client_close(proxied):
         sock.close()  # RST
     assert gw.get("/still-alive").status_code == 200
     assert gw.running()
+
+
+def test_malformed_body_while_forwarding_gets_400_and_the_gateway_keeps_serving(proxied):
+    """The head is fine, so the request is already on its way upstream when a bad chunk size arrives:
+    the client gets 400, the half-sent upstream request is abandoned, and nothing else is disturbed."""
+    gw = proxied.gw
+    with gw.raw() as conn:
+        conn.send(b"POST /half HTTP/1.1\r\nHost: gatehouse.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  b"5\r\nhello\r\nzz-not-hex\r\n")
+        response = conn.read_response()
+    assert response.status == 400
+    assert response.body == b"Bad Request"
+    for _ in range(3):
+        assert gw.get("/after-bad-body").status_code == 200
+    entry = gw.log_for_path("/half")
+    assert entry["response_code"] == 400 and entry["response_flags"] == "DPE"
