@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .upstream import ConnectionClosed, SocketReader
+from .upstream import ConnectionClosed, HeaderLookup, SocketReader
 
 Headers = Sequence[tuple[str, str]] | Mapping[str, str]
 
@@ -40,7 +40,7 @@ def format_request(method: str, target: str, headers: Headers | None = None, bod
 
 
 @dataclass
-class Response:
+class Response(HeaderLookup):
     status: int
     reason: str
     version: str
@@ -53,16 +53,6 @@ class Response:
     elapsed: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def header(self, name: str, default: str | None = None) -> str | None:
-        values = self.header_values(name)
-        return values[0] if values else default
-
-    def header_values(self, name: str) -> list[str]:
-        lower = name.lower()
-        return [v for k, v in self.headers if k.lower() == lower]
-
-    def has_header(self, name: str) -> bool:
-        return bool(self.header_values(name))
 
     @property
     def text(self) -> str:

@@ -45,6 +45,24 @@ REASONS = {200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently
            502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
+class HeaderLookup:
+    """Case-insensitive access to ``self.headers`` (a list of name/value pairs), shared by requests,
+    responses and echoes."""
+
+    headers: list[tuple[str, str]]
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        values = self.header_values(name)
+        return values[0] if values else default
+
+    def header_values(self, name: str) -> list[str]:
+        lower = name.lower()
+        return [v for k, v in self.headers if k.lower() == lower]
+
+    def has_header(self, name: str) -> bool:
+        return bool(self.header_values(name))
+
+
 class ConnectionClosed(Exception):
     pass
 
@@ -102,7 +120,7 @@ class SocketReader:
 
 
 @dataclass
-class Request:
+class Request(HeaderLookup):
     method: str
     target: str
     version: str
@@ -122,13 +140,6 @@ class Request:
     def query(self) -> dict[str, list[str]]:
         return urllib.parse.parse_qs(urllib.parse.urlsplit(self.target).query, keep_blank_values=True)
 
-    def header(self, name: str, default: str | None = None) -> str | None:
-        values = self.header_values(name)
-        return values[0] if values else default
-
-    def header_values(self, name: str) -> list[str]:
-        lower = name.lower()
-        return [v for k, v in self.headers if k.lower() == lower]
 
 
 def parse_head(head: bytes) -> tuple[str, list[tuple[str, str]]]:
@@ -461,7 +472,7 @@ def _hard_close(conn: socket.socket, graceful: bool = False) -> None:
         pass
 
 
-class Echo:
+class Echo(HeaderLookup):
     """A parsed JSON echo with case-insensitive header access."""
 
     def __init__(self, data: Mapping[str, Any]):
@@ -483,16 +494,6 @@ class Echo:
     def upstream(self) -> str:
         return self.data["upstream"]
 
-    def header(self, name: str, default: str | None = None) -> str | None:
-        values = self.header_values(name)
-        return values[0] if values else default
-
-    def header_values(self, name: str) -> list[str]:
-        lower = name.lower()
-        return [v for k, v in self.headers if k.lower() == lower]
-
-    def has_header(self, name: str) -> bool:
-        return bool(self.header_values(name))
 
     def header_names(self) -> set[str]:
         return {k.lower() for k, _ in self.headers}
