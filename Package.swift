@@ -27,6 +27,8 @@ let package = Package(
         ),
         .target(name: "GatehouseRouting", dependencies: ["GatehouseConfig", "GatehouseRegex"]),
         .target(name: "GatehouseTelemetry", dependencies: []),
+        // HTTP/1.1 wire format on raw bytes: pure (no sockets), so it is unit-tested byte for byte.
+        .target(name: "GatehouseHTTP1", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         .target(
             name: "GatehouseSnapshot",
             dependencies: ["GatehouseConfig", "GatehouseRouting"]
@@ -34,10 +36,9 @@ let package = Package(
         .target(
             name: "GatehouseProxy",
             dependencies: [
-                "GatehouseSnapshot", "GatehouseRouting", "GatehouseTelemetry",
+                "GatehouseSnapshot", "GatehouseRouting", "GatehouseTelemetry", "GatehouseHTTP1",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             // The data plane's state is confined to event loops; dynamic exclusivity checks cost ~2% of
@@ -55,11 +56,11 @@ let package = Package(
         .testTarget(name: "GatehouseConfigTests", dependencies: ["GatehouseConfig"]),
         .testTarget(name: "GatehouseRoutingTests", dependencies: ["GatehouseRouting", "GatehouseSnapshot"]),
         .testTarget(name: "GatehouseTelemetryTests", dependencies: ["GatehouseTelemetry"]),
+        .testTarget(name: "GatehouseHTTP1Tests", dependencies: ["GatehouseHTTP1"]),
         .testTarget(
             name: "GatehouseProxyTests",
             dependencies: [
-                "GatehouseProxy", "GatehouseRouting",
-                .product(name: "NIOHTTP1", package: "swift-nio"),
+                "GatehouseProxy", "GatehouseRouting", "GatehouseHTTP1",
             ]
         ),
     ]

@@ -1,5 +1,5 @@
 import NIOCore
-import NIOHTTP1
+import GatehouseHTTP1
 import NIOPosix
 
 /// Upstream HTTP/1.1 connections of one event loop, keyed by cluster and endpoint. Confined to its loop:
@@ -25,15 +25,15 @@ final class ConnectionPool {
     }
 
     /// A new connection to `address`.
-    func connect(key: String, address: SocketAddress, connectTimeout: TimeAmount) -> EventLoopFuture<Lease> {
+    func connect(key: String, address: SocketAddress, connectTimeout: TimeAmount,
+                 limits: HTTP1Limits) -> EventLoopFuture<Lease> {
         eventLoop.assertInEventLoop()
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
-                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
+                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler(limits: limits))
                 }
             }
             .connect(to: address)

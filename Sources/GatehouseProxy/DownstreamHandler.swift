@@ -1,35 +1,35 @@
+import GatehouseHTTP1
 import GatehouseRouting
 import GatehouseSnapshot
 import GatehouseTelemetry
 import NIOCore
-import NIOHTTP1
 
-/// Serves one downstream HTTP/1.1 connection: keeps pipelined requests in order, routes each request,
-/// answers locally or hands it to a `ProxyExchange`, applies back-pressure by holding `read`, and writes
-/// one access-log line per request.
-final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+/// Serves one downstream HTTP/1.1 connection, straight from the socket's bytes: decodes requests one at
+/// a time (a pipelined request stays undecoded until the one before it is answered), routes each, answers
+/// locally or hands it to a `ProxyExchange`, applies back-pressure by holding `read`, and writes one
+/// access-log line per request.
+final class DownstreamHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// The request currently being answered.
     final class RequestState {
-        let head: HTTPRequestHead
+        let version: HTTP1Version
+        let hasBody: Bool
         var record: AccessLogRecord
         let startedAt: NIODeadline
         var keepAlive: Bool
         var requestEnded = false
         var responseStarted = false
         var responseEnded = false
+        /// The response body is sent with chunked framing.
+        var chunkedResponse = false
         var exchange: ProxyExchange?
 
-        var hasBody: Bool {
-            head.headers.contains(name: "transfer-encoding")
-                || (head.headers.first(name: "content-length").map { $0 != "0" } ?? false)
-        }
-
-        init(head: HTTPRequestHead, record: AccessLogRecord, keepAlive: Bool) {
-            self.head = head
+        init(version: HTTP1Version, hasBody: Bool, record: AccessLogRecord, keepAlive: Bool) {
+            self.version = version
+            self.hasBody = hasBody
             self.record = record
             self.keepAlive = keepAlive
             startedAt = .now()
@@ -39,10 +39,13 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     let runtime: ProxyRuntime
     let loop: LoopContext
     let listenerPort: Int
-    private let headersTimer: RequestHeadersTimer
+    private var decoder: HTTP1RequestDecoder
+    /// Bytes received and not decoded yet.
+    private var inbound = ByteBuffer()
+    private var headersTimer: RequestHeadersTimer
     private var context: ChannelHandlerContext!
-    private var queued = CircularBuffer<HTTPServerRequestPart>()
     private(set) var current: RequestState?
+    private var processing = false
     private var readPending = false
     /// Between channelRead and channelReadComplete: writes upstream can wait for the one flush there.
     private(set) var inReadCycle = false
@@ -52,12 +55,15 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var localAddress: String?
     private var remoteAddress: String?
     private var remoteIP: String?
+    private static let crlf: ByteBuffer = ByteBuffer(staticString: "\r\n")
 
-    init(runtime: ProxyRuntime, loop: LoopContext, listenerPort: Int, headersTimer: RequestHeadersTimer) {
+    init(runtime: ProxyRuntime, loop: LoopContext, listenerPort: Int, limits: HTTP1Limits,
+         headersTimeout: TimeAmount) {
         self.runtime = runtime
         self.loop = loop
         self.listenerPort = listenerPort
-        self.headersTimer = headersTimer
+        decoder = HTTP1RequestDecoder(limits: limits)
+        headersTimer = RequestHeadersTimer(timeout: headersTimeout)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -71,8 +77,9 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         inReadCycle = true
-        queued.append(unwrapInboundIn(data))
-        processQueue()
+        var bytes = unwrapInboundIn(data)
+        if inbound.readableBytes == 0 { inbound = bytes } else { inbound.writeBuffer(&bytes) }
+        processInbound()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -81,36 +88,62 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelReadComplete()
     }
 
-    private func processQueue() {
-        while let part = queued.first, !closing {
-            if let current {
+    /// Decodes and acts on as much of `inbound` as the connection's state allows.
+    private func processInbound() {
+        guard !processing else { return }
+        processing = true
+        defer { processing = false }
+        do {
+            while !closing, !upstreamBlocked {
                 // The next pipelined request waits until this one is answered.
-                if current.requestEnded { break }
-                queued.removeFirst()
-                deliver(part, to: current)
-            } else {
-                queued.removeFirst()
-                if case .head(let head) = part { startRequest(head) }
+                if let current, current.requestEnded { break }
+                guard let event = try decoder.next(&inbound) else { break }
+                switch event {
+                case .head(let head):
+                    headersTimer.cancel()
+                    startRequest(head)
+                case .body(let body):
+                    guard let request = current else { continue }
+                    request.record.bytesReceived += body.readableBytes
+                    request.exchange?.requestBody(body)
+                case .end(let trailers):
+                    guard let request = current else { continue }
+                    request.requestEnded = true
+                    request.exchange?.requestEnd(trailers)
+                    if request.responseEnded { completeRequest(request) }
+                }
             }
+        } catch let error as HTTP1Error {
+            decodingFailed(error)
+        } catch {
+            closeConnection()
+        }
+        // Body decoded outside a read (the upstream became writable) has no channelReadComplete to flush it.
+        if !inReadCycle { current?.exchange?.flushUpstream() }
+        if current == nil, !closing, decoder.expectsHead, inbound.readableBytes > 0 {
+            headersTimer.headIncomplete(on: context.eventLoop) { [weak self] in self?.headersTimedOut() }
         }
         resumeReadsIfAllowed()
     }
 
-    private func deliver(_ part: HTTPServerRequestPart, to request: RequestState) {
-        switch part {
-        case .head:
-            break  // cannot happen: a head always starts a new request
-        case .body(let body):
-            request.record.bytesReceived += body.readableBytes
-            request.exchange?.requestBody(body)
-        case .end(let trailers):
-            request.requestEnded = true
-            request.exchange?.requestEnd(trailers)
-            if request.responseEnded { completeRequest(request) }
+    private func decodingFailed(_ error: HTTP1Error) {
+        guard current?.responseStarted != true else { closeConnection(); return }
+        let request = current ?? makeStubRequest()
+        switch error {
+        case .headersTooLarge: sendLocalReply(.headersTooLarge, for: request)
+        case .unsupportedTransferEncoding: sendLocalReply(.notImplemented, for: request)
+        case .malformed(let details): sendLocalReply(.badRequest(details: details), for: request)
         }
     }
 
+    private func headersTimedOut() {
+        headersTimer.fired()
+        guard current == nil, !closing else { return }
+        sendLocalReply(.requestHeadersTimeout, for: makeStubRequest())
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        headersTimer.cancel()
         if let request = current, !request.responseEnded {
             request.exchange?.abandon()
             request.exchange = nil
@@ -127,25 +160,15 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if let parserError = error as? HTTPParserError {
-            guard current?.responseStarted != true else { context.close(promise: nil); return }
-            let request = current ?? makeStubRequest()
-            let reply: LocalReply = parserError == .headerOverflow ? .headersTooLarge : .badRequest
-            sendLocalReply(reply, for: request)
-            return
-        }
         // I/O errors (reset by peer…): the connection is gone.
         context.close(promise: nil)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
-        case is RequestHeadersTimedOut:
-            guard current == nil else { return }
-            sendLocalReply(.requestHeadersTimeout, for: makeStubRequest())
         case is ChannelShouldQuiesceEvent:
             quiescing = true
-            if let current { current.keepAlive = false } else if queued.isEmpty { closeConnection() }
+            if let current { current.keepAlive = false } else if inbound.readableBytes == 0 { closeConnection() }
         default:
             context.fireUserInboundEventTriggered(event)
         }
@@ -157,8 +180,10 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if shouldHoldReads { readPending = true } else { context.read() }
     }
 
+    /// Reads stop while the upstream cannot take more, and while undecoded bytes wait for the request
+    /// in progress: at most one read's worth of a pipelined request is ever buffered.
     private var shouldHoldReads: Bool {
-        closing || upstreamBlocked || !queued.isEmpty
+        closing || upstreamBlocked || (current?.requestEnded == true && inbound.readableBytes > 0)
     }
 
     private func resumeReadsIfAllowed() {
@@ -175,11 +200,10 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: requests
 
     private func makeStubRequest() -> RequestState {
-        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "")
         var record = baseRecord()
         record.method = nil
         record.path = nil
-        let request = RequestState(head: head, record: record, keepAlive: false)
+        let request = RequestState(version: .http1_1, hasBody: false, record: record, keepAlive: false)
         current = request
         return request
     }
@@ -192,30 +216,26 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return record
     }
 
-    private func startRequest(_ head: HTTPRequestHead) {
-        headersTimer.headReceived()
+    private func startRequest(_ head: HTTP1RequestHead) {
         var record = baseRecord()
-        record.method = head.method.rawValue
-        record.path = head.uri
-        record.protocol = head.version == .http1_0 ? "HTTP/1.0" : "HTTP/1.1"
-        let summary = RequestHeaderSummary(head.headers)
-        record.userAgent = summary.userAgent
-        record.xForwardedFor = summary.forwardedFor
-        record.authority = summary.host
-        let requestID = summary.requestID ?? RequestID.generate(using: &loop.random)
+        record.method = head.method
+        record.path = head.target
+        record.protocol = head.version.text
+        let host = head.headers.first(role: .host)
+        record.userAgent = head.headers.first(role: .userAgent)
+        record.xForwardedFor = head.headers.first(role: .forwardedFor)
+        record.authority = host
+        let requestID = head.headers.first(role: .requestID).flatMap { $0.isEmpty ? nil : $0 }
+            ?? RequestID.generate(using: &loop.random)
         record.requestID = requestID
-        let request = RequestState(head: head, record: record,
-                                   keepAlive: head.isKeepAlive && !quiescing && !runtime.isDraining)
+        let request = RequestState(version: head.version, hasBody: head.framing != .none, record: record,
+                                   keepAlive: head.keepAlive && !quiescing && !runtime.isDraining)
         current = request
 
         let snapshot = runtime.store.snapshot
-        let settings = snapshot.settings
-        if head.headers.count > settings.maxRequestHeaders {
-            sendLocalReply(.headersTooLarge, for: request)
-            return
-        }
-        guard let target = RequestTarget(head: head, host: summary.host, hostCount: summary.hostCount) else {
-            sendLocalReply(.badRequest, for: request)
+        guard let target = RequestTarget(uri: head.target, version: head.version, host: host,
+                                         hostCount: head.hostCount) else {
+            sendLocalReply(.badRequest(), for: request)
             return
         }
         request.record.authority = target.authority
@@ -223,9 +243,9 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             sendLocalReply(.noRoute, for: request)
             return
         }
-        let input = RouteInput(method: head.method.rawValue, path: target.path, query: target.query,
+        let input = RouteInput(method: head.method, path: target.path, query: target.query,
                                scheme: "http", authority: target.authority, port: listenerPort,
-                               headers: HTTPHeadersLookup(headers: head.headers))
+                               headers: HeaderBlockLookup(headers: head.headers))
         guard let (virtualHost, selection) = listener.routes.select(input) else {
             sendLocalReply(.noRoute, for: request)
             return
@@ -254,15 +274,16 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             request.record.upstreamCluster = cluster.name
-            let upstreamHead = UpstreamRequestBuilder.build(
+            let upstreamRequest = UpstreamRequestBuilder.build(
                 head: head, target: target, route: route, matched: selection.matched, rewrite: forward.rewrite,
-                destination: destination, clientIP: remoteIP, requestID: requestID)
-            if summary.expectsContinue {
-                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))),
+                destination: destination, clientIP: remoteIP, requestID: requestID,
+                allocator: context.channel.allocator)
+            if head.expectsContinue, head.version == .http1_1 {
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")),
                                       promise: nil)
             }
             let exchange = ProxyExchange(downstream: self, loop: loop, runtime: runtime, cluster: cluster,
-                                         head: upstreamHead,
+                                         request: upstreamRequest,
                                          responseMutations: [destination.responseHeaders, route.responseHeaders],
                                          timeout: route.timeoutNanoseconds.map { .nanoseconds($0) })
             request.exchange = exchange
@@ -279,62 +300,86 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         // A body we have not read yet would have to be drained first: close instead, as Envoy does.
         if reply.closeConnection || (!request.requestEnded && request.hasBody) { request.keepAlive = false }
-        var headers = HTTPHeaders()
-        if !reply.body.isEmpty { headers.add(name: "content-type", value: "text/plain") }
-        headers.add(name: "content-length", value: String(reply.body.count))
-        for (name, value) in reply.extraHeaders { headers.add(name: name, value: value) }
-        headers.add(name: "date", value: HTTPDate.now())
-        headers.add(name: "server", value: "istio-envoy")
+        var headers = HTTPHeaderBlock()
+        if !reply.body.isEmpty { headers.add("content-type", "text/plain") }
+        headers.add("content-length", String(reply.body.count))
+        for (name, value) in reply.extraHeaders { headers.add(name, value) }
+        headers.add("date", HTTPDate.now())
+        headers.add("server", "istio-envoy")
         if let route { headers.apply([route.responseHeaders]) }
         request.record.responseFlags = reply.flag
         request.record.responseCodeDetails = reply.details
         // The exchange holds this handler unowned: it must never call back once it has been dropped.
         request.exchange?.abandon()
         request.exchange = nil
-        var body = context.channel.allocator.buffer(capacity: reply.body.count)
-        body.writeBytes(reply.body)
-        respondHead(HTTPResponseHead(version: request.head.version, status: reply.status, headers: headers))
-        if !reply.body.isEmpty { _ = respondBody(body) }
+        respondHead(status: reply.status, headers: headers, framing: .contentLength(Int64(reply.body.count)),
+                    bodyBytes: reply.body)
         respondEnd(nil)
     }
 
-    func respondHead(_ head: HTTPResponseHead) {
+    /// Writes the status line and headers. `framing` is how the body arrives; the client gets a
+    /// Content-Length body as is, anything else chunked (HTTP/1.1) or ended by the close (HTTP/1.0).
+    /// `bodyBytes` are written in the same buffer (local replies).
+    func respondHead(status: Int, headers: HTTPHeaderBlock, framing: HTTP1BodyFraming, bodyBytes: [UInt8] = []) {
         guard let request = current else { return }
-        var head = head
-        head.version = request.head.version
-        // HTTP/1.0 has no chunked framing: a body without content-length ends when the connection does.
-        if head.version == .http1_0, !head.headers.contains(name: "content-length") { request.keepAlive = false }
-        if !request.keepAlive || quiescing || runtime.isDraining {
-            request.keepAlive = false
-            head.headers.replaceOrAdd(name: "connection", value: "close")
-        } else if request.head.version == .http1_0 {
-            head.headers.replaceOrAdd(name: "connection", value: "keep-alive")
+        switch framing {
+        case .chunked, .untilClose:
+            if request.version == .http1_1 { request.chunkedResponse = true } else { request.keepAlive = false }
+        case .none, .contentLength:
+            break
         }
+        if quiescing || runtime.isDraining { request.keepAlive = false }
+        var out = context.channel.allocator.buffer(capacity: headers.estimatedSize + bodyBytes.count + 96)
+        HTTP1Encoder.writeStatusLine(status: status, into: &out)
+        headers.write(into: &out)
+        if request.chunkedResponse { out.writeStaticString("transfer-encoding: chunked\r\n") }
+        if !request.keepAlive {
+            out.writeStaticString("connection: close\r\n")
+        } else if request.version == .http1_0 {
+            out.writeStaticString("connection: keep-alive\r\n")
+        }
+        out.writeStaticString("\r\n")
+        out.writeBytes(bodyBytes)
+        request.record.bytesSent += bodyBytes.count
         request.responseStarted = true
-        request.record.responseCode = Int(head.status.code)
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        request.record.responseCode = status
+        context.write(wrapOutboundOut(out), promise: nil)
     }
 
     /// Returns whether the downstream can take more without buffering.
     func respondBody(_ body: ByteBuffer) -> Bool {
-        current?.record.bytesSent += body.readableBytes
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        guard let request = current, body.readableBytes > 0 else { return context.channel.isWritable }
+        request.record.bytesSent += body.readableBytes
+        if request.chunkedResponse {
+            var header = context.channel.allocator.buffer(capacity: 18)
+            HTTP1Encoder.writeChunkHeader(size: body.readableBytes, into: &header)
+            context.write(wrapOutboundOut(header), promise: nil)
+            context.write(wrapOutboundOut(body), promise: nil)
+            context.write(wrapOutboundOut(Self.crlf), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(body), promise: nil)
+        }
         return context.channel.isWritable
     }
 
     func flushDownstream() { context.flush() }
 
-    func respondEnd(_ trailers: HTTPHeaders?) {
+    func respondEnd(_ trailers: HTTPHeaderBlock?) {
         guard let request = current else { return }
         request.responseEnded = true
         request.exchange = nil
+        if request.chunkedResponse {
+            var last = context.channel.allocator.buffer(capacity: 5 + (trailers?.estimatedSize ?? 0))
+            HTTP1Encoder.writeLastChunk(trailers: trailers, into: &last)
+            context.write(wrapOutboundOut(last), promise: nil)
+        }
         let keepAlive = request.keepAlive
         if keepAlive {
             // No promise on the common path: a promise and its callback per request show in the profile.
-            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            context.flush()
         } else {
             let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(.end(trailers))).whenComplete { _ in channel.close(promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer())).whenComplete { _ in channel.close(promise: nil) }
             closing = true
         }
         writeLog(request)
@@ -360,7 +405,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func setUpstreamBlocked(_ blocked: Bool) {
         upstreamBlocked = blocked
-        if !blocked { resumeReadsIfAllowed() }
+        if !blocked { processInbound() }
     }
 
     private func completeRequest(_ request: RequestState) {
@@ -368,9 +413,8 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         current = nil
         upstreamBlocked = false
         if closing { return }
-        if quiescing, queued.isEmpty { closeConnection(); return }
-        headersTimer.awaitNextRequest()
-        processQueue()
+        if quiescing, inbound.readableBytes == 0 { closeConnection(); return }
+        processInbound()
     }
 
     private func writeLog(_ request: RequestState) {
@@ -381,24 +425,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func closeConnection() {
         guard !closing else { return }
         closing = true
+        headersTimer.cancel()
         context.close(promise: nil)
     }
-
-}
-
-extension HTTPHeaders {
-    /// Applies Istio header operations (`headers.request|response`) in the order given.
-    mutating func apply(_ mutations: [HeaderMutation]) {
-        for mutation in mutations where !mutation.isEmpty {
-            mutation.apply(remove: { remove(name: $0) },
-                           replace: { replaceOrAdd(name: $0, value: $1) },
-                           append: { add(name: $0, value: $1) })
-        }
-    }
-}
-
-/// `HeaderLookup` over NIO's headers, so the router reads them in place.
-struct HTTPHeadersLookup: HeaderLookup {
-    let headers: HTTPHeaders
-    func values(_ name: String) -> [String] { headers[name] }
 }

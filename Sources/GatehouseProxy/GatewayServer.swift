@@ -1,7 +1,7 @@
+import GatehouseHTTP1
 import GatehouseSnapshot
 import NIOConcurrencyHelpers
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 
 /// Binds a listener for every port of the snapshot and serves HTTP/1.1 on it; drains on request.
@@ -54,19 +54,11 @@ public final class GatewayServer: Sendable {
             channel.close(promise: nil)
             return
         }
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderListSize = settings.maxRequestHeaderBytes
-        limits.maxHeaderFieldSize = settings.maxRequestHeaderBytes
-        let timer = RequestHeadersTimer(timeout: .nanoseconds(settings.requestHeadersTimeoutNanoseconds))
-        let sync = channel.pipeline.syncOperations
-        try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false,
-                                             // Header names and values were validated when parsed (llhttp)
-                                             // or when the config was loaded; validating again costs ~5%.
-                                             withOutboundHeaderValidation: false,
-                                             withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
-        try sync.addHandler(timer, position: .first)
-        try sync.addHandler(DownstreamHandler(runtime: runtime, loop: runtime.loopContext(for: channel.eventLoop),
-                                              listenerPort: port, headersTimer: timer))
+        let limits = HTTP1Limits(maxHeadBytes: settings.maxRequestHeaderBytes, maxHeaderCount: settings.maxRequestHeaders)
+        // One handler per connection: it decodes and encodes HTTP/1.1 itself, on the socket's bytes.
+        try channel.pipeline.syncOperations.addHandler(
+            DownstreamHandler(runtime: runtime, loop: runtime.loopContext(for: channel.eventLoop), listenerPort: port,
+                              limits: limits, headersTimeout: .nanoseconds(settings.requestHeadersTimeoutNanoseconds)))
     }
 
     /// Stops accepting, lets in-flight requests finish (new ones on open connections get

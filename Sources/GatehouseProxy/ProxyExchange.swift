@@ -1,7 +1,7 @@
+import GatehouseHTTP1
 import GatehouseRouting
 import GatehouseSnapshot
 import NIOCore
-import NIOHTTP1
 
 /// Forwards one request to one upstream endpoint and streams the response back. Lives on the downstream
 /// connection's event loop, as does the pooled upstream connection it uses, so the two sides call each
@@ -12,15 +12,15 @@ final class ProxyExchange: UpstreamResponseReceiver {
     private let loop: LoopContext
     private let runtime: ProxyRuntime
     private let cluster: Cluster
-    private let head: HTTPRequestHead
+    private let request: UpstreamRequest
     private let responseMutations: [HeaderMutation]
     private let timeout: TimeAmount?
 
     private var connection: UpstreamConnection?
-    /// Request parts that arrived while connecting.
-    private var pending: [HTTPClientRequestPart] = []
+    /// Body bytes that arrived while (re)connecting, already framed for the upstream.
+    private var pending: [ByteBuffer] = []
     private var requestEnded = false
-    private var requestTrailers: HTTPHeaders?
+    private var requestTrailers: HTTPHeaderBlock?
     private var sentBody = false
     private var reusedConnection = false
     private var retried = false
@@ -32,12 +32,12 @@ final class ProxyExchange: UpstreamResponseReceiver {
     private var target: UpstreamTarget?
 
     init(downstream: DownstreamHandler, loop: LoopContext, runtime: ProxyRuntime, cluster: Cluster,
-         head: HTTPRequestHead, responseMutations: [HeaderMutation], timeout: TimeAmount?) {
+         request: UpstreamRequest, responseMutations: [HeaderMutation], timeout: TimeAmount?) {
         self.downstream = downstream
         self.loop = loop
         self.runtime = runtime
         self.cluster = cluster
-        self.head = head
+        self.request = request
         self.responseMutations = responseMutations
         self.timeout = timeout
     }
@@ -77,7 +77,8 @@ final class ProxyExchange: UpstreamResponseReceiver {
             return attach(ConnectionPool.Lease(connection: idle, reused: true))
         }
         loop.pool.connect(key: target.poolKey, address: target.address,
-                          connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds))
+                          connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds),
+                          limits: runtime.upstreamLimits)
             .assumeIsolated().whenComplete { [self] result in
                 switch result {
                 case .success(let lease):
@@ -97,43 +98,62 @@ final class ProxyExchange: UpstreamResponseReceiver {
         let connection = lease.connection
         self.connection = connection
         reusedConnection = lease.reused
-        connection.attach(self)
+        connection.attach(self, requestIsHEAD: request.isHEAD)
         connection.requestsServed += 1
         downstream.updateRecord { $0.upstreamLocalAddress = connection.localAddress }
         upstreamStartedAt = .now()
-        connection.write(.head(head))
-        for part in pending { connection.write(part) }
-        pending.removeAll()
+        connection.write(request.head)
+        if !pending.isEmpty {
+            sentBody = true
+            for bytes in pending { connection.write(bytes) }
+            pending.removeAll()
+        }
+        if requestEnded { writeRequestEnd(to: connection) }
         // Inside the downstream read cycle, channelReadComplete flushes once for everything written.
         if !downstream.inReadCycle { connection.flush() }
         downstream.setUpstreamBlocked(!connection.isWritable)
     }
 
     func requestBody(_ body: ByteBuffer) {
-        guard !finished else { return }
+        guard !finished, body.readableBytes > 0 else { return }
         guard let connection else {
-            pending.append(.body(.byteBuffer(body)))
+            writeFramed(body) { pending.append($0) }
             return
         }
         sentBody = true
-        connection.write(.body(.byteBuffer(body)))
+        writeFramed(body) { connection.write($0) }
         if !connection.isWritable { downstream.setUpstreamBlocked(true) }
     }
 
-    func requestEnd(_ trailers: HTTPHeaders?) {
+    /// The body as the upstream expects it: as is for Content-Length, one chunk per piece if chunked.
+    private func writeFramed(_ body: ByteBuffer, _ write: (ByteBuffer) -> Void) {
+        guard request.framing == .chunked else { return write(body) }
+        var header = ByteBuffer()
+        HTTP1Encoder.writeChunkHeader(size: body.readableBytes, into: &header)
+        write(header)
+        write(body)
+        write(ByteBuffer(staticString: "\r\n"))
+    }
+
+    func requestEnd(_ trailers: HTTPHeaderBlock?) {
         guard !finished else { return }
         requestEnded = true
         requestTrailers = trailers
         if let connection {
-            connection.write(.end(trailers))
+            writeRequestEnd(to: connection)
             if !downstream.inReadCycle { connection.flush() }
-        } else {
-            pending.append(.end(trailers))
         }
         // Envoy's route timeout runs from the end of the request to the end of the response.
         if let timeout {
             timeoutTask = loop.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in self?.timedOut() }
         }
+    }
+
+    private func writeRequestEnd(to connection: UpstreamConnection) {
+        guard request.framing == .chunked else { return }
+        var last = ByteBuffer()
+        HTTP1Encoder.writeLastChunk(trailers: requestTrailers, into: &last)
+        connection.write(last)
     }
 
     func flushUpstream() { connection?.flush() }
@@ -154,18 +174,20 @@ final class ProxyExchange: UpstreamResponseReceiver {
 
     // MARK: response side
 
-    func upstreamResponseHead(_ response: HTTPResponseHead) {
+    func upstreamResponseHead(_ response: HTTP1ResponseHead) {
         guard !finished else { return }
         responseStarted = true
-        responseKeepAlive = response.isKeepAlive
+        responseKeepAlive = response.keepAlive
         let serviceTime = (NIODeadline.now() - upstreamStartedAt).nanoseconds / 1_000_000
-        var headers = ForwardingHeaders.downstreamResponse(response.headers, serviceTimeMillis: serviceTime)
+        var headers = response.headers
+        ForwardingHeaders.prepareDownstreamResponse(&headers, connection: response.connection,
+                                                    framing: response.framing, serviceTimeMillis: serviceTime)
         headers.apply(responseMutations)
         downstream.updateRecord {
             $0.upstreamServiceTimeMillis = serviceTime
             $0.responseCodeDetails = "via_upstream"
         }
-        downstream.respondHead(HTTPResponseHead(version: response.version, status: response.status, headers: headers))
+        downstream.respondHead(status: response.status, headers: headers, framing: response.framing)
     }
 
     func upstreamResponseBody(_ body: ByteBuffer) {
@@ -178,7 +200,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
         downstream.flushDownstream()
     }
 
-    func upstreamResponseEnd(_ trailers: HTTPHeaders?) {
+    func upstreamResponseEnd(_ trailers: HTTPHeaderBlock?) {
         guard !finished else { return }
         finish()
         if let connection {
@@ -198,7 +220,6 @@ final class ProxyExchange: UpstreamResponseReceiver {
             // new connection when nothing but the head (and end) went out, as that is safe to repeat.
             if reusedConnection, !sentBody, !retried, let target {
                 retried = true
-                if requestEnded { pending = [.end(requestTrailers)] }
                 connect(to: target, forceNew: true)
                 return
             }
@@ -206,6 +227,17 @@ final class ProxyExchange: UpstreamResponseReceiver {
         } else {
             finish()
             downstream.abortResponse(flag: "UC", details: "upstream_reset_after_response_started{connection_termination}")
+        }
+    }
+
+    func upstreamProtocolError() {
+        guard !finished else { return }
+        connection = nil
+        if responseStarted {
+            finish()
+            downstream.abortResponse(flag: "UPE", details: "upstream_reset_after_response_started{protocol_error}")
+        } else {
+            failLocally(.upstreamProtocolError)
         }
     }
 

@@ -1,3 +1,4 @@
+import GatehouseHTTP1
 import GatehouseSnapshot
 import GatehouseTelemetry
 import NIOConcurrencyHelpers
@@ -63,6 +64,8 @@ public final class ProxyRuntime: Sendable {
     let dns: DNSCache
     private let loops: [ObjectIdentifier: LoopContext]
     let connections = ConnectionRegistry()
+    /// What an upstream may send in a response head: Envoy's defaults (60 KiB, 100 fields).
+    let upstreamLimits = HTTP1Limits(maxHeadBytes: 60 * 1024, maxHeaderCount: 100)
     private let drainingFlag = Atomic<Bool>(false)
 
     public init(store: SnapshotStore, accessLog: AccessLogWriter?, group: MultiThreadedEventLoopGroup,

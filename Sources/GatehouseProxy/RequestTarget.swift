@@ -1,5 +1,5 @@
 import GatehouseRouting
-import NIOHTTP1
+import GatehouseHTTP1
 
 /// The request-target of an HTTP/1.1 request split into what routing needs (RFC 9112 §3.2): origin-form
 /// takes its authority from `Host`; absolute-form carries its own, which wins over `Host`.
@@ -11,16 +11,15 @@ struct RequestTarget {
     /// Whether the request had a `Host` header (HTTP/1.0 may omit it).
     var hadHost: Bool
 
-    init?(head: HTTPRequestHead) {
-        let hosts = head.headers["host"]
-        self.init(head: head, host: hosts.first, hostCount: hosts.count)
+    init?(head: HTTP1RequestHead) {
+        self.init(uri: head.target, version: head.version, host: head.headers.first(role: .host),
+                  hostCount: head.hostCount)
     }
 
-    /// `host`/`hostCount` come from the caller's single pass over the headers.
-    init?(head: HTTPRequestHead, host: String?, hostCount: Int) {
+    init?(uri: String, version: HTTP1Version, host: String?, hostCount: Int) {
         if hostCount > 1 { return nil }
         hadHost = host != nil
-        var target = Substring(head.uri)
+        var target = Substring(uri)
         isAbsoluteForm = false
         if let schemeEnd = target.range(of: "://"), !target.hasPrefix("/") {
             let scheme = target[..<schemeEnd.lowerBound].lowercased()
@@ -36,7 +35,7 @@ struct RequestTarget {
         } else {
             guard target.first == "/" else { return nil }
             guard let host else {
-                if head.version == .http1_0 { authority = "" } else { return nil }
+                if version == .http1_0 { authority = "" } else { return nil }
                 let (path, query) = RouteInput.split(target: String(target))
                 self.path = path
                 self.query = query
@@ -45,9 +44,9 @@ struct RequestTarget {
             authority = host
         }
         guard !authority.contains(where: { $0 == " " || $0 == "/" || $0 == "@" }) else { return nil }
-        if !isAbsoluteForm, !head.uri.utf8.contains(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) {
+        if !isAbsoluteForm, !uri.utf8.contains(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) {
             // The common case: the target is the path; no copy.
-            path = head.uri
+            path = uri
             query = nil
             return
         }

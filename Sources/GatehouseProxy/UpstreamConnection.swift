@@ -1,12 +1,14 @@
+import GatehouseHTTP1
 import NIOCore
-import NIOHTTP1
 
 /// What an upstream connection reports to the request using it. Everything runs on one event loop.
 protocol UpstreamResponseReceiver: AnyObject {
-    func upstreamResponseHead(_ head: HTTPResponseHead)
+    func upstreamResponseHead(_ head: HTTP1ResponseHead)
     func upstreamResponseBody(_ body: ByteBuffer)
-    func upstreamResponseEnd(_ trailers: HTTPHeaders?)
+    func upstreamResponseEnd(_ trailers: HTTPHeaderBlock?)
     func upstreamReadComplete()
+    /// The upstream sent something that is not HTTP/1.1.
+    func upstreamProtocolError()
     func upstreamClosed()
     func upstreamWritabilityChanged(isWritable: Bool)
 }
@@ -31,28 +33,35 @@ final class UpstreamConnection {
     var isUsable: Bool { channel.isActive && !handler.closed }
     var isWritable: Bool { channel.isWritable }
 
-    func attach(_ receiver: UpstreamResponseReceiver) { handler.receiver = receiver }
+    /// Starts an exchange: responses now go to `receiver`.
+    func attach(_ receiver: UpstreamResponseReceiver, requestIsHEAD: Bool) {
+        handler.receiver = receiver
+        handler.decoder.requestIsHEAD = requestIsHEAD
+    }
+
     func detach() {
         handler.receiver = nil
         handler.resumeReads()
     }
 
-    func write(_ part: HTTPClientRequestPart) { handler.write(part) }
+    func write(_ bytes: ByteBuffer) { handler.write(bytes) }
     func flush() { handler.flush() }
     func pauseReads() { handler.readsPaused = true }
     func resumeReads() { handler.resumeReads() }
     func close() { channel.close(promise: nil) }
 }
 
-/// The pipeline end of an upstream connection: hands response parts to the current receiver and
-/// applies back-pressure by holding `read` while the downstream side cannot take more.
+/// The only handler of an upstream connection: decodes responses from the bytes and hands them to the
+/// current receiver, and applies back-pressure by holding `read` while the downstream cannot take more.
 final class UpstreamHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     weak var receiver: UpstreamResponseReceiver?
     var onIdleClose: (() -> Void)?
+    var decoder: HTTP1ResponseDecoder
+    private var inbound = ByteBuffer()
     private var context: ChannelHandlerContext?
     private var readPending = false
     var readsPaused = false {
@@ -60,26 +69,40 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
     private(set) var closed = false
 
+    init(limits: HTTP1Limits) { decoder = HTTP1ResponseDecoder(limits: limits) }
+
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
-    func write(_ part: HTTPClientRequestPart) { context?.write(wrapOutboundOut(part), promise: nil) }
+    func write(_ bytes: ByteBuffer) { context?.write(wrapOutboundOut(bytes), promise: nil) }
     func flush() { context?.flush() }
     func resumeReads() { readsPaused = false }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        guard let receiver else {
+        var bytes = unwrapInboundIn(data)
+        guard receiver != nil else {
             // Bytes on an idle connection are a protocol violation by the upstream: never reuse it.
-            closed = true
-            context.close(promise: nil)
+            fail(context)
             return
         }
-        switch part {
-        case .head(let head): receiver.upstreamResponseHead(head)
-        case .body(let body): receiver.upstreamResponseBody(body)
-        case .end(let trailers): receiver.upstreamResponseEnd(trailers)
+        if inbound.readableBytes == 0 { inbound = bytes } else { inbound.writeBuffer(&bytes) }
+        do {
+            while let receiver, let event = try decoder.next(&inbound) {
+                switch event {
+                case .head(let head): receiver.upstreamResponseHead(head)
+                case .body(let body): receiver.upstreamResponseBody(body)
+                case .end(let trailers): receiver.upstreamResponseEnd(trailers)
+                }
+            }
+        } catch {
+            let receiver = self.receiver
+            self.receiver = nil
+            fail(context)
+            receiver?.upstreamProtocolError()
+            return
         }
+        // Anything after the response, before the next request, is not HTTP we can use.
+        if receiver == nil, inbound.readableBytes > 0 { fail(context) }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -98,6 +121,11 @@ final class UpstreamHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
+        // A response without a length ends with the connection.
+        if let receiver, case .end(let trailers)? = decoder.endOfInput() {
+            self.receiver = nil
+            receiver.upstreamResponseEnd(trailers)
+        }
         if let receiver {
             self.receiver = nil
             receiver.upstreamClosed()
@@ -108,7 +136,11 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        // A parse error or reset: the connection is unusable; channelInactive reports it.
+        // A reset or other I/O error: the connection is unusable; channelInactive reports it.
+        fail(context)
+    }
+
+    private func fail(_ context: ChannelHandlerContext) {
         closed = true
         context.close(promise: nil)
     }

@@ -1,28 +1,59 @@
+import GatehouseHTTP1
 import GatehouseRouting
-import NIOHTTP1
+import NIOCore
+
+/// The request as it goes upstream: its head already encoded, and how its body is framed.
+struct UpstreamRequest {
+    var head: ByteBuffer
+    var framing: HTTP1BodyFraming
+    var isHEAD: Bool
+}
 
 /// Builds the request sent upstream: rewrites, forwarding headers, then the destination's and the
-/// route's header mutations (most specific first, as Envoy applies them).
+/// route's header mutations (most specific first, as Envoy applies them), encoded once.
 enum UpstreamRequestBuilder {
-    static func build(head: HTTPRequestHead, target: RequestTarget, route: Route, matched: RouteMatch?,
+    static func build(head: HTTP1RequestHead, target: RequestTarget, route: Route, matched: RouteMatch?,
                       rewrite: Rewrite?, destination: WeightedDestination, clientIP: String?,
-                      requestID: String) -> HTTPRequestHead {
+                      requestID: String, allocator: ByteBufferAllocator) -> UpstreamRequest {
         var path = target.path
         var originalPath: String?
         if let rewrite {
             let rewritten = rewrite.rewritePath(target.path, matchedBy: matched)
             if rewritten != path {
-                originalPath = head.uri
+                originalPath = head.target
                 path = rewritten
             }
         }
         // Absolute-form targets carry the authority themselves; a rewrite replaces it.
         let authority = rewrite?.authority ?? (target.isAbsoluteForm || !target.hadHost ? target.authority : nil)
-        var headers = ForwardingHeaders.upstreamRequest(head.headers, clientAddress: clientIP, scheme: "http",
-                                                        requestID: requestID, authority: authority)
-        if let originalPath { headers.add(name: "x-envoy-original-path", value: originalPath) }
+        var headers = head.headers
+        ForwardingHeaders.prepareUpstreamRequest(&headers, connection: head.connection, clientAddress: clientIP,
+                                                 scheme: "http", requestID: requestID, replacesHost: authority != nil)
+        if let originalPath { headers.add("x-envoy-original-path", originalPath) }
         headers.apply([destination.requestHeaders, route.requestHeaders])
         let uri = target.query.map { "\(path)?\($0)" } ?? path
-        return HTTPRequestHead(version: .http1_1, method: head.method, uri: uri, headers: headers)
+        var out = allocator.buffer(capacity: headers.estimatedSize + head.method.utf8.count + uri.utf8.count
+                                   + (authority?.utf8.count ?? 0) + 32)
+        HTTP1Encoder.writeRequestLine(method: head.method, target: uri, into: &out)
+        if let authority { HTTP1Encoder.writeField("host", authority, into: &out) }
+        // Content-Length and `Transfer-Encoding: chunked` pass through: the body is re-framed the same way.
+        headers.write(into: &out)
+        out.writeStaticString("\r\n")
+        return UpstreamRequest(head: out, framing: head.framing, isHEAD: head.isHEAD)
     }
+}
+
+extension HTTPHeaderBlock {
+    /// Applies Istio header operations (`headers.request|response`) in the order given.
+    mutating func apply(_ mutations: [HeaderMutation]) {
+        for mutation in mutations where !mutation.isEmpty {
+            mutation.apply(remove: { remove($0) }, replace: { set($0, $1) }, append: { add($0, $1) })
+        }
+    }
+}
+
+/// `HeaderLookup` over a parsed header block, so the router reads headers in place.
+struct HeaderBlockLookup: HeaderLookup {
+    let headers: HTTPHeaderBlock
+    func values(_ name: String) -> [String] { headers.values(name) }
 }

@@ -1,0 +1,57 @@
+import GatehouseHTTP1
+import NIOCore
+import Testing
+
+@Suite struct HeaderBlockTests {
+    private func parsed(_ fields: String) -> HTTPHeaderBlock {
+        RequestEvents("GET / HTTP/1.1\r\n\(fields)\r\n").heads[0].headers
+    }
+
+    @Test func survivingLinesAreWrittenAsReceived() {
+        let block = parsed("Host: a\r\nX-One:  1\r\nX-Two: 2\r\n")
+        #expect(block.written == "Host: a\r\nX-One:  1\r\nX-Two: 2\r\n")
+    }
+
+    @Test func removedFieldsAreSkippedAndAddedOnesFollow() {
+        var block = parsed("Host: a\r\nX-Drop: 1\r\nX-Keep: 2\r\nx-drop: 3\r\n")
+        block.remove("x-DROP")
+        block.add("x-new", "v")
+        #expect(block.written == "Host: a\r\nX-Keep: 2\r\nx-new: v\r\n")
+        #expect(block.count == 3)
+    }
+
+    @Test func setReplacesReceivedAndAddedFields() {
+        var block = parsed("X-A: 1\r\nX-A: 2\r\n")
+        block.add("x-a", "3")
+        block.set("x-a", "4")
+        #expect(block.values("x-a") == ["4"])
+    }
+
+    @Test func removeByRoleAndPredicate() {
+        var block = parsed("Keep-Alive: 5\r\nTE: trailers\r\nX-Envoy-Foo: 1\r\nX-Other: 2\r\n")
+        block.remove(role: .hopByHop)
+        block.removeAll { _, _, role in role == .envoyInternal }
+        #expect(block.pairs.map(\.name) == ["X-Other"])
+    }
+
+    @Test func rolesAreRecognisedInAnyCase() {
+        #expect(HeaderRole.classify("X-Forwarded-For") == .forwardedFor)
+        #expect(HeaderRole.classify("PROXY-CONNECTION") == .hopByHop)
+        #expect(HeaderRole.classify("x-envoy-anything") == .envoyInternal)
+        #expect(HeaderRole.classify("x-envoy-upstream-service-time") == .upstreamServiceTime)
+        #expect(HeaderRole.classify("x-forwarded-host") == .other)
+    }
+}
+
+@Suite struct EncoderTests {
+    @Test func startLinesAndChunks() {
+        var out = ByteBuffer()
+        HTTP1Encoder.writeRequestLine(method: "GET", target: "/x?y", into: &out)
+        HTTP1Encoder.writeStatusLine(status: 503, into: &out)
+        HTTP1Encoder.writeStatusLine(status: 599, into: &out)
+        HTTP1Encoder.writeChunkHeader(size: 255, into: &out)
+        HTTP1Encoder.writeLastChunk(trailers: HTTPHeaderBlock([("grpc-status", "0")]), into: &out)
+        #expect(String(buffer: out) == "GET /x?y HTTP/1.1\r\nHTTP/1.1 503 Service Unavailable\r\nHTTP/1.1 599 \r\n"
+                + "ff\r\n0\r\ngrpc-status: 0\r\n\r\n")
+    }
+}
