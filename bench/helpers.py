@@ -356,7 +356,8 @@ def cmd_summarize(results_dir):
     w("")
     for sc in scenarios:
         g = medians.get((sc, "gatehouse"))
-        others = {p: medians[(sc, p)] for p in peers if p != "gatehouse" and (sc, p) in medians}
+        others = {p: medians[(sc, p)] for p in peers
+                  if not p.startswith("gatehouse") and (sc, p) in medians}
         if g is None:
             w(f"- {sc}: gatehouse not available")
             continue
@@ -372,6 +373,9 @@ def cmd_summarize(results_dir):
         n = others.get("nginx")
         if n and n["p99_ms"]:
             parts.append(f"Gatehouse p99 / nginx p99 = {g['p99_ms'] / n['p99_ms']:.2f}")
+        logged = medians.get((sc, "gatehouse-log"))
+        if logged and g["rps"]:
+            parts.append(f"with its JSON access log Gatehouse keeps {logged['rps'] / g['rps']:.2f} of its rps")
         w(f"- {sc}: " + "; ".join(parts) if parts else f"- {sc}: no peer results to compare")
     disturbed = [r for r in runs if r.get("valid") and r.get("disturbed")]
     if disturbed:

@@ -19,9 +19,7 @@ final class ConnectionPool {
     func takeIdle(key: String, idleTimeout: TimeAmount) -> UpstreamConnection? {
         eventLoop.assertInEventLoop()
         let oldest = NIODeadline.now() - idleTimeout
-        guard let connection = idle.take(key, isUsable: { $0.isUsable && $0.idleSince > oldest }) else { return nil }
-        connection.handler.onIdleClose = nil
-        return connection
+        return idle.take(key, isUsable: { $0.isUsable && $0.idleSince > oldest })
     }
 
     /// A new connection to `address`.
@@ -39,8 +37,13 @@ final class ConnectionPool {
             .connect(to: address)
             .flatMapThrowing { channel in
                 let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
-                return Lease(connection: UpstreamConnection(channel: channel, handler: handler, poolKey: key),
-                             reused: false)
+                let connection = UpstreamConnection(channel: channel, handler: handler, poolKey: key)
+                // Set once, not per release: a connection the upstream closes while idle leaves the pool.
+                handler.onIdleClose = { [weak self, weak connection] in
+                    guard let self, let connection else { return }
+                    idle.remove(connection, key: connection.poolKey)
+                }
+                return Lease(connection: connection, reused: false)
             }
     }
 
@@ -50,13 +53,7 @@ final class ConnectionPool {
         connection.detach()
         guard connection.isUsable else { connection.close(); return }
         connection.idleSince = .now()
-        connection.handler.onIdleClose = { [weak self, unowned connection] in
-            self?.idle.remove(connection, key: connection.poolKey)
-        }
-        if let evicted = idle.put(connection, key: connection.poolKey) {
-            evicted.handler.onIdleClose = nil
-            evicted.close()
-        }
+        if let evicted = idle.put(connection, key: connection.poolKey) { evicted.close() }
     }
 
 }

@@ -419,7 +419,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     private func writeLog(_ request: RequestState) {
         request.record.durationMillis = (NIODeadline.now() - request.startedAt).nanoseconds / 1_000_000
-        runtime.log(request.record, on: loop)
+        runtime.log(&request.record, on: loop)
     }
 
     private func closeConnection() {

@@ -17,11 +17,10 @@ struct IdleConnectionStack<Connection: AnyObject> {
 
     /// Returns a connection; gives back the one to close when the key is already at capacity.
     mutating func put(_ connection: Connection, key: String) -> Connection? {
-        var list = idle[key, default: []]
-        list.append(connection)
-        let evicted = list.count > maxIdlePerKey ? list.removeFirst() : nil
-        idle[key] = list
-        return evicted
+        // In place: copying the list out and back would copy it on every release.
+        idle[key, default: []].append(connection)
+        guard idle[key]!.count > maxIdlePerKey else { return nil }
+        return idle[key]!.removeFirst()
     }
 
     mutating func remove(_ connection: Connection, key: String) {

@@ -91,7 +91,9 @@ public final class ProxyRuntime: Sendable {
 
     /// Encodes the line into the loop's buffer; the buffer goes to the writer when it holds 32 KiB, and
     /// every 50 ms by a timer on each loop (`startLogFlushing`), so a line waits at most that long.
-    func log(_ record: AccessLogRecord, on loop: LoopContext) {
+    /// `inout` only so the record is encoded in place: passing a record held by a class by value copies
+    /// (retains) each of its strings.
+    func log(_ record: inout AccessLogRecord, on loop: LoopContext) {
         guard let accessLog else { return }
         record.encode(into: &loop.logBuffer)
         if loop.logBuffer.count >= Self.logChunkBytes { flushLog(loop, to: accessLog) }

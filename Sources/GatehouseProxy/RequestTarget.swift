@@ -21,7 +21,7 @@ struct RequestTarget {
         hadHost = host != nil
         var target = Substring(uri)
         isAbsoluteForm = false
-        if let schemeEnd = target.range(of: "://"), !target.hasPrefix("/") {
+        if uri.utf8.first != UInt8(ascii: "/"), let schemeEnd = target.firstRange(of: "://") {
             let scheme = target[..<schemeEnd.lowerBound].lowercased()
             guard scheme == "http" || scheme == "https" else { return nil }
             let rest = target[schemeEnd.upperBound...]

@@ -51,6 +51,8 @@ class Response(HeaderLookup):
     #: False when the connection closed before the announced body (or the last chunk) arrived.
     complete: bool = True
     elapsed: float = 0.0
+    #: Trailer fields of a chunked response, as received.
+    trailers: list[tuple[str, str]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -138,6 +140,8 @@ class RawConnection:
                             trailer = self.reader.read_until(b"\r\n", limit=65536)
                             if trailer in (None, b"\r\n"):
                                 break
+                            name, _, value = trailer.decode("latin-1").partition(":")
+                            response.trailers.append((name.strip(), value.strip()))
                         break
                     remaining = size
                     while remaining:

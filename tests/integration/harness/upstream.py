@@ -9,6 +9,10 @@ falling back to the ``defaults`` given to the constructor:
 ``sleep=S``            wait S seconds (float) after reading the request, before answering
 ``bytes=N``            answer N bytes of :mod:`pattern` instead of the JSON echo
 ``chunked=1``          with ``bytes``: use ``Transfer-Encoding: chunked`` (else Content-Length)
+``trailer=k:v``        with ``chunked``: send this trailer field after the last chunk (repeatable)
+``unframed=1``         with ``bytes``: neither Content-Length nor chunked; the body ends when the
+                       upstream closes the connection
+``garbage=1``          answer bytes that are not an HTTP/1.1 response, then close
 ``chunk=N``            with ``bytes``: write size (default 256 KiB)
 ``pause=S``            with ``bytes``: wait S seconds after the first write (to observe streaming)
 ``close=before_headers``  read the request, then close the connection without answering
@@ -128,6 +132,8 @@ class Request(HeaderLookup):
     body_length: int = 0
     body_sha256: str = ""
     body_prefix: bytes = b""
+    #: Trailer fields of a chunked request body.
+    trailers: list[tuple[str, str]] = field(default_factory=list)
     connection: int = 0
     index_on_connection: int = 0
     received_at: float = field(default_factory=time.monotonic)
@@ -308,9 +314,11 @@ class Upstream:
                 if conn in self._connections:
                     self._connections.remove(conn)
 
-    def _read_body(self, reader: SocketReader, headers: list[tuple[str, str]]) -> tuple[int, str, bytes]:
+    def _read_body(self, reader: SocketReader,
+                   headers: list[tuple[str, str]]) -> tuple[int, str, bytes, list[tuple[str, str]]]:
         digest = hashlib.sha256()
         kept = bytearray()
+        trailers: list[tuple[str, str]] = []
         total = 0
 
         def take(data: bytes) -> None:
@@ -332,6 +340,8 @@ class Upstream:
                         trailer = reader.read_until(b"\r\n", limit=65536)
                         if trailer in (None, b"\r\n"):
                             break
+                        name, _, value = trailer.decode("latin-1").partition(":")
+                        trailers.append((name.strip(), value.strip()))
                     break
                 remaining = size
                 while remaining:
@@ -345,7 +355,7 @@ class Upstream:
                 data = reader.read_some(min(remaining, 1 << 20))
                 take(data)
                 remaining -= len(data)
-        return total, digest.hexdigest(), bytes(kept)
+        return total, digest.hexdigest(), bytes(kept), trailers
 
     def _handle(self, conn: socket.socket, reader: SocketReader, head: bytes, index: int, served: int) -> bool:
         request_line, headers = parse_head(head)
@@ -353,9 +363,9 @@ class Upstream:
         with self._lock:
             self.heads += 1
             self._lock.notify_all()
-        length, sha, prefix = self._read_body(reader, headers)
+        length, sha, prefix, trailers = self._read_body(reader, headers)
         request = Request(method=method, target=target, version=version, headers=headers,
-                          body_length=length, body_sha256=sha, body_prefix=prefix,
+                          body_length=length, body_sha256=sha, body_prefix=prefix, trailers=trailers,
                           connection=index, index_on_connection=served)
         params = dict(self.defaults)
         params.update(request.query)
@@ -386,6 +396,12 @@ class Upstream:
             if client_wants_close:
                 common.append(("Connection", "close"))
 
+            if param("garbage") is not None:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nThis is not a header line\r\n\r\n")
+                time.sleep(0.05)
+                _hard_close(conn, graceful=True)
+                return False
+
             if close == "mid_body":
                 total = int(param("bytes", "100000") or 100000)
                 self._send_head(conn, status, common + [("Content-Type", "application/octet-stream"),
@@ -401,8 +417,10 @@ class Upstream:
                 chunk_size = int(param("chunk", str(256 * 1024)) or 262144)
                 pause = float(param("pause", "0") or 0)
                 chunked = param("chunked", "0") in ("1", "true", "yes")
-                framing = ("Transfer-Encoding", "chunked") if chunked else ("Content-Length", str(total))
-                self._send_head(conn, status, common + [("Content-Type", "application/octet-stream"), framing])
+                unframed = param("unframed", "0") in ("1", "true", "yes")
+                framing = [("Transfer-Encoding", "chunked")] if chunked else [] if unframed \
+                    else [("Content-Length", str(total))]
+                self._send_head(conn, status, common + [("Content-Type", "application/octet-stream")] + framing)
                 if method != "HEAD":
                     for number, chunk in enumerate(pattern.chunks(total, chunk_size)):
                         if chunked:
@@ -414,7 +432,11 @@ class Upstream:
                         if number == 0 and pause > 0:
                             self._stopping.wait(pause)
                     if chunked:
-                        conn.sendall(b"0\r\n\r\n")
+                        trailers = "".join(f"{item}\r\n" for item in params.get("trailer", []))
+                        conn.sendall(b"0\r\n" + trailers.encode("latin-1") + b"\r\n")
+                if unframed:
+                    _hard_close(conn, graceful=True)
+                    return False
                 return not client_wants_close
 
             text = param("body")
