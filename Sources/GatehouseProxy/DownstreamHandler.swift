@@ -217,20 +217,20 @@ final class DownstreamHandler: ChannelDuplexHandler {
     }
 
     private func startRequest(_ head: HTTP1RequestHead) {
-        var record = baseRecord()
-        record.method = head.method
-        record.path = head.target
-        record.protocol = head.version.text
-        let host = head.headers.first(role: .host)
-        record.userAgent = head.headers.first(role: .userAgent)
-        record.xForwardedFor = head.headers.first(role: .forwardedFor)
-        record.authority = host
-        let requestID = head.headers.first(role: .requestID).flatMap { $0.isEmpty ? nil : $0 }
-            ?? RequestID.generate(using: &loop.random)
-        record.requestID = requestID
-        let request = RequestState(version: head.version, hasBody: head.framing != .none, record: record,
+        // The record is filled in place: a local copy handed over would be copied field by field.
+        let request = RequestState(version: head.version, hasBody: head.framing != .none, record: baseRecord(),
                                    keepAlive: head.keepAlive && !quiescing && !runtime.isDraining)
         current = request
+        let host = head.headers.first(role: .host)
+        let requestID = head.headers.first(role: .requestID).flatMap { $0.isEmpty ? nil : $0 }
+            ?? RequestID.generate(using: &loop.random)
+        request.record.method = head.method
+        request.record.path = head.target
+        request.record.protocol = head.version.text
+        request.record.userAgent = head.headers.first(role: .userAgent)
+        request.record.xForwardedFor = head.headers.first(role: .forwardedFor)
+        request.record.authority = host
+        request.record.requestID = requestID
 
         let snapshot = runtime.store.snapshot
         guard let target = RequestTarget(uri: head.target, version: head.version, host: host,

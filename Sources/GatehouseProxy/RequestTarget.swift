@@ -43,7 +43,8 @@ struct RequestTarget {
             }
             authority = host
         }
-        guard !authority.contains(where: { $0 == " " || $0 == "/" || $0 == "@" }) else { return nil }
+        guard !authority.utf8.contains(where: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "@") })
+        else { return nil }
         if !isAbsoluteForm, !uri.utf8.contains(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) {
             // The common case: the target is the path; no copy.
             path = uri
