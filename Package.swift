@@ -11,6 +11,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
@@ -33,10 +34,21 @@ let package = Package(
             name: "GatehouseSnapshot",
             dependencies: ["GatehouseConfig", "GatehouseRouting"]
         ),
+        // Certificates and TLS contexts: reads the files a snapshot names, watches them for rotation.
+        .target(
+            name: "GatehouseIdentity",
+            dependencies: [
+                "GatehouseSnapshot", "GatehouseConfig",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "GatehouseProxy",
             dependencies: [
-                "GatehouseSnapshot", "GatehouseRouting", "GatehouseTelemetry", "GatehouseHTTP1",
+                "GatehouseSnapshot", "GatehouseRouting", "GatehouseTelemetry", "GatehouseHTTP1", "GatehouseIdentity",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -48,7 +60,7 @@ let package = Package(
         .executableTarget(
             name: "gatehouse",
             dependencies: [
-                "GatehouseProxy", "GatehouseSnapshot", "GatehouseConfig",
+                "GatehouseProxy", "GatehouseSnapshot", "GatehouseConfig", "GatehouseIdentity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

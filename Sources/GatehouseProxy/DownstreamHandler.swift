@@ -3,6 +3,7 @@ import GatehouseRouting
 import GatehouseSnapshot
 import GatehouseTelemetry
 import NIOCore
+import NIOTLS
 
 /// Serves one downstream HTTP/1.1 connection, straight from the socket's bytes: decodes requests one at
 /// a time (a pipelined request stays undecoded until the one before it is answered), routes each, answers
@@ -57,9 +58,13 @@ final class DownstreamHandler: ChannelDuplexHandler {
     private var remoteIP: String?
     private static let crlf: ByteBuffer = ByteBuffer(staticString: "\r\n")
 
+    /// Set on a TLS port; filled in by the handshake.
+    private var tls: DownstreamTLS?
+
     init(runtime: ProxyRuntime, loop: LoopContext, listenerPort: Int, limits: HTTP1Limits,
-         headersTimeout: TimeAmount) {
+         headersTimeout: TimeAmount, tls: DownstreamTLS? = nil) {
         self.runtime = runtime
+        self.tls = tls
         self.loop = loop
         self.listenerPort = listenerPort
         decoder = HTTP1RequestDecoder(limits: limits)
@@ -144,6 +149,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         headersTimer.cancel()
+        tls?.handshakeTimeout.cancel()
         if let request = current, !request.responseEnded {
             request.exchange?.abandon()
             request.exchange = nil
@@ -166,6 +172,14 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
+        case let tlsEvent as TLSUserEvent:
+            guard case .handshakeCompleted = tlsEvent else { return }
+            guard tls?.handshakeCompleted(context.pipeline.syncOperations) == true else {
+                // A client certificate without any of the server's subjectAltNames: refused before any
+                // request, as Envoy refuses it in the handshake.
+                closeConnection()
+                return
+            }
         case is ChannelShouldQuiesceEvent:
             quiescing = true
             if let current { current.keepAlive = false } else if inbound.readableBytes == 0 { closeConnection() }
@@ -243,10 +257,27 @@ final class DownstreamHandler: ChannelDuplexHandler {
             sendLocalReply(.noRoute, for: request)
             return
         }
+        var routes = listener.routes
+        let scheme = tls == nil ? "http" : "https"
+        if let tls {
+            request.record.requestedServerName = tls.serverName
+            request.record.tlsVersion = tls.version
+            request.record.sourcePrincipal = tls.peerPrincipal
+            // The server is looked up again in the live snapshot: a reload may have changed its routes.
+            guard let server = listener.tls?.server(forSNI: tls.serverName) else {
+                sendLocalReply(.noRoute, for: request)
+                return
+            }
+            guard server.servesHost(target.authority) else {
+                sendLocalReply(.misdirectedRequest, for: request)
+                return
+            }
+            routes = server.routes
+        }
         let input = RouteInput(method: head.method, path: target.path, query: target.query,
-                               scheme: "http", authority: target.authority, port: listenerPort,
+                               scheme: scheme, authority: target.authority, port: listenerPort,
                                headers: HeaderBlockLookup(headers: head.headers))
-        guard let (virtualHost, selection) = listener.routes.select(input) else {
+        guard let (virtualHost, selection) = routes.select(input) else {
             sendLocalReply(.noRoute, for: request)
             return
         }
@@ -276,7 +307,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
             request.record.upstreamCluster = cluster.name
             let upstreamRequest = UpstreamRequestBuilder.build(
                 head: head, target: target, route: route, matched: selection.matched, rewrite: forward.rewrite,
-                destination: destination, clientIP: remoteIP, requestID: requestID,
+                destination: destination, clientIP: remoteIP, scheme: scheme, requestID: requestID,
                 allocator: context.channel.allocator)
             if head.expectsContinue, head.version == .http1_1 {
                 context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")),

@@ -1,10 +1,14 @@
 import GatehouseHTTP1
+import GatehouseIdentity
 import GatehouseSnapshot
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
+import NIOTLS
 
-/// Binds a listener for every port of the snapshot and serves HTTP/1.1 on it; drains on request.
+/// Binds a listener for every port of the snapshot and serves HTTP/1.1 on it, in clear or over TLS;
+/// drains on request.
 public final class GatewayServer: Sendable {
     public let runtime: ProxyRuntime
     private let group: MultiThreadedEventLoopGroup
@@ -55,10 +59,40 @@ public final class GatewayServer: Sendable {
             return
         }
         let limits = HTTP1Limits(maxHeadBytes: settings.maxRequestHeaderBytes, maxHeaderCount: settings.maxRequestHeaders)
-        // One handler per connection: it decodes and encodes HTTP/1.1 itself, on the socket's bytes.
-        try channel.pipeline.syncOperations.addHandler(
-            DownstreamHandler(runtime: runtime, loop: runtime.loopContext(for: channel.eventLoop), listenerPort: port,
-                              limits: limits, headersTimeout: .nanoseconds(settings.requestHeadersTimeoutNanoseconds)))
+        let loop = runtime.loopContext(for: channel.eventLoop)
+        let headersTimeout = TimeAmount.nanoseconds(settings.requestHeadersTimeoutNanoseconds)
+        guard runtime.store.snapshot.listener(port: port)?.tls != nil else {
+            // One handler per connection: it decodes and encodes HTTP/1.1 itself, on the socket's bytes.
+            try channel.pipeline.syncOperations.addHandler(
+                DownstreamHandler(runtime: runtime, loop: loop, listenerPort: port, limits: limits,
+                                  headersTimeout: headersTimeout))
+            return
+        }
+        // TLS: the ClientHello's SNI picks the server (and so the certificate and routes) before the
+        // handshake; a client that does not finish it in time is cut off.
+        let handshakeTimeout = channel.eventLoop.assumeIsolated().scheduleTask(
+            in: .nanoseconds(settings.tlsHandshakeTimeoutNanoseconds)) { channel.close(promise: nil) }
+        let sni = ByteToMessageHandler(SNIHandler { result in
+            let name: String? = if case .hostname(let host) = result { host.lowercased() } else { nil }
+            guard let server = runtime.store.snapshot.listener(port: port)?.tls?.server(forSNI: name),
+                  let context = runtime.tlsContexts.context(for: server) else {
+                // No server takes this SNI: Envoy fails the handshake the same way (no filter chain).
+                // The SNI handler ignores a failed future, so the connection is closed here.
+                handshakeTimeout.cancel()
+                channel.close(promise: nil)
+                return channel.eventLoop.makeFailedFuture(TLSRefused(sni: name))
+            }
+            return channel.eventLoop.makeCompletedFuture {
+                let sync = channel.pipeline.syncOperations
+                try sync.addHandler(NIOSSLServerHandler(context: context))
+                try sync.addHandler(DownstreamHandler(
+                    runtime: runtime, loop: loop, listenerPort: port, limits: limits, headersTimeout: headersTimeout,
+                    tls: DownstreamTLS(serverName: name, subjectAltNames: server.subjectAltNames,
+                                       handshakeTimeout: handshakeTimeout)))
+            }
+        })
+        try channel.pipeline.syncOperations.addHandler(sni)
+        try channel.pipeline.syncOperations.addHandler(TLSRefusalHandler())
     }
 
     /// Stops accepting, lets in-flight requests finish (new ones on open connections get
@@ -86,4 +120,19 @@ public final class GatewayServer: Sendable {
 public struct GatewayServerError: Error, CustomStringConvertible {
     public let message: String
     public var description: String { message }
+}
+
+/// No TLS server on the port takes the SNI a client sent.
+struct TLSRefused: Error {
+    let sni: String?
+}
+
+/// Closes a TLS connection whose ClientHello could not be served (no server for its SNI, or not TLS at
+/// all): the SNI handler reports it as an error, which would otherwise reach the end of the pipeline.
+final class TLSRefusalHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
 }

@@ -26,6 +26,9 @@ struct LocalReply {
         flag: "UPE", details: "upstream_reset_before_response_started{protocol_error}")
     static let upstreamTimeout = LocalReply(status: 504, body: Array("upstream request timeout".utf8),
                                             flag: "UT", details: "upstream_response_timeout")
+    /// The Host names a host the TLS server chosen by SNI does not serve (Istio's Host/SNI advice).
+    static let misdirectedRequest = LocalReply(status: 421, body: Array("Misdirected Request".utf8), flag: "-",
+                                               details: "misdirected_request")
     static let headersTooLarge = LocalReply(status: 431, body: Array("Request Header Fields Too Large".utf8),
                                             flag: "DPE", details: "http1.headers_too_large", closeConnection: true)
     static let requestHeadersTimeout = LocalReply(status: 408, body: Array("request timeout".utf8),

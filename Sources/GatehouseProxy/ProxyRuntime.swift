@@ -1,4 +1,5 @@
 import GatehouseHTTP1
+import GatehouseIdentity
 import GatehouseSnapshot
 import GatehouseTelemetry
 import NIOConcurrencyHelpers
@@ -68,9 +69,13 @@ public final class ProxyRuntime: Sendable {
     let upstreamLimits = HTTP1Limits(maxHeadBytes: 60 * 1024, maxHeaderCount: 100)
     private let drainingFlag = Atomic<Bool>(false)
 
+    /// Server-side TLS contexts of the live snapshot's HTTPS servers.
+    public let tlsContexts: TLSContextStore
+
     public init(store: SnapshotStore, accessLog: AccessLogWriter?, group: MultiThreadedEventLoopGroup,
-                threadPool: NIOThreadPool) {
+                threadPool: NIOThreadPool, tlsContexts: TLSContextStore = TLSContextStore()) {
         self.store = store
+        self.tlsContexts = tlsContexts
         self.accessLog = accessLog
         var loops: [ObjectIdentifier: LoopContext] = [:]
         for loop in group.makeIterator() { loops[ObjectIdentifier(loop)] = LoopContext(eventLoop: loop) }

@@ -14,7 +14,7 @@ struct UpstreamRequest {
 enum UpstreamRequestBuilder {
     static func build(head: HTTP1RequestHead, target: RequestTarget, route: Route, matched: RouteMatch?,
                       rewrite: Rewrite?, destination: WeightedDestination, clientIP: String?,
-                      requestID: String, allocator: ByteBufferAllocator) -> UpstreamRequest {
+                      scheme: String = "http", requestID: String, allocator: ByteBufferAllocator) -> UpstreamRequest {
         var path = target.path
         var originalPath: String?
         if let rewrite {
@@ -28,7 +28,7 @@ enum UpstreamRequestBuilder {
         let authority = rewrite?.authority ?? (target.isAbsoluteForm || !target.hadHost ? target.authority : nil)
         var headers = head.headers
         ForwardingHeaders.prepareUpstreamRequest(&headers, connection: head.connection, clientAddress: clientIP,
-                                                 scheme: "http", requestID: requestID, replacesHost: authority != nil)
+                                                 scheme: scheme, requestID: requestID, replacesHost: authority != nil)
         if let originalPath { headers.add("x-envoy-original-path", originalPath) }
         headers.apply([destination.requestHeaders, route.requestHeaders])
         let uri = target.query.map { "\(path)?\($0)" } ?? path

@@ -56,37 +56,15 @@ public struct VirtualHost: Sendable {
 
 /// Virtual hosts of one listener: an exact-host hash first, then `*.suffix` wildcards longest first, then `*`.
 public struct RouteTable: Sendable {
-    private var exact: [String: VirtualHost] = [:]
-    /// Keyed by the suffix after `*.`.
-    private var wildcard: [String: VirtualHost] = [:]
-    private var any: VirtualHost?
+    private var index: HostIndex<VirtualHost>
 
     public init(virtualHosts: [VirtualHost]) {
-        for host in virtualHosts {
-            let domain = host.domain.lowercased()
-            if domain == "*" { any = host }
-            else if domain.hasPrefix("*.") { wildcard[String(domain.dropFirst(2))] = host }
-            else { exact[domain] = host }
-        }
+        index = HostIndex(virtualHosts.map { ($0.domain, $0) })
     }
 
-    public var virtualHosts: [VirtualHost] {
-        Array(exact.values) + Array(wildcard.values) + (any.map { [$0] } ?? [])
-    }
+    public var virtualHosts: [VirtualHost] { index.values }
 
-    public func virtualHost(forAuthority authority: String) -> VirtualHost? {
-        let host = Authority.normalizedHost(authority)
-        if let match = exact[host] { return match }
-        if !wildcard.isEmpty {
-            // Walk the labels left to right: the first suffix found is the longest.
-            var rest = Substring(host)
-            while let dot = rest.firstIndex(of: ".") {
-                rest = rest[rest.index(after: dot)...]
-                if let match = wildcard[String(rest)] { return match }
-            }
-        }
-        return any
-    }
+    public func virtualHost(forAuthority authority: String) -> VirtualHost? { index.lookup(authority) }
 
     public func select(_ input: RouteInput) -> (VirtualHost, RouteSelection?)? {
         guard let host = virtualHost(forAuthority: input.authority) else { return nil }

@@ -28,13 +28,25 @@ public final class Snapshot: Sendable {
     public func listener(port: Int) -> Listener? { listenersByPort[port] }
 }
 
-/// One bound port and the route table every server on it shares (Istio merges plain servers per port).
+/// One bound port. Plain HTTP servers on it share one route table (Istio merges them per port); TLS
+/// servers each have their own, chosen by SNI.
 public struct Listener: Sendable {
     public var port: Int
     public var bindAddress: String
+    /// The plain HTTP route table (empty on a TLS port).
     public var routes: RouteTable
+    /// Set on a port whose servers terminate TLS.
+    public var tls: TLSServers?
     /// `Gateway ns/name` of the servers on this port, for logs and `config_dump`.
     public var gateways: [String]
+
+    public init(port: Int, bindAddress: String, routes: RouteTable, tls: TLSServers? = nil, gateways: [String]) {
+        self.port = port
+        self.bindAddress = bindAddress
+        self.routes = routes
+        self.tls = tls
+        self.gateways = gateways
+    }
 }
 
 /// An upstream cluster: `outbound|PORT|SUBSET|HOST`.
@@ -78,7 +90,10 @@ public struct GatewaySettings: Sendable {
     public var streamIdleTimeoutNanoseconds: Int64
     public var drainTimeoutNanoseconds: Int64
     public var maxConnections: Int
+    public var tlsHandshakeTimeoutNanoseconds: Int64
     public var dnsRefreshNanoseconds: Int64
+    /// Where `tls.credentialName` X is found: `X/tls.crt`, `X/tls.key`, `X/ca.crt`.
+    public var credentialsDirectory: String
     public var labels: [String: String]
     public var namespace: String
 }

@@ -10,11 +10,23 @@ public enum SnapshotCompiler {
         var clusters = ClusterCompiler(set: set, catalog: catalog, defaults: settings)
         var listeners: [Listener] = []
         for (port, servers) in serversByPort(set, labels: settings.labels) {
-            let routes = try RouteCompiler(set: set, catalog: catalog).virtualHosts(for: servers, port: port, clusters: &clusters)
             let bind = servers.compactMap(\.server.bind).first ?? "0.0.0.0"
             let gateways = Array(Set(servers.map(\.gateway.label))).sorted()
-            listeners.append(Listener(port: port, bindAddress: bind, routes: RouteTable(virtualHosts: routes),
-                                      gateways: gateways))
+            let compiler = RouteCompiler(set: set, catalog: catalog)
+            if servers.allSatisfy({ $0.terminatesTLS }) {
+                var tlsServers: [TLSServer] = []
+                for bound in servers {
+                    let routes = try compiler.virtualHosts(for: [bound], port: port, clusters: &clusters)
+                    tlsServers.append(TLSServerCompiler.compile(bound, routes: RouteTable(virtualHosts: routes),
+                                                                credentialsDirectory: settings.credentialsDirectory))
+                }
+                listeners.append(Listener(port: port, bindAddress: bind, routes: RouteTable(virtualHosts: []),
+                                          tls: TLSServers(tlsServers), gateways: gateways))
+            } else {
+                let routes = try compiler.virtualHosts(for: servers, port: port, clusters: &clusters)
+                listeners.append(Listener(port: port, bindAddress: bind, routes: RouteTable(virtualHosts: routes),
+                                          gateways: gateways))
+            }
         }
         return Snapshot(version: version, loadedAt: now, listeners: listeners.sorted { $0.port < $1.port },
                         clusters: clusters.compiled, settings: settings, summary: set.summary)
@@ -23,6 +35,9 @@ public enum SnapshotCompiler {
     struct BoundServer {
         var gateway: Resource<GatewaySpec>
         var server: GatewaySpec.Server
+        /// Index in the Gateway's `servers`, for ids and diagnostics.
+        var index: Int
+        var terminatesTLS: Bool
     }
 
     /// Servers of the Gateways whose selector picks this gateway (nil selector = all), by port.
@@ -30,12 +45,20 @@ public enum SnapshotCompiler {
         var byPort: [Int: [BoundServer]] = [:]
         for gateway in set.gateways {
             if let selector = gateway.spec.selector, !selector.allSatisfy({ labels[$0.key] == $0.value }) { continue }
-            for server in gateway.spec.servers ?? [] {
-                guard let proto = ServerProtocol(istio: server.port.protocol), proto.isPlainHTTP else { continue }
-                byPort[Int(server.port.number), default: []].append(BoundServer(gateway: gateway, server: server))
+            for (index, server) in (gateway.spec.servers ?? []).enumerated() {
+                guard let proto = ServerProtocol(istio: server.port.protocol) else { continue }
+                let terminates = TLSServerCompiler.terminatesTLS(proto, server.tls)
+                guard proto.isPlainHTTP || terminates else { continue }
+                byPort[Int(server.port.number), default: []].append(
+                    BoundServer(gateway: gateway, server: server, index: index, terminatesTLS: terminates))
             }
         }
         return byPort.sorted { $0.key < $1.key }
+    }
+
+    /// Relative paths resolve against the directory of the file that names them.
+    static func resolve(_ path: String, against directory: String?) -> String {
+        path.hasPrefix("/") ? path : ((directory ?? ".") as NSString).appendingPathComponent(path)
     }
 
     static func settings(from bootstrap: Resource<BootstrapSpec>?) -> GatewaySettings {
@@ -47,7 +70,7 @@ public enum SnapshotCompiler {
             if path.isEmpty || path == "off" {
                 logEnabled = false
             } else {
-                logPath = path.hasPrefix("/") ? path : ((bootstrap?.directory ?? ".") as NSString).appendingPathComponent(path)
+                logPath = resolve(path, against: bootstrap?.directory)
             }
         }
         return GatewaySettings(
@@ -60,7 +83,9 @@ public enum SnapshotCompiler {
             streamIdleTimeoutNanoseconds: limits?.streamIdleTimeout?.nanoseconds ?? 300_000_000_000,
             drainTimeoutNanoseconds: limits?.drainTimeout?.nanoseconds ?? 20_000_000_000,
             maxConnections: Int(limits?.maxConnections ?? 100_000),
+            tlsHandshakeTimeoutNanoseconds: limits?.tlsHandshakeTimeout?.nanoseconds ?? 10_000_000_000,
             dnsRefreshNanoseconds: spec?.dns?.refreshRate?.nanoseconds ?? 30_000_000_000,
+            credentialsDirectory: resolve(spec?.credentialsDir ?? "credentials", against: bootstrap?.directory),
             labels: spec?.labels ?? [:],
             namespace: bootstrap?.namespace ?? "istio-system")
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GatehouseConfig
+import GatehouseIdentity
 import GatehouseProxy
 import GatehouseSnapshot
 import GatehouseTelemetry
@@ -29,6 +30,13 @@ struct RunCommand: AsyncParsableCommand {
         let threads = eventLoops ?? ProcessInfo.processInfo.environment["GATEHOUSE_EVENT_LOOPS"].flatMap(Int.init)
             ?? System.coreCount
         let snapshot = try SnapshotCompiler.compile(set, version: 1)
+        let tlsContexts = TLSContextStore()
+        let tlsProblems = tlsContexts.prepare(snapshot)
+        guard tlsProblems.isEmpty else {
+            for diagnostic in tlsProblems { Log.info("\(diagnostic)") }
+            Log.info("configuration has \(tlsProblems.count) error(s); not starting")
+            throw ExitCode(1)
+        }
         let settings = snapshot.settings
         let accessLog: AccessLogWriter?
         do {
@@ -41,7 +49,8 @@ struct RunCommand: AsyncParsableCommand {
         let threadPool = NIOThreadPool(numberOfThreads: 2)
         threadPool.start()
         let store = SnapshotStore(snapshot)
-        let runtime = ProxyRuntime(store: store, accessLog: accessLog, group: group, threadPool: threadPool)
+        let runtime = ProxyRuntime(store: store, accessLog: accessLog, group: group, threadPool: threadPool,
+                                   tlsContexts: tlsContexts)
         let server = GatewayServer(runtime: runtime, group: group)
         let signals = SignalStream([SIGTERM, SIGINT, SIGHUP])
         do {
@@ -53,11 +62,12 @@ struct RunCommand: AsyncParsableCommand {
         Log.info("gatehouse \(GatehouseVersion.string) serving \(snapshot.summary); listening on "
             + snapshot.listeners.map { "\($0.bindAddress):\($0.port)" }.joined(separator: ", "))
 
+        let certificateWatch = Task.detached { await CertificateWatch.run(store: store, contexts: tlsContexts) }
         var version = 1
         for await signal in signals.stream {
             if signal == SIGHUP {
                 version += 1
-                Reloader.reload(paths: paths, store: store, version: version)
+                Reloader.reload(paths: paths, store: store, tlsContexts: tlsContexts, version: version)
                 continue
             }
             Log.info("received \(signal == SIGTERM ? "SIGTERM" : "SIGINT"): draining (a second signal exits at once)")
@@ -68,6 +78,7 @@ struct RunCommand: AsyncParsableCommand {
             await server.drain(timeout: .nanoseconds(settings.drainTimeoutNanoseconds))
             break
         }
+        certificateWatch.cancel()
         accessLog?.close()
         try? await threadPool.shutdownGracefully()
         try? await group.shutdownGracefully()
@@ -78,7 +89,7 @@ struct RunCommand: AsyncParsableCommand {
 /// SIGHUP: load, validate and compile the config again and swap the snapshot. Requests in flight keep
 /// the snapshot they started with. Listener changes (ports added or removed) need a restart for now.
 enum Reloader {
-    static func reload(paths: [String], store: SnapshotStore, version: Int) {
+    static func reload(paths: [String], store: SnapshotStore, tlsContexts: TLSContextStore, version: Int) {
         let (set, diagnostics) = ConfigLoader.load(paths: paths)
         for diagnostic in diagnostics.sorted(by: DiagnosticOrder.precedes) { Log.info("\(diagnostic)") }
         guard !diagnostics.hasErrors else {
@@ -93,10 +104,29 @@ enum Reloader {
                 Log.info("reload rejected: listeners changed (\(before) -> \(after)); restart to apply")
                 return
             }
+            let tlsProblems = tlsContexts.prepare(next)
+            guard tlsProblems.isEmpty else {
+                for diagnostic in tlsProblems { Log.info("\(diagnostic)") }
+                Log.info("reload rejected: \(tlsProblems.count) error(s); still serving version \(store.snapshot.version)")
+                return
+            }
             store.replace(with: next)
             Log.info("reloaded: version \(version), \(next.summary)")
         } catch {
             Log.info("reload rejected: \(error)")
+        }
+    }
+}
+
+/// Certificate rotation: every two seconds, rebuild the TLS contexts whose files changed on disk (off
+/// the event loops). New handshakes use the new files; open connections keep theirs.
+enum CertificateWatch {
+    static let interval: UInt64 = 2_000_000_000
+
+    static func run(store: SnapshotStore, contexts: TLSContextStore) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(nanoseconds: interval)
+            for message in contexts.reloadChangedFiles(of: store.snapshot) { Log.info(message) }
         }
     }
 }

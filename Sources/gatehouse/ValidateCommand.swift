@@ -1,5 +1,7 @@
 import ArgumentParser
 import GatehouseConfig
+import GatehouseIdentity
+import GatehouseSnapshot
 
 struct ValidateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -9,7 +11,12 @@ struct ValidateCommand: ParsableCommand {
     @OptionGroup var config: ConfigPaths
 
     func run() throws {
-        let (set, diagnostics) = ConfigLoader.load(paths: config.resolved)
+        var (set, diagnostics) = ConfigLoader.load(paths: config.resolved)
+        if !diagnostics.hasErrors {
+            // Certificate files are part of the config: check that they exist and load.
+            let snapshot = try SnapshotCompiler.compile(set, version: 0)
+            diagnostics += TLSContextStore().prepare(snapshot)
+        }
         for diagnostic in diagnostics.sorted(by: DiagnosticOrder.precedes) { print(diagnostic) }
         let errors = diagnostics.errors.count
         if errors > 0 {

@@ -82,6 +82,16 @@ VALID_VS = VS_HEAD + """\
   - directResponse: {status: 200, body: {string: ok}}
 """
 
+HTTPS_GW = """\
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: tlsgw}
+spec:
+  servers:
+  - port: {number: 18443, name: https, protocol: HTTPS}
+    hosts: [a.test]
+"""
+
 DIAG = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<resource>[^:]+): (?P<path>\S+): (?P<message>.*)$")
 
 
@@ -245,6 +255,25 @@ spec:
   resolution: STATICK   # HERE
   endpoints: [{address: 127.0.0.1}]
 """, "spec.resolution", ("did you mean", "STATIC")),
+
+    "https-mode-unset-is-passthrough": (HTTPS_GW + """\
+    tls: {credentialName: x}   # HERE
+""", "spec.servers[0].tls", ("PASSTHROUGH", "SIMPLE")),
+
+    "https-certificate-file-missing": (HTTPS_GW + """\
+    tls: {mode: SIMPLE, serverCertificate: missing.crt, privateKey: missing.key}   # HERE
+""", "spec.servers[0].tls", ("missing.crt", "no such file")),
+
+    "https-mutual-without-ca": (HTTPS_GW + """\
+    tls: {mode: MUTUAL, serverCertificate: s.crt, privateKey: s.key}   # HERE
+""", "spec.servers[0].tls", ("caCertificates",)),
+
+    "https-unenforced-client-check": (HTTPS_GW + """\
+    tls:
+      mode: MUTUAL
+      credentialName: x
+      verifyCertificateHash: [abc]   # HERE
+""", "verifyCertificateHash", ("not supported",)),
 }
 
 NEAR = {"weights-not-100"}
@@ -363,3 +392,15 @@ def test_version(gatehouse_binary):
     assert result.returncode == 0
     assert result.stdout.strip(), "version printed nothing"
 
+
+
+def test_unreadable_certificate_names_the_file_and_the_tls_block(config_dir):
+    (config_dir / "bad.crt").write_text("not a certificate\n")
+    (config_dir / "bad.key").write_text("not a key\n")
+    case = HTTPS_GW + "    tls: {mode: SIMPLE, serverCertificate: bad.crt, privateKey: bad.key}   # HERE\n"
+    write(config_dir, case)
+    result = validate(config_dir)
+    assert result.returncode == 1, result.stdout
+    diag = find(parse(result.stdout), path="spec.servers[0].tls", keywords=("bad.crt",))
+    assert diag.line == marked_line(case)
+    assert diag.resource == "Gateway default/tlsgw"

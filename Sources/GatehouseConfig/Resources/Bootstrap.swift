@@ -16,6 +16,7 @@ public struct BootstrapSpec: Decodable, Sendable, Hashable {
         public var maxRequestHeadersKb: UInt32?
         public var maxRequestHeaders: UInt32?
         public var requestHeadersTimeout: ConfigDuration?
+        public var tlsHandshakeTimeout: ConfigDuration?
         public var streamIdleTimeout: ConfigDuration?
         public var idleTimeout: ConfigDuration?
         public var maxConcurrentStreams: UInt32?

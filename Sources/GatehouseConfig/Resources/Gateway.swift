@@ -43,6 +43,17 @@ public struct GatewaySpec: Decodable, Sendable, Hashable {
 
     public enum TLSProtocolVersion: String, ConfigEnum {
         case TLS_AUTO, TLSV1_0, TLSV1_1, TLSV1_2, TLSV1_3
+
+        /// Ordering of the explicit versions (TLS_AUTO ranks lowest).
+        public var rank: Int {
+            switch self {
+            case .TLS_AUTO: 0
+            case .TLSV1_0: 1
+            case .TLSV1_1: 2
+            case .TLSV1_2: 3
+            case .TLSV1_3: 4
+            }
+        }
     }
 }
 
@@ -54,6 +65,7 @@ public enum ServerProtocol: String, Sendable, CaseIterable {
         self.init(rawValue: text.uppercased())
     }
 
-    /// Plain-text HTTP family, served by the HTTP listener (h2c comes with HTTP/2 support).
+    /// Plain-text HTTP family, served by the HTTP listener (h2c comes with HTTP/2 support). HTTPS servers
+    /// that terminate TLS share their port only with other HTTPS servers.
     public var isPlainHTTP: Bool { self == .HTTP || self == .HTTP2 || self == .GRPC || self == .GRPC_WEB }
 }

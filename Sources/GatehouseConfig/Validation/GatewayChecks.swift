@@ -41,10 +41,64 @@ enum GatewayChecks {
                     out.append(gateway.diagnostic("\(path).port.protocol",
                         "\(proto.rawValue) is served as HTTP/1.1 for now (h2c is not supported yet)", severity: .warning))
                 }
-            case .HTTPS, .TLS, .TCP, .MONGO:
+            case .HTTPS:
+                out += checkTermination(server.tls, path: "\(path).tls", in: gateway)
+            case .TLS, .TCP, .MONGO:
                 out.append(gateway.diagnostic("\(path).port.protocol",
-                    "protocol \(proto.rawValue) is not supported by this version of Gatehouse yet (HTTP only)"))
+                    "protocol \(proto.rawValue) is not supported by this version of Gatehouse yet (HTTP and HTTPS only)"))
             }
+        }
+        return out
+    }
+
+    /// An HTTPS server's `tls` block: a mode this build terminates, one certificate source, a CA for
+    /// client certificates when they are verified, and no client checks it would silently skip.
+    static func checkTermination(_ tls: GatewaySpec.ServerTLSSettings?, path: String,
+                                 in gateway: Resource<GatewaySpec>) -> [Diagnostic] {
+        guard let tls else { return [gateway.diagnostic(path, "an HTTPS server needs a tls block")] }
+        var out: [Diagnostic] = []
+        switch tls.mode {
+        case nil, .PASSTHROUGH?:
+            let detail = tls.mode == nil ? "tls.mode is unset, and Istio's default is PASSTHROUGH, " : "PASSTHROUGH "
+            out.append(gateway.diagnostic(tls.mode == nil ? path : "\(path).mode",
+                "\(detail)which this version does not serve yet; set mode: SIMPLE or MUTUAL to terminate TLS here"))
+            return out
+        case .AUTO_PASSTHROUGH?, .ISTIO_MUTUAL?:
+            out.append(gateway.diagnostic("\(path).mode", "mode \(tls.mode!.rawValue) is not supported (SIMPLE, MUTUAL and OPTIONAL_MUTUAL are)"))
+            return out
+        case .SIMPLE?, .MUTUAL?, .OPTIONAL_MUTUAL?:
+            break
+        }
+        let hasFiles = tls.serverCertificate != nil || tls.privateKey != nil
+        let hasCredential = tls.credentialName != nil || !(tls.credentialNames ?? []).isEmpty
+        if hasFiles && hasCredential {
+            out.append(gateway.diagnostic("\(path).credentialName", "set credentialName or serverCertificate/privateKey, not both"))
+        } else if !hasFiles && !hasCredential {
+            out.append(gateway.diagnostic(path, "mode \(tls.mode!.rawValue) needs credentialName or serverCertificate and privateKey"))
+        } else if hasFiles {
+            if tls.serverCertificate == nil { out.append(gateway.diagnostic("\(path).serverCertificate", "required with privateKey")) }
+            if tls.privateKey == nil { out.append(gateway.diagnostic("\(path).privateKey", "required with serverCertificate")) }
+        }
+        if let names = tls.credentialNames, names.count > 1 {
+            out.append(gateway.diagnostic("\(path).credentialNames", "only one credential is supported (one certificate per server)"))
+        }
+        if tls.mode != .SIMPLE, tls.caCertificates == nil, !hasCredential {
+            out.append(gateway.diagnostic("\(path).caCertificates",
+                "mode \(tls.mode!.rawValue) verifies client certificates: it needs caCertificates (or a credentialName with ca.crt)"))
+        }
+        if let min = tls.minProtocolVersion, let max = tls.maxProtocolVersion, min != .TLS_AUTO, max != .TLS_AUTO,
+           min.rank > max.rank {
+            out.append(gateway.diagnostic("\(path).maxProtocolVersion", "\(max.rawValue) is below minProtocolVersion \(min.rawValue)"))
+        }
+        // Client checks Istio would enforce: accepting the config without them would admit clients Istio refuses.
+        for (field, present) in [("verifyCertificateSpki", tls.verifyCertificateSpki != nil),
+                                 ("verifyCertificateHash", tls.verifyCertificateHash != nil), ("caCrl", tls.caCrl != nil)]
+        where present {
+            out.append(gateway.diagnostic("\(path).\(field)", "\(field) is not supported yet"))
+        }
+        if tls.mode == .SIMPLE, tls.subjectAltNames != nil {
+            out.append(gateway.diagnostic("\(path).subjectAltNames", "subjectAltNames checks client certificates: it needs mode MUTUAL or OPTIONAL_MUTUAL",
+                                          severity: .warning))
         }
         return out
     }

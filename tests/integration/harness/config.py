@@ -137,6 +137,22 @@ def gateway(port: int, *, name: str = GATEWAY_NAME, namespace: str | None = None
     return resource("Gateway", name, {"servers": [server, *extra_servers]}, namespace=namespace)
 
 
+def https_server(port: int, hosts: Sequence[str], tls: Mapping[str, Any], *, name: str = "https",
+                 bind: str | None = "127.0.0.1") -> dict:
+    """A Gateway server of protocol HTTPS (``tls`` is the server's tls block)."""
+    server: dict[str, Any] = {"port": {"number": port, "name": name, "protocol": "HTTPS"}, "hosts": list(hosts),
+                              "tls": dict(tls)}
+    if bind is not None:
+        server["bind"] = bind
+    return server
+
+
+def gateway_of(servers: Sequence[Mapping[str, Any]], *, name: str = GATEWAY_NAME,
+               namespace: str | None = None) -> dict:
+    """A Gateway with exactly these servers."""
+    return resource("Gateway", name, {"servers": [dict(s) for s in servers]}, namespace=namespace)
+
+
 def _port_of(target: Any) -> int:
     return target if isinstance(target, int) else int(target.port)
 

@@ -68,7 +68,11 @@ class RawConnection:
     def __init__(self, host: str, port: int, timeout: float = 10.0):
         self.host = host
         self.port = port
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self._adopt(socket.create_connection((host, port), timeout=timeout))
+
+    def _adopt(self, sock: socket.socket) -> None:
+        """Uses ``sock`` (plain or TLS-wrapped) for this connection."""
+        self.sock = sock
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.reader = SocketReader(self.sock)
 
