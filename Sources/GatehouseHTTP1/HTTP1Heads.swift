@@ -53,6 +53,18 @@ public struct HTTP1RequestHead: Sendable {
     }
 
     public var isHEAD: Bool { method == "HEAD" }
+
+    public init(method: String, target: String, version: HTTP1Version, headers: HTTPHeaderBlock,
+                framing: HTTP1BodyFraming, connection: ConnectionOptions, hostCount: Int, expectsContinue: Bool) {
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.framing = framing
+        self.connection = connection
+        self.hostCount = hostCount
+        self.expectsContinue = expectsContinue
+    }
 }
 
 public struct HTTP1ResponseHead: Sendable {

@@ -9,8 +9,8 @@ public struct TLSMaterialError: Error, CustomStringConvertible {
 
 /// Builds the BoringSSL server context of a `TLSServer` from the files it names.
 public enum TLSContextFactory {
-    /// ALPN offered to clients: HTTP/1.1 only until HTTP/2 is served.
-    public static let applicationProtocols = ["http/1.1"]
+    /// ALPN offered to clients, in the server's order of preference.
+    public static let applicationProtocols = ["h2", "http/1.1"]
 
     public static func makeContext(for server: TLSServer) throws -> NIOSSLContext {
         let chain = try load("certificate chain", server.certificateChainPath) { try NIOSSLCertificate.fromPEMFile($0) }

@@ -3,13 +3,12 @@ import GatehouseRouting
 import GatehouseSnapshot
 import GatehouseTelemetry
 import NIOCore
-import NIOTLS
 
 /// Serves one downstream HTTP/1.1 connection, straight from the socket's bytes: decodes requests one at
 /// a time (a pipelined request stays undecoded until the one before it is answered), routes each, answers
 /// locally or hands it to a `ProxyExchange`, applies back-pressure by holding `read`, and writes one
 /// access-log line per request.
-final class DownstreamHandler: ChannelDuplexHandler {
+final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, DownstreamResponder {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -47,6 +46,10 @@ final class DownstreamHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext!
     private(set) var current: RequestState?
     private var processing = false
+    /// Until the first bytes rule HTTP/2's preface out (plain ports only).
+    private var awaitingFirstBytes: Bool
+    /// The connection turned out to be HTTP/2 and belongs to its handler now: pass everything through.
+    private var handedOff = false
     private var readPending = false
     /// Between channelRead and channelReadComplete: writes upstream can wait for the one flush there.
     private(set) var inReadCycle = false
@@ -69,6 +72,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         self.listenerPort = listenerPort
         decoder = HTTP1RequestDecoder(limits: limits)
         headersTimer = RequestHeadersTimer(timeout: headersTimeout)
+        awaitingFirstBytes = tls == nil
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -81,10 +85,43 @@ final class DownstreamHandler: ChannelDuplexHandler {
     // MARK: inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !handedOff else { return context.fireChannelRead(data) }
         inReadCycle = true
         var bytes = unwrapInboundIn(data)
         if inbound.readableBytes == 0 { inbound = bytes } else { inbound.writeBuffer(&bytes) }
+        if awaitingFirstBytes {
+            // A plain connection may be HTTP/2 with prior knowledge (h2c): its preface decides.
+            switch HTTP2Server.check(inbound) {
+            case .needMoreBytes: return
+            case .http2: return switchToHTTP2(context)
+            case .http1: awaitingFirstBytes = false
+            }
+        }
         processInbound()
+    }
+
+    /// Hands the connection to the HTTP/2 handler, with the bytes read so far, and leaves the pipeline.
+    private func switchToHTTP2(_ context: ChannelHandlerContext) {
+        awaitingFirstBytes = false
+        handedOff = true
+        headersTimer.cancel()
+        do {
+            // This handler is the last of a plain connection's pipeline, so .last is right after it.
+            let pipeline = context.pipeline.syncOperations
+            try HTTP2Server.configure(pipeline, position: .last, runtime: runtime, loop: loop,
+                                      port: listenerPort, tls: nil)
+            let bytes = inbound
+            inbound = ByteBuffer()
+            context.fireChannelRead(NIOAny(bytes))
+            pipeline.removeHandler(context: context, promise: nil)
+            // A read held back here would leave the connection unread for good.
+            if readPending {
+                readPending = false
+                context.read()
+            }
+        } catch {
+            context.close(promise: nil)
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -172,14 +209,6 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
-        case let tlsEvent as TLSUserEvent:
-            guard case .handshakeCompleted = tlsEvent else { return }
-            guard tls?.handshakeCompleted(context.pipeline.syncOperations) == true else {
-                // A client certificate without any of the server's subjectAltNames: refused before any
-                // request, as Envoy refuses it in the handshake.
-                closeConnection()
-                return
-            }
         case is ChannelShouldQuiesceEvent:
             quiescing = true
             if let current { current.keepAlive = false } else if inbound.readableBytes == 0 { closeConnection() }
@@ -191,7 +220,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
     // MARK: outbound (read gating)
 
     func read(context: ChannelHandlerContext) {
-        if shouldHoldReads { readPending = true } else { context.read() }
+        if shouldHoldReads, !handedOff { readPending = true } else { context.read() }
     }
 
     /// Reads stop while the upstream cannot take more, and while undecoded bytes wait for the request
@@ -246,77 +275,19 @@ final class DownstreamHandler: ChannelDuplexHandler {
         request.record.authority = host
         request.record.requestID = requestID
 
-        let snapshot = runtime.store.snapshot
-        guard let target = RequestTarget(uri: head.target, version: head.version, host: host,
-                                         hostCount: head.hostCount) else {
-            sendLocalReply(.badRequest(), for: request)
-            return
-        }
-        request.record.authority = target.authority
-        guard let listener = snapshot.listener(port: listenerPort) else {
-            sendLocalReply(.noRoute, for: request)
-            return
-        }
-        var routes = listener.routes
-        let scheme = tls == nil ? "http" : "https"
-        if let tls {
-            request.record.requestedServerName = tls.serverName
-            request.record.tlsVersion = tls.version
-            request.record.sourcePrincipal = tls.peerPrincipal
-            // The server is looked up again in the live snapshot: a reload may have changed its routes.
-            guard let server = listener.tls?.server(forSNI: tls.serverName) else {
-                sendLocalReply(.noRoute, for: request)
-                return
-            }
-            guard server.servesHost(target.authority) else {
-                sendLocalReply(.misdirectedRequest, for: request)
-                return
-            }
-            routes = server.routes
-        }
-        let input = RouteInput(method: head.method, path: target.path, query: target.query,
-                               scheme: scheme, authority: target.authority, port: listenerPort,
-                               headers: HeaderBlockLookup(headers: head.headers))
-        guard let (virtualHost, selection) = routes.select(input) else {
-            sendLocalReply(.noRoute, for: request)
-            return
-        }
-        if virtualHost.httpsRedirect {
-            let location = RedirectAction(scheme: "https", code: 301).location(for: input)
-            sendLocalReply(.redirect(status: 301, location: location), for: request)
-            return
-        }
-        guard let selection else {
-            sendLocalReply(.noRoute, for: request)
-            return
-        }
-        let route = selection.route
-        request.record.routeName = route.name
-        switch route.action {
-        case .directResponse(let status, let body):
-            sendLocalReply(.direct(status: status, body: body), for: request, route: route)
-        case .redirect(let redirect):
-            sendLocalReply(.redirect(status: redirect.code, location: redirect.location(for: input)),
-                           for: request, route: route)
-        case .forward(let forward):
-            guard let destination = forward.pick(draw: loop.random.next()),
-                  let cluster = snapshot.clusters[destination.cluster] else {
-                sendLocalReply(.noHealthyUpstream, for: request)
-                return
-            }
-            request.record.upstreamCluster = cluster.name
-            let upstreamRequest = UpstreamRequestBuilder.build(
-                head: head, target: target, route: route, matched: selection.matched, rewrite: forward.rewrite,
-                destination: destination, clientIP: remoteIP, scheme: scheme, requestID: requestID,
-                allocator: context.channel.allocator)
+        let origin = DownstreamOrigin(listenerPort: listenerPort, tls: tls, clientIP: remoteIP)
+        let dispatch = RequestDispatcher.dispatch(head, host: host, requestID: requestID, origin: origin,
+                                                  snapshot: runtime.store.snapshot, loop: loop,
+                                                  allocator: context.channel.allocator, record: &request.record)
+        switch dispatch {
+        case .reply(let reply, let route):
+            sendLocalReply(reply, for: request, route: route)
+        case .forward(let forwarding):
             if head.expectsContinue, head.version == .http1_1 {
                 context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")),
                                       promise: nil)
             }
-            let exchange = ProxyExchange(downstream: self, loop: loop, runtime: runtime, cluster: cluster,
-                                         request: upstreamRequest,
-                                         responseMutations: [destination.responseHeaders, route.responseHeaders],
-                                         timeout: route.timeoutNanoseconds.map { .nanoseconds($0) })
+            let exchange = ProxyExchange(downstream: self, loop: loop, runtime: runtime, forwarding: forwarding)
             request.exchange = exchange
             exchange.start()
         }

@@ -85,10 +85,17 @@ public final class GatewayServer: Sendable {
             return channel.eventLoop.makeCompletedFuture {
                 let sync = channel.pipeline.syncOperations
                 try sync.addHandler(NIOSSLServerHandler(context: context))
-                try sync.addHandler(DownstreamHandler(
-                    runtime: runtime, loop: loop, listenerPort: port, limits: limits, headersTimeout: headersTimeout,
-                    tls: DownstreamTLS(serverName: name, subjectAltNames: server.subjectAltNames,
-                                       handshakeTimeout: handshakeTimeout)))
+                let tls = DownstreamTLS(serverName: name, subjectAltNames: server.subjectAltNames,
+                                        handshakeTimeout: handshakeTimeout)
+                try sync.addHandler(TLSSessionHandler(tls: tls) { pipeline, tls, http2 in
+                    if http2 {
+                        try HTTP2Server.configure(pipeline, position: .last, runtime: runtime, loop: loop, port: port, tls: tls)
+                    } else {
+                        try pipeline.addHandler(DownstreamHandler(
+                            runtime: runtime, loop: loop, listenerPort: port, limits: limits,
+                            headersTimeout: headersTimeout, tls: tls))
+                    }
+                })
             }
         })
         try channel.pipeline.syncOperations.addHandler(sni)

@@ -1,6 +1,7 @@
 import GatehouseHTTP1
 import GatehouseRouting
 import GatehouseSnapshot
+import GatehouseTelemetry
 import NIOCore
 
 /// Forwards one request to one upstream endpoint and streams the response back. Lives on the downstream
@@ -8,7 +9,7 @@ import NIOCore
 /// other directly. Reads on each side are held while the other side is not writable (back-pressure);
 /// nothing buffers a whole body.
 final class ProxyExchange: UpstreamResponseReceiver {
-    private unowned let downstream: DownstreamHandler
+    private unowned let downstream: DownstreamResponder
     private let loop: LoopContext
     private let runtime: ProxyRuntime
     private let cluster: Cluster
@@ -31,15 +32,14 @@ final class ProxyExchange: UpstreamResponseReceiver {
     private var timeoutTask: Scheduled<Void>?
     private var target: UpstreamTarget?
 
-    init(downstream: DownstreamHandler, loop: LoopContext, runtime: ProxyRuntime, cluster: Cluster,
-         request: UpstreamRequest, responseMutations: [HeaderMutation], timeout: TimeAmount?) {
+    init(downstream: DownstreamResponder, loop: LoopContext, runtime: ProxyRuntime, forwarding: Dispatch.Forwarding) {
         self.downstream = downstream
         self.loop = loop
         self.runtime = runtime
-        self.cluster = cluster
-        self.request = request
-        self.responseMutations = responseMutations
-        self.timeout = timeout
+        cluster = forwarding.cluster
+        request = forwarding.request
+        responseMutations = forwarding.responseMutations
+        timeout = forwarding.timeout
     }
 
     // MARK: request side
@@ -187,7 +187,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
             $0.upstreamServiceTimeMillis = serviceTime
             $0.responseCodeDetails = "via_upstream"
         }
-        downstream.respondHead(status: response.status, headers: headers, framing: response.framing)
+        downstream.respondHead(status: response.status, headers: headers, framing: response.framing, bodyBytes: [])
     }
 
     func upstreamResponseBody(_ body: ByteBuffer) {
@@ -269,6 +269,26 @@ final class ProxyExchange: UpstreamResponseReceiver {
         timeoutTask?.cancel()
         timeoutTask = nil
     }
+}
+
+/// The client side of an exchange: an HTTP/1.1 connection or an HTTP/2 stream. Everything runs on the
+/// event loop both share with the upstream connection.
+protocol DownstreamResponder: AnyObject {
+    /// Inside a read of the client's bytes: writes upstream may wait for the flush at its end.
+    var inReadCycle: Bool { get }
+    /// `framing` is how the body arrives from the upstream; `bodyBytes` are written with the head.
+    func respondHead(status: Int, headers: HTTPHeaderBlock, framing: HTTP1BodyFraming, bodyBytes: [UInt8])
+    /// Returns whether the client side can take more without buffering.
+    func respondBody(_ body: ByteBuffer) -> Bool
+    func flushDownstream()
+    func respondEnd(_ trailers: HTTPHeaderBlock?)
+    /// The upstream failed after the response began: end the response abnormally.
+    func abortResponse(flag: String, details: String)
+    func updateRecord(_ update: (inout AccessLogRecord) -> Void)
+    /// Hold (or resume) reading the request body.
+    func setUpstreamBlocked(_ blocked: Bool)
+    /// Answer the current request locally (the exchange failed before the response began).
+    func sendLocalReplyForCurrent(_ reply: LocalReply)
 }
 
 extension DownstreamHandler {

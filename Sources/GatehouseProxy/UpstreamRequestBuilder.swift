@@ -37,6 +37,10 @@ enum UpstreamRequestBuilder {
         HTTP1Encoder.writeRequestLine(method: head.method, target: uri, into: &out)
         if let authority { HTTP1Encoder.writeField("host", authority, into: &out) }
         // Content-Length and `Transfer-Encoding: chunked` pass through: the body is re-framed the same way.
+        // A request without either that has a body (HTTP/2 without content-length) goes chunked.
+        if head.framing == .chunked, !headers.hasField(role: .transferEncoding) {
+            headers.add("transfer-encoding", "chunked")
+        }
         headers.write(into: &out)
         out.writeStaticString("\r\n")
         return UpstreamRequest(head: out, framing: head.framing, isHEAD: head.isHEAD)

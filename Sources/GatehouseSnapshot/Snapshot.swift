@@ -91,6 +91,8 @@ public struct GatewaySettings: Sendable {
     public var drainTimeoutNanoseconds: Int64
     public var maxConnections: Int
     public var tlsHandshakeTimeoutNanoseconds: Int64
+    /// HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS offered to clients.
+    public var maxConcurrentStreams: Int
     public var dnsRefreshNanoseconds: Int64
     /// Where `tls.credentialName` X is found: `X/tls.crt`, `X/tls.key`, `X/ca.crt`.
     public var credentialsDirectory: String

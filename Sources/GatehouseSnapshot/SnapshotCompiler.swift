@@ -84,6 +84,7 @@ public enum SnapshotCompiler {
             drainTimeoutNanoseconds: limits?.drainTimeout?.nanoseconds ?? 20_000_000_000,
             maxConnections: Int(limits?.maxConnections ?? 100_000),
             tlsHandshakeTimeoutNanoseconds: limits?.tlsHandshakeTimeout?.nanoseconds ?? 10_000_000_000,
+            maxConcurrentStreams: Int(limits?.maxConcurrentStreams ?? 100),
             dnsRefreshNanoseconds: spec?.dns?.refreshRate?.nanoseconds ?? 30_000_000_000,
             credentialsDirectory: resolve(spec?.credentialsDir ?? "credentials", against: bootstrap?.directory),
             labels: spec?.labels ?? [:],

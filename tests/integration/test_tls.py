@@ -205,11 +205,14 @@ def test_protocol_versions_and_cipher_suites(gateway, upstream, pki):
     assert "Cipher is (NONE)" in out or "alert" in out or "no protocols available" in out, out
 
 
-def test_alpn_offers_http11(gateway, upstream, pki):
+def test_alpn_prefers_h2_and_falls_back_to_http11(gateway, upstream, pki):
     port = free_port()
     start_tls(gateway, upstream, [cfg.https_server(port, ["a.test"], files_tls(pki.a_files))], port=port)
-    out = tlsclient.s_client(port, "-servername", "a.test", "-alpn", "h2,http/1.1")
+    assert "ALPN protocol: h2" in tlsclient.s_client(port, "-servername", "a.test", "-alpn", "h2,http/1.1")
+    out = tlsclient.s_client(port, "-servername", "a.test", "-alpn", "http/1.1")
     assert "ALPN protocol: http/1.1" in out, out
+    # No ALPN at all: HTTP/1.1, as before ALPN existed.
+    assert tlsclient.get(port, "/no-alpn", sni="a.test", ca=pki.ca_file).status == 200
 
 
 def test_credential_name_reads_the_credentials_directory(gateway, upstream, pki, tmp_path):

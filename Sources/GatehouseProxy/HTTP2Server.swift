@@ -1,0 +1,43 @@
+import GatehouseHTTP1
+import NIOCore
+import NIOHTTP2
+
+/// Serves HTTP/2 on a connection (after ALPN `h2`, or h2c prior knowledge on a plain port): one
+/// `HTTP2StreamHandler` per stream, each an exchange of its own, multiplexed by NIO's HTTP/2 handler,
+/// which also enforces the protocol's limits (CONTINUATION floods, rapid resets, header list size).
+enum HTTP2Server {
+    /// The HTTP/2 connection preface a prior-knowledge client starts with (RFC 9113 §3.4).
+    static let preface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+
+    enum PrefaceCheck { case http1, http2, needMoreBytes }
+
+    /// Whether bytes a plain connection starts with are HTTP/2's preface. An HTTP/1.1 request line
+    /// differs within its first bytes, so HTTP/1.1 never waits on this.
+    static func check(_ bytes: ByteBuffer) -> PrefaceCheck {
+        let count = min(bytes.readableBytes, preface.count)
+        let matches = bytes.withUnsafeReadableBytes { raw in
+            (0..<count).allSatisfy { raw[$0] == preface[$0] }
+        }
+        guard matches else { return .http1 }
+        return count == preface.count ? .http2 : .needMoreBytes
+    }
+
+    static func configure(_ pipeline: ChannelPipeline.SynchronousOperations, position: ChannelPipeline.Position,
+                          runtime: ProxyRuntime, loop: LoopContext, port: Int, tls: DownstreamTLS?) throws {
+        let settings = runtime.store.snapshot.settings
+        var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        connection.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: settings.maxConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: settings.maxRequestHeaderBytes),
+        ]
+        let stream = NIOHTTP2Handler.StreamConfiguration()
+        _ = try pipeline.configureHTTP2Pipeline(mode: .server, connectionConfiguration: connection,
+                                                streamConfiguration: stream, position: position) { streamChannel in
+            streamChannel.eventLoop.makeCompletedFuture {
+                try streamChannel.pipeline.syncOperations.addHandler(
+                    HTTP2StreamHandler(runtime: runtime, loop: loop, listenerPort: port, tls: tls))
+            }
+        }
+    }
+}
+

@@ -1,0 +1,294 @@
+import GatehouseHTTP1
+import GatehouseRouting
+import GatehouseTelemetry
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+
+/// One HTTP/2 stream: one request, routed like an HTTP/1.1 one (the head is mapped onto the same
+/// shape: pseudo-headers become the request line and `Host`, cookie crumbs are joined), forwarded over
+/// HTTP/1.1 upstream, and answered with HEADERS, DATA and trailing HEADERS. Back-pressure: reads of the
+/// stream stop while the upstream is not writable (so the client's flow-control window stays closed),
+/// and upstream reads stop while the stream's window is exhausted.
+final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
+    typealias InboundIn = HTTP2Frame.FramePayload
+    typealias OutboundIn = HTTP2Frame.FramePayload
+    typealias OutboundOut = HTTP2Frame.FramePayload
+
+    private let runtime: ProxyRuntime
+    private let loop: LoopContext
+    private let listenerPort: Int
+    private let tls: DownstreamTLS?
+    private var context: ChannelHandlerContext!
+    private var record = AccessLogRecord()
+    private var startedAt = NIODeadline.now()
+    private var exchange: ProxyExchange?
+    private var headReceived = false
+    private var requestEnded = false
+    private var responseStarted = false
+    private var responseEnded = false
+    /// The response's last frame (END_STREAM) is out.
+    private var endStreamSent = false
+    private var upstreamBlocked = false
+    private var readPending = false
+    /// Streams flush upstream writes as they go: the multiplexer does not promise every stream a
+    /// read-complete after its frames, and a write left unflushed would stall the exchange.
+    var inReadCycle: Bool { false }
+
+    init(runtime: ProxyRuntime, loop: LoopContext, listenerPort: Int, tls: DownstreamTLS?) {
+        self.runtime = runtime
+        self.loop = loop
+        self.listenerPort = listenerPort
+        self.tls = tls
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        record.startTimeMillis = Timestamp.nowMillis()
+        record.protocol = "HTTP/2"
+        let connection = context.channel.parent
+        record.downstreamLocalAddress = connection?.localAddress.map(SocketAddressText.describe)
+        record.downstreamRemoteAddress = connection?.remoteAddress.map(SocketAddressText.describe)
+    }
+
+    // MARK: inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .headers(let headers):
+            if !headReceived {
+                headReceived = true
+                startRequest(headers.headers, endStream: headers.endStream)
+            } else {
+                // Trailers: a second HEADERS, which always ends the stream.
+                endRequest(trailers: Self.block(headers.headers, skippingPseudo: true))
+            }
+        case .data(let data):
+            guard case .byteBuffer(let body) = data.data else { break }
+            record.bytesReceived += body.readableBytes
+            exchange?.requestBody(body)
+            if data.endStream { endRequest(trailers: nil) } else { exchange?.flushUpstream() }
+        default:
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        exchange?.flushUpstream()
+        context.fireChannelReadComplete()
+    }
+
+    private func endRequest(trailers: HTTPHeaderBlock?) {
+        guard !requestEnded else { return }
+        requestEnded = true
+        exchange?.requestEnd(trailers)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if upstreamBlocked { readPending = true } else { context.read() }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { exchange?.downstreamBecameWritable() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        // The client reset the stream, or the connection went away, before the response ended.
+        if !responseEnded {
+            responseEnded = true
+            exchange?.abandon()
+            exchange = nil
+            if record.responseFlags == "-" { record.responseFlags = "DC" }
+            record.responseCodeDetails = record.responseCodeDetails ?? "downstream_remote_disconnect"
+            writeLog()
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    // MARK: request
+
+    private func startRequest(_ fields: HPACKHeaders, endStream: Bool) {
+        var method = ""
+        var path = ""
+        var authority: String?
+        var contentLength: Int64?
+        var cookies: [String] = []
+        var headers = HTTPHeaderBlock()
+        for (name, value, _) in fields {
+            switch name {
+            case ":method": method = value
+            case ":path": path = value
+            case ":authority": authority = value
+            case ":scheme", ":protocol": break
+            case "cookie": cookies.append(value)
+            case "content-length": contentLength = Int64(value); headers.add(name, value)
+            default: if !name.hasPrefix(":") { headers.add(name, value) }
+            }
+        }
+        // RFC 9113 §8.2.3: crumbs of a split cookie are joined for HTTP/1.1.
+        if !cookies.isEmpty { headers.add("cookie", cookies.joined(separator: "; ")) }
+        // :authority wins over a Host header (RFC 9113 §8.3.1).
+        let host = authority ?? headers.first(role: .host)
+        if let authority {
+            headers.remove(role: .host)
+            headers.add("host", authority)
+        }
+        let framing: HTTP1BodyFraming = endStream ? .none : contentLength.map { .contentLength($0) } ?? .chunked
+        let head = HTTP1RequestHead(method: method, target: path, version: .http1_1, headers: headers, framing: framing,
+                                    connection: ConnectionOptions(), hostCount: host == nil ? 0 : 1,
+                                    expectsContinue: false)
+        requestEnded = endStream
+        let requestID = headers.first(role: .requestID).flatMap { $0.isEmpty ? nil : $0 }
+            ?? RequestID.generate(using: &loop.random)
+        record.method = method
+        record.path = path
+        record.userAgent = headers.first(role: .userAgent)
+        record.xForwardedFor = headers.first(role: .forwardedFor)
+        record.authority = host
+        record.requestID = requestID
+        guard method != "CONNECT" else {
+            // Extended CONNECT (WebSocket over HTTP/2) is not served yet.
+            sendLocalReply(LocalReply(status: 501, body: Array("Not Implemented".utf8), flag: "-",
+                                      details: "connect_not_supported"), route: nil)
+            return
+        }
+        let origin = DownstreamOrigin(listenerPort: listenerPort, tls: tls,
+                                      clientIP: context.channel.parent?.remoteAddress?.ipAddress)
+        let dispatch = RequestDispatcher.dispatch(head, host: host, requestID: requestID, origin: origin,
+                                                  snapshot: runtime.store.snapshot, loop: loop,
+                                                  allocator: context.channel.allocator, record: &record)
+        switch dispatch {
+        case .reply(let reply, let route):
+            sendLocalReply(reply, route: route)
+        case .forward(let forwarding):
+            let exchange = ProxyExchange(downstream: self, loop: loop, runtime: runtime, forwarding: forwarding)
+            self.exchange = exchange
+            exchange.start()
+            if endStream { exchange.requestEnd(nil) }
+        }
+    }
+
+    // MARK: response
+
+    private func sendLocalReply(_ reply: LocalReply, route: Route?) {
+        guard !responseStarted else {
+            abortResponse(flag: reply.flag, details: reply.details)
+            return
+        }
+        var headers = HTTPHeaderBlock()
+        if !reply.body.isEmpty { headers.add("content-type", "text/plain") }
+        headers.add("content-length", String(reply.body.count))
+        for (name, value) in reply.extraHeaders { headers.add(name, value) }
+        headers.add("date", HTTPDate.now())
+        headers.add("server", "istio-envoy")
+        if let route { headers.apply([route.responseHeaders]) }
+        record.responseFlags = reply.flag
+        record.responseCodeDetails = reply.details
+        exchange?.abandon()
+        exchange = nil
+        respondHead(status: reply.status, headers: headers, framing: .contentLength(Int64(reply.body.count)),
+                    bodyBytes: reply.body)
+        respondEnd(nil)
+    }
+
+    func sendLocalReplyForCurrent(_ reply: LocalReply) {
+        setUpstreamBlocked(false)
+        sendLocalReply(reply, route: nil)
+    }
+
+    func respondHead(status: Int, headers: HTTPHeaderBlock, framing: HTTP1BodyFraming, bodyBytes: [UInt8]) {
+        guard !responseStarted else { return }
+        responseStarted = true
+        record.responseCode = status
+        var fields = HPACKHeaders()
+        fields.reserveCapacity(headers.count + 1)
+        fields.add(name: ":status", value: String(status))
+        headers.forEach { name, value, role in
+            switch role {
+            // Connection-specific fields are not allowed in HTTP/2 (RFC 9113 §8.2.2).
+            case .connection, .hopByHop, .upgrade, .transferEncoding: return
+            default: break
+            }
+            fields.add(name: String(decoding: name, as: UTF8.self).lowercased(),
+                       value: String(decoding: value, as: UTF8.self))
+        }
+        let noBody = bodyBytes.isEmpty && (framing == .none || framing == .contentLength(0))
+        context.write(wrapOutboundOut(.headers(.init(headers: fields, endStream: noBody))), promise: nil)
+        endStreamSent = noBody
+        if !bodyBytes.isEmpty {
+            var body = context.channel.allocator.buffer(capacity: bodyBytes.count)
+            body.writeBytes(bodyBytes)
+            record.bytesSent += bodyBytes.count
+            context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(body)))), promise: nil)
+        }
+    }
+
+    func respondBody(_ body: ByteBuffer) -> Bool {
+        guard !endStreamSent, body.readableBytes > 0 else { return context.channel.isWritable }
+        record.bytesSent += body.readableBytes
+        context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(body)))), promise: nil)
+        return context.channel.isWritable
+    }
+
+    func flushDownstream() { context.flush() }
+
+    func respondEnd(_ trailers: HTTPHeaderBlock?) {
+        guard !responseEnded else { return }
+        responseEnded = true
+        exchange = nil
+        if !endStreamSent {
+            endStreamSent = true
+            if let trailers, !trailers.isEmpty {
+                var fields = HPACKHeaders()
+                trailers.forEach { name, value, _ in
+                    fields.add(name: String(decoding: name, as: UTF8.self).lowercased(),
+                               value: String(decoding: value, as: UTF8.self))
+                }
+                context.write(wrapOutboundOut(.headers(.init(headers: fields, endStream: true))), promise: nil)
+            } else {
+                context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))), promise: nil)
+            }
+        }
+        context.flush()
+        writeLog()
+    }
+
+    /// The upstream failed after the response began: HTTP/2 resets the stream.
+    func abortResponse(flag: String, details: String) {
+        guard !responseEnded else { return }
+        responseEnded = true
+        record.responseFlags = flag
+        record.responseCodeDetails = details
+        exchange?.abandon()
+        exchange = nil
+        writeLog()
+        context.close(promise: nil)
+    }
+
+    func updateRecord(_ update: (inout AccessLogRecord) -> Void) { update(&record) }
+
+    func setUpstreamBlocked(_ blocked: Bool) {
+        upstreamBlocked = blocked
+        if !blocked, readPending {
+            readPending = false
+            context.read()
+        }
+    }
+
+    private func writeLog() {
+        record.durationMillis = (NIODeadline.now() - startedAt).nanoseconds / 1_000_000
+        runtime.log(&record, on: loop)
+    }
+
+    /// Regular fields of an HPACK block as a header block (trailers).
+    static func block(_ fields: HPACKHeaders, skippingPseudo: Bool) -> HTTPHeaderBlock {
+        var block = HTTPHeaderBlock()
+        for (name, value, _) in fields where !(skippingPseudo && name.hasPrefix(":")) { block.add(name, value) }
+        return block
+    }
+}

@@ -1,0 +1,81 @@
+import GatehouseHTTP1
+import GatehouseRouting
+import GatehouseSnapshot
+import GatehouseTelemetry
+import NIOCore
+
+/// What the gateway does with a request head, whichever protocol it came in on: answer it itself, or
+/// forward it to a cluster. Reads the live snapshot; fills the access-log fields it decides.
+enum Dispatch {
+    case reply(LocalReply, route: Route?)
+    case forward(Forwarding)
+
+    struct Forwarding {
+        var request: UpstreamRequest
+        var cluster: Cluster
+        var responseMutations: [HeaderMutation]
+        var timeout: TimeAmount?
+    }
+}
+
+/// Where a request arrived: the listener port, and the TLS session when there is one.
+struct DownstreamOrigin {
+    var listenerPort: Int
+    var tls: DownstreamTLS?
+    var clientIP: String?
+}
+
+enum RequestDispatcher {
+    /// Routes `head` (HTTP/1.1, or HTTP/2 mapped onto the same shape) as Istio would.
+    static func dispatch(_ head: HTTP1RequestHead, host: String?, requestID: String, origin: DownstreamOrigin,
+                         snapshot: Snapshot, loop: LoopContext, allocator: ByteBufferAllocator,
+                         record: inout AccessLogRecord) -> Dispatch {
+        guard let target = RequestTarget(uri: head.target, version: head.version, host: host,
+                                         hostCount: head.hostCount) else {
+            return .reply(.badRequest(), route: nil)
+        }
+        record.authority = target.authority
+        guard let listener = snapshot.listener(port: origin.listenerPort) else { return .reply(.noRoute, route: nil) }
+        var routes = listener.routes
+        let scheme = origin.tls == nil ? "http" : "https"
+        if let tls = origin.tls {
+            record.requestedServerName = tls.serverName
+            record.tlsVersion = tls.version
+            record.sourcePrincipal = tls.peerPrincipal
+            // The server is looked up again in the live snapshot: a reload may have changed its routes.
+            guard let server = listener.tls?.server(forSNI: tls.serverName) else { return .reply(.noRoute, route: nil) }
+            guard server.servesHost(target.authority) else { return .reply(.misdirectedRequest, route: nil) }
+            routes = server.routes
+        }
+        let input = RouteInput(method: head.method, path: target.path, query: target.query,
+                               scheme: scheme, authority: target.authority, port: origin.listenerPort,
+                               headers: HeaderBlockLookup(headers: head.headers))
+        guard let (virtualHost, selection) = routes.select(input) else { return .reply(.noRoute, route: nil) }
+        if virtualHost.httpsRedirect {
+            let location = RedirectAction(scheme: "https", code: 301).location(for: input)
+            return .reply(.redirect(status: 301, location: location), route: nil)
+        }
+        guard let selection else { return .reply(.noRoute, route: nil) }
+        let route = selection.route
+        record.routeName = route.name
+        switch route.action {
+        case .directResponse(let status, let body):
+            return .reply(.direct(status: status, body: body), route: route)
+        case .redirect(let redirect):
+            return .reply(.redirect(status: redirect.code, location: redirect.location(for: input)), route: route)
+        case .forward(let forward):
+            guard let destination = forward.pick(draw: loop.random.next()),
+                  let cluster = snapshot.clusters[destination.cluster] else {
+                return .reply(.noHealthyUpstream, route: nil)
+            }
+            record.upstreamCluster = cluster.name
+            let request = UpstreamRequestBuilder.build(
+                head: head, target: target, route: route, matched: selection.matched, rewrite: forward.rewrite,
+                destination: destination, clientIP: origin.clientIP, scheme: scheme, requestID: requestID,
+                allocator: allocator)
+            return .forward(Dispatch.Forwarding(
+                request: request, cluster: cluster, responseMutations: [destination.responseHeaders, route.responseHeaders],
+                timeout: route.timeoutNanoseconds.map { .nanoseconds($0) }))
+        }
+    }
+}
