@@ -38,6 +38,17 @@ enum HTTP2Server {
                     HTTP2StreamHandler(runtime: runtime, loop: loop, listenerPort: port, tls: tls))
             }
         }
+        try pipeline.addHandler(HTTP2ConnectionErrorHandler(), position: position)
     }
 }
 
+
+/// Closes an HTTP/2 connection on a connection-level error (bad frames, floods): NIO's handler has sent
+/// GOAWAY with the error code by then, and leaves closing to the pipeline.
+final class HTTP2ConnectionErrorHandler: ChannelInboundHandler {
+    typealias InboundIn = Never
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}

@@ -149,3 +149,69 @@ def test_client_reset_mid_response_leaves_the_gateway_serving(proxied):
     entry = gw.log_for_path("/big?bytes=50000000&chunk=65536")
     assert "DC" in flags(entry)
     assert gw.get("/still-fine").status_code == 200
+
+
+def test_rapid_reset_storm_closes_that_connection_only(proxied):
+    """CVE-2023-44487: a client that opens and resets streams in a loop loses its connection; others
+    are served."""
+    import socket
+
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    gw = proxied.gw
+    sock = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    goaway = closed = False
+    for _ in range(1000):
+        stream = conn.get_next_available_stream_id()
+        conn.send_headers(stream, [(":method", "GET"), (":path", "/storm?sleep=1"), (":scheme", "http"),
+                                   (":authority", "gatehouse.test")])
+        conn.reset_stream(stream)
+        try:
+            sock.sendall(conn.data_to_send())
+        except OSError:
+            closed = True
+            break
+    sock.settimeout(5)
+    try:
+        while not (goaway or closed):
+            data = sock.recv(65536)
+            if not data:
+                closed = True
+                break
+            goaway = any(isinstance(e, h2.events.ConnectionTerminated) for e in conn.receive_data(data))
+    except OSError:
+        closed = True
+    sock.close()
+    assert goaway or closed, "the storm must cost the attacker its connection"
+    assert gw.running()
+    with H2Client(gw.port) as client:
+        response, = client.wait(client.request("GET", "/after-storm"))
+    assert response.status == 200
+
+
+def test_malformed_frames_close_the_connection_and_the_gateway_keeps_serving(proxied):
+    gw = proxied.gw
+    import socket
+    sock = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+    # The preface, SETTINGS, then HEADERS on stream 0, which RFC 9113 makes a connection error.
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+                 + b"\x00\x00\x04\x01\x04\x00\x00\x00\x00" + b"\x82\x86\x84\x41")
+    ended = False
+    try:
+        while sock.recv(65536):
+            pass
+        ended = True  # EOF: the gateway closed the connection (after a GOAWAY, if it sent one)
+    except ConnectionResetError:
+        ended = True
+    except OSError:
+        pass
+    sock.close()
+    assert ended, "a connection that breaks the protocol is closed, not left hanging"
+    assert gw.get("/after-garbage").status_code == 200
+    with H2Client(gw.port) as client:
+        response, = client.wait(client.request("GET", "/after-garbage-h2"))
+    assert response.status == 200
