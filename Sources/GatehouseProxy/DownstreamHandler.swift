@@ -92,7 +92,10 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         if awaitingFirstBytes {
             // A plain connection may be HTTP/2 with prior knowledge (h2c): its preface decides.
             switch HTTP2Server.check(inbound) {
-            case .needMoreBytes: return
+            case .needMoreBytes:
+                // Still timed: a client that sends a few bytes of the preface and stops gets cut off.
+                headersTimer.headIncomplete(on: context.eventLoop) { [weak self] in self?.headersTimedOut() }
+                return
             case .http2: return switchToHTTP2(context)
             case .http1: awaitingFirstBytes = false
             }

@@ -215,3 +215,16 @@ def test_malformed_frames_close_the_connection_and_the_gateway_keeps_serving(pro
     with H2Client(gw.port) as client:
         response, = client.wait(client.request("GET", "/after-garbage-h2"))
     assert response.status == 200
+
+
+def test_a_stalled_http2_preface_is_timed_like_a_stalled_head(gateway, upstream):
+    import time
+    up = upstream("backend")
+    gw = gateway(cfg.simple_backend(up), limits={"requestHeadersTimeout": "1s"})
+    with gw.raw(timeout=6) as conn:
+        conn.send(b"PRI * HTTP/2.0\r\n")
+        started = time.monotonic()
+        assert conn.read_response().status == 408
+        assert time.monotonic() - started < 4
+        assert conn.is_closed_by_peer(timeout=3)
+    assert gw.get("/after").status_code == 200
