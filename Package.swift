@@ -76,6 +76,7 @@ let package = Package(
             name: "GatehouseProxyTests",
             dependencies: [
                 "GatehouseProxy", "GatehouseRouting", "GatehouseHTTP1",
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
             ]
         ),
     ]

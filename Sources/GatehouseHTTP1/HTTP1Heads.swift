@@ -74,6 +74,15 @@ public struct HTTP1ResponseHead: Sendable {
     public var framing: HTTP1BodyFraming
     public var connection: ConnectionOptions
 
+    public init(version: HTTP1Version, status: Int, headers: HTTPHeaderBlock, framing: HTTP1BodyFraming,
+                connection: ConnectionOptions) {
+        self.version = version
+        self.status = status
+        self.headers = headers
+        self.framing = framing
+        self.connection = connection
+    }
+
     public var keepAlive: Bool {
         if framing == .untilClose { return false }
         return version == .http1_1 ? !connection.close : (connection.keepAlive && !connection.close)

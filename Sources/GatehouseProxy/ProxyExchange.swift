@@ -3,6 +3,7 @@ import GatehouseRouting
 import GatehouseSnapshot
 import GatehouseTelemetry
 import NIOCore
+import NIOHPACK
 
 /// Forwards one request to one upstream endpoint and streams the response back. Lives on the downstream
 /// connection's event loop, as does the pooled upstream connection it uses, so the two sides call each
@@ -18,6 +19,8 @@ final class ProxyExchange: UpstreamResponseReceiver {
     private let timeout: TimeAmount?
 
     private var connection: UpstreamConnection?
+    /// The request's stream when the cluster speaks HTTP/2.
+    private var stream: HTTP2UpstreamStream?
     /// Body bytes that arrived while (re)connecting, already framed for the upstream.
     private var pending: [ByteBuffer] = []
     private var requestEnded = false
@@ -72,6 +75,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
     private func connect(to target: UpstreamTarget, forceNew: Bool = false) {
         self.target = target
         downstream.updateRecord { $0.upstreamHost = target.text }
+        if cluster.http2 { return openStream(to: target) }
         if !forceNew,
            let idle = loop.pool.takeIdle(key: target.poolKey, idleTimeout: .nanoseconds(cluster.idleTimeoutNanoseconds)) {
             return attach(ConnectionPool.Lease(connection: idle, reused: true))
@@ -94,6 +98,54 @@ final class ProxyExchange: UpstreamResponseReceiver {
             }
     }
 
+    private func openStream(to target: UpstreamTarget) {
+        let isHEAD = request.isHEAD
+        loop.http2Pool.connection(key: target.poolKey, address: target.address,
+                                  connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds))
+            .flatMap { [self] connection in
+                downstream.updateRecord { $0.upstreamLocalAddress = connection.localAddress }
+                return connection.openStream(for: self, requestIsHEAD: isHEAD)
+            }
+            .assumeIsolated().whenComplete { [self] result in
+                switch result {
+                case .success(let stream):
+                    guard !finished else { return stream.close() }
+                    attach(stream)
+                case .failure:
+                    guard !finished else { return }
+                    failLocally(.connectFailure)
+                }
+            }
+    }
+
+    private func attach(_ stream: HTTP2UpstreamStream) {
+        self.stream = stream
+        upstreamStartedAt = .now()
+        guard case .http2(let fields) = request.head else { preconditionFailure("an HTTP/2 cluster gets an HTTP/2 head") }
+        let bodyless = request.framing == .none
+        stream.write(.headers(.init(headers: fields, endStream: bodyless)))
+        if !pending.isEmpty {
+            sentBody = true
+            for bytes in pending { stream.write(.data(.init(data: .byteBuffer(bytes)))) }
+            pending.removeAll()
+        }
+        if requestEnded, !bodyless { writeRequestEnd(to: stream) }
+        stream.flush()
+        downstream.setUpstreamBlocked(!stream.isWritable)
+    }
+
+    private func writeRequestEnd(to stream: HTTP2UpstreamStream) {
+        if let trailers = requestTrailers, !trailers.isEmpty {
+            var fields = HPACKHeaders()
+            trailers.forEach { name, value, _ in
+                fields.add(name: String(decoding: name, as: UTF8.self).lowercased(), value: String(decoding: value, as: UTF8.self))
+            }
+            stream.write(.headers(.init(headers: fields, endStream: true)))
+        } else {
+            stream.write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
+        }
+    }
+
     private func attach(_ lease: ConnectionPool.Lease) {
         let connection = lease.connection
         self.connection = connection
@@ -102,7 +154,8 @@ final class ProxyExchange: UpstreamResponseReceiver {
         connection.requestsServed += 1
         downstream.updateRecord { $0.upstreamLocalAddress = connection.localAddress }
         upstreamStartedAt = .now()
-        connection.write(request.head)
+        guard case .http1(let head) = request.head else { preconditionFailure("an HTTP/1.1 cluster gets an HTTP/1.1 head") }
+        connection.write(head)
         if !pending.isEmpty {
             sentBody = true
             for bytes in pending { connection.write(bytes) }
@@ -116,6 +169,12 @@ final class ProxyExchange: UpstreamResponseReceiver {
 
     func requestBody(_ body: ByteBuffer) {
         guard !finished, body.readableBytes > 0 else { return }
+        if let stream {
+            sentBody = true
+            stream.write(.data(.init(data: .byteBuffer(body))))
+            if !stream.isWritable { downstream.setUpstreamBlocked(true) }
+            return
+        }
         guard let connection else {
             writeFramed(body) { pending.append($0) }
             return
@@ -127,7 +186,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
 
     /// The body as the upstream expects it: as is for Content-Length, one chunk per piece if chunked.
     private func writeFramed(_ body: ByteBuffer, _ write: (ByteBuffer) -> Void) {
-        guard request.framing == .chunked else { return write(body) }
+        guard request.framing == .chunked, !cluster.http2 else { return write(body) }
         var header = ByteBuffer()
         HTTP1Encoder.writeChunkHeader(size: body.readableBytes, into: &header)
         write(header)
@@ -142,6 +201,9 @@ final class ProxyExchange: UpstreamResponseReceiver {
         if let connection {
             writeRequestEnd(to: connection)
             if !downstream.inReadCycle { connection.flush() }
+        } else if let stream, request.framing != .none {
+            writeRequestEnd(to: stream)
+            stream.flush()
         }
         // Envoy's route timeout runs from the end of the request to the end of the response.
         if let timeout {
@@ -156,9 +218,15 @@ final class ProxyExchange: UpstreamResponseReceiver {
         connection.write(last)
     }
 
-    func flushUpstream() { connection?.flush() }
+    func flushUpstream() {
+        connection?.flush()
+        stream?.flush()
+    }
 
-    func downstreamBecameWritable() { connection?.resumeReads() }
+    func downstreamBecameWritable() {
+        connection?.resumeReads()
+        stream?.resumeReads()
+    }
 
     /// The downstream side gave up on this exchange (client gone, or the gateway answered locally, e.g. a
     /// malformed body): stop, and close the upstream connection, whose state is now unknown. A no-op once
@@ -166,10 +234,13 @@ final class ProxyExchange: UpstreamResponseReceiver {
     func abandon() {
         guard !finished else { return }
         finish()
-        // A half-sent exchange leaves the connection in an unknown state: never reuse it.
+        // A half-sent exchange leaves the connection in an unknown state: never reuse it. An HTTP/2
+        // stream is reset; its connection serves others.
         connection?.detach()
         connection?.close()
         connection = nil
+        stream?.close()
+        stream = nil
     }
 
     // MARK: response side
@@ -192,7 +263,10 @@ final class ProxyExchange: UpstreamResponseReceiver {
 
     func upstreamResponseBody(_ body: ByteBuffer) {
         guard !finished else { return }
-        if !downstream.respondBody(body) { connection?.pauseReads() }
+        if !downstream.respondBody(body) {
+            connection?.pauseReads()
+            stream?.pauseReads()
+        }
     }
 
     func upstreamReadComplete() {
@@ -209,12 +283,17 @@ final class ProxyExchange: UpstreamResponseReceiver {
                 && (cluster.maxRequestsPerConnection == 0 || connection.requestsServed < cluster.maxRequestsPerConnection)
             if reusable { loop.pool.release(connection) } else { connection.detach(); connection.close() }
         }
+        // An HTTP/2 stream ends by itself once both sides sent END_STREAM (a body the upstream answered
+        // early is reset, as the client side has nowhere to send it).
+        if let stream, !requestEnded { stream.close() }
+        stream = nil
         downstream.respondEnd(trailers)
     }
 
     func upstreamClosed() {
         guard !finished else { return }
         connection = nil
+        stream = nil
         if !responseStarted {
             // A pooled connection the upstream closed while idle races with our request: retry once on a
             // new connection when nothing but the head (and end) went out, as that is safe to repeat.
@@ -233,6 +312,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
     func upstreamProtocolError() {
         guard !finished else { return }
         connection = nil
+        stream = nil
         if responseStarted {
             finish()
             downstream.abortResponse(flag: "UPE", details: "upstream_reset_after_response_started{protocol_error}")
@@ -252,6 +332,8 @@ final class ProxyExchange: UpstreamResponseReceiver {
         connection?.detach()
         connection?.close()
         connection = nil
+        stream?.close()
+        stream = nil
         if responseStarted {
             downstream.abortResponse(flag: "UT", details: "upstream_response_timeout")
         } else {

@@ -11,6 +11,7 @@ import Synchronization
 final class LoopContext: @unchecked Sendable {
     let eventLoop: EventLoop
     let pool: ConnectionPool
+    let http2Pool: HTTP2UpstreamPool
     var roundRobin = RoundRobin()
     var random = FastRandom()
     /// Access-log lines of this loop, handed to the writer in chunks (see `ProxyRuntime.log`).
@@ -20,6 +21,7 @@ final class LoopContext: @unchecked Sendable {
     init(eventLoop: EventLoop) {
         self.eventLoop = eventLoop
         pool = ConnectionPool(eventLoop: eventLoop)
+        http2Pool = HTTP2UpstreamPool(eventLoop: eventLoop)
     }
 
     /// Where a request to `endpoint` of `cluster` goes, cached per loop so the hot path neither parses

@@ -72,7 +72,7 @@ enum RequestDispatcher {
             let request = UpstreamRequestBuilder.build(
                 head: head, target: target, route: route, matched: selection.matched, rewrite: forward.rewrite,
                 destination: destination, clientIP: origin.clientIP, scheme: scheme, requestID: requestID,
-                allocator: allocator)
+                http2: cluster.http2, allocator: allocator)
             return .forward(Dispatch.Forwarding(
                 request: request, cluster: cluster, responseMutations: [destination.responseHeaders, route.responseHeaders],
                 timeout: route.timeoutNanoseconds.map { .nanoseconds($0) }))

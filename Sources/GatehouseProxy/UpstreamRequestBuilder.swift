@@ -1,10 +1,19 @@
 import GatehouseHTTP1
 import GatehouseRouting
 import NIOCore
+import NIOHPACK
 
-/// The request as it goes upstream: its head already encoded, and how its body is framed.
+/// The request as it goes upstream: its head already encoded for the upstream's protocol, and how its
+/// body is framed.
 struct UpstreamRequest {
-    var head: ByteBuffer
+    enum Head {
+        /// Request line and header lines.
+        case http1(ByteBuffer)
+        /// HEADERS fields, pseudo-headers first.
+        case http2(HPACKHeaders)
+    }
+
+    var head: Head
     var framing: HTTP1BodyFraming
     var isHEAD: Bool
 }
@@ -14,7 +23,8 @@ struct UpstreamRequest {
 enum UpstreamRequestBuilder {
     static func build(head: HTTP1RequestHead, target: RequestTarget, route: Route, matched: RouteMatch?,
                       rewrite: Rewrite?, destination: WeightedDestination, clientIP: String?,
-                      scheme: String = "http", requestID: String, allocator: ByteBufferAllocator) -> UpstreamRequest {
+                      scheme: String = "http", requestID: String, http2: Bool = false,
+                      allocator: ByteBufferAllocator) -> UpstreamRequest {
         var path = target.path
         var originalPath: String?
         if let rewrite {
@@ -26,12 +36,30 @@ enum UpstreamRequestBuilder {
         }
         // Absolute-form targets carry the authority themselves; a rewrite replaces it.
         let authority = rewrite?.authority ?? (target.isAbsoluteForm || !target.hadHost ? target.authority : nil)
+        // gRPC needs `te: trailers`, the one TE value HTTP/2 allows (RFC 9113 §8.2.2): kept for HTTP/2.
+        let trailersAccepted = http2 && head.headers.values("te").contains { $0.lowercased().contains("trailers") }
         var headers = head.headers
         ForwardingHeaders.prepareUpstreamRequest(&headers, connection: head.connection, clientAddress: clientIP,
                                                  scheme: scheme, requestID: requestID, replacesHost: authority != nil)
         if let originalPath { headers.add("x-envoy-original-path", originalPath) }
         headers.apply([destination.requestHeaders, route.requestHeaders])
         let uri = target.query.map { "\(path)?\($0)" } ?? path
+        if http2 {
+            var fields = HPACKHeaders()
+            fields.add(name: ":method", value: head.method)
+            fields.add(name: ":scheme", value: "http")
+            fields.add(name: ":authority", value: authority ?? target.authority)
+            fields.add(name: ":path", value: uri)
+            if trailersAccepted { fields.add(name: "te", value: "trailers") }
+            headers.forEach { name, value, role in
+                switch role {
+                case .host, .connection, .hopByHop, .upgrade, .transferEncoding: return
+                default: fields.add(name: String(decoding: name, as: UTF8.self).lowercased(),
+                                    value: String(decoding: value, as: UTF8.self))
+                }
+            }
+            return UpstreamRequest(head: .http2(fields), framing: head.framing, isHEAD: head.isHEAD)
+        }
         var out = allocator.buffer(capacity: headers.estimatedSize + head.method.utf8.count + uri.utf8.count
                                    + (authority?.utf8.count ?? 0) + 32)
         HTTP1Encoder.writeRequestLine(method: head.method, target: uri, into: &out)
@@ -43,7 +71,7 @@ enum UpstreamRequestBuilder {
         }
         headers.write(into: &out)
         out.writeStaticString("\r\n")
-        return UpstreamRequest(head: out, framing: head.framing, isHEAD: head.isHEAD)
+        return UpstreamRequest(head: .http1(out), framing: head.framing, isHEAD: head.isHEAD)
     }
 }
 

@@ -58,6 +58,7 @@ struct ClusterCompiler {
         }
         let isStatic = entry.spec.resolution == .STATIC
             || endpoints.allSatisfy { $0.address.first?.isNumber == true || $0.address.contains(":") }
+        let portProtocol = servicePort?.protocol?.uppercased()
         compiled[name] = Cluster(
             name: name, host: fqdn, port: portNumber, subset: destination.subset,
             discovery: isStatic ? .staticAddresses : .dns,
@@ -65,7 +66,8 @@ struct ClusterCompiler {
             connectTimeoutNanoseconds: pool?.tcp?.connectTimeout?.nanoseconds ?? 10_000_000_000,
             maxRequestsPerConnection: Int(pool?.http?.maxRequestsPerConnection ?? 0),
             idleTimeoutNanoseconds: pool?.http?.idleTimeout?.nanoseconds ?? pool?.tcp?.idleTimeout?.nanoseconds
-                ?? 3_600_000_000_000)
+                ?? 3_600_000_000_000,
+            http2: portProtocol == "HTTP2" || portProtocol == "GRPC" || pool?.http?.h2UpgradePolicy == .UPGRADE)
         return name
     }
 }

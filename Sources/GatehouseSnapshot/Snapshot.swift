@@ -68,6 +68,9 @@ public struct Cluster: Sendable {
     /// DestinationRule `connectionPool.http.maxRequestsPerConnection`: 0 = unlimited, 1 = no keep-alive.
     public var maxRequestsPerConnection: Int
     public var idleTimeoutNanoseconds: Int64
+    /// Requests go upstream over HTTP/2 (h2c): the ServiceEntry port's protocol is HTTP2 or GRPC, or a
+    /// DestinationRule sets `h2UpgradePolicy: UPGRADE`.
+    public var http2 = false
 }
 
 public struct Endpoint: Sendable, Hashable {

@@ -1,6 +1,7 @@
 import GatehouseHTTP1
 import GatehouseRouting
 import NIOCore
+import NIOHPACK
 import Testing
 @testable import GatehouseProxy
 
@@ -144,7 +145,10 @@ extension HTTPHeaderBlock {
             clientIP: "10.0.0.1", requestID: "rid", allocator: ByteBufferAllocator())
         #expect(upstream.framing == .contentLength(2))
         // What the upstream receives, parsed back as a server would.
-        var bytes = upstream.head
+        guard case .http1(var bytes) = upstream.head else {
+            Issue.record("an HTTP/1.1 cluster gets an HTTP/1.1 head")
+            return
+        }
         var decoder = HTTP1RequestDecoder(limits: HTTP1Limits())
         guard case .head(let sent)? = try decoder.next(&bytes) else {
             Issue.record("the upstream head does not parse")
@@ -160,5 +164,31 @@ extension HTTPHeaderBlock {
         #expect(sent.headers["expect"].isEmpty)
         #expect(sent.headers["content-length"] == ["2"])
         #expect(sent.headers["x-forwarded-for"] == ["10.0.0.1"])
+    }
+}
+
+@Suite struct HTTP2UpstreamRequestTests {
+    @Test func http2ClustersGetPseudoHeadersAndKeepTETrailers() throws {
+        let original = requestHead(target: "/pkg.Svc/Call", method: "POST",
+                                   [("host", "gw.test"), ("te", "trailers"), ("content-type", "application/grpc"),
+                                    ("Connection", "keep-alive"), ("X-Mixed-Case", "v")])
+        let target = try #require(RequestTarget(head: original))
+        let route = Route(matches: [], action: .directResponse(status: 200, body: []))
+        let upstream = UpstreamRequestBuilder.build(
+            head: original, target: target, route: route, matched: nil, rewrite: nil,
+            destination: WeightedDestination(cluster: "c", weight: 100), clientIP: "10.0.0.1", requestID: "rid",
+            http2: true, allocator: ByteBufferAllocator())
+        guard case .http2(let fields) = upstream.head else {
+            Issue.record("an HTTP/2 cluster gets an HTTP/2 head")
+            return
+        }
+        let names = fields.map(\.name)
+        #expect(Array(names.prefix(4)) == [":method", ":scheme", ":authority", ":path"], "pseudo-headers first")
+        #expect(fields.first(name: ":authority") == "gw.test")
+        #expect(fields.first(name: ":path") == "/pkg.Svc/Call")
+        #expect(fields.first(name: "te") == "trailers", "gRPC needs te: trailers")
+        #expect(fields.first(name: "x-mixed-case") == "v", "HTTP/2 field names are lowercase")
+        #expect(!names.contains("connection") && !names.contains("host"))
+        #expect(fields.first(name: "x-forwarded-for") == "10.0.0.1")
     }
 }

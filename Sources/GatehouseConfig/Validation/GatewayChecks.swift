@@ -37,11 +37,7 @@ enum GatewayChecks {
                     out.append(gateway.diagnostic("\(path).tls",
                         "a plain \(proto.rawValue) server only allows tls.httpsRedirect; use protocol HTTPS to terminate TLS"))
                 }
-                if proto == .GRPC || proto == .GRPC_WEB {
-                    out.append(gateway.diagnostic("\(path).port.protocol",
-                        "clients may use HTTP/2 here, but requests go upstream over HTTP/1.1 for now, which gRPC servers do not accept",
-                        severity: .warning))
-                }
+
             case .HTTPS:
                 out += checkTermination(server.tls, path: "\(path).tls", in: gateway)
             case .TLS, .TCP, .MONGO:

@@ -170,11 +170,12 @@ def endpoint(target: Any, *, labels: Mapping[str, str] | None = None, address: s
 
 def service_entry(host: str, endpoints: Sequence[Mapping[str, Any]] | None = None, *, name: str | None = None,
                   namespace: str | None = None, port: int = SERVICE_PORT, port_name: str = "http",
-                  workload_selector: Mapping[str, str] | None = None, resolution: str = "STATIC") -> dict:
+                  workload_selector: Mapping[str, str] | None = None, resolution: str = "STATIC",
+                  protocol: str = "HTTP") -> dict:
     spec: dict[str, Any] = {
         "hosts": [host],
         "location": "MESH_EXTERNAL",
-        "ports": [{"number": port, "name": port_name, "protocol": "HTTP"}],
+        "ports": [{"number": port, "name": port_name, "protocol": protocol}],
         "resolution": resolution,
     }
     if workload_selector is not None:

@@ -1,0 +1,212 @@
+import GatehouseHTTP1
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import NIOPosix
+
+/// HTTP/2 (h2c) connections to upstream endpoints of one event loop: one connection per endpoint,
+/// shared by every request to it, each request a stream. Confined to its loop, like the HTTP/1.1 pool.
+final class HTTP2UpstreamPool {
+    let eventLoop: EventLoop
+    private var connections: [String: HTTP2ClientConnection] = [:]
+    private var connecting: [String: EventLoopFuture<HTTP2ClientConnection>] = [:]
+
+    init(eventLoop: EventLoop) { self.eventLoop = eventLoop }
+
+    /// The live connection for `key`, or a new one (concurrent requests wait for the same connect).
+    func connection(key: String, address: SocketAddress, connectTimeout: TimeAmount) -> EventLoopFuture<HTTP2ClientConnection> {
+        eventLoop.assertInEventLoop()
+        if let existing = connections[key], existing.isUsable { return eventLoop.makeSucceededFuture(existing) }
+        connections[key] = nil
+        if let pending = connecting[key] { return pending }
+        let future = ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                        mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
+                    ) { pushed in
+                        // Server push is not used: refuse pushed streams.
+                        pushed.close()
+                    }
+                    try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionErrorHandler())
+                }
+            }
+            .connect(to: address)
+            .flatMapThrowing { channel in
+                let multiplexer = try channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer()
+                return HTTP2ClientConnection(channel: channel, multiplexer: multiplexer)
+            }
+        connecting[key] = future
+        future.assumeIsolated().whenComplete { [weak self] (result: Result<HTTP2ClientConnection, Error>) in
+            guard let self else { return }
+            connecting[key] = nil
+            if case .success(let connection) = result {
+                connections[key] = connection
+                connection.channel.closeFuture.assumeIsolated().whenComplete { [weak self, weak connection] _ in
+                    if let self, let connection, connections[key] === connection { connections[key] = nil }
+                }
+            }
+        }
+        return future
+    }
+}
+
+final class HTTP2ClientConnection {
+    let channel: Channel
+    let multiplexer: NIOHTTP2Handler.StreamMultiplexer
+    let localAddress: String?
+
+    init(channel: Channel, multiplexer: NIOHTTP2Handler.StreamMultiplexer) {
+        self.channel = channel
+        self.multiplexer = multiplexer
+        localAddress = channel.localAddress.map(SocketAddressText.describe)
+    }
+
+    var isUsable: Bool { channel.isActive }
+
+    /// Opens a stream whose response goes to `receiver`.
+    func openStream(for receiver: UpstreamResponseReceiver, requestIsHEAD: Bool) -> EventLoopFuture<HTTP2UpstreamStream> {
+        // Everything here runs on the connection's loop; the bound value only crosses the closure.
+        let handler = NIOLoopBound(HTTP2UpstreamStreamHandler(receiver: receiver, requestIsHEAD: requestIsHEAD),
+                                   eventLoop: channel.eventLoop)
+        let promise = channel.eventLoop.makePromise(of: Channel.self)
+        multiplexer.createStreamChannel(promise: promise) { stream in
+            stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(handler.value) }
+        }
+        return promise.futureResult.assumeIsolated().map { HTTP2UpstreamStream(channel: $0, handler: handler.value) }
+            .nonisolated()
+    }
+}
+
+/// One request's stream on a shared upstream HTTP/2 connection.
+final class HTTP2UpstreamStream {
+    let channel: Channel
+    let handler: HTTP2UpstreamStreamHandler
+
+    init(channel: Channel, handler: HTTP2UpstreamStreamHandler) {
+        self.channel = channel
+        self.handler = handler
+    }
+
+    var isWritable: Bool { channel.isWritable }
+
+    func write(_ payload: HTTP2Frame.FramePayload) { handler.write(payload) }
+    func flush() { handler.flush() }
+    func pauseReads() { handler.readsPaused = true }
+    func resumeReads() { handler.readsPaused = false }
+
+    /// Stops reporting and resets the stream (the connection stays for other requests).
+    func close() {
+        handler.receiver = nil
+        channel.close(promise: nil)
+    }
+}
+
+/// Turns an upstream stream's frames into the response callbacks the exchange knows from HTTP/1.1:
+/// HEADERS become the head (1xx skipped), DATA the body, a trailing HEADERS the trailers.
+final class HTTP2UpstreamStreamHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTP2Frame.FramePayload
+    typealias OutboundIn = HTTP2Frame.FramePayload
+    typealias OutboundOut = HTTP2Frame.FramePayload
+
+    weak var receiver: UpstreamResponseReceiver?
+    private let requestIsHEAD: Bool
+    private var context: ChannelHandlerContext?
+    private var headReceived = false
+    private var ended = false
+    private var readPending = false
+    var readsPaused = false {
+        didSet { if !readsPaused, readPending { readPending = false; context?.read() } }
+    }
+
+    init(receiver: UpstreamResponseReceiver, requestIsHEAD: Bool) {
+        self.receiver = receiver
+        self.requestIsHEAD = requestIsHEAD
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func write(_ payload: HTTP2Frame.FramePayload) { context?.write(wrapOutboundOut(payload), promise: nil) }
+    func flush() { context?.flush() }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let receiver, !ended else { return }
+        switch unwrapInboundIn(data) {
+        case .headers(let frame):
+            if !headReceived {
+                guard let status = frame.headers.first(name: ":status").flatMap(Int.init) else {
+                    return protocolError()
+                }
+                if status < 200 { return }  // interim response
+                headReceived = true
+                var block = HTTPHeaderBlock()
+                var contentLength: Int64?
+                for (name, value, _) in frame.headers where !name.hasPrefix(":") {
+                    if name == "content-length" { contentLength = Int64(value) }
+                    block.add(name, value)
+                }
+                let framing: HTTP1BodyFraming = frame.endStream || requestIsHEAD || status == 204 || status == 304
+                    ? .none : contentLength.map { .contentLength($0) } ?? .chunked
+                receiver.upstreamResponseHead(HTTP1ResponseHead(version: .http1_1, status: status, headers: block,
+                                                                framing: framing, connection: ConnectionOptions()))
+                if frame.endStream { finish(nil) }
+            } else {
+                var trailers = HTTPHeaderBlock()
+                for (name, value, _) in frame.headers where !name.hasPrefix(":") { trailers.add(name, value) }
+                finish(trailers)
+            }
+        case .data(let frame):
+            guard headReceived else { return protocolError() }
+            if case .byteBuffer(let body) = frame.data, body.readableBytes > 0 { receiver.upstreamResponseBody(body) }
+            if frame.endStream { finish(nil) }
+        default:
+            break
+        }
+    }
+
+    private func finish(_ trailers: HTTPHeaderBlock?) {
+        ended = true
+        let receiver = self.receiver
+        self.receiver = nil
+        receiver?.upstreamResponseEnd(trailers)
+    }
+
+    private func protocolError() {
+        ended = true
+        let receiver = self.receiver
+        self.receiver = nil
+        context?.close(promise: nil)
+        receiver?.upstreamProtocolError()
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        receiver?.upstreamReadComplete()
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if readsPaused { readPending = true } else { context.read() }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        receiver?.upstreamWritabilityChanged(isWritable: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        // Reset or connection lost before the response ended.
+        if let receiver, !ended {
+            ended = true
+            self.receiver = nil
+            receiver.upstreamClosed()
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}
