@@ -50,6 +50,8 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
     private var awaitingFirstBytes: Bool
     /// The connection turned out to be HTTP/2 and belongs to its handler now: pass everything through.
     private var handedOff = false
+    /// A WebSocket upgrade succeeded: bytes go to and from the upstream untouched.
+    private var tunneling = false
     private var readPending = false
     /// Between channelRead and channelReadComplete: writes upstream can wait for the one flush there.
     private(set) var inReadCycle = false
@@ -88,6 +90,11 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         guard !handedOff else { return context.fireChannelRead(data) }
         inReadCycle = true
         var bytes = unwrapInboundIn(data)
+        if tunneling {
+            current?.record.bytesReceived += bytes.readableBytes
+            current?.exchange?.tunnelToUpstream(bytes)
+            return
+        }
         if inbound.readableBytes == 0 { inbound = bytes } else { inbound.writeBuffer(&bytes) }
         if awaitingFirstBytes {
             // A plain connection may be HTTP/2 with prior knowledge (h2c): its preface decides.
@@ -190,7 +197,13 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
     func channelInactive(context: ChannelHandlerContext) {
         headersTimer.cancel()
         tls?.handshakeTimeout.cancel()
-        if let request = current, !request.responseEnded {
+        if let request = current, tunneling {
+            // The client ended its tunnel: the normal end of a WebSocket session, logged once.
+            request.exchange?.abandon()
+            request.exchange = nil
+            request.record.connectionTerminationDetails = "downstream_tunnel_closed"
+            writeLog(request)
+        } else if let request = current, !request.responseEnded {
             request.exchange?.abandon()
             request.exchange = nil
             request.record.responseFlags = request.record.responseFlags == "-" ? "DC" : request.record.responseFlags
@@ -229,7 +242,8 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
     /// Reads stop while the upstream cannot take more, and while undecoded bytes wait for the request
     /// in progress: at most one read's worth of a pipelined request is ever buffered.
     private var shouldHoldReads: Bool {
-        closing || upstreamBlocked || (current?.requestEnded == true && inbound.readableBytes > 0)
+        if tunneling { return closing || upstreamBlocked }
+        return closing || upstreamBlocked || (current?.requestEnded == true && inbound.readableBytes > 0)
     }
 
     private func resumeReadsIfAllowed() {
@@ -338,7 +352,9 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         HTTP1Encoder.writeStatusLine(status: status, into: &out)
         headers.write(into: &out)
         if request.chunkedResponse { out.writeStaticString("transfer-encoding: chunked\r\n") }
-        if !request.keepAlive {
+        if status == 101 {
+            // Switching protocols: the headers carry `connection: upgrade`; no keep-alive talk.
+        } else if !request.keepAlive {
             out.writeStaticString("connection: close\r\n")
         } else if request.version == .http1_0 {
             out.writeStaticString("connection: keep-alive\r\n")
@@ -401,6 +417,42 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         request.exchange = nil
         writeLog(request)
         closeConnection()
+    }
+
+    // MARK: tunnel (WebSocket after a 101)
+
+    var canTunnel: Bool { true }
+
+    func startTunnel() {
+        tunneling = true
+        headersTimer.cancel()
+        // Bytes the client sent after its upgrade request (its first frames) go up the tunnel now.
+        if inbound.readableBytes > 0, let request = current {
+            let early = inbound
+            inbound = ByteBuffer()
+            request.record.bytesReceived += early.readableBytes
+            request.exchange?.tunnelToUpstream(early)
+        }
+        resumeReadsIfAllowed()
+    }
+
+    func tunnelToClient(_ bytes: ByteBuffer) -> Bool {
+        current?.record.bytesSent += bytes.readableBytes
+        context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+        return context.channel.isWritable
+    }
+
+    /// The upstream closed the tunnel: one access-log line for the whole tunnel, then close.
+    func tunnelClosed() {
+        guard let request = current else { return closeConnection() }
+        request.responseEnded = true
+        request.exchange = nil
+        request.record.connectionTerminationDetails = "upstream_tunnel_closed"
+        writeLog(request)
+        current = nil
+        let channel = context.channel
+        closing = true
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer())).whenComplete { _ in channel.close(promise: nil) }
     }
 
     func updateRecord(_ update: (inout AccessLogRecord) -> Void) {

@@ -272,6 +272,12 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
 
     func updateRecord(_ update: (inout AccessLogRecord) -> Void) { update(&record) }
 
+    // Upgrades are an HTTP/1.1 mechanism; WebSocket over HTTP/2 (RFC 8441) is not served yet.
+    var canTunnel: Bool { false }
+    func startTunnel() {}
+    func tunnelToClient(_ bytes: ByteBuffer) -> Bool { false }
+    func tunnelClosed() {}
+
     func setUpstreamBlocked(_ blocked: Bool) {
         upstreamBlocked = blocked
         if !blocked, readPending {

@@ -31,6 +31,8 @@ final class ProxyExchange: UpstreamResponseReceiver {
     private var responseStarted = false
     private var responseKeepAlive = true
     private var finished = false
+    /// The upstream answered a WebSocket upgrade with 101: bytes now flow both ways untouched.
+    private var tunneling = false
     private var upstreamStartedAt = NIODeadline.now()
     private var timeoutTask: Scheduled<Void>?
     private var target: UpstreamTarget?
@@ -258,7 +260,33 @@ final class ProxyExchange: UpstreamResponseReceiver {
             $0.upstreamServiceTimeMillis = serviceTime
             $0.responseCodeDetails = "via_upstream"
         }
+        if response.status == 101, let upgrade = request.upgrade, let connection, downstream.canTunnel {
+            headers.add("connection", "upgrade")
+            headers.add("upgrade", upgrade)
+            tunneling = true
+            timeoutTask?.cancel()
+            downstream.respondHead(status: 101, headers: headers, framing: .none, bodyBytes: [])
+            downstream.startTunnel()
+            connection.startTunnel()
+            downstream.flushDownstream()
+            return
+        }
         downstream.respondHead(status: response.status, headers: headers, framing: response.framing, bodyBytes: [])
+    }
+
+    // MARK: tunnel (WebSocket after 101)
+
+    func upstreamTunnelData(_ bytes: ByteBuffer) {
+        guard !finished, tunneling else { return }
+        if !downstream.tunnelToClient(bytes) { connection?.pauseReads() }
+    }
+
+    /// Bytes from the client once the tunnel is open.
+    func tunnelToUpstream(_ bytes: ByteBuffer) {
+        guard !finished, tunneling, let connection else { return }
+        connection.write(bytes)
+        connection.flush()
+        if !connection.isWritable { downstream.setUpstreamBlocked(true) }
     }
 
     func upstreamResponseBody(_ body: ByteBuffer) {
@@ -275,7 +303,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
     }
 
     func upstreamResponseEnd(_ trailers: HTTPHeaderBlock?) {
-        guard !finished else { return }
+        guard !finished, !tunneling else { return }
         finish()
         if let connection {
             self.connection = nil
@@ -294,6 +322,11 @@ final class ProxyExchange: UpstreamResponseReceiver {
         guard !finished else { return }
         connection = nil
         stream = nil
+        if tunneling {
+            finish()
+            downstream.tunnelClosed()
+            return
+        }
         if !responseStarted {
             // A pooled connection the upstream closed while idle races with our request: retry once on a
             // new connection when nothing but the head (and end) went out, as that is safe to repeat.
@@ -356,6 +389,14 @@ final class ProxyExchange: UpstreamResponseReceiver {
 /// The client side of an exchange: an HTTP/1.1 connection or an HTTP/2 stream. Everything runs on the
 /// event loop both share with the upstream connection.
 protocol DownstreamResponder: AnyObject {
+    /// Whether this side can become a byte tunnel after a 101 (HTTP/1.1 connections can).
+    var canTunnel: Bool { get }
+    /// The 101 is written: from now on the client's bytes go to `ProxyExchange.tunnelToUpstream`.
+    func startTunnel()
+    /// Tunnel bytes for the client. Returns whether it can take more without buffering.
+    func tunnelToClient(_ bytes: ByteBuffer) -> Bool
+    /// The upstream side of the tunnel closed: close the client side and log the tunnel.
+    func tunnelClosed()
     /// Inside a read of the client's bytes: writes upstream may wait for the flush at its end.
     var inReadCycle: Bool { get }
     /// `framing` is how the body arrives from the upstream; `bodyBytes` are written with the head.

@@ -11,6 +11,8 @@ protocol UpstreamResponseReceiver: AnyObject {
     func upstreamProtocolError()
     func upstreamClosed()
     func upstreamWritabilityChanged(isWritable: Bool)
+    /// Raw bytes from an upstream that switched protocols (a WebSocket tunnel).
+    func upstreamTunnelData(_ bytes: ByteBuffer)
 }
 
 /// One HTTP/1.1 connection to an upstream endpoint. It serves one request at a time and goes back to
@@ -45,6 +47,8 @@ final class UpstreamConnection {
     }
 
     func write(_ bytes: ByteBuffer) { handler.write(bytes) }
+    /// After a 101: stop decoding HTTP and pass the bytes through.
+    func startTunnel() { handler.startTunnel() }
     func flush() { handler.flush() }
     func pauseReads() { handler.readsPaused = true }
     func resumeReads() { handler.resumeReads() }
@@ -68,6 +72,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
         didSet { if !readsPaused, readPending { readPending = false; context?.read() } }
     }
     private(set) var closed = false
+    private var tunneling = false
 
     init(limits: HTTP1Limits) { decoder = HTTP1ResponseDecoder(limits: limits) }
 
@@ -78,8 +83,22 @@ final class UpstreamHandler: ChannelDuplexHandler {
     func flush() { context?.flush() }
     func resumeReads() { readsPaused = false }
 
+    func startTunnel() {
+        tunneling = true
+        // Whatever followed the 101 in the same read already belongs to the tunnel.
+        if inbound.readableBytes > 0, let receiver {
+            let rest = inbound
+            inbound = ByteBuffer()
+            receiver.upstreamTunnelData(rest)
+        }
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
+        if tunneling {
+            receiver?.upstreamTunnelData(bytes)
+            return
+        }
         guard receiver != nil else {
             // Bytes on an idle connection are a protocol violation by the upstream: never reuse it.
             fail(context)
@@ -87,7 +106,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
         }
         if inbound.readableBytes == 0 { inbound = bytes } else { inbound.writeBuffer(&bytes) }
         do {
-            while let receiver, let event = try decoder.next(&inbound) {
+            while !tunneling, let receiver, let event = try decoder.next(&inbound) {
                 switch event {
                 case .head(let head): receiver.upstreamResponseHead(head)
                 case .body(let body): receiver.upstreamResponseBody(body)
@@ -102,7 +121,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
             return
         }
         // Anything after the response, before the next request, is not HTTP we can use.
-        if receiver == nil, inbound.readableBytes > 0 { fail(context) }
+        if !tunneling, receiver == nil, inbound.readableBytes > 0 { fail(context) }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

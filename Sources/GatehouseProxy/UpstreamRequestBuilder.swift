@@ -16,6 +16,8 @@ struct UpstreamRequest {
     var head: Head
     var framing: HTTP1BodyFraming
     var isHEAD: Bool
+    /// A WebSocket upgrade (HTTP/1.1 only): after a 101 the exchange becomes a byte tunnel.
+    var upgrade: String? = nil
 }
 
 /// Builds the request sent upstream: rewrites, forwarding headers, then the destination's and the
@@ -36,6 +38,10 @@ enum UpstreamRequestBuilder {
         }
         // Absolute-form targets carry the authority themselves; a rewrite replaces it.
         let authority = rewrite?.authority ?? (target.isAbsoluteForm || !target.hadHost ? target.authority : nil)
+        // WebSocket is the one upgrade proxied (Envoy's default `upgrade_configs`, which Istio enables);
+        // other Upgrade requests are forwarded as plain requests, the header dropped as hop-by-hop.
+        let upgrade: String? = !http2 && head.connection.upgrade
+            ? head.headers.first(role: .upgrade).flatMap { $0.lowercased() == "websocket" ? $0 : nil } : nil
         // gRPC needs `te: trailers`, the one TE value HTTP/2 allows (RFC 9113 §8.2.2): kept for HTTP/2.
         let trailersAccepted = http2 && head.headers.values("te").contains { $0.lowercased().contains("trailers") }
         var headers = head.headers
@@ -69,9 +75,13 @@ enum UpstreamRequestBuilder {
         if head.framing == .chunked, !headers.hasField(role: .transferEncoding) {
             headers.add("transfer-encoding", "chunked")
         }
+        if let upgrade {
+            headers.add("connection", "upgrade")
+            headers.add("upgrade", upgrade)
+        }
         headers.write(into: &out)
         out.writeStaticString("\r\n")
-        return UpstreamRequest(head: .http1(out), framing: head.framing, isHEAD: head.isHEAD)
+        return UpstreamRequest(head: .http1(out), framing: head.framing, isHEAD: head.isHEAD, upgrade: upgrade)
     }
 }
 
