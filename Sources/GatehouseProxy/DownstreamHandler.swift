@@ -66,8 +66,11 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
     /// Set on a TLS port; filled in by the handshake.
     private var tls: DownstreamTLS?
 
+    private var idleTimer: IdleConnectionTimer
+
     init(runtime: ProxyRuntime, loop: LoopContext, listenerPort: Int, limits: HTTP1Limits,
          headersTimeout: TimeAmount, tls: DownstreamTLS? = nil) {
+        idleTimer = IdleConnectionTimer(timeout: .nanoseconds(runtime.store.snapshot.settings.idleTimeoutNanoseconds))
         self.runtime = runtime
         self.tls = tls
         self.loop = loop
@@ -82,6 +85,23 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         localAddress = context.channel.localAddress.map(SocketAddressText.describe)
         remoteAddress = context.channel.remoteAddress.map(SocketAddressText.describe)
         remoteIP = context.channel.remoteAddress?.ipAddress
+        armIdleTimer()
+    }
+
+    private func armIdleTimer() {
+        idleTimer.start(on: context.eventLoop) { [weak self] in self?.idleTimerFired() }
+    }
+
+    private func idleTimerFired() {
+        guard !closing, !handedOff else { return }
+        // A request or a tunnel in progress is not idle: look again a whole timeout later.
+        if current != nil || tunneling {
+            idleTimer.activity()
+            return armIdleTimer()
+        }
+        // Active since the timer was set: look again when the quiet period since then ends.
+        guard idleTimer.expired else { return armIdleTimer() }
+        closeConnection()
     }
 
     // MARK: inbound
@@ -89,6 +109,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !handedOff else { return context.fireChannelRead(data) }
         inReadCycle = true
+        idleTimer.activity()
         var bytes = unwrapInboundIn(data)
         if tunneling {
             current?.record.bytesReceived += bytes.readableBytes
@@ -115,6 +136,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         awaitingFirstBytes = false
         handedOff = true
         headersTimer.cancel()
+        idleTimer.cancel()
         do {
             // This handler is the last of a plain connection's pipeline, so .last is right after it.
             let pipeline = context.pipeline.syncOperations
@@ -196,6 +218,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
 
     func channelInactive(context: ChannelHandlerContext) {
         headersTimer.cancel()
+        idleTimer.cancel()
         tls?.handshakeTimeout.cancel()
         if let request = current, tunneling {
             // The client ended its tunnel: the normal end of a WebSocket session, logged once.
@@ -468,6 +491,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
     private func completeRequest(_ request: RequestState) {
         guard current === request else { return }
         current = nil
+        idleTimer.activity()
         upstreamBlocked = false
         if closing { return }
         if quiescing, inbound.readableBytes == 0 { closeConnection(); return }

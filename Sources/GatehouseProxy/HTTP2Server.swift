@@ -39,6 +39,13 @@ enum HTTP2Server {
             }
         }
         try pipeline.addHandler(HTTP2ConnectionErrorHandler(), position: position)
+        let idle = TimeAmount.nanoseconds(settings.idleTimeoutNanoseconds)
+        if idle > .zero {
+            // No frame either way for the idle timeout: the connection goes (Envoy counts open streams
+            // as activity; a stream waiting that long in silence is cut too).
+            try pipeline.addHandler(IdleStateHandler(allTimeout: idle), position: position)
+            try pipeline.addHandler(IdleCloser(), position: position)
+        }
     }
 }
 
@@ -50,5 +57,18 @@ final class HTTP2ConnectionErrorHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)
+    }
+}
+
+/// Closes a connection when `IdleStateHandler` reports it idle.
+final class IdleCloser: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 }

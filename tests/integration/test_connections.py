@@ -102,3 +102,23 @@ def test_head_and_bodiless_statuses_keep_the_connection_in_step(proxied):
         after = conn.request("GET", "/after")
         assert after.status == 200
         assert echo_of(after).path == "/after"
+
+
+def test_idle_keep_alive_connections_are_closed_after_the_idle_timeout(gateway, upstream):
+    up = upstream("backend")
+    gw = gateway(cfg.simple_backend(up), limits={"idleTimeout": "1s"})
+    with gw.raw() as active, gw.raw() as idle:
+        assert idle.request("GET", "/once").status == 200
+        # The active connection keeps sending within the timeout and stays open.
+        for _ in range(4):
+            assert active.request("GET", "/again").status == 200
+            time.sleep(0.5)
+        assert idle.is_closed_by_peer(timeout=3), "1 s without a request closes the connection"
+        assert active.request("GET", "/still-open").status == 200
+
+
+def test_a_slow_response_is_not_cut_by_the_idle_timeout(gateway, upstream):
+    up = upstream("backend")
+    gw = gateway(cfg.simple_backend(up), limits={"idleTimeout": "1s"})
+    with gw.raw() as conn:
+        assert conn.request("GET", "/slow?sleep=2.5").status == 200

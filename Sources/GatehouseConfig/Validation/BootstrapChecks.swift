@@ -20,6 +20,8 @@ enum BootstrapChecks {
                 "path normalization is not applied by this version of Gatehouse yet; paths are routed as received",
                 severity: .warning))
         }
+        out += ConfigValidator.notEnforced(spec.limits?.streamIdleTimeout != nil, "spec.limits.streamIdleTimeout",
+                                           bootstrap, "streamIdleTimeout")
         out += ConfigValidator.notEnforced(spec.identity != nil, "spec.identity", bootstrap, "identity")
         out += ConfigValidator.notEnforced(spec.rateLimitStore != nil, "spec.rateLimitStore", bootstrap, "rateLimitStore")
         return out
