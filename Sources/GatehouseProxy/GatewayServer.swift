@@ -61,6 +61,10 @@ public final class GatewayServer: Sendable {
         let limits = HTTP1Limits(maxHeadBytes: settings.maxRequestHeaderBytes, maxHeaderCount: settings.maxRequestHeaders)
         let loop = runtime.loopContext(for: channel.eventLoop)
         let headersTimeout = TimeAmount.nanoseconds(settings.requestHeadersTimeoutNanoseconds)
+        if let stream = runtime.store.snapshot.listener(port: port)?.stream {
+            return try configureRelay(channel, stream: stream, runtime: runtime, loop: loop, port: port,
+                                      timeout: .nanoseconds(settings.tlsHandshakeTimeoutNanoseconds))
+        }
         guard runtime.store.snapshot.listener(port: port)?.tls != nil else {
             // One handler per connection: it decodes and encodes HTTP/1.1 itself, on the socket's bytes.
             try channel.pipeline.syncOperations.addHandler(
@@ -100,6 +104,31 @@ public final class GatewayServer: Sendable {
         })
         try channel.pipeline.syncOperations.addHandler(sni)
         try channel.pipeline.syncOperations.addHandler(TLSRefusalHandler())
+    }
+
+    /// TLS PASSTHROUGH and TCP ports: bytes are relayed, never parsed. Passthrough reads the SNI from the
+    /// ClientHello (within the handshake timeout) and replays the ClientHello upstream.
+    private static func configureRelay(_ channel: Channel, stream: StreamRoutes, runtime: ProxyRuntime,
+                                       loop: LoopContext, port: Int, timeout: TimeAmount) throws {
+        let sync = channel.pipeline.syncOperations
+        switch stream.mode {
+        case .tcp:
+            try sync.addHandler(StreamRelayHandler(runtime: runtime, loop: loop, route: stream.route(forSNI: nil),
+                                                   serverName: nil))
+        case .tlsPassthrough:
+            let helloTimeout = channel.eventLoop.assumeIsolated().scheduleTask(in: timeout) { channel.close(promise: nil) }
+            try sync.addHandler(ByteToMessageHandler(SNIHandler { result in
+                helloTimeout.cancel()
+                let name: String? = if case .hostname(let host) = result { host.lowercased() } else { nil }
+                // Routed on the live snapshot; no route: the relay logs NR and closes (Envoy: no filter chain).
+                let route = runtime.store.snapshot.listener(port: port)?.stream?.route(forSNI: name)
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        StreamRelayHandler(runtime: runtime, loop: loop, route: route, serverName: name))
+                }
+            }))
+            try sync.addHandler(TLSRefusalHandler())
+        }
     }
 
     /// Stops accepting, lets in-flight requests finish (new ones on open connections get

@@ -37,14 +37,18 @@ public struct Listener: Sendable {
     public var routes: RouteTable
     /// Set on a port whose servers terminate TLS.
     public var tls: TLSServers?
+    /// Set on a TLS PASSTHROUGH or TCP port: connections are relayed as bytes.
+    public var stream: StreamRoutes?
     /// `Gateway ns/name` of the servers on this port, for logs and `config_dump`.
     public var gateways: [String]
 
-    public init(port: Int, bindAddress: String, routes: RouteTable, tls: TLSServers? = nil, gateways: [String]) {
+    public init(port: Int, bindAddress: String, routes: RouteTable, tls: TLSServers? = nil,
+                stream: StreamRoutes? = nil, gateways: [String]) {
         self.port = port
         self.bindAddress = bindAddress
         self.routes = routes
         self.tls = tls
+        self.stream = stream
         self.gateways = gateways
     }
 }

@@ -13,7 +13,11 @@ public enum SnapshotCompiler {
             let bind = servers.compactMap(\.server.bind).first ?? "0.0.0.0"
             let gateways = Array(Set(servers.map(\.gateway.label))).sorted()
             let compiler = RouteCompiler(set: set, catalog: catalog)
-            if servers.allSatisfy({ $0.terminatesTLS }) {
+            if let mode = servers.first?.streamMode {
+                let stream = StreamRouteCompiler(set: set).compile(servers, mode: mode, port: port, clusters: &clusters)
+                listeners.append(Listener(port: port, bindAddress: bind, routes: RouteTable(virtualHosts: []),
+                                          stream: stream, gateways: gateways))
+            } else if servers.allSatisfy({ $0.terminatesTLS }) {
                 var tlsServers: [TLSServer] = []
                 for bound in servers {
                     let routes = try compiler.virtualHosts(for: [bound], port: port, clusters: &clusters)
@@ -38,6 +42,8 @@ public enum SnapshotCompiler {
         /// Index in the Gateway's `servers`, for ids and diagnostics.
         var index: Int
         var terminatesTLS: Bool
+        /// Set for TLS PASSTHROUGH and TCP servers.
+        var streamMode: StreamRoutes.Mode? = nil
     }
 
     /// Servers of the Gateways whose selector picks this gateway (nil selector = all), by port.
@@ -48,9 +54,11 @@ public enum SnapshotCompiler {
             for (index, server) in (gateway.spec.servers ?? []).enumerated() {
                 guard let proto = ServerProtocol(istio: server.port.protocol) else { continue }
                 let terminates = TLSServerCompiler.terminatesTLS(proto, server.tls)
-                guard proto.isPlainHTTP || terminates else { continue }
+                let streamMode = StreamRouteCompiler.mode(proto, server.tls)
+                guard proto.isPlainHTTP || terminates || streamMode != nil else { continue }
                 byPort[Int(server.port.number), default: []].append(
-                    BoundServer(gateway: gateway, server: server, index: index, terminatesTLS: terminates))
+                    BoundServer(gateway: gateway, server: server, index: index, terminatesTLS: terminates,
+                                streamMode: streamMode))
             }
         }
         return byPort.sorted { $0.key < $1.key }

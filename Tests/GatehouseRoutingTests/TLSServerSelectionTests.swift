@@ -95,8 +95,6 @@ import Testing
     }
 
     @Test(arguments: [
-        ("{credentialName: x}", "PASSTHROUGH"),
-        ("{mode: PASSTHROUGH, credentialName: x}", "PASSTHROUGH"),
         ("{mode: ISTIO_MUTUAL}", "not supported"),
         ("{mode: SIMPLE}", "needs credentialName"),
         ("{mode: SIMPLE, credentialName: x, serverCertificate: a.crt, privateKey: a.key}", "not both"),
@@ -110,6 +108,13 @@ import Testing
         let errors = diagnostics(tls).errors
         #expect(errors.contains { $0.path.hasPrefix("spec.servers[0].tls") && $0.message.contains(expected) },
                 "\(tls): \(errors.map(\.description))")
+    }
+
+    @Test func modeUnsetIsIstiosPassthroughWithAWarning() {
+        let diagnostics = diagnostics("{credentialName: x}")
+        #expect(diagnostics.contains { $0.severity == .warning && $0.message.contains("PASSTHROUGH") })
+        // The port's other server terminates TLS: one listener cannot do both.
+        #expect(diagnostics.errors.map(\.message) == ["port 443 is already used by Gateway istio-system/edge for TLS passthrough, not TLS termination"])
     }
 
     @Test func validTLSBlockHasNoErrors() {

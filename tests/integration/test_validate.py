@@ -256,9 +256,11 @@ spec:
   endpoints: [{address: 127.0.0.1}]
 """, "spec.resolution", ("did you mean", "STATIC")),
 
-    "https-mode-unset-is-passthrough": (HTTPS_GW + """\
-    tls: {credentialName: x}   # HERE
-""", "spec.servers[0].tls", ("PASSTHROUGH", "SIMPLE")),
+    "tls-route-without-sni-hosts": (VS_HEAD + """\
+  tls:
+  - match: [{port: 443}]   # HERE
+    route: [{destination: {host: backend.test}}]
+""", "spec.tls[0].match", ("sniHosts",)),
 
     "https-certificate-file-missing": (HTTPS_GW + """\
     tls: {mode: SIMPLE, serverCertificate: missing.crt, privateKey: missing.key}   # HERE

@@ -38,11 +38,26 @@ enum GatewayChecks {
                         "a plain \(proto.rawValue) server only allows tls.httpsRedirect; use protocol HTTPS to terminate TLS"))
                 }
 
-            case .HTTPS:
-                out += checkTermination(server.tls, path: "\(path).tls", in: gateway)
-            case .TLS, .TCP, .MONGO:
+            case .HTTPS, .TLS:
+                let mode = server.tls?.mode ?? .PASSTHROUGH
+                if mode == .PASSTHROUGH {
+                    if server.tls?.mode == nil {
+                        out.append(gateway.diagnostic(server.tls == nil ? path : "\(path).tls",
+                            "tls.mode is unset, so Istio's default PASSTHROUGH applies: connections are routed by SNI "
+                                + "with tls routes and never decrypted (set mode: SIMPLE to terminate TLS here)",
+                            severity: .warning))
+                    }
+                } else if proto == .TLS {
+                    out.append(gateway.diagnostic("\(path).tls.mode",
+                        "a TLS server that terminates (\(mode.rawValue)) then relays TCP is not supported yet; use PASSTHROUGH, or protocol HTTPS"))
+                } else {
+                    out += checkTermination(server.tls, path: "\(path).tls", in: gateway)
+                }
+            case .TCP:
+                break
+            case .MONGO:
                 out.append(gateway.diagnostic("\(path).port.protocol",
-                    "protocol \(proto.rawValue) is not supported by this version of Gatehouse yet (HTTP and HTTPS only)"))
+                    "protocol MONGO is not supported; use TCP to relay it"))
             }
         }
         return out
@@ -56,10 +71,7 @@ enum GatewayChecks {
         var out: [Diagnostic] = []
         switch tls.mode {
         case nil, .PASSTHROUGH?:
-            let detail = tls.mode == nil ? "tls.mode is unset, and Istio's default is PASSTHROUGH, " : "PASSTHROUGH "
-            out.append(gateway.diagnostic(tls.mode == nil ? path : "\(path).mode",
-                "\(detail)which this version does not serve yet; set mode: SIMPLE or MUTUAL to terminate TLS here"))
-            return out
+            return out  // relayed by SNI (checked by the caller)
         case .AUTO_PASSTHROUGH?, .ISTIO_MUTUAL?:
             out.append(gateway.diagnostic("\(path).mode", "mode \(tls.mode!.rawValue) is not supported (SIMPLE, MUTUAL and OPTIONAL_MUTUAL are)"))
             return out
@@ -100,19 +112,29 @@ enum GatewayChecks {
         return out
     }
 
-    /// Servers sharing a port must agree on being plain HTTP, as one listener serves them all.
+    /// How a port's connections are served: one listener serves all servers on a port, so they must
+    /// agree (plain HTTP, TLS termination, SNI passthrough, or TCP).
+    static func family(_ proto: ServerProtocol, _ tls: GatewaySpec.ServerTLSSettings?) -> String {
+        switch proto {
+        case .HTTP, .HTTP2, .GRPC, .GRPC_WEB: return "plain HTTP"
+        case .HTTPS, .TLS: return (tls?.mode ?? .PASSTHROUGH) == .PASSTHROUGH ? "TLS passthrough" : "TLS termination"
+        case .TCP, .MONGO: return "TCP"
+        }
+    }
+
     static func checkPortConflicts(_ gateways: [Resource<GatewaySpec>]) -> [Diagnostic] {
-        var firstByPort: [UInt32: (plain: Bool, label: String)] = [:]
+        var firstByPort: [UInt32: (family: String, label: String)] = [:]
         var out: [Diagnostic] = []
         for gateway in gateways {
             for (index, server) in (gateway.spec.servers ?? []).enumerated() {
                 guard let proto = ServerProtocol(istio: server.port.protocol) else { continue }
                 let port = server.port.number
-                if let first = firstByPort[port], first.plain != proto.isPlainHTTP {
+                let family = family(proto, server.tls)
+                if let first = firstByPort[port], first.family != family {
                     out.append(gateway.diagnostic("spec.servers[\(index)].port",
-                        "port \(port) is already used by \(first.label) with an incompatible protocol"))
+                        "port \(port) is already used by \(first.label) for \(first.family), not \(family)"))
                 } else if firstByPort[port] == nil {
-                    firstByPort[port] = (proto.isPlainHTTP, gateway.label)
+                    firstByPort[port] = (family, gateway.label)
                 }
             }
         }

@@ -22,11 +22,33 @@ struct VirtualServiceChecks {
         for (index, route) in (spec.http ?? []).enumerated() {
             out += checkHTTPRoute(route, path: "spec.http[\(index)]", vs)
         }
-        if spec.tls?.isEmpty == false {
-            out.append(vs.diagnostic("spec.tls", "tls routes are not supported by this version of Gatehouse yet"))
+        for (index, route) in (spec.tls ?? []).enumerated() {
+            let path = "spec.tls[\(index)]"
+            let matches = route.match ?? []
+            if matches.isEmpty || matches.contains(where: { ($0.sniHosts ?? []).isEmpty }) {
+                out.append(vs.diagnostic(matches.isEmpty ? path : "\(path).match",
+                                         "every tls match needs sniHosts (Istio requires them)"))
+            }
+            out += checkStreamDestinations(route.route, path: path, vs)
         }
-        if spec.tcp?.isEmpty == false {
-            out.append(vs.diagnostic("spec.tcp", "tcp routes are not supported by this version of Gatehouse yet"))
+        for (index, route) in (spec.tcp ?? []).enumerated() {
+            out += checkStreamDestinations(route.route, path: "spec.tcp[\(index)]", vs)
+        }
+        return out
+    }
+
+    func checkStreamDestinations(_ destinations: [RouteDestination]?, path: String,
+                                 _ vs: Resource<VirtualServiceSpec>) -> [Diagnostic] {
+        guard let destinations, !destinations.isEmpty else {
+            return [vs.diagnostic(path, "a route needs at least one destination")]
+        }
+        var out: [Diagnostic] = []
+        for (index, entry) in destinations.enumerated() {
+            out += checkDestination(entry.destination, path: "\(path).route[\(index)].destination", vs)
+        }
+        if destinations.count > 1 {
+            let total = destinations.reduce(0) { $0 + Int($1.weight ?? 0) }
+            if total != 100 { out.append(vs.diagnostic("\(path).route", "weights sum to \(total), not 100")) }
         }
         return out
     }

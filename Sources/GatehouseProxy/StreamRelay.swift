@@ -1,0 +1,201 @@
+import GatehouseSnapshot
+import GatehouseTelemetry
+import NIOCore
+import NIOPosix
+
+/// Relays one downstream connection's bytes to an upstream endpoint and back, untouched: TLS
+/// PASSTHROUGH (the ClientHello the SNI was read from goes first) and TCP servers. Back-pressure: each
+/// side's reads stop while the other side cannot take more. One access-log line when it closes.
+final class StreamRelayHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let runtime: ProxyRuntime
+    private let loop: LoopContext
+    private let route: StreamRoutes.Route?
+    private var context: ChannelHandlerContext!
+    private var record = AccessLogRecord()
+    private let startedAt = NIODeadline.now()
+    private var upstream: Channel?
+    private var pending: [ByteBuffer] = []
+    private var readPending = false
+    private var logged = false
+
+    init(runtime: ProxyRuntime, loop: LoopContext, route: StreamRoutes.Route?, serverName: String?) {
+        self.runtime = runtime
+        self.loop = loop
+        self.route = route
+        record.requestedServerName = serverName
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        record.startTimeMillis = Timestamp.nowMillis()
+        record.protocol = nil
+        record.downstreamLocalAddress = context.channel.localAddress.map(SocketAddressText.describe)
+        record.downstreamRemoteAddress = context.channel.remoteAddress.map(SocketAddressText.describe)
+        guard let route else { return fail(flag: "NR", details: "filter_chain_not_found") }
+        record.routeName = route.name
+        let snapshot = runtime.store.snapshot
+        guard let destination = route.forward.pick(draw: loop.random.next()),
+              let cluster = snapshot.clusters[destination.cluster], !cluster.endpoints.isEmpty else {
+            return fail(flag: "UH", details: "no_healthy_upstream")
+        }
+        record.upstreamCluster = cluster.name
+        let endpoint = cluster.endpoints[loop.roundRobin.next(cluster.name, count: cluster.endpoints.count)]
+        switch cluster.discovery {
+        case .staticAddresses:
+            guard let target = loop.upstreamTarget(cluster: cluster.name, endpoint: endpoint) else {
+                return fail(flag: "UH", details: "no_healthy_upstream")
+            }
+            connect(to: target.address, timeout: .nanoseconds(cluster.connectTimeoutNanoseconds))
+        case .dns:
+            runtime.dns.resolve(host: endpoint.address, port: endpoint.port, on: context.eventLoop)
+                .assumeIsolated().whenComplete { [self] result in
+                    guard case .success(let addresses) = result, let address = addresses.first else {
+                        return fail(flag: "UH", details: "no_healthy_upstream")
+                    }
+                    connect(to: address, timeout: .nanoseconds(cluster.connectTimeoutNanoseconds))
+                }
+        }
+    }
+
+    private func connect(to address: SocketAddress, timeout: TimeAmount) {
+        record.upstreamHost = SocketAddressText.describe(address)
+        let relay = NIOLoopBound(self, eventLoop: context.eventLoop)
+        ClientBootstrap(group: context.eventLoop)
+            .connectTimeout(timeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(UpstreamRelayHandler(downstream: relay.value))
+                }
+            }
+            .connect(to: address)
+            .assumeIsolated().whenComplete { [self] result in
+                switch result {
+                case .success(let channel):
+                    guard context.channel.isActive else { return channel.close(promise: nil) }
+                    upstream = channel
+                    record.upstreamLocalAddress = channel.localAddress.map(SocketAddressText.describe)
+                    for bytes in pending { channel.write(bytes, promise: nil) }
+                    pending.removeAll()
+                    channel.flush()
+                    resumeReads()
+                case .failure:
+                    fail(flag: "UF", details: "upstream_connect_failure")
+                }
+            }
+    }
+
+    private func fail(flag: String, details: String) {
+        record.responseFlags = flag
+        record.connectionTerminationDetails = details
+        context.close(promise: nil)
+    }
+
+    // MARK: downstream → upstream
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = unwrapInboundIn(data)
+        record.bytesReceived += bytes.readableBytes
+        guard let upstream else { return pending.append(bytes) }
+        upstream.writeAndFlush(bytes, promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        // Nothing more is read until the upstream is there and can take it.
+        if let upstream, upstream.isWritable { context.read() } else { readPending = true }
+    }
+
+    func resumeReads() {
+        guard readPending else { return }
+        readPending = false
+        context.read()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        upstream?.close(promise: nil)
+        writeLog()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    // MARK: upstream → downstream (called by the upstream handler)
+
+    /// Returns whether the client can take more without buffering.
+    func fromUpstream(_ bytes: ByteBuffer) -> Bool {
+        record.bytesSent += bytes.readableBytes
+        context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+        return context.channel.isWritable
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { (try? upstream?.pipeline.syncOperations.handler(type: UpstreamRelayHandler.self))?.resumeReads() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func upstreamClosed() {
+        if record.connectionTerminationDetails == nil { record.connectionTerminationDetails = "upstream_closed" }
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer())).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    private func writeLog() {
+        guard !logged else { return }
+        logged = true
+        record.durationMillis = (NIODeadline.now() - startedAt).nanoseconds / 1_000_000
+        runtime.log(&record, on: loop)
+    }
+}
+
+/// The upstream end of a relay.
+final class UpstreamRelayHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// Weak: the client side may be gone (and its handler freed) before this connection's close arrives.
+    private weak var downstream: StreamRelayHandler?
+    private var context: ChannelHandlerContext?
+    private var paused = false
+    private var readPending = false
+
+    init(downstream: StreamRelayHandler) { self.downstream = downstream }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let downstream else { return context.close(promise: nil) }
+        if !downstream.fromUpstream(unwrapInboundIn(data)) { paused = true }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if paused { readPending = true } else { context.read() }
+    }
+
+    func resumeReads() {
+        paused = false
+        guard readPending else { return }
+        readPending = false
+        context?.read()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { downstream?.resumeReads() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        downstream?.upstreamClosed()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}
