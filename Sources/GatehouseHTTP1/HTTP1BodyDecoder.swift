@@ -79,8 +79,7 @@ struct HTTP1BodyDecoder {
     /// `chunk-size [chunk-ext] CRLF`, or nil if the line is incomplete.
     private func readChunkSize(_ buffer: inout ByteBuffer) throws -> Int64? {
         let result: (size: Int64, lineLength: Int)? = try buffer.withUnsafeReadableBytes { bytes in
-            var scanned = 0
-            guard let lf = try Self.lineEnd(bytes, scanned: &scanned) else {
+            guard let lf = try Self.lineEnd(bytes) else {
                 if bytes.count > Self.maxChunkLine { throw HTTP1Error.codecError }
                 return nil
             }
@@ -132,7 +131,7 @@ struct HTTP1BodyDecoder {
     }
 
     /// The offset of the LF that ends the first line, checking it is preceded by CR.
-    private static func lineEnd(_ bytes: UnsafeRawBufferPointer, scanned: inout Int) throws -> Int? {
+    private static func lineEnd(_ bytes: UnsafeRawBufferPointer) throws -> Int? {
         guard let lf = bytes.firstIndex(of: ASCII.lf) else { return nil }
         guard lf > 0, bytes[lf - 1] == ASCII.cr else { throw HTTP1Error.codecError }
         return lf

@@ -10,47 +10,27 @@ public struct HTTP1RequestDecoder {
         case end(HTTPHeaderBlock?)
     }
 
-    private enum State {
-        case head(scanned: Int)
-        case body(HTTP1BodyDecoder)
-    }
-
     public let limits: HTTP1Limits
-    private var state = State.head(scanned: 0)
+    private var state = MessageState()
 
     public init(limits: HTTP1Limits) { self.limits = limits }
 
     /// Whether the decoder is waiting for the start of a head (or the rest of one).
-    public var expectsHead: Bool {
-        if case .head = state { return true }
-        return false
-    }
+    public var expectsHead: Bool { state.expectsHead }
 
     /// The next event decodable from `buffer`, or nil when more bytes are needed. After an error the
     /// connection must be closed: the decoder does not know where the next message would start.
     public mutating func next(_ buffer: inout ByteBuffer) throws -> Event? {
-        switch state {
-        case .head(var scanned):
-            guard let head = try HeadReader.read(&buffer, scanned: &scanned, limits: limits) else {
-                state = .head(scanned: scanned)
-                return nil
-            }
+        if state.expectsHead {
+            guard let head = try state.readHead(&buffer, limits: limits) else { return nil }
             let request = try HTTP1HeadParser.parseRequest(head, limits: limits)
-            state = .body(HTTP1BodyDecoder(framing: request.framing))
+            state.startBody(request.framing)
             return .head(request)
-        case .body(var body):
-            let event = try body.next(&buffer, limits: limits)
-            switch event {
-            case .data(let data)?:
-                state = .body(body)
-                return .body(data)
-            case .end(let trailers)?:
-                state = .head(scanned: 0)
-                return .end(trailers)
-            case nil:
-                state = .body(body)
-                return nil
-            }
+        }
+        switch try state.nextBodyEvent(&buffer, limits: limits) {
+        case .data(let data)?: return .body(data)
+        case .end(let trailers)?: return .end(trailers)
+        case nil: return nil
         }
     }
 }
@@ -63,52 +43,73 @@ public struct HTTP1ResponseDecoder {
         case end(HTTPHeaderBlock?)
     }
 
-    private enum State {
-        case head(scanned: Int)
-        case body(HTTP1BodyDecoder)
-    }
-
     public let limits: HTTP1Limits
-    private var state = State.head(scanned: 0)
+    private var state = MessageState()
     /// Set before each request: a response to HEAD has no body.
     public var requestIsHEAD = false
 
     public init(limits: HTTP1Limits) { self.limits = limits }
 
     public mutating func next(_ buffer: inout ByteBuffer) throws -> Event? {
-        while true {
-            switch state {
-            case .head(var scanned):
-                guard let head = try HeadReader.read(&buffer, scanned: &scanned, limits: limits) else {
-                    state = .head(scanned: scanned)
-                    return nil
-                }
-                let response = try HTTP1HeadParser.parseResponse(head, limits: limits, requestWasHEAD: requestIsHEAD)
-                if response.isInformational { continue }
-                state = .body(HTTP1BodyDecoder(framing: response.framing))
-                return .head(response)
-            case .body(var body):
-                let event = try body.next(&buffer, limits: limits)
-                switch event {
-                case .data(let data)?:
-                    state = .body(body)
-                    return .body(data)
-                case .end(let trailers)?:
-                    state = .head(scanned: 0)
-                    return .end(trailers)
-                case nil:
-                    state = .body(body)
-                    return nil
-                }
-            }
+        while state.expectsHead {
+            guard let head = try state.readHead(&buffer, limits: limits) else { return nil }
+            let response = try HTTP1HeadParser.parseResponse(head, limits: limits, requestWasHEAD: requestIsHEAD)
+            if response.isInformational { continue }
+            state.startBody(response.framing)
+            return .head(response)
+        }
+        switch try state.nextBodyEvent(&buffer, limits: limits) {
+        case .data(let data)?: return .body(data)
+        case .end(let trailers)?: return .end(trailers)
+        case nil: return nil
         }
     }
 
     /// The connection closed: a body delimited by the close ends here; anything else was cut short.
     public mutating func endOfInput() -> Event? {
-        guard case .body(let body) = state, body.isUntilClose else { return nil }
-        state = .head(scanned: 0)
-        return .end(nil)
+        state.endOfInput() ? .end(nil) : nil
+    }
+}
+
+/// Where a decoder is in the message stream, shared by requests and responses: reading a head (and how
+/// far it has scanned), or delimiting a body; back to heads when a body ends.
+struct MessageState {
+    private enum Phase {
+        case head(scanned: Int)
+        case body(HTTP1BodyDecoder)
+    }
+
+    private var phase = Phase.head(scanned: 0)
+
+    var expectsHead: Bool {
+        if case .head = phase { return true }
+        return false
+    }
+
+    /// The next complete head, sliced off `buffer`, or nil if it has not all arrived.
+    mutating func readHead(_ buffer: inout ByteBuffer, limits: HTTP1Limits) throws -> ByteBuffer? {
+        guard case .head(var scanned) = phase else { return nil }
+        let head = try HeadReader.read(&buffer, scanned: &scanned, limits: limits)
+        phase = .head(scanned: scanned)
+        return head
+    }
+
+    mutating func startBody(_ framing: HTTP1BodyFraming) {
+        phase = .body(HTTP1BodyDecoder(framing: framing))
+    }
+
+    mutating func nextBodyEvent(_ buffer: inout ByteBuffer, limits: HTTP1Limits) throws -> HTTP1BodyEvent? {
+        guard case .body(var body) = phase else { return nil }
+        let event = try body.next(&buffer, limits: limits)
+        if case .end? = event { phase = .head(scanned: 0) } else { phase = .body(body) }
+        return event
+    }
+
+    /// The input ended: true if that ends a body delimited by the close.
+    mutating func endOfInput() -> Bool {
+        guard case .body(let body) = phase, body.isUntilClose else { return false }
+        phase = .head(scanned: 0)
+        return true
     }
 }
 
