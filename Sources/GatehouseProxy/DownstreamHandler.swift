@@ -342,13 +342,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         }
         // A body we have not read yet would have to be drained first: close instead, as Envoy does.
         if reply.closeConnection || (!request.requestEnded && request.hasBody) { request.keepAlive = false }
-        var headers = HTTPHeaderBlock()
-        if !reply.body.isEmpty { headers.add("content-type", "text/plain") }
-        headers.add("content-length", String(reply.body.count))
-        for (name, value) in reply.extraHeaders { headers.add(name, value) }
-        headers.add("date", HTTPDate.now())
-        headers.add("server", "istio-envoy")
-        if let route { headers.apply([route.responseHeaders]) }
+        let headers = reply.headers(route: route)
         request.record.responseFlags = reply.flag
         request.record.responseCodeDetails = reply.details
         // The exchange holds this handler unowned: it must never call back once it has been dropped.

@@ -180,13 +180,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
             abortResponse(flag: reply.flag, details: reply.details)
             return
         }
-        var headers = HTTPHeaderBlock()
-        if !reply.body.isEmpty { headers.add("content-type", "text/plain") }
-        headers.add("content-length", String(reply.body.count))
-        for (name, value) in reply.extraHeaders { headers.add(name, value) }
-        headers.add("date", HTTPDate.now())
-        headers.add("server", "istio-envoy")
-        if let route { headers.apply([route.responseHeaders]) }
+        let headers = reply.headers(route: route)
         record.responseFlags = reply.flag
         record.responseCodeDetails = reply.details
         exchange?.abandon()
@@ -208,15 +202,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
         var fields = HPACKHeaders()
         fields.reserveCapacity(headers.count + 1)
         fields.add(name: ":status", value: String(status))
-        headers.forEach { name, value, role in
-            switch role {
-            // Connection-specific fields are not allowed in HTTP/2 (RFC 9113 §8.2.2).
-            case .connection, .hopByHop, .upgrade, .transferEncoding: return
-            default: break
-            }
-            fields.add(name: String(decoding: name, as: UTF8.self).lowercased(),
-                       value: String(decoding: value, as: UTF8.self))
-        }
+        headers.appendHTTP2Fields(to: &fields)
         let noBody = bodyBytes.isEmpty && (framing == .none || framing == .contentLength(0))
         context.write(wrapOutboundOut(.headers(.init(headers: fields, endStream: noBody))), promise: nil)
         endStreamSent = noBody
@@ -244,12 +230,8 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
         if !endStreamSent {
             endStreamSent = true
             if let trailers, !trailers.isEmpty {
-                var fields = HPACKHeaders()
-                trailers.forEach { name, value, _ in
-                    fields.add(name: String(decoding: name, as: UTF8.self).lowercased(),
-                               value: String(decoding: value, as: UTF8.self))
-                }
-                context.write(wrapOutboundOut(.headers(.init(headers: fields, endStream: true))), promise: nil)
+                context.write(wrapOutboundOut(.headers(.init(headers: trailers.http2Trailers, endStream: true))),
+                              promise: nil)
             } else {
                 context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))), promise: nil)
             }

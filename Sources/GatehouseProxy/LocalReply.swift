@@ -1,5 +1,8 @@
 /// A response the gateway makes itself, with the body, response flag and details Envoy uses for the
 /// same situation, so dashboards and greps built for Istio keep working.
+import GatehouseHTTP1
+import GatehouseRouting
+
 struct LocalReply {
     var status: Int
     var body: [UInt8]
@@ -40,6 +43,18 @@ struct LocalReply {
 
     static let notImplemented = LocalReply(status: 501, body: Array("Not Implemented".utf8), flag: "DPE",
                                            details: "http1.invalid_transfer_encoding", closeConnection: true)
+
+    /// The reply's header fields, as Envoy sends them, with the route's response mutations applied.
+    func headers(route: Route?) -> HTTPHeaderBlock {
+        var headers = HTTPHeaderBlock()
+        if !body.isEmpty { headers.add("content-type", "text/plain") }
+        headers.add("content-length", String(body.count))
+        for (name, value) in extraHeaders { headers.add(name, value) }
+        headers.add("date", HTTPDate.now())
+        headers.add("server", "istio-envoy")
+        if let route { headers.apply([route.responseHeaders]) }
+        return headers
+    }
 
     static func direct(status: Int, body: [UInt8]) -> LocalReply {
         LocalReply(status: status, body: body, flag: "-", details: "direct_response")

@@ -138,11 +138,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
 
     private func writeRequestEnd(to stream: HTTP2UpstreamStream) {
         if let trailers = requestTrailers, !trailers.isEmpty {
-            var fields = HPACKHeaders()
-            trailers.forEach { name, value, _ in
-                fields.add(name: String(decoding: name, as: UTF8.self).lowercased(), value: String(decoding: value, as: UTF8.self))
-            }
-            stream.write(.headers(.init(headers: fields, endStream: true)))
+            stream.write(.headers(.init(headers: trailers.http2Trailers, endStream: true)))
         } else {
             stream.write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
         }

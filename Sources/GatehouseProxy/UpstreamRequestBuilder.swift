@@ -57,13 +57,7 @@ enum UpstreamRequestBuilder {
             fields.add(name: ":authority", value: authority ?? target.authority)
             fields.add(name: ":path", value: uri)
             if trailersAccepted { fields.add(name: "te", value: "trailers") }
-            headers.forEach { name, value, role in
-                switch role {
-                case .host, .connection, .hopByHop, .upgrade, .transferEncoding: return
-                default: fields.add(name: String(decoding: name, as: UTF8.self).lowercased(),
-                                    value: String(decoding: value, as: UTF8.self))
-                }
-            }
+            headers.appendHTTP2Fields(to: &fields, excluding: [.host])  // :authority carries it
             return UpstreamRequest(head: .http2(fields), framing: head.framing, isHEAD: head.isHEAD)
         }
         var out = allocator.buffer(capacity: headers.estimatedSize + head.method.utf8.count + uri.utf8.count
