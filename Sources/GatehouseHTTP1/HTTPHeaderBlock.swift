@@ -98,10 +98,14 @@ public struct HTTPHeaderBlock: Sendable {
         return nil
     }
 
-    /// Calls `body` with the raw value of each live received field with `role`.
+    /// Calls `body` with the raw value of each live field with `role`, received ones first.
     public func forEachValue(role: HeaderRole, _ body: (UnsafeRawBufferPointer) -> Void) {
         source.withUnsafeReadableBytes { bytes in
             for field in fields where field.role == role && !field.removed { body(Self.value(of: field, in: bytes)) }
+        }
+        for (name, value) in added where HeaderRole.classify(name) == role {
+            var value = value
+            value.withUTF8 { body(UnsafeRawBufferPointer($0)) }
         }
     }
 
@@ -144,13 +148,24 @@ public struct HTTPHeaderBlock: Sendable {
         add(name, value)
     }
 
-    /// Marks received fields removed, deciding on their raw name, value and role.
+    /// Removes fields, received and added alike, deciding on their raw name, value and role. (A block
+    /// built from HTTP/2 fields has only added ones: the same rules must reach them.)
     public mutating func removeAll(where shouldRemove: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, HeaderRole) -> Bool) {
         source.withUnsafeReadableBytes { bytes in
             for index in fields.indices where !fields[index].removed {
                 let field = fields[index]
                 if shouldRemove(Self.name(of: field, in: bytes), Self.value(of: field, in: bytes), field.role) {
                     fields[index].removed = true
+                }
+            }
+        }
+        guard !added.isEmpty else { return }
+        added.removeAll { field in
+            var name = field.name
+            var value = field.value
+            return name.withUTF8 { name in
+                value.withUTF8 { value in
+                    shouldRemove(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value), HeaderRole.classify(field.name))
                 }
             }
         }

@@ -29,6 +29,8 @@ enum HTTP2Server {
         connection.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: settings.maxConcurrentStreams),
             HTTP2Setting(parameter: .maxHeaderListSize, value: settings.maxRequestHeaderBytes),
+            // RFC 8441: clients may open WebSocket streams with an extended CONNECT.
+            HTTP2Setting(parameter: .enableConnectProtocol, value: 1),
         ]
         let stream = NIOHTTP2Handler.StreamConfiguration()
         _ = try pipeline.configureHTTP2Pipeline(mode: .server, connectionConfiguration: connection,

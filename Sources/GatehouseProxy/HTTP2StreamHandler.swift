@@ -9,7 +9,9 @@ import NIOHTTP2
 /// shape: pseudo-headers become the request line and `Host`, cookie crumbs are joined), forwarded over
 /// HTTP/1.1 upstream, and answered with HEADERS, DATA and trailing HEADERS. Back-pressure: reads of the
 /// stream stop while the upstream is not writable (so the client's flow-control window stays closed),
-/// and upstream reads stop while the stream's window is exhausted.
+/// and upstream reads stop while the stream's window is exhausted. An extended CONNECT for WebSocket
+/// (RFC 8441) is bridged to an HTTP/1.1 upgrade upstream; once the upstream answers 101 the stream's DATA
+/// frames and the upstream's bytes are a tunnel.
 final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
     typealias InboundIn = HTTP2Frame.FramePayload
     typealias OutboundIn = HTTP2Frame.FramePayload
@@ -31,6 +33,14 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
     private var endStreamSent = false
     private var upstreamBlocked = false
     private var readPending = false
+    /// The stream is an RFC 8441 WebSocket: its DATA frames are tunnel bytes, never a request body.
+    private var webSocket = false
+    private var tunneling = false
+    /// Tunnel bytes the client sent before the tunnel opened (RFC 8441 clients wait for the 200, so
+    /// this is rare and small).
+    private var earlyTunnelBytes = ByteBuffer()
+    private var clientEndedTunnel = false
+    private static let maxEarlyTunnelBytes = 64 * 1024
     /// Streams flush upstream writes as they go: the multiplexer does not promise every stream a
     /// read-complete after its frames, and a write left unflushed would stall the exchange.
     var inReadCycle: Bool { false }
@@ -59,6 +69,8 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
             if !headReceived {
                 headReceived = true
                 startRequest(headers.headers, endStream: headers.endStream)
+            } else if webSocket {
+                tunnelFromClient(ByteBuffer(), endStream: true)
             } else {
                 // Trailers: a second HEADERS, which always ends the stream.
                 endRequest(trailers: Self.block(headers.headers, skippingPseudo: true))
@@ -66,6 +78,10 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
         case .data(let data):
             guard case .byteBuffer(let body) = data.data else { break }
             record.bytesReceived += body.readableBytes
+            if webSocket {
+                tunnelFromClient(body, endStream: data.endStream)
+                break
+            }
             exchange?.requestBody(body)
             if data.endStream { endRequest(trailers: nil) } else { exchange?.flushUpstream() }
         default:
@@ -95,7 +111,14 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
 
     func channelInactive(context: ChannelHandlerContext) {
         // The client reset the stream, or the connection went away, before the response ended.
-        if !responseEnded {
+        if !responseEnded, tunneling {
+            // The client reset its WebSocket stream: a normal end of a session, logged once.
+            responseEnded = true
+            exchange?.abandon()
+            exchange = nil
+            record.connectionTerminationDetails = "downstream_tunnel_closed"
+            writeLog()
+        } else if !responseEnded {
             responseEnded = true
             exchange?.abandon()
             exchange = nil
@@ -115,6 +138,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
     private func startRequest(_ fields: HPACKHeaders, endStream: Bool) {
         var method = ""
         var path = ""
+        var connectProtocol: String?
         var authority: String?
         var contentLength: Int64?
         var cookies: [String] = []
@@ -124,7 +148,8 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
             case ":method": method = value
             case ":path": path = value
             case ":authority": authority = value
-            case ":scheme", ":protocol": break
+            case ":protocol": connectProtocol = value
+            case ":scheme": break
             case "cookie": cookies.append(value)
             case "content-length": contentLength = Int64(value); headers.add(name, value)
             default: if !name.hasPrefix(":") { headers.add(name, value) }
@@ -138,25 +163,39 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
             headers.remove(role: .host)
             headers.add("host", authority)
         }
-        let framing: HTTP1BodyFraming = endStream ? .none : contentLength.map { .contentLength($0) } ?? .chunked
+        record.method = method
+        var connection = ConnectionOptions()
+        var webSocketKey: String?
+        if method == "CONNECT" {
+            // Only the extended CONNECT of RFC 8441 is served, and only for WebSocket; it stands for the
+            // HTTP/1.1 upgrade sent upstream, for which the gateway makes the key (§5: HTTP/2 has none).
+            guard connectProtocol?.lowercased() == "websocket" else {
+                sendLocalReply(LocalReply(status: 501, body: Array("Not Implemented".utf8), flag: "-",
+                                          details: "connect_not_supported"), route: nil)
+                return
+            }
+            method = "GET"
+            webSocket = true
+            connection.upgrade = true
+            headers.remove("sec-websocket-key")
+            headers.remove(role: .upgrade)
+            headers.add("upgrade", "websocket")
+            let key = WebSocketHandshake.key(random: (loop.random.next(), loop.random.next()))
+            headers.add("sec-websocket-key", key)
+            webSocketKey = key
+        }
+        let framing: HTTP1BodyFraming = endStream || webSocket ? .none : contentLength.map { .contentLength($0) } ?? .chunked
         let head = HTTP1RequestHead(method: method, target: path, version: .http1_1, headers: headers, framing: framing,
-                                    connection: ConnectionOptions(), hostCount: host == nil ? 0 : 1,
+                                    connection: connection, hostCount: host == nil ? 0 : 1,
                                     expectsContinue: false)
         requestEnded = endStream
         let requestID = headers.first(role: .requestID).flatMap { $0.isEmpty ? nil : $0 }
             ?? RequestID.generate(using: &loop.random)
-        record.method = method
         record.path = path
         record.userAgent = headers.first(role: .userAgent)
         record.xForwardedFor = headers.first(role: .forwardedFor)
         record.authority = host
         record.requestID = requestID
-        guard method != "CONNECT" else {
-            // Extended CONNECT (WebSocket over HTTP/2) is not served yet.
-            sendLocalReply(LocalReply(status: 501, body: Array("Not Implemented".utf8), flag: "-",
-                                      details: "connect_not_supported"), route: nil)
-            return
-        }
         let origin = DownstreamOrigin(listenerPort: listenerPort, tls: tls,
                                       clientIP: context.channel.parent?.remoteAddress?.ipAddress)
         let dispatch = RequestDispatcher.dispatch(head, host: host, requestID: requestID, origin: origin,
@@ -165,11 +204,21 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
         switch dispatch {
         case .reply(let reply, let route):
             sendLocalReply(reply, route: route)
-        case .forward(let forwarding):
+        case .forward(var forwarding):
+            if let webSocketKey {
+                guard forwarding.request.upgrade != nil else {
+                    // The destination speaks HTTP/2, which would need an extended CONNECT upstream too.
+                    sendLocalReply(LocalReply(status: 501, body: Array("Not Implemented".utf8), flag: "-",
+                                              details: "websocket_to_http2_upstream_not_supported"), route: nil)
+                    return
+                }
+                forwarding.request.expectedWebSocketAccept = WebSocketHandshake.accept(forKey: webSocketKey)
+            }
             let exchange = ProxyExchange(downstream: self, loop: loop, runtime: runtime, forwarding: forwarding)
             self.exchange = exchange
             exchange.start()
-            if endStream { exchange.requestEnd(nil) }
+            // The upgrade request has no body: it ends with its head, the stream stays open for the tunnel.
+            if endStream || webSocket { exchange.requestEnd(nil) }
         }
     }
 
@@ -198,12 +247,20 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
     func respondHead(status: Int, headers: HTTPHeaderBlock, framing: HTTP1BodyFraming, bodyBytes: [UInt8]) {
         guard !responseStarted else { return }
         responseStarted = true
+        var status = status
+        var headers = headers
+        let opensTunnel = webSocket && status == 101
+        if opensTunnel {
+            // RFC 8441 §5: the tunnel opens with a 200 on the stream; the HTTP/1.1 handshake stays upstream.
+            status = 200
+            headers.remove("sec-websocket-accept")
+        }
         record.responseCode = status
         var fields = HPACKHeaders()
         fields.reserveCapacity(headers.count + 1)
         fields.add(name: ":status", value: String(status))
         headers.appendHTTP2Fields(to: &fields)
-        let noBody = bodyBytes.isEmpty && (framing == .none || framing == .contentLength(0))
+        let noBody = bodyBytes.isEmpty && (framing == .none || framing == .contentLength(0)) && !opensTunnel
         context.write(wrapOutboundOut(.headers(.init(headers: fields, endStream: noBody))), promise: nil)
         endStreamSent = noBody
         if !bodyBytes.isEmpty {
@@ -254,11 +311,54 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
 
     func updateRecord(_ update: (inout AccessLogRecord) -> Void) { update(&record) }
 
-    // Upgrades are an HTTP/1.1 mechanism; WebSocket over HTTP/2 (RFC 8441) is not served yet.
-    var canTunnel: Bool { false }
-    func startTunnel() {}
-    func tunnelToClient(_ bytes: ByteBuffer) -> Bool { false }
-    func tunnelClosed() {}
+    // MARK: tunnel (RFC 8441 WebSocket)
+
+    var canTunnel: Bool { webSocket }
+
+    func startTunnel() {
+        tunneling = true
+        if earlyTunnelBytes.readableBytes > 0 {
+            exchange?.tunnelToUpstream(earlyTunnelBytes)
+            earlyTunnelBytes = ByteBuffer()
+        }
+        if clientEndedTunnel { exchange?.tunnelClientEnded() }
+    }
+
+    private func tunnelFromClient(_ bytes: ByteBuffer, endStream: Bool) {
+        if tunneling {
+            if bytes.readableBytes > 0 { exchange?.tunnelToUpstream(bytes) }
+        } else if bytes.readableBytes > 0 {
+            var bytes = bytes
+            earlyTunnelBytes.writeBuffer(&bytes)
+            if earlyTunnelBytes.readableBytes > Self.maxEarlyTunnelBytes {
+                return abortResponse(flag: "DPE", details: "websocket_data_before_tunnel")
+            }
+        }
+        if endStream {
+            clientEndedTunnel = true
+            if tunneling { exchange?.tunnelClientEnded() }
+        }
+    }
+
+    func tunnelToClient(_ bytes: ByteBuffer) -> Bool {
+        record.bytesSent += bytes.readableBytes
+        context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(bytes)))), promise: nil)
+        return context.channel.isWritable
+    }
+
+    /// The upstream closed the tunnel: END_STREAM to the client, one access-log line for the session.
+    func tunnelClosed() {
+        guard !responseEnded else { return }
+        responseEnded = true
+        exchange = nil
+        record.connectionTerminationDetails = "upstream_tunnel_closed"
+        if !endStreamSent {
+            endStreamSent = true
+            context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))),
+                                  promise: nil)
+        }
+        writeLog()
+    }
 
     func setUpstreamBlocked(_ blocked: Bool) {
         upstreamBlocked = blocked

@@ -256,6 +256,18 @@ final class ProxyExchange: UpstreamResponseReceiver {
             $0.upstreamServiceTimeMillis = serviceTime
             $0.responseCodeDetails = "via_upstream"
         }
+        if let expected = request.expectedWebSocketAccept, response.status < 300 {
+            // A bridged upgrade succeeds only with a 101 that answers the gateway's key: a 2xx (or a 101
+            // with the wrong accept) would tell the client a WebSocket is open when none is.
+            let accepted = response.status == 101 && response.headers.first("sec-websocket-accept") == expected
+            guard accepted else {
+                connection?.detach()
+                connection?.close()
+                connection = nil
+                downstream.updateRecord { $0.upstreamTransportFailureReason = "websocket_handshake_failed" }
+                return failLocally(.upstreamProtocolError)
+            }
+        }
         if response.status == 101, let upgrade = request.upgrade, let connection, downstream.canTunnel {
             headers.add("connection", "upgrade")
             headers.add("upgrade", upgrade)
@@ -283,6 +295,12 @@ final class ProxyExchange: UpstreamResponseReceiver {
         connection.write(bytes)
         connection.flush()
         if !connection.isWritable { downstream.setUpstreamBlocked(true) }
+    }
+
+    /// The client ended its side of the tunnel (HTTP/2 END_STREAM): the upstream sees end of input.
+    func tunnelClientEnded() {
+        guard !finished, tunneling else { return }
+        connection?.closeOutput()
     }
 
     func upstreamResponseBody(_ body: ByteBuffer) {
@@ -385,7 +403,8 @@ final class ProxyExchange: UpstreamResponseReceiver {
 /// The client side of an exchange: an HTTP/1.1 connection or an HTTP/2 stream. Everything runs on the
 /// event loop both share with the upstream connection.
 protocol DownstreamResponder: AnyObject {
-    /// Whether this side can become a byte tunnel after a 101 (HTTP/1.1 connections can).
+    /// Whether this side can become a byte tunnel after a 101 (HTTP/1.1 connections, and HTTP/2 streams
+    /// opened by an extended CONNECT).
     var canTunnel: Bool { get }
     /// The 101 is written: from now on the client's bytes go to `ProxyExchange.tunnelToUpstream`.
     func startTunnel()

@@ -53,6 +53,11 @@ final class UpstreamConnection {
     func pauseReads() { handler.readsPaused = true }
     func resumeReads() { handler.resumeReads() }
     func close() { channel.close(promise: nil) }
+    /// The client ended its side of a tunnel: end ours (TCP half-close), or close if that fails.
+    func closeOutput() {
+        let channel = self.channel
+        channel.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }
+    }
 }
 
 /// The only handler of an upstream connection: decodes responses from the bytes and hands them to the

@@ -18,6 +18,9 @@ struct UpstreamRequest {
     var isHEAD: Bool
     /// A WebSocket upgrade (HTTP/1.1 only): after a 101 the exchange becomes a byte tunnel.
     var upgrade: String? = nil
+    /// The `Sec-WebSocket-Accept` the upstream must answer with, when the gateway made the key itself
+    /// (bridging WebSocket over HTTP/2 to an HTTP/1.1 upgrade): anything else is not a WebSocket.
+    var expectedWebSocketAccept: String? = nil
 }
 
 /// Builds the request sent upstream: rewrites, forwarding headers, then the destination's and the

@@ -20,6 +20,16 @@ import Testing
         #expect(block.count == 3)
     }
 
+    @Test func rulesByRoleReachAddedFieldsToo() {
+        // A block built from HTTP/2 fields has only added ones; hop-by-hop and x-envoy rules must apply.
+        var block = HTTPHeaderBlock([("x-envoy-retry-on", "5xx"), ("x-forwarded-for", "203.0.113.7"), ("x-kept", "1")])
+        var forwarded: [String] = []
+        block.forEachValue(role: .forwardedFor) { forwarded.append(String(decoding: $0, as: UTF8.self)) }
+        #expect(forwarded == ["203.0.113.7"])
+        block.removeAll { _, _, role in role == .envoyInternal || role == .forwardedFor }
+        #expect(block.pairs.map(\.name) == ["x-kept"])
+    }
+
     @Test func setReplacesReceivedAndAddedFields() {
         var block = parsed("X-A: 1\r\nX-A: 2\r\n")
         block.add("x-a", "3")

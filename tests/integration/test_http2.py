@@ -228,3 +228,20 @@ def test_a_stalled_http2_preface_is_timed_like_a_stalled_head(gateway, upstream)
         assert time.monotonic() - started < 4
         assert conn.is_closed_by_peer(timeout=3)
     assert gw.get("/after").status_code == 200
+
+
+def test_proxy_owned_headers_from_an_h2_client_are_replaced(proxied):
+    """The forwarding rules of HTTP/1.1 apply to HTTP/2 requests too: client x-envoy-* headers never reach
+    the upstream (CVE-2023-27487), x-forwarded-for is appended to once, x-forwarded-proto is the gateway's."""
+    gw, up = proxied.gw, proxied.up
+    with H2Client(gw.port) as client:
+        response, = client.wait(client.request("GET", "/h2-owned", headers=[
+            ("x-envoy-original-path", "/admin"), ("x-envoy-retry-on", "5xx"),
+            ("x-forwarded-for", "203.0.113.7"), ("x-forwarded-proto", "https"), ("x-ordinary", "kept")]))
+    assert response.status == 200
+    request = up.requests[-1]
+    assert request.header("x-envoy-original-path") is None
+    assert request.header("x-envoy-retry-on") is None
+    assert request.header_values("x-forwarded-for") == ["203.0.113.7,127.0.0.1"]
+    assert request.header_values("x-forwarded-proto") == ["http"]
+    assert request.header("x-ordinary") == "kept"
