@@ -88,6 +88,13 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         armIdleTimer()
     }
 
+    /// The context holds this handler: dropping it here breaks the cycle, or every connection leaks.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        headersTimer.cancel()
+        idleTimer.cancel()
+        self.context = nil
+    }
+
     private func armIdleTimer() {
         idleTimer.start(on: context.eventLoop) { [weak self] in self?.idleTimerFired() }
     }

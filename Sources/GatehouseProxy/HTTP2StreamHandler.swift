@@ -61,6 +61,13 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
         record.downstreamRemoteAddress = connection?.remoteAddress.map(SocketAddressText.describe)
     }
 
+    /// The context holds this handler: dropping it here breaks the cycle once the stream is gone.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        exchange?.abandon()
+        exchange = nil
+        self.context = nil
+    }
+
     // MARK: inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

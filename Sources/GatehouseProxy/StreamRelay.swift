@@ -29,6 +29,9 @@ final class StreamRelayHandler: ChannelDuplexHandler {
         record.requestedServerName = serverName
     }
 
+    /// The context holds this handler: dropping it here breaks the cycle, or every connection leaks.
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         record.startTimeMillis = Timestamp.nowMillis()
@@ -168,6 +171,7 @@ final class UpstreamRelayHandler: ChannelDuplexHandler {
     init(downstream: StreamRelayHandler) { self.downstream = downstream }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let downstream else { return context.close(promise: nil) }
