@@ -33,6 +33,7 @@ enum HTTP2Server {
             HTTP2Setting(parameter: .enableConnectProtocol, value: 1),
         ]
         let stream = NIOHTTP2Handler.StreamConfiguration()
+        try pipeline.addHandler(FlushCoalescingHandler(), position: position)
         _ = try pipeline.configureHTTP2Pipeline(mode: .server, connectionConfiguration: connection,
                                                 streamConfiguration: stream, position: position) { streamChannel in
             streamChannel.eventLoop.makeCompletedFuture {
