@@ -17,7 +17,9 @@ Subcommands:
 
 import json
 import os
+import re
 import socket
+import ssl
 import statistics
 import sys
 import time
@@ -67,8 +69,10 @@ def cmd_wait_port(port, timeout, pid=None):
 
 def cmd_probe(url, size):
     req = urllib.request.Request(url, headers={"Connection": "close"})
+    # The benchmark's certificate is self-signed: the probe checks the response, not the chain.
+    unverified = ssl._create_unverified_context() if url.startswith("https:") else None
     try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
+        with urllib.request.urlopen(req, timeout=5, context=unverified) as resp:
             body = resp.read()
             status = resp.status
     except urllib.error.HTTPError as e:
@@ -81,6 +85,48 @@ def cmd_probe(url, size):
         print(f"{url}: status {status}, {len(body)} bytes (want 200, {size} bytes)", file=sys.stderr)
         return 1
     return 0
+
+
+H2LOAD_SUMMARY = re.compile(r"requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
+                            r"(\d+) errored, (\d+) timeout")
+H2LOAD_DATA = re.compile(r"\((\d+)\) data")
+
+
+def cmd_h2load_json(seconds, text_path, tsv_path=None):
+    """h2load-json SECONDS TEXT [TSV]: h2load's output (one or more runs appended in TEXT) and optional
+    per-request log (TSV: start µs, status, duration µs) as the JSON report.lua writes for wrk. SECONDS is
+    the measured time, or "END-BEGIN" in epoch seconds."""
+    if "-" in seconds:
+        end, begin = (float(x) for x in seconds.split("-", 1))
+        seconds = end - begin
+    seconds = float(seconds)
+    with open(text_path) as f:
+        text = f.read()
+    succeeded = failed = 0
+    for m in H2LOAD_SUMMARY.finditer(text):
+        succeeded += int(m.group(2))
+        failed += int(m.group(3)) + int(m.group(4)) + int(m.group(5))
+    data = sum(int(m.group(1)) for m in H2LOAD_DATA.finditer(text))
+    latencies = []
+    if tsv_path and os.path.exists(tsv_path):
+        with open(tsv_path) as f:
+            for line in f:
+                parts = line.split("\t")
+                if len(parts) >= 3 and parts[1].strip() == "200":
+                    latencies.append(int(parts[2]))
+    latencies.sort()
+
+    def pct(p):
+        if not latencies:
+            return None
+        return latencies[min(len(latencies) - 1, int(len(latencies) * p / 100.0))]
+
+    print(json.dumps({
+        "requests": succeeded, "duration_us": int(seconds * 1e6), "bytes": data,
+        "p50_us": pct(50), "p90_us": pct(90), "p99_us": pct(99), "p999_us": pct(99.9),
+        "max_us": latencies[-1] if latencies else None,
+        "mean_us": sum(latencies) / len(latencies) if latencies else None,
+        "err_connect": 0, "err_read": 0, "err_write": 0, "err_status": failed, "err_timeout": 0}))
 
 
 def children_map():
@@ -209,8 +255,8 @@ def cmd_record(args):
     else:
         dur = wrk["duration_us"] / 1e6
         rec["rps"] = wrk["requests"] / dur if dur > 0 else 0.0
-        rec["p50_ms"] = wrk["p50_us"] / 1000.0
-        rec["p99_ms"] = wrk["p99_us"] / 1000.0
+        rec["p50_ms"] = wrk["p50_us"] / 1000.0 if wrk.get("p50_us") is not None else None
+        rec["p99_ms"] = wrk["p99_us"] / 1000.0 if wrk.get("p99_us") is not None else None
         rec["duration_s"] = dur
         errs = {k: wrk[k] for k in ("err_connect", "err_read", "err_write", "err_status", "err_timeout")}
         rec["errors"] = sum(errs.values())
@@ -314,7 +360,9 @@ def cmd_summarize(results_dir):
     w = out.append
     w(f"Gatehouse benchmark — {meta.get('started', '?')}")
     w("")
-    w(f"wrk -t{meta.get('threads', '?')} -c{meta.get('connections', '?')} -d{meta.get('duration', '?')}s, "
+    w(f"1k, 64k, tls-1k: wrk -t{meta.get('threads', '?')} -c{meta.get('connections', '?')}; "
+      "h2-1k: h2load -t1 -c16 -m10 over TLS; tls-new: h2load --h1 rounds of 100 new TLS connections "
+      f"(requests/s = full handshakes/s). {meta.get('duration', '?')} s per run, "
       f"{meta.get('repeats', '?')} repeat(s) per proxy and scenario, peers alternated; "
       f"proxy on CPU {meta.get('proxy_cpu', '?')}, wrk + origin on CPU {meta.get('load_cpu', '?')}. "
       "Cells: median (min–max).")
@@ -371,7 +419,9 @@ def cmd_summarize(results_dir):
                 parts.append(f"Gatehouse/best peer requests per CPU-s = "
                              f"{g['req_per_cpu_s'] / cpu_peers[bestc]['req_per_cpu_s']:.2f} (best: {bestc})")
         n = others.get("nginx")
-        if n and n["p99_ms"]:
+        if n and n["rps"]:
+            parts.append(f"Gatehouse/nginx rps = {g['rps'] / n['rps']:.2f}")
+        if n and n["p99_ms"] and g["p99_ms"]:
             parts.append(f"Gatehouse p99 / nginx p99 = {g['p99_ms'] / n['p99_ms']:.2f}")
         logged = medians.get((sc, "gatehouse-log"))
         if logged and g["rps"]:
@@ -407,7 +457,9 @@ def cmd_oneline():
     """Read one run record on stdin, print a one-line progress summary."""
     r = json.loads(sys.stdin.readline())
     if r.get("valid"):
-        print(f"{r['rps']:,.0f} rps, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
+        def ms(v):
+            return "–" if v is None else f"{v:.2f}"
+        print(f"{r['rps']:,.0f} rps, p50 {ms(r['p50_ms'])} ms, p99 {ms(r['p99_ms'])} ms, "
               f"CPU {r.get('cpu_s', 0):.2f} s, peak RSS {r.get('peak_rss_mib', 0):.1f} MiB")
     else:
         print("INVALID: " + ", ".join(r["invalid_reasons"]))
@@ -438,6 +490,8 @@ def main(argv):
         cmd_ports(*args)
     elif cmd == "wait-port":
         return cmd_wait_port(*args)
+    elif cmd == "h2load-json":
+        cmd_h2load_json(*args)
     elif cmd == "probe":
         return cmd_probe(*args)
     elif cmd == "tree":
