@@ -75,8 +75,9 @@ let package = Package(
         .testTarget(
             name: "GatehouseProxyTests",
             dependencies: [
-                "GatehouseProxy", "GatehouseRouting", "GatehouseHTTP1",
+                "GatehouseProxy", "GatehouseRouting", "GatehouseHTTP1", "GatehouseTelemetry",
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             ]
         ),
     ]

@@ -108,6 +108,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         }
         // Active since the timer was set: look again when the quiet period since then ends.
         guard idleTimer.expired else { return armIdleTimer() }
+        runtime.record(.idleTimeout)
         closeConnection()
     }
 
@@ -208,6 +209,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
     }
 
     private func decodingFailed(_ error: HTTP1Error) {
+        runtime.record(error == .headersTooLarge ? .requestHeadersTooLarge : .malformedRequest)
         guard current?.responseStarted != true else { closeConnection(); return }
         let request = current ?? makeStubRequest()
         switch error {
@@ -220,6 +222,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
     private func headersTimedOut() {
         headersTimer.fired()
         guard current == nil, !closing else { return }
+        runtime.record(.requestHeadersTimeout)
         sendLocalReply(.requestHeadersTimeout, for: makeStubRequest())
     }
 

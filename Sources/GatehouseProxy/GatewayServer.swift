@@ -1,6 +1,7 @@
 import GatehouseHTTP1
 import GatehouseIdentity
 import GatehouseSnapshot
+import GatehouseTelemetry
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -55,6 +56,7 @@ public final class GatewayServer: Sendable {
         channel.closeFuture.whenComplete { _ in runtime.connections.remove(channel) }
         if open > settings.maxConnections || runtime.isDraining {
             // Over the connection cap (or shutting down): refuse before reading anything.
+            if !runtime.isDraining { runtime.record(.connectionLimit) }
             channel.close(promise: nil)
             return
         }
@@ -75,7 +77,11 @@ public final class GatewayServer: Sendable {
         // TLS: the ClientHello's SNI picks the server (and so the certificate and routes) before the
         // handshake; a client that does not finish it in time is cut off.
         let handshakeTimeout = channel.eventLoop.assumeIsolated().scheduleTask(
-            in: .nanoseconds(settings.tlsHandshakeTimeoutNanoseconds)) { channel.close(promise: nil) }
+            in: .nanoseconds(settings.tlsHandshakeTimeoutNanoseconds)) {
+                // A connection refused earlier (not TLS, say) is already closed: not a timeout.
+                if channel.isActive { runtime.record(.tlsHandshakeTimeout) }
+                channel.close(promise: nil)
+            }
         let sni = ByteToMessageHandler(SNIHandler { result in
             let name: String? = if case .hostname(let host) = result { host.lowercased() } else { nil }
             guard let server = runtime.store.snapshot.listener(port: port)?.tls?.server(forSNI: name),
@@ -83,6 +89,7 @@ public final class GatewayServer: Sendable {
                 // No server takes this SNI: Envoy fails the handshake the same way (no filter chain).
                 // The SNI handler ignores a failed future, so the connection is closed here.
                 handshakeTimeout.cancel()
+                runtime.record(.tlsUnknownServerName)
                 channel.close(promise: nil)
                 return channel.eventLoop.makeFailedFuture(TLSRefused(sni: name))
             }
@@ -91,7 +98,7 @@ public final class GatewayServer: Sendable {
                 try sync.addHandler(NIOSSLServerHandler(context: context))
                 let tls = DownstreamTLS(serverName: name, subjectAltNames: server.subjectAltNames,
                                         handshakeTimeout: handshakeTimeout)
-                try sync.addHandler(TLSSessionHandler(tls: tls) { pipeline, tls, http2 in
+                try sync.addHandler(TLSSessionHandler(tls: tls, metrics: runtime.metrics) { pipeline, tls, http2 in
                     if http2 {
                         try HTTP2Server.configure(pipeline, position: .last, runtime: runtime, loop: loop, port: port, tls: tls)
                     } else {
@@ -103,7 +110,7 @@ public final class GatewayServer: Sendable {
             }
         })
         try channel.pipeline.syncOperations.addHandler(sni)
-        try channel.pipeline.syncOperations.addHandler(TLSRefusalHandler())
+        try channel.pipeline.syncOperations.addHandler(TLSRefusalHandler(metrics: runtime.metrics))
     }
 
     /// TLS PASSTHROUGH and TCP ports: bytes are relayed, never parsed. Passthrough reads the SNI from the
@@ -116,7 +123,10 @@ public final class GatewayServer: Sendable {
             try sync.addHandler(StreamRelayHandler(runtime: runtime, loop: loop, route: stream.route(forSNI: nil),
                                                    serverName: nil))
         case .tlsPassthrough:
-            let helloTimeout = channel.eventLoop.assumeIsolated().scheduleTask(in: timeout) { channel.close(promise: nil) }
+            let helloTimeout = channel.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+                if channel.isActive { runtime.record(.tlsHandshakeTimeout) }
+                channel.close(promise: nil)
+            }
             try sync.addHandler(ByteToMessageHandler(SNIHandler { result in
                 helloTimeout.cancel()
                 let name: String? = if case .hostname(let host) = result { host.lowercased() } else { nil }
@@ -127,7 +137,7 @@ public final class GatewayServer: Sendable {
                         StreamRelayHandler(runtime: runtime, loop: loop, route: route, serverName: name))
                 }
             }))
-            try sync.addHandler(TLSRefusalHandler())
+            try sync.addHandler(TLSRefusalHandler(metrics: runtime.metrics))
         }
     }
 
@@ -168,7 +178,13 @@ struct TLSRefused: Error {
 final class TLSRefusalHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
+    private let metrics: GatewayMetrics
+    init(metrics: GatewayMetrics) { self.metrics = metrics }
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // An unknown SNI was counted where it was refused, and socket errors (a reset, say) pass here
+        // on every TLS connection; what is left is a first flight that is not a TLS ClientHello.
+        if !(error is TLSRefused || error is IOError || error is ChannelError) { metrics.record(.tlsHandshakeError) }
         context.close(promise: nil)
     }
 }

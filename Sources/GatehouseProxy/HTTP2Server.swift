@@ -1,4 +1,5 @@
 import GatehouseHTTP1
+import GatehouseTelemetry
 import NIOCore
 import NIOHTTP2
 
@@ -41,25 +42,56 @@ enum HTTP2Server {
                     HTTP2StreamHandler(runtime: runtime, loop: loop, listenerPort: port, tls: tls))
             }
         }
-        try pipeline.addHandler(HTTP2ConnectionErrorHandler(), position: position)
+        try pipeline.addHandler(HTTP2ConnectionErrorHandler(metrics: runtime.metrics), position: position)
         let idle = TimeAmount.nanoseconds(settings.idleTimeoutNanoseconds)
         if idle > .zero {
             // No frame either way for the idle timeout: the connection goes (Envoy counts open streams
             // as activity; a stream waiting that long in silence is cut too).
             try pipeline.addHandler(IdleStateHandler(allTimeout: idle), position: position)
-            try pipeline.addHandler(IdleCloser(), position: position)
+            try pipeline.addHandler(IdleCloser(metrics: runtime.metrics), position: position)
         }
     }
 }
 
 
-/// Closes an HTTP/2 connection on a connection-level error (bad frames, floods): NIO's handler has sent
-/// GOAWAY with the error code by then, and leaves closing to the pipeline.
+/// Handles the errors NIO's HTTP/2 handler reports on the connection. A stream error (malformed
+/// headers, a content-length that lies) has already cost only its stream a RST_STREAM: the connection
+/// and its other streams go on. Anything else is a connection error, for which NIO has sent GOAWAY and
+/// leaves closing to the pipeline. Each is counted.
 final class HTTP2ConnectionErrorHandler: ChannelInboundHandler {
     typealias InboundIn = Never
 
+    /// Nil on upstream connections: their errors are not the clients' doing.
+    private let metrics: GatewayMetrics?
+    init(metrics: GatewayMetrics?) { self.metrics = metrics }
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        context.close(promise: nil)
+        let event = Self.classify(error)
+        metrics?.record(event)
+        if event != .http2StreamError { context.close(promise: nil) }
+    }
+
+    /// NIO raises these only as stream errors (header validation, RFC 9113 §8.1.1 and §8.2); other
+    /// types, some of which can be either, close the connection, the safe side.
+    static func classify(_ error: Error) -> ProtectionEvent {
+        switch error {
+        case is NIOHTTP2Errors.ExcessiveRSTFrames, is NIOHTTP2Errors.ExcessiveContinuationFrames,
+             is NIOHTTP2Errors.ExcessiveEmptyDataFrames, is NIOHTTP2Errors.ExcessiveControlFrames,
+             is NIOHTTP2Errors.ExcessiveStreamErrors, is NIOHTTP2Errors.ExcessiveNumberOfGlitches,
+             is NIOHTTP2Errors.ExcessiveOutboundFrameBuffering, is NIOHTTP2Errors.ExcessivelyLargeHeaderBlock:
+            .http2Flood
+        case is NIOHTTP2Errors.ContentLengthViolated, is NIOHTTP2Errors.ContentLengthHeaderMalformedValue,
+             is NIOHTTP2Errors.ContentLengthHeaderNegative, is NIOHTTP2Errors.ContentLengthHeadersMismatch,
+             is NIOHTTP2Errors.DuplicatePseudoHeader, is NIOHTTP2Errors.ForbiddenHeaderField,
+             is NIOHTTP2Errors.InvalidHTTP2HeaderFieldName, is NIOHTTP2Errors.InvalidHTTP2HeaderFieldValue,
+             is NIOHTTP2Errors.InvalidPseudoHeaderValue, is NIOHTTP2Errors.InvalidPseudoHeaders,
+             is NIOHTTP2Errors.MissingPseudoHeader, is NIOHTTP2Errors.PseudoHeaderAfterRegularHeader,
+             is NIOHTTP2Errors.TrailersWithoutEndStream, is NIOHTTP2Errors.UnknownPseudoHeader,
+             is NIOHTTP2Errors.UnsupportedPseudoHeader:
+            .http2StreamError
+        default:
+            .http2ConnectionError
+        }
     }
 }
 
@@ -67,8 +99,12 @@ final class HTTP2ConnectionErrorHandler: ChannelInboundHandler {
 final class IdleCloser: ChannelInboundHandler {
     typealias InboundIn = NIOAny
 
+    private let metrics: GatewayMetrics
+    init(metrics: GatewayMetrics) { self.metrics = metrics }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
+            metrics.record(.idleTimeout)
             context.close(promise: nil)
         } else {
             context.fireUserInboundEventTriggered(event)

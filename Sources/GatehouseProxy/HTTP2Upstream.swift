@@ -30,7 +30,7 @@ final class HTTP2UpstreamPool {
                         // Server push is not used: refuse pushed streams.
                         pushed.close()
                     }
-                    try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionErrorHandler())
+                    try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionErrorHandler(metrics: nil))
                 }
             }
             .connect(to: address)

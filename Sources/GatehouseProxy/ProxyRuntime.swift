@@ -73,6 +73,7 @@ public final class ProxyRuntime: Sendable {
 
     /// Server-side TLS contexts of the live snapshot's HTTPS servers.
     public let tlsContexts: TLSContextStore
+    public let metrics = GatewayMetrics()
 
     public init(store: SnapshotStore, accessLog: AccessLogWriter?, group: MultiThreadedEventLoopGroup,
                 threadPool: NIOThreadPool, tlsContexts: TLSContextStore = TLSContextStore()) {
@@ -92,7 +93,11 @@ public final class ProxyRuntime: Sendable {
         preconditionFailure("channel on an event loop outside the gateway's group")
     }
 
-    var isDraining: Bool { drainingFlag.load(ordering: .relaxed) }
+    public var isDraining: Bool { drainingFlag.load(ordering: .relaxed) }
+
+    public var openConnections: Int { connections.count }
+
+    func record(_ event: ProtectionEvent) { metrics.record(event) }
 
     func beginDrain() { drainingFlag.store(true, ordering: .relaxed) }
 

@@ -1,3 +1,4 @@
+import GatehouseTelemetry
 import NIOCore
 import NIOTLS
 
@@ -7,11 +8,13 @@ final class TLSSessionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
 
     private var tls: DownstreamTLS
+    private let metrics: GatewayMetrics
     private let start: (ChannelPipeline.SynchronousOperations, DownstreamTLS, _ http2: Bool) throws -> Void
 
-    init(tls: DownstreamTLS,
+    init(tls: DownstreamTLS, metrics: GatewayMetrics,
          start: @escaping (ChannelPipeline.SynchronousOperations, DownstreamTLS, _ http2: Bool) throws -> Void) {
         self.tls = tls
+        self.metrics = metrics
         self.start = start
     }
 
@@ -24,6 +27,7 @@ final class TLSSessionHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard tls.handshakeCompleted(pipeline) else {
             // A client certificate without any of the server's subjectAltNames: refused before any
             // request, as Envoy refuses it in the handshake.
+            metrics.record(.tlsHandshakeError)
             context.close(promise: nil)
             return
         }
@@ -42,6 +46,7 @@ final class TLSSessionHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // A failed handshake (untrusted or expired client certificate, no common version or cipher).
+        metrics.record(.tlsHandshakeError)
         context.close(promise: nil)
     }
 }

@@ -105,4 +105,7 @@ public struct GatewaySettings: Sendable {
     public var credentialsDirectory: String
     public var labels: [String: String]
     public var namespace: String
+    /// The admin listener (`/ready`, `/stats/prometheus`); nil when the Bootstrap has no `admin`.
+    public var adminAddress: String? = nil
+    public var adminPort: Int? = nil
 }

@@ -96,6 +96,9 @@ public enum SnapshotCompiler {
             dnsRefreshNanoseconds: spec?.dns?.refreshRate?.nanoseconds ?? 30_000_000_000,
             credentialsDirectory: resolve(spec?.credentialsDir ?? "credentials", against: bootstrap?.directory),
             labels: spec?.labels ?? [:],
-            namespace: bootstrap?.namespace ?? "istio-system")
+            namespace: bootstrap?.namespace ?? "istio-system",
+            // Istio's admin port, on loopback unless told otherwise.
+            adminAddress: spec?.admin.map { $0.address ?? "127.0.0.1" },
+            adminPort: spec?.admin.map { Int($0.port ?? 15000) })
     }
 }

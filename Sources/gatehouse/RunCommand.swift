@@ -59,8 +59,19 @@ struct RunCommand: AsyncParsableCommand {
             Log.info("\(error)")
             throw ExitCode(1)
         }
+        var admin: Channel?
+        if let host = settings.adminAddress, let port = settings.adminPort {
+            do {
+                admin = try await AdminServer(runtime: runtime, group: group).start(host: host, port: port)
+            } catch {
+                Log.info("\(error)")
+                await server.drain(timeout: .zero)
+                throw ExitCode(1)
+            }
+        }
         Log.info("gatehouse \(GatehouseVersion.string) serving \(snapshot.summary); listening on "
-            + snapshot.listeners.map { "\($0.bindAddress):\($0.port)" }.joined(separator: ", "))
+            + snapshot.listeners.map { "\($0.bindAddress):\($0.port)" }.joined(separator: ", ")
+            + (admin != nil ? "; admin on \(settings.adminAddress ?? ""):\(settings.adminPort ?? 0)" : ""))
 
         let certificateWatch = Task.detached { await CertificateWatch.run(store: store, contexts: tlsContexts) }
         var version = 1
@@ -79,6 +90,7 @@ struct RunCommand: AsyncParsableCommand {
             break
         }
         certificateWatch.cancel()
+        try? await admin?.close()
         accessLog?.close()
         try? await threadPool.shutdownGracefully()
         try? await group.shutdownGracefully()

@@ -406,3 +406,11 @@ def test_unreadable_certificate_names_the_file_and_the_tls_block(config_dir):
     diag = find(parse(result.stdout), path="spec.servers[0].tls", keywords=("bad.crt",))
     assert diag.line == marked_line(case)
     assert diag.resource == "Gateway default/tlsgw"
+
+
+def test_the_shipped_conf_is_valid_without_warnings():
+    """README's first command runs the gateway on conf/: it must validate cleanly."""
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    result = validate(conf)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning" not in (result.stdout + result.stderr).lower(), result.stdout + result.stderr

@@ -11,10 +11,6 @@ enum BootstrapChecks {
         if let kb = spec.limits?.maxRequestHeadersKb, kb == 0 || kb > 8192 {
             out.append(bootstrap.diagnostic("spec.limits.maxRequestHeadersKb", "must be between 1 and 8192"))
         }
-        if spec.admin != nil {
-            out.append(bootstrap.diagnostic("spec.admin", "the admin server is not served by this version of Gatehouse yet",
-                                            severity: .warning))
-        }
         if let normalization = spec.pathNormalization, normalization != .NONE {
             out.append(bootstrap.diagnostic("spec.pathNormalization",
                 "path normalization is not applied by this version of Gatehouse yet; paths are routed as received",

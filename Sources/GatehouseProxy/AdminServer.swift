@@ -1,0 +1,117 @@
+import GatehouseHTTP1
+import GatehouseTelemetry
+import NIOCore
+import NIOPosix
+
+/// The admin listener (Bootstrap `admin`, Envoy's port 15000 by Istio convention): `GET /ready` and
+/// `GET /stats/prometheus`. It serves operators and probes on a private address, never client traffic,
+/// so it is small: one request at a time per connection, answers built whole.
+public final class AdminServer: Sendable {
+    private let runtime: ProxyRuntime
+    private let group: EventLoopGroup
+
+    public init(runtime: ProxyRuntime, group: EventLoopGroup) {
+        self.runtime = runtime
+        self.group = group
+    }
+
+    /// Binds `host:port`; returns the bound channel (closed on shutdown with the event loop group).
+    public func start(host: String, port: Int) async throws -> Channel {
+        let runtime = self.runtime
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AdminHandler(runtime: runtime))
+                }
+            }
+        do {
+            return try await bootstrap.bind(host: host, port: port).get()
+        } catch {
+            throw GatewayServerError(message: "cannot listen on \(host):\(port) (admin): \(error)")
+        }
+    }
+}
+
+/// One admin connection: decodes requests with the gateway's own HTTP/1.1 decoder and answers each.
+final class AdminHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let runtime: ProxyRuntime
+    private var decoder = HTTP1RequestDecoder(limits: HTTP1Limits(maxHeadBytes: 16 * 1024, maxHeaderCount: 64))
+    private var inbound = ByteBuffer()
+    private var head: HTTP1RequestHead?
+
+    init(runtime: ProxyRuntime) { self.runtime = runtime }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        inbound.writeBuffer(&bytes)
+        do {
+            while let event = try decoder.next(&inbound) {
+                switch event {
+                case .head(let requestHead): head = requestHead
+                case .body: break
+                case .end:
+                    guard let request = head else { continue }
+                    head = nil
+                    respond(context, to: request)
+                }
+            }
+        } catch {
+            write(context, AdminResponse(status: 400, body: "bad request\n"), keepAlive: false)
+        }
+    }
+
+    private func respond(_ context: ChannelHandlerContext, to request: HTTP1RequestHead) {
+        let path = request.target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? request.target
+        let response = AdminRoutes.answer(method: request.method, path: path, runtime: runtime)
+        write(context, response, keepAlive: request.keepAlive, headOnly: request.isHEAD)
+    }
+
+    private func write(_ context: ChannelHandlerContext, _ response: AdminResponse, keepAlive: Bool,
+                       headOnly: Bool = false) {
+        let body = Array(response.body.utf8)
+        var out = context.channel.allocator.buffer(capacity: body.count + 128)
+        HTTP1Encoder.writeStatusLine(status: response.status, into: &out)
+        HTTP1Encoder.writeField("content-type", response.contentType, into: &out)
+        HTTP1Encoder.writeField("content-length", String(body.count), into: &out)
+        if !keepAlive { HTTP1Encoder.writeField("connection", "close", into: &out) }
+        out.writeStaticString("\r\n")
+        if !headOnly { out.writeBytes(body) }
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in
+            if !keepAlive { channel.close(promise: nil) }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}
+
+struct AdminResponse {
+    var status: Int
+    var body: String
+    var contentType = "text/plain; charset=utf-8"
+}
+
+/// What each admin path answers.
+enum AdminRoutes {
+    static func answer(method: String, path: String, runtime: ProxyRuntime) -> AdminResponse {
+        guard method == "GET" || method == "HEAD" else { return AdminResponse(status: 405, body: "method not allowed\n") }
+        switch path {
+        case "/ready":
+            // Envoy's answer: the server state, 200 only when LIVE.
+            return runtime.isDraining ? AdminResponse(status: 503, body: "DRAINING\n") : AdminResponse(status: 200, body: "LIVE\n")
+        case "/stats/prometheus":
+            return AdminResponse(status: 200,
+                                 body: runtime.metrics.prometheusText(activeConnections: runtime.openConnections,
+                                                                      draining: runtime.isDraining),
+                                 contentType: "text/plain; version=0.0.4; charset=utf-8")
+        default:
+            return AdminResponse(status: 404, body: "not found: try /ready or /stats/prometheus\n")
+        }
+    }
+}

@@ -1,0 +1,27 @@
+import GatehouseTelemetry
+import Testing
+
+@Suite struct GatewayMetricsTests {
+    @Test func everyEventIsExposedFromZeroAndCounts() {
+        let metrics = GatewayMetrics()
+        metrics.record(.http2Flood)
+        metrics.record(.http2Flood)
+        metrics.record(.idleTimeout)
+        let text = metrics.prometheusText(activeConnections: 3, draining: false)
+        #expect(text.contains("gatehouse_downstream_protection_events_total{event=\"http2_flood\"} 2\n"))
+        #expect(text.contains("gatehouse_downstream_protection_events_total{event=\"idle_timeout\"} 1\n"))
+        #expect(text.contains("gatehouse_downstream_protection_events_total{event=\"connection_limit\"} 0\n"))
+        #expect(text.contains("gatehouse_downstream_connections_active 3\n"))
+        #expect(text.contains("gatehouse_server_draining 0\n"))
+        let series = text.split(separator: "\n").filter { $0.hasPrefix("gatehouse_downstream_protection_events_total{") }
+        #expect(series.count == ProtectionEvent.allCases.count)
+        #expect(metrics.count(.http2Flood) == 2)
+    }
+
+    @Test func theTextEndsWithANewlineAndDeclaresTypes() {
+        let text = GatewayMetrics().prometheusText(activeConnections: 0, draining: true)
+        #expect(text.hasSuffix("\n"))
+        #expect(text.contains("# TYPE gatehouse_downstream_protection_events_total counter\n"))
+        #expect(text.contains("gatehouse_server_draining 1\n"))
+    }
+}
