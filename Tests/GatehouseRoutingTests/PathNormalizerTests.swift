@@ -1,0 +1,60 @@
+import GatehouseRouting
+import Testing
+
+/// Each spelling of `/admin` that Istio's advisories list must normalize to `/admin` under the modes
+/// that Istio says catch it (a DENY on `/admin` then holds), and the rest must stay what they were.
+@Suite struct PathNormalizerTests {
+    func normalized(_ path: String, _ mode: PathNormalization) -> String? {
+        try? PathNormalizer.normalize(Substring(path), mode: mode)
+    }
+
+    @Test(arguments: [
+        ("/public/../admin", "/admin"),           // CVE-2019-9901
+        ("/public/%2e%2e/admin", "/admin"),       // dot segments spelled as escapes
+        ("/public/%2E./admin", "/admin"),
+        ("/./admin", "/admin"),
+        ("/%61dmin", "/admin"),                    // unreserved escape decoded
+        ("/ad%6Din/", "/admin/"),
+        ("\\admin", nil),                          // not absolute before the backslash becomes a slash
+        ("/public\\..\\admin", "/admin"),         // backslashes as Envoy treats them
+        ("/..", "/"),
+        ("/a/b/..", "/a/"),
+        ("/", "/"),
+    ] as [(String, String?)])
+    func baseCatchesDotSegmentsAndUnreservedEscapes(path: String, expected: String?) {
+        #expect(normalized(path, .base) == expected)
+    }
+
+    @Test func baseKeepsReservedEscapesUppercasedAndDoubleSlashes() {
+        #expect(normalized("/admin%2f", .base) == "/admin%2F")
+        #expect(normalized("//admin", .base) == "//admin")
+        #expect(normalized("/a%3fb", .base) == "/a%3Fb")
+        #expect(normalized("/100%", .base) == "/100%", "a lone % stays")
+    }
+
+    @Test(arguments: ["//admin", "/admin//", "///admin"])
+    func mergeSlashesCatchesRepeatedSlashes(path: String) {
+        #expect(normalized(path, .mergeSlashes)?.hasPrefix("/admin") == true)
+        #expect(normalized(path, .mergeSlashes)?.contains("//") == false)
+    }
+
+    @Test(arguments: [
+        ("/admin%2F", "/admin/"), ("%2Fadmin", nil), ("/%2Fadmin", "/admin"), ("/%5Cadmin", "/admin"),
+        ("/%5cadmin", "/admin"), ("/public%2F..%2Fadmin", "/admin"),
+    ] as [(String, String?)])
+    func decodeAndMergeCatchesEncodedSlashes(path: String, expected: String?) {
+        // CVE-2021-31920: only DECODE_AND_MERGE_SLASHES catches these; BASE forwards them as they are.
+        #expect(normalized(path, .decodeAndMergeSlashes) == expected)
+    }
+
+    @Test func nulIsRejectedInEveryMode() {
+        for mode in PathNormalization.allCases {
+            #expect(throws: PathNormalizer.Rejection.nul) { try PathNormalizer.normalize("/a%00b", mode: mode) }
+        }
+        #expect(throws: PathNormalizer.Rejection.nul) { try PathNormalizer.normalize("/a\u{0}b", mode: .none) }
+    }
+
+    @Test func noneLeavesThePathAlone() {
+        #expect(normalized("/public/../admin", .none) == "/public/../admin")
+    }
+}
