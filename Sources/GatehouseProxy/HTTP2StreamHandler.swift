@@ -177,8 +177,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
             // Only the extended CONNECT of RFC 8441 is served, and only for WebSocket; it stands for the
             // HTTP/1.1 upgrade sent upstream, for which the gateway makes the key (§5: HTTP/2 has none).
             guard connectProtocol?.lowercased() == "websocket" else {
-                sendLocalReply(LocalReply(status: 501, body: Array("Not Implemented".utf8), flag: "-",
-                                          details: "connect_not_supported"), route: nil)
+                sendLocalReply(.connectNotServed(details: "connect_not_supported"), route: nil)
                 return
             }
             method = "GET"
@@ -215,8 +214,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
             if let webSocketKey {
                 guard forwarding.request.upgrade != nil else {
                     // The destination speaks HTTP/2, which would need an extended CONNECT upstream too.
-                    sendLocalReply(LocalReply(status: 501, body: Array("Not Implemented".utf8), flag: "-",
-                                              details: "websocket_to_http2_upstream_not_supported"), route: nil)
+                    sendLocalReply(.connectNotServed(details: "websocket_to_http2_upstream_not_supported"), route: nil)
                     return
                 }
                 forwarding.request.expectedWebSocketAccept = WebSocketHandshake.accept(forKey: webSocketKey)

@@ -41,6 +41,11 @@ struct LocalReply {
         LocalReply(status: 400, body: Array("Bad Request".utf8), flag: "DPE", details: details, closeConnection: true)
     }
 
+    /// A CONNECT the gateway does not serve (anything but RFC 8441 WebSocket to an HTTP/1.1 upstream).
+    static func connectNotServed(details: String) -> LocalReply {
+        LocalReply(status: 501, body: Array("Not Implemented".utf8), flag: "-", details: details)
+    }
+
     static let notImplemented = LocalReply(status: 501, body: Array("Not Implemented".utf8), flag: "DPE",
                                            details: "http1.invalid_transfer_encoding", closeConnection: true)
 

@@ -22,6 +22,7 @@ import pytest
 
 from harness import config as cfg
 from harness.gateway import Gateway, free_port, gatehouse_bin, kill_all_started
+from harness import websocket
 from harness.upstream import Upstream
 
 DEFAULT_TIMEOUT = float(os.environ.get("GATEHOUSE_TEST_TIMEOUT", "60"))
@@ -155,3 +156,16 @@ def config_dir(tmp_path: Path) -> Path:
     path = tmp_path / "config"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def ws_backend():
+    """``(port, handshakes)`` of an echo WebSocket server (see ``harness.websocket``)."""
+    with websocket.echo_server() as backend:
+        yield backend
+
+
+@pytest.fixture
+def ws_gateway(gateway: GatewayFactory, ws_backend, upstream: Callable[..., Upstream]) -> Gateway:
+    """A gateway routing `/ws…` to the echo server and `/refuse…` to a plain upstream."""
+    return gateway(websocket.routes(ws_backend[0], upstream("plain").port))

@@ -9,14 +9,12 @@ import time
 import urllib.error
 import urllib.request
 
-import h2.config
-import h2.connection
-import h2.events
 import pytest
 
 from harness import config as cfg
 from harness.certs import CA
 from harness.gateway import free_port
+from harness.h2raw import RawH2
 from harness.rawhttp import RawConnection
 
 EVENT = "gatehouse_downstream_protection_events_total"
@@ -110,75 +108,43 @@ def test_idle_connections_and_the_connection_cap_are_counted(guarded):
             sock.close()
 
 
-def h2_client(port: int) -> tuple[socket.socket, h2.connection.H2Connection]:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    conn = h2.connection.H2Connection(h2.config.H2Configuration(
-        client_side=True, header_encoding="utf-8", validate_outbound_headers=False,
-        normalize_outbound_headers=False, validate_inbound_headers=False))
-    conn.initiate_connection()
-    sock.sendall(conn.data_to_send())
-    return sock, conn
-
-
-def pump(sock, conn, until, timeout: float = 5.0) -> list:
-    seen: list = []
-    sock.settimeout(timeout)
-    while not until(seen):
-        try:
-            data = sock.recv(65536)
-        except (socket.timeout, ConnectionResetError):
-            break
-        if not data:
-            seen.append("closed")
-            break
-        seen.extend(conn.receive_data(data))
-        pending = conn.data_to_send()
-        if pending:
-            sock.sendall(pending)
-    return seen
-
-
 def request_fields(path: str) -> list[tuple[str, str]]:
     return [(":method", "GET"), (":scheme", "http"), (":authority", "a.test"), (":path", path)]
 
 
 def test_http2_stream_error_keeps_the_connection_and_is_counted(guarded):
-    sock, conn = h2_client(guarded.port)
+    client = RawH2(guarded.port)
     try:
-        bad = conn.get_next_available_stream_id()
-        conn.send_headers(bad, request_fields("/bad") + [("Upper-Case", "x")], end_stream=True)
-        sock.sendall(conn.data_to_send())
-        seen = pump(sock, conn, lambda s: any(isinstance(e, h2.events.StreamReset) for e in s))
-        assert any(isinstance(e, h2.events.StreamReset) and e.stream_id == bad for e in seen), seen
+        bad = client.headers(request_fields("/bad") + [("Upper-Case", "x")])
+        client.pump(lambda events: client.reset_of(bad) is not None)
+        assert client.reset_of(bad) is not None, client.events
         # RFC 9113 §5.4.2: a stream error ends that stream only; the connection goes on.
-        good = conn.get_next_available_stream_id()
-        conn.send_headers(good, request_fields("/good"), end_stream=True)
-        sock.sendall(conn.data_to_send())
-        seen = pump(sock, conn, lambda s: any(isinstance(e, h2.events.StreamEnded) for e in s) or "closed" in s)
-        statuses = [dict(e.headers)[":status"] for e in seen if isinstance(e, h2.events.ResponseReceived)]
-        assert statuses == ["200"], seen
+        good = client.headers(request_fields("/good"))
+        client.pump(lambda events: client.ended(good) or "closed" in events)
+        response = client.response_of(good)
+        assert response is not None and dict(response.headers)[":status"] == "200", client.events
     finally:
-        sock.close()
+        client.close()
     assert wait_for(guarded.admin, "http2_stream_error") == 1
     assert events(guarded.admin)["http2_connection_error"] == 0
 
 
 def test_http2_reset_flood_is_counted(guarded):
-    sock, conn = h2_client(guarded.port)
+    client = RawH2(guarded.port)
     try:
         # CVE-2023-44487: open and reset streams as fast as possible.
         for _ in range(400):
-            stream = conn.get_next_available_stream_id()
-            conn.send_headers(stream, request_fields("/flood"))
-            conn.reset_stream(stream)
+            stream = client.conn.get_next_available_stream_id()
+            client.conn.send_headers(stream, request_fields("/flood"))
+            client.conn.reset_stream(stream)
         try:
-            sock.sendall(conn.data_to_send())
+            client.flush()
         except OSError:
             pass
-        seen = pump(sock, conn, lambda s: "closed" in s or any(isinstance(e, h2.events.ConnectionTerminated) for e in s))
-        assert any(isinstance(e, h2.events.ConnectionTerminated) for e in seen) or "closed" in seen
+        client.pump(lambda events: client.goaway() is not None or "closed" in events)
+        assert client.goaway() is not None or "closed" in client.events
     finally:
-        sock.close()
+        client.close()
     assert wait_for(guarded.admin, "http2_flood") == 1
     assert guarded.get("/after-flood").status_code == 200
 

@@ -5,56 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
-from websockets.sync.server import serve
-
-from harness import config as cfg
-from harness.gateway import free_port
-
-
-@pytest.fixture
-def ws_backend():
-    """An echo WebSocket server; a message "close:CODE" makes it close with that code."""
-    seen_paths: list[str] = []
-
-    def handler(ws):
-        seen_paths.append(ws.request.path)
-        for message in ws:
-            if isinstance(message, str) and message.startswith("close:"):
-                ws.close(code=int(message.split(":")[1]), reason="asked to")
-                return
-            ws.send(message)
-
-    port = free_port()
-    server = serve(handler, "127.0.0.1", port, max_size=None)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield port, seen_paths
-    server.shutdown()
-
-
-@pytest.fixture
-def ws_gateway(gateway, ws_backend, upstream):
-    port, _ = ws_backend
-    plain = upstream("plain")
-    resources = [
-        cfg.service_entry("ws.test", [cfg.endpoint(port)]),
-        cfg.service_entry("plain.test", [cfg.endpoint(plain)]),
-        cfg.virtual_service("ws", [
-            cfg.route(cfg.destination("plain.test"), match={"uri": {"prefix": "/refuse"}}),
-            cfg.route(cfg.destination("ws.test"), name="ws-route", rewrite={"uri": "/echo"},
-                      match={"uri": {"prefix": "/ws"}}),
-        ]),
-    ]
-    return gateway(resources)
 
 
 def test_text_and_binary_frames_echo_through_the_tunnel(ws_gateway, ws_backend):
-    _, seen = ws_backend
+    _, handshakes = ws_backend
     with connect(f"ws://127.0.0.1:{ws_gateway.port}/ws/chat", max_size=None) as ws:
         ws.send("hello")
         assert ws.recv(timeout=5) == "hello"
@@ -63,7 +21,7 @@ def test_text_and_binary_frames_echo_through_the_tunnel(ws_gateway, ws_backend):
         big = os.urandom(1 << 20)  # 1 MiB in one frame; random, so permessage-deflate cannot shrink it
         ws.send(big)
         assert ws.recv(timeout=10) == big
-    assert seen == ["/echo/chat"], "VirtualService rewrites apply to the upgrade request"
+    assert [request.path for request in handshakes] == ["/echo/chat"], "VirtualService rewrites apply to the upgrade request"
     entry = ws_gateway.log_entry(lambda e: e.get("path") == "/ws/chat")
     assert entry["response_code"] == 101
     assert entry["route_name"] == "ws-route"

@@ -5,21 +5,16 @@ frames carry WebSocket frames both ways. The client is Python ``h2`` with a mini
 from __future__ import annotations
 
 import os
-import socket
-import ssl
 import struct
-import threading
 
-import h2.config
-import h2.connection
 import h2.events
 import h2.settings
 import pytest
-from websockets.sync.server import serve
-
 from harness import config as cfg
+from harness import websocket
 from harness.certs import CA
 from harness.gateway import free_port
+from harness.h2client import H2Client
 
 TEXT, BINARY, CLOSE = 0x1, 0x2, 0x8
 
@@ -64,15 +59,10 @@ class H2WebSocket:
 
     def __init__(self, port: int, path: str, *, authority: str = "ws.test", protocol: str | None = "websocket",
                  tls_ca=None, sni: str | None = None, extra=()):
-        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        if tls_ca is not None:
-            ctx = ssl.create_default_context(cafile=str(tls_ca))
-            ctx.set_alpn_protocols(["h2"])
-            sock = ctx.wrap_socket(sock, server_hostname=sni)
-        self.sock = sock
-        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
-        self.conn.initiate_connection()
-        self.flush()
+        # The connection itself (TCP, TLS with ALPN h2, the preface) is H2Client's.
+        self.client = H2Client(port, tls_ca=tls_ca, sni=sni)
+        self.sock = self.client.sock
+        self.conn = self.client.conn
         self.status: int | None = None
         self.headers: list[tuple[str, str]] = []
         self.body = b""
@@ -98,9 +88,7 @@ class H2WebSocket:
         return next((v for k, v in self.headers if k == name), None)
 
     def flush(self) -> None:
-        data = self.conn.data_to_send()
-        if data:
-            self.sock.sendall(data)
+        self.client._flush()
 
     def pump(self, until, timeout: float = 10.0) -> None:
         self.sock.settimeout(timeout)
@@ -143,52 +131,7 @@ class H2WebSocket:
         self.flush()
 
     def close(self) -> None:
-        try:
-            self.conn.close_connection()
-            self.flush()
-        except Exception:
-            pass
-        self.sock.close()
-
-
-@pytest.fixture
-def ws_backend():
-    """An echo WebSocket server recording each handshake; "close:CODE" makes it close with that code."""
-    handshakes: list = []
-
-    def handler(ws):
-        handshakes.append(ws.request)
-        for message in ws:
-            if isinstance(message, str) and message.startswith("close:"):
-                ws.close(code=int(message.split(":")[1]), reason="asked to")
-                return
-            ws.send(message)
-
-    port = free_port()
-    server = serve(handler, "127.0.0.1", port, max_size=None, compression=None)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield port, handshakes
-    server.shutdown()
-
-
-def resources(ws_port: int, plain_port: int) -> list:
-    return [
-        cfg.service_entry("ws.test", [cfg.endpoint(ws_port)]),
-        cfg.service_entry("plain.test", [cfg.endpoint(plain_port)]),
-        cfg.virtual_service("ws", [
-            cfg.route(cfg.destination("plain.test"), match={"uri": {"prefix": "/refuse"}}),
-            cfg.route(cfg.destination("ws.test"), name="ws-route", rewrite={"uri": "/echo"},
-                      match={"uri": {"prefix": "/ws"}}),
-        ]),
-    ]
-
-
-@pytest.fixture
-def ws_gateway(gateway, ws_backend, upstream):
-    port, _ = ws_backend
-    plain = upstream("plain")
-    return gateway(resources(port, plain.port))
+        self.client.close()
 
 
 def recv_message(ws: H2WebSocket) -> tuple[int, bytes]:
@@ -301,7 +244,7 @@ def test_websocket_over_h2_with_tls(gateway, ws_backend, upstream, tmp_path):
     plain = upstream("plain")
     server = cfg.https_server(port, ["ws.test"], {"mode": "SIMPLE", "serverCertificate": str(crt),
                                                  "privateKey": str(key)})
-    gw = gateway([cfg.gateway_of([server]), *resources(ws_backend[0], plain.port)], gateway_resource=False,
+    gw = gateway([cfg.gateway_of([server]), *websocket.routes(ws_backend[0], plain.port)], gateway_resource=False,
                  port=port)
     ws = H2WebSocket(port, "/ws/tls", tls_ca=ca_file, sni="ws.test")
     try:
