@@ -414,3 +414,29 @@ def test_the_shipped_conf_is_valid_without_warnings():
     result = validate(conf)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "warning" not in (result.stdout + result.stderr).lower(), result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("admin, field, keyword", [
+    ("{port: 70000}", "spec.admin.port", "out of range"),
+    ("{address: localhost, port: 15000}", "spec.admin.address", "IP address"),
+])
+def test_bad_admin_settings_name_the_field(config_dir, admin, field, keyword):
+    base = BASE.replace("  accessLog:", f"  admin: {admin}   # HERE\n  accessLog:", 1)
+    write(config_dir, None, base=base)
+    result = validate(config_dir)
+    assert result.returncode == 1, result.stdout + result.stderr
+    diag = find(parse(result.stdout), path=field, keywords=(keyword,), file="base.yaml")
+    assert diag.line == marked_line(base)
+
+
+def test_an_admin_port_in_use_stops_the_start_with_its_address(config_dir):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        base = BASE.replace("  accessLog:", f"  admin: {{address: 127.0.0.1, port: {port}}}\n  accessLog:", 1)
+        write(config_dir, None, base=base)
+        result = run_cli(["run", "--config", str(config_dir)], timeout=30)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port} (admin)" in result.stderr, result.stderr
