@@ -30,9 +30,18 @@ enum RequestDispatcher {
     static func dispatch(_ head: HTTP1RequestHead, host: String?, requestID: String, origin: DownstreamOrigin,
                          snapshot: Snapshot, loop: LoopContext, allocator: ByteBufferAllocator,
                          record: inout AccessLogRecord) -> Dispatch {
-        guard let target = RequestTarget(uri: head.target, version: head.version, host: host,
+        guard var target = RequestTarget(uri: head.target, version: head.version, host: host,
                                          hostCount: head.hostCount) else {
             return .reply(.badRequest(), route: nil)
+        }
+        // Routing, policy and the upstream all see the normalized path, so no spelling of a path can
+        // reach a route or slip past a policy written for another (CVE-2019-9901, CVE-2021-31920).
+        if target.path != "*" {
+            do {
+                target.path = try PathNormalizer.normalize(Substring(target.path), mode: snapshot.settings.pathNormalization)
+            } catch {
+                return .reply(.badRequest(details: "path_normalization_failed"), route: nil)
+            }
         }
         record.authority = target.authority
         guard let listener = snapshot.listener(port: origin.listenerPort) else { return .reply(.noRoute, route: nil) }

@@ -24,6 +24,7 @@ public enum PathNormalizer {
     /// The normalized form of `path` (no query, no fragment). Throws when the path cannot be
     /// normalized safely: the request then gets 400.
     public static func normalize(_ path: Substring, mode: PathNormalization) throws(Rejection) -> String {
+        if isAlreadyNormal(path.utf8, mode: mode) { return String(path) }
         let bytes = Array(path.utf8)
         guard !bytes.contains(0), !containsEscapedNul(bytes) else { throw .nul }
         if mode == .none { return String(path) }
@@ -33,6 +34,35 @@ public enum PathNormalizer {
         var out = removeDotSegments(decoded)
         if mode != .base { out = mergeSlashes(out) }
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// True when no step could change the path: it starts with `/` and has no `%`, `\\`, NUL, dot
+    /// segment or (when slashes merge) `//`. Most real paths; it spares them the copy.
+    static func isAlreadyNormal(_ path: Substring.UTF8View, mode: PathNormalization) -> Bool {
+        guard path.first == UInt8(ascii: "/") || mode == .none else { return false }
+        var previous: UInt8 = 0
+        var segmentStart = true
+        var dotsInSegment = 0
+        for byte in path {
+            switch byte {
+            case 0, UInt8(ascii: "%"): return false
+            case UInt8(ascii: "\\"): if mode != .none { return false }
+            case UInt8(ascii: "/"):
+                if mode != .none {
+                    if segmentStart && dotsInSegment > 0 { return false }
+                    if previous == UInt8(ascii: "/") && mode != .base { return false }
+                }
+                segmentStart = true
+                dotsInSegment = 0
+            case UInt8(ascii: "."):
+                if segmentStart { dotsInSegment += 1 }
+                if dotsInSegment > 2 { segmentStart = false }
+            default:
+                segmentStart = false
+            }
+            previous = byte
+        }
+        return mode == .none || !(segmentStart && dotsInSegment > 0)
     }
 
     /// Decodes unreserved escapes (and, when asked, `%2F` and `%5C`) once; uppercases the hex of the

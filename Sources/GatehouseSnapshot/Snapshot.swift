@@ -108,4 +108,6 @@ public struct GatewaySettings: Sendable {
     /// The admin listener (`/ready`, `/stats/prometheus`); nil when the Bootstrap has no `admin`.
     public var adminAddress: String? = nil
     public var adminPort: Int? = nil
+    /// Applied to every request path before routing, authorization and forwarding (Istio's default: BASE).
+    public var pathNormalization: PathNormalization = .base
 }

@@ -99,6 +99,7 @@ public enum SnapshotCompiler {
             namespace: bootstrap?.namespace ?? "istio-system",
             // Istio's admin port, on loopback unless told otherwise.
             adminAddress: spec?.admin.map { $0.address ?? "127.0.0.1" },
-            adminPort: spec?.admin.map { Int($0.port ?? 15000) })
+            adminPort: spec?.admin.map { Int($0.port ?? 15000) },
+            pathNormalization: spec?.pathNormalization.flatMap { PathNormalization(rawValue: $0.rawValue) } ?? .base)
     }
 }

@@ -1,4 +1,4 @@
-import GatehouseRouting
+@testable import GatehouseRouting
 import Testing
 
 /// Each spelling of `/admin` that Istio's advisories list must normalize to `/admin` under the modes
@@ -56,5 +56,17 @@ import Testing
 
     @Test func noneLeavesThePathAlone() {
         #expect(normalized("/public/../admin", .none) == "/public/../admin")
+    }
+
+    /// The no-copy shortcut must never skip a path the full algorithm would change.
+    @Test(arguments: PathNormalization.allCases)
+    func shortcutAgreesWithTheFullAlgorithm(mode: PathNormalization) {
+        let pieces = ["/", "a", ".", "..", "...", ".a", "a.", "//", "%2e", "%41", "\\", "b/"]
+        var paths: [String] = []
+        for first in pieces { for second in pieces { for third in pieces { paths.append("/" + first + second + third) } } }
+        for path in paths where PathNormalizer.isAlreadyNormal(Substring(path).utf8, mode: mode) {
+            #expect(normalized(path, mode) == path, "\(path) under \(mode)")
+        }
+        #expect(PathNormalizer.isAlreadyNormal(Substring("/api/v1/items.json").utf8, mode: .base))
     }
 }

@@ -11,11 +11,6 @@ enum BootstrapChecks {
         if let kb = spec.limits?.maxRequestHeadersKb, kb == 0 || kb > 8192 {
             out.append(bootstrap.diagnostic("spec.limits.maxRequestHeadersKb", "must be between 1 and 8192"))
         }
-        if let normalization = spec.pathNormalization, normalization != .NONE {
-            out.append(bootstrap.diagnostic("spec.pathNormalization",
-                "path normalization is not applied by this version of Gatehouse yet; paths are routed as received",
-                severity: .warning))
-        }
         out += ConfigValidator.notEnforced(spec.limits?.streamIdleTimeout != nil, "spec.limits.streamIdleTimeout",
                                            bootstrap, "streamIdleTimeout")
         out += ConfigValidator.notEnforced(spec.identity != nil, "spec.identity", bootstrap, "identity")
