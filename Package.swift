@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
         .systemLibrary(
@@ -23,9 +24,18 @@ let package = Package(
             providers: [.apt(["libpcre2-dev"])]
         ),
         .target(name: "GatehouseRegex", dependencies: ["CPCRE2"]),
+        // Authorization and JWT primitives: value matchers, CIDRs, attribute keys, the policy engine and
+        // token verification. Pure (no sockets, no clocks but the one passed in).
+        .target(
+            name: "GatehouseSecurity",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
         .target(
             name: "GatehouseConfig",
-            dependencies: ["GatehouseRegex", .product(name: "Yams", package: "Yams")]
+            dependencies: ["GatehouseRegex", "GatehouseSecurity", .product(name: "Yams", package: "Yams")]
         ),
         .target(name: "GatehouseRouting", dependencies: ["GatehouseConfig", "GatehouseRegex"]),
         .target(name: "GatehouseTelemetry", dependencies: []),
@@ -33,7 +43,7 @@ let package = Package(
         .target(name: "GatehouseHTTP1", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         .target(
             name: "GatehouseSnapshot",
-            dependencies: ["GatehouseConfig", "GatehouseRouting"]
+            dependencies: ["GatehouseConfig", "GatehouseRouting", "GatehouseSecurity"]
         ),
         // Certificates and TLS contexts: reads the files a snapshot names, watches them for rotation.
         .target(
@@ -71,6 +81,14 @@ let package = Package(
         .testTarget(name: "GatehouseConfigTests", dependencies: ["GatehouseConfig"]),
         .testTarget(name: "GatehouseRoutingTests", dependencies: ["GatehouseRouting", "GatehouseSnapshot"]),
         .testTarget(name: "GatehouseTelemetryTests", dependencies: ["GatehouseTelemetry"]),
+        .testTarget(
+            name: "GatehouseSecurityTests",
+            dependencies: [
+                "GatehouseSecurity", "GatehouseSnapshot", "GatehouseConfig",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
         .testTarget(name: "GatehouseHTTP1Tests", dependencies: ["GatehouseHTTP1"]),
         .testTarget(
             name: "GatehouseProxyTests",

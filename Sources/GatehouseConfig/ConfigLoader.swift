@@ -134,6 +134,10 @@ public enum ConfigLoader {
             decode(ServiceEntrySpec.self, kind, root, file, directory, &set, &diagnostics).map { set.serviceEntries.append($0) }
         case .WorkloadEntry:
             decode(WorkloadEntrySpec.self, kind, root, file, directory, &set, &diagnostics).map { set.workloadEntries.append($0) }
+        case .AuthorizationPolicy:
+            decode(AuthorizationPolicySpec.self, kind, root, file, directory, &set, &diagnostics).map { set.authorizationPolicies.append($0) }
+        case .RequestAuthentication:
+            decode(RequestAuthenticationSpec.self, kind, root, file, directory, &set, &diagnostics).map { set.requestAuthentications.append($0) }
         default:
             break
         }
@@ -188,6 +192,7 @@ public enum ConfigLoader {
                                 labels: envelope.metadata.labels ?? [:], spec: spec, positions: positions,
                                 directory: directory)
         resource.hasDecodeErrors = !session.problems.isEmpty
+        resource.annotations = envelope.metadata.annotations ?? [:]
         return resource
     }
 }

@@ -11,6 +11,7 @@ public struct Resource<Spec: Sendable>: Sendable {
     /// Some fields failed to decode and are missing from `spec`: validation still checks what is there
     /// (so every problem is reported at once) but skips checks a missing field would trip falsely.
     public var hasDecodeErrors = false
+    public var annotations: [String: String] = [:]
 
     /// `Kind ns/name`, the prefix of every diagnostic about this resource.
     public var label: String { "\(kind.rawValue) \(namespace)/\(name)" }
@@ -49,7 +50,8 @@ public enum ResourceKind: String, Sendable, CaseIterable {
     /// of "unknown kind".
     var isSupported: Bool {
         switch self {
-        case .Bootstrap, .Gateway, .VirtualService, .DestinationRule, .ServiceEntry, .WorkloadEntry: true
+        case .Bootstrap, .Gateway, .VirtualService, .DestinationRule, .ServiceEntry, .WorkloadEntry,
+             .AuthorizationPolicy, .RequestAuthentication: true
         default: false
         }
     }
@@ -63,6 +65,8 @@ public struct ConfigSet: Sendable {
     public var destinationRules: [Resource<DestinationRuleSpec>] = []
     public var serviceEntries: [Resource<ServiceEntrySpec>] = []
     public var workloadEntries: [Resource<WorkloadEntrySpec>] = []
+    public var authorizationPolicies: [Resource<AuthorizationPolicySpec>] = []
+    public var requestAuthentications: [Resource<RequestAuthenticationSpec>] = []
     /// Resources that decoded with errors: kept only so references to them resolve without cascades.
     public var brokenNames: Set<String> = []
     public var files: [String] = []
@@ -71,13 +75,14 @@ public struct ConfigSet: Sendable {
 
     public var resourceCount: Int {
         (bootstrap == nil ? 0 : 1) + gateways.count + virtualServices.count + destinationRules.count
-            + serviceEntries.count + workloadEntries.count
+            + serviceEntries.count + workloadEntries.count + authorizationPolicies.count + requestAuthentications.count
     }
 
     /// A one-line summary, printed by `validate` and at start-up.
     public var summary: String {
         "\(files.count) file(s): \(bootstrap == nil ? 0 : 1) Bootstrap, \(gateways.count) Gateway, "
             + "\(virtualServices.count) VirtualService, \(destinationRules.count) DestinationRule, "
-            + "\(serviceEntries.count) ServiceEntry, \(workloadEntries.count) WorkloadEntry"
+            + "\(serviceEntries.count) ServiceEntry, \(workloadEntries.count) WorkloadEntry, "
+            + "\(authorizationPolicies.count) AuthorizationPolicy, \(requestAuthentications.count) RequestAuthentication"
     }
 }

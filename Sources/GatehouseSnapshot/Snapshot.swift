@@ -1,6 +1,7 @@
 import Foundation
 import GatehouseConfig
 import GatehouseRouting
+import GatehouseSecurity
 
 /// The compiled, immutable form of one config version. Every request reads the snapshot current when it
 /// started and keeps it to the end, so a reload never changes a request halfway.
@@ -11,9 +12,12 @@ public final class Snapshot: Sendable {
     public let clusters: [String: Cluster]
     public let settings: GatewaySettings
     public let summary: String
+    /// RequestAuthentication: one set of JWT rules for the whole gateway (it is not port-scoped).
+    public let authentication: RequestAuthenticator
 
     public init(version: Int, loadedAt: Date, listeners: [Listener], clusters: [String: Cluster],
-                settings: GatewaySettings, summary: String) {
+                settings: GatewaySettings, summary: String, authentication: RequestAuthenticator = .empty) {
+        self.authentication = authentication
         self.version = version
         self.loadedAt = loadedAt
         self.listeners = listeners
@@ -41,6 +45,8 @@ public struct Listener: Sendable {
     public var stream: StreamRoutes?
     /// `Gateway ns/name` of the servers on this port, for logs and `config_dump`.
     public var gateways: [String]
+    /// The AuthorizationPolicies that apply on this port.
+    public var authorization: AuthorizationEngine = .empty
 
     public init(port: Int, bindAddress: String, routes: RouteTable, tls: TLSServers? = nil,
                 stream: StreamRoutes? = nil, gateways: [String]) {
@@ -110,4 +116,10 @@ public struct GatewaySettings: Sendable {
     public var adminPort: Int? = nil
     /// Applied to every request path before routing, authorization and forwarding (Istio's default: BASE).
     public var pathNormalization: PathNormalization = .base
+    /// Bootstrap `metadata.name`: what a policy's `targetRef` (kind Gateway) names.
+    public var gatewayName: String = ""
+    /// Policies here apply mesh-wide (Istio's root namespace, default istio-system).
+    public var rootNamespace: String = "istio-system"
+    /// Proxies in front of the gateway whose X-Forwarded-For entries are trusted (`remote.ip`).
+    public var numTrustedProxies: Int = 0
 }

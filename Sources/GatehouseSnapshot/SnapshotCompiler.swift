@@ -32,8 +32,13 @@ public enum SnapshotCompiler {
                                           gateways: gateways))
             }
         }
+        let security = SecurityCompiler(config: set, settings: settings)
+        for index in listeners.indices where listeners[index].stream == nil {
+            listeners[index].authorization = security.authorization(port: listeners[index].port)
+        }
         return Snapshot(version: version, loadedAt: now, listeners: listeners.sorted { $0.port < $1.port },
-                        clusters: clusters.compiled, settings: settings, summary: set.summary)
+                        clusters: clusters.compiled, settings: settings, summary: set.summary,
+                        authentication: security.authentication)
     }
 
     struct BoundServer {
@@ -100,6 +105,9 @@ public enum SnapshotCompiler {
             // Istio's admin port, on loopback unless told otherwise.
             adminAddress: spec?.admin.map { $0.address ?? "127.0.0.1" },
             adminPort: spec?.admin.map { Int($0.port ?? 15000) },
-            pathNormalization: spec?.pathNormalization.flatMap { PathNormalization(rawValue: $0.rawValue) } ?? .base)
+            pathNormalization: spec?.pathNormalization.flatMap { PathNormalization(rawValue: $0.rawValue) } ?? .base,
+            gatewayName: bootstrap?.name ?? "",
+            rootNamespace: spec?.rootNamespace ?? "istio-system",
+            numTrustedProxies: Int(spec?.numTrustedProxies ?? 0))
     }
 }

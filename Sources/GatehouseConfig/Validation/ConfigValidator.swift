@@ -20,6 +20,8 @@ public enum ConfigValidator {
         for service in set.virtualServices { out += VirtualServiceChecks(catalog: catalog).check(service) }
         for rule in set.destinationRules { out += DestinationRuleChecks.check(rule, catalog: catalog) }
         for entry in set.serviceEntries { out += ServiceEntryChecks.check(entry) }
+        for policy in set.authorizationPolicies { out += AuthorizationPolicyChecks.check(policy) }
+        for authentication in set.requestAuthentications { out += RequestAuthenticationChecks.check(authentication) }
         for workload in set.workloadEntries where (workload.spec.address ?? "").isEmpty {
             out.append(workload.diagnostic("spec.address", "missing required field \"address\""))
         }
@@ -42,6 +44,8 @@ public enum ConfigValidator {
         set.destinationRules.forEach(visit)
         set.serviceEntries.forEach(visit)
         set.workloadEntries.forEach(visit)
+        set.authorizationPolicies.forEach(visit)
+        set.requestAuthentications.forEach(visit)
         return out
     }
 

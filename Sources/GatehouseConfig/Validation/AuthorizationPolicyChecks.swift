@@ -1,0 +1,256 @@
+import GatehouseSecurity
+
+/// Istio's AuthorizationPolicy validation, plus the mistakes Istio accepts silently but that would make a
+/// policy mean something else than its author thinks (a regex where a glob is expected, a `*` in the
+/// middle, a `spiffe://` principal): those are errors here, because a policy that never matches is a hole.
+enum AuthorizationPolicyChecks {
+    static func check(_ policy: Resource<AuthorizationPolicySpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        let spec = policy.spec
+        out += SecurityScopeChecks.check(policy, selector: spec.selector, targetRef: spec.targetRef,
+                                         targetRefs: spec.targetRefs)
+        let action = spec.action ?? .ALLOW
+        if action == .CUSTOM {
+            out.append(policy.diagnostic("spec.action",
+                "CUSTOM (external authorization) is not supported by this version of Gatehouse; refusing to load "
+                    + "a policy it would not enforce"))
+        } else if spec.provider != nil {
+            out.append(policy.diagnostic("spec.provider", "provider is only valid with action CUSTOM"))
+        }
+        if (spec.rules ?? []).isEmpty, action != .ALLOW {
+            out.append(policy.diagnostic(spec.rules == nil ? "spec" : "spec.rules",
+                "a \(action.rawValue) policy needs at least one rule (use rules: [{}] to match every request)"))
+        }
+        if policy.namespace.isEmpty { out.append(policy.diagnostic("metadata.namespace", "namespace must not be empty")) }
+        if let dryRun = policy.annotations["istio.io/dry-run"], dryRun == "true" {
+            out.append(policy.diagnostic("metadata.annotations",
+                "istio.io/dry-run policies are not evaluated by this version of Gatehouse; this policy is ignored",
+                severity: .warning))
+        }
+        for (index, rule) in (spec.rules ?? []).enumerated() {
+            out += checkRule(rule, "spec.rules[\(index)]", policy)
+        }
+        return out
+    }
+
+    static func checkRule(_ rule: AuthorizationPolicySpec.Rule, _ path: String,
+                          _ policy: Resource<AuthorizationPolicySpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        if let from = rule.from {
+            if from.isEmpty { out.append(policy.diagnostic("\(path).from", "from must not be empty; omit it to match any source")) }
+            for (index, entry) in from.enumerated() {
+                let here = "\(path).from[\(index)]"
+                guard let source = entry.source, !source.isEmpty else {
+                    out.append(policy.diagnostic(here, "source must set at least one field"))
+                    continue
+                }
+                out += checkSource(source, "\(here).source", policy)
+            }
+        }
+        if let to = rule.to {
+            if to.isEmpty { out.append(policy.diagnostic("\(path).to", "to must not be empty; omit it to match any operation")) }
+            for (index, entry) in to.enumerated() {
+                let here = "\(path).to[\(index)]"
+                guard let operation = entry.operation, !operation.isEmpty else {
+                    out.append(policy.diagnostic(here, "operation must set at least one field"))
+                    continue
+                }
+                out += checkOperation(operation, "\(here).operation", policy)
+            }
+        }
+        if let when = rule.when {
+            if when.isEmpty { out.append(policy.diagnostic("\(path).when", "when must not be empty; omit it for no condition")) }
+            for (index, condition) in when.enumerated() {
+                out += checkCondition(condition, "\(path).when[\(index)]", policy)
+            }
+        }
+        return out
+    }
+
+    static func checkSource(_ source: AuthorizationPolicySpec.Source, _ path: String,
+                            _ policy: Resource<AuthorizationPolicySpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        func each(_ values: [String]?, _ field: String, _ check: (String) -> String?) {
+            for (index, value) in (values ?? []).enumerated() {
+                if let problem = check(value) { out.append(policy.diagnostic("\(path).\(field)[\(index)]", problem)) }
+            }
+        }
+        for field in ["principals", "notPrincipals"] {
+            each(field == "principals" ? source.principals : source.notPrincipals, field) { value in
+                if let problem = globProblem(value) { return problem }
+                if value.hasPrefix("spiffe://") {
+                    return "write principals without spiffe:// (Istio adds it): \"\(value.dropFirst(9))\""
+                }
+                if case .exact = ValueMatch(istio: value), !isPrincipalShape(value) {
+                    return "expected a principal of the form <trust-domain>/ns/<namespace>/sa/<service-account>, got \"\(value)\""
+                }
+                return nil
+            }
+        }
+        for field in ["requestPrincipals", "notRequestPrincipals"] {
+            each(field == "requestPrincipals" ? source.requestPrincipals : source.notRequestPrincipals, field) { value in
+                if let problem = globProblem(value) { return problem }
+                if case .exact = ValueMatch(istio: value), !value.contains("/") {
+                    return "expected a request principal of the form <issuer>/<subject>, got \"\(value)\""
+                }
+                return nil
+            }
+        }
+        for field in ["namespaces", "notNamespaces"] {
+            each(field == "namespaces" ? source.namespaces : source.notNamespaces, field) { value in
+                globProblem(value) ?? (value.contains("/") ? "a namespace cannot contain \"/\"" : nil)
+            }
+        }
+        for field in ["serviceAccounts", "notServiceAccounts"] {
+            each(field == "serviceAccounts" ? source.serviceAccounts : source.notServiceAccounts, field) { value in
+                if value.isEmpty { return "empty value" }
+                if value.contains("*") { return "serviceAccounts take no wildcards" }
+                if value.split(separator: "/", omittingEmptySubsequences: false).count > 2 || value.hasPrefix("/")
+                    || value.hasSuffix("/") {
+                    return "expected <service-account> or <namespace>/<service-account>, got \"\(value)\""
+                }
+                return nil
+            }
+        }
+        if source.serviceAccounts != nil || source.notServiceAccounts != nil,
+           source.principals != nil || source.notPrincipals != nil || source.namespaces != nil || source.notNamespaces != nil {
+            out.append(policy.diagnostic("\(path).serviceAccounts",
+                                         "serviceAccounts cannot be combined with principals or namespaces"))
+        }
+        for field in ["ipBlocks", "notIpBlocks", "remoteIpBlocks", "notRemoteIpBlocks"] {
+            let values: [String]? = switch field {
+            case "ipBlocks": source.ipBlocks
+            case "notIpBlocks": source.notIpBlocks
+            case "remoteIpBlocks": source.remoteIpBlocks
+            default: source.notRemoteIpBlocks
+            }
+            each(values, field) { IPBlock($0) == nil ? "invalid IP address or CIDR \"\($0)\"" : nil }
+        }
+        return out
+    }
+
+    static func checkOperation(_ operation: AuthorizationPolicySpec.Operation, _ path: String,
+                               _ policy: Resource<AuthorizationPolicySpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        func each(_ values: [String]?, _ field: String, _ check: (String) -> String?) {
+            for (index, value) in (values ?? []).enumerated() {
+                if let problem = check(value) { out.append(policy.diagnostic("\(path).\(field)[\(index)]", problem)) }
+            }
+        }
+        each(operation.hosts, "hosts", globProblem)
+        each(operation.notHosts, "notHosts", globProblem)
+        each(operation.ports, "ports", portProblem)
+        each(operation.notPorts, "notPorts", portProblem)
+        for (values, field) in [(operation.methods, "methods"), (operation.notMethods, "notMethods")] {
+            each(values, field) { value in
+                if let problem = globProblem(value) { return problem }
+                if value != value.uppercased() {
+                    return "methods are case-sensitive: \"\(value)\" never matches; write \"\(value.uppercased())\""
+                }
+                return nil
+            }
+        }
+        for (values, field) in [(operation.paths, "paths"), (operation.notPaths, "notPaths")] {
+            each(values, field, pathProblem)
+        }
+        return out
+    }
+
+    static func checkCondition(_ condition: AuthorizationPolicySpec.Condition, _ path: String,
+                               _ policy: Resource<AuthorizationPolicySpec>) -> [Diagnostic] {
+        let key: AttributeKey
+        do {
+            key = try AttributeKey(istio: condition.key)
+        } catch {
+            return [policy.diagnostic("\(path).key", error.description)]
+        }
+        var out: [Diagnostic] = []
+        if (condition.values ?? []).isEmpty, (condition.notValues ?? []).isEmpty {
+            out.append(policy.diagnostic(path, "set values or notValues"))
+        }
+        for (values, field) in [(condition.values, "values"), (condition.notValues, "notValues")] {
+            for (index, value) in (values ?? []).enumerated() {
+                let problem: String? = if key.takesIPBlocks {
+                    IPBlock(value) == nil ? "invalid IP address or CIDR \"\(value)\" for \(condition.key)" : nil
+                } else if key == .destinationPort {
+                    portProblem(value)
+                } else {
+                    globProblem(value)
+                }
+                if let problem { out.append(policy.diagnostic("\(path).\(field)[\(index)]", problem)) }
+            }
+        }
+        return out
+    }
+
+    /// Values are exact strings or `*` globs at one end. Anything that reads like a regex or puts `*`
+    /// elsewhere would be matched literally by Istio, which is never what was meant.
+    static func globProblem(_ value: String) -> String? {
+        if value.isEmpty { return "empty value" }
+        if value == "*" { return nil }
+        var core = Substring(value)
+        if core.hasPrefix("*") { core = core.dropFirst() } else if core.hasSuffix("*") { core = core.dropLast() }
+        if core.contains("*") {
+            return "\"\(value)\": * is a wildcard only as the first or the last character; Istio would match this one literally"
+        }
+        let regexMarks = [".*", ".+", "\\d", "\\w", "\\.", "\\/", "(?", "[^", "|"]
+        if value.hasPrefix("^") || value.hasSuffix("$") || regexMarks.contains(where: { value.contains($0) }) {
+            return "\"\(value)\" looks like a regular expression; AuthorizationPolicy values are exact strings with an "
+                + "optional * at the start or the end"
+        }
+        return nil
+    }
+
+    static func portProblem(_ value: String) -> String? {
+        guard let port = Int(value), (1...65535).contains(port), !value.hasPrefix("+") else {
+            return "expected a port number (1-65535), got \"\(value)\""
+        }
+        return nil
+    }
+
+    static func pathProblem(_ value: String) -> String? {
+        do {
+            if case .glob = try PathMatch(istio: value) {
+                if let problem = globProblem(value) { return problem }
+            }
+        } catch {
+            return error.description
+        }
+        if !value.hasPrefix("/"), !value.hasPrefix("*") {
+            return "\"\(value)\" never matches: paths are compared with the normalized path, which starts with /"
+        }
+        return nil
+    }
+
+    static func isPrincipalShape(_ value: String) -> Bool {
+        let parts = value.split(separator: "/", omittingEmptySubsequences: false)
+        return parts.count == 5 && parts[1] == "ns" && parts[3] == "sa" && !parts.contains(where: \.isEmpty)
+    }
+}
+
+/// `selector`/`targetRef`/`targetRefs`, shared by AuthorizationPolicy and RequestAuthentication.
+enum SecurityScopeChecks {
+    static func check<S>(_ resource: Resource<S>, selector: WorkloadSelector?, targetRef: PolicyTargetReference?,
+                         targetRefs: [PolicyTargetReference]?) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        let setCount = [selector != nil, targetRef != nil, targetRefs != nil].filter { $0 }.count
+        if setCount > 1 {
+            out.append(resource.diagnostic("spec", "only one of selector, targetRef or targetRefs may be set"))
+        }
+        var refs = targetRefs.map { $0.enumerated().map { ("spec.targetRefs[\($0.offset)]", $0.element) } } ?? []
+        if let targetRef { refs.append(("spec.targetRef", targetRef)) }
+        for (path, ref) in refs {
+            if let namespace = ref.namespace, namespace != resource.namespace {
+                out.append(resource.diagnostic("\(path).namespace",
+                    "a policy can only target resources in its own namespace \"\(resource.namespace)\""))
+            }
+            if ref.kind != "Gateway" || (ref.group ?? "gateway.networking.k8s.io") != "gateway.networking.k8s.io" {
+                out.append(resource.diagnostic("\(path).kind",
+                    "targetRef \(ref.kind) applies to waypoints and services, not to this gateway; it is ignored here "
+                        + "(target kind: Gateway, group: gateway.networking.k8s.io, with the Bootstrap's name)",
+                    severity: .warning))
+            }
+        }
+        return out
+    }
+}

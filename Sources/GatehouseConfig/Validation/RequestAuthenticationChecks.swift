@@ -1,0 +1,82 @@
+import Foundation
+import GatehouseSecurity
+
+/// RequestAuthentication: every rule must be able to verify something, so a typo never turns into
+/// "tokens are not checked".
+enum RequestAuthenticationChecks {
+    static func check(_ resource: Resource<RequestAuthenticationSpec>) -> [Diagnostic] {
+        var out = SecurityScopeChecks.check(resource, selector: resource.spec.selector, targetRef: resource.spec.targetRef,
+                                            targetRefs: resource.spec.targetRefs)
+        var issuers: [String: Int] = [:]
+        for (index, rule) in (resource.spec.jwtRules ?? []).enumerated() {
+            let path = "spec.jwtRules[\(index)]"
+            if rule.issuer.isEmpty { out.append(resource.diagnostic("\(path).issuer", "issuer must not be empty")) }
+            if let first = issuers[rule.issuer] {
+                out.append(resource.diagnostic("\(path).issuer",
+                    "issuer \"\(rule.issuer)\" is already used by jwtRules[\(first)]; a token picks its rule by issuer"))
+            } else {
+                issuers[rule.issuer] = index
+            }
+            switch (rule.jwks, rule.jwksUri) {
+            case (.some, .some):
+                out.append(resource.diagnostic("\(path).jwks", "set jwks or jwksUri, not both"))
+            case (.some(let jwks), nil):
+                do {
+                    _ = try JWKSet(json: jwks)
+                } catch {
+                    out.append(resource.diagnostic("\(path).jwks", "jwks does not parse: \(error.description)"))
+                }
+            case (nil, .some(let uri)):
+                if let problem = uriProblem(uri) { out.append(resource.diagnostic("\(path).jwksUri", problem)) }
+            case (nil, nil):
+                out.append(resource.diagnostic(path,
+                    "set jwks or jwksUri: OpenID discovery from the issuer is not supported by this version of Gatehouse"))
+            }
+            for (headerIndex, header) in (rule.fromHeaders ?? []).enumerated() where !isToken(header.name) {
+                out.append(resource.diagnostic("\(path).fromHeaders[\(headerIndex)].name", "invalid header name \"\(header.name)\""))
+            }
+            for (paramIndex, name) in (rule.fromParams ?? []).enumerated() where name.isEmpty {
+                out.append(resource.diagnostic("\(path).fromParams[\(paramIndex)]", "empty parameter name"))
+            }
+            for (cookieIndex, name) in (rule.fromCookies ?? []).enumerated() where !isToken(name) {
+                out.append(resource.diagnostic("\(path).fromCookies[\(cookieIndex)]", "invalid cookie name \"\(name)\""))
+            }
+            if let header = rule.outputPayloadToHeader, !isToken(header) {
+                out.append(resource.diagnostic("\(path).outputPayloadToHeader", "invalid header name \"\(header)\""))
+            }
+            for (claimIndex, output) in (rule.outputClaimToHeaders ?? []).enumerated() {
+                if !isToken(output.header) {
+                    out.append(resource.diagnostic("\(path).outputClaimToHeaders[\(claimIndex)].header",
+                                                   "invalid header name \"\(output.header)\""))
+                }
+                if output.claim.isEmpty {
+                    out.append(resource.diagnostic("\(path).outputClaimToHeaders[\(claimIndex)].claim", "claim must not be empty"))
+                }
+            }
+            out += ConfigValidator.notEnforced(rule.spaceDelimitedClaims != nil, "\(path).spaceDelimitedClaims",
+                                               resource, "spaceDelimitedClaims")
+        }
+        return out
+    }
+
+    /// `file:///abs/path` (offline use) or an http(s) URL with a host.
+    static func uriProblem(_ uri: String) -> String? {
+        guard let url = URL(string: uri), let scheme = url.scheme?.lowercased() else { return "invalid URI \"\(uri)\"" }
+        switch scheme {
+        case "file":
+            return url.path.hasPrefix("/") ? nil : "a file URI needs an absolute path: file:///path/to/jwks.json"
+        case "http", "https":
+            return (url.host ?? "").isEmpty ? "URI \"\(uri)\" has no host" : nil
+        default:
+            return "unsupported scheme \"\(scheme)\"; expected https, http or file"
+        }
+    }
+
+    /// RFC 9110 token characters.
+    static func isToken(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                || "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+}

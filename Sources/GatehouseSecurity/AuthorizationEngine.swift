@@ -1,0 +1,133 @@
+/// The AuthorizationPolicies that apply to one listener, compiled. Evaluation follows Istio: any matching
+/// DENY rule denies; otherwise, with no ALLOW policy the request is allowed; otherwise some ALLOW rule must
+/// match. AUDIT rules only mark the request.
+///
+/// Rules whose every `to` entry names exact hosts are indexed by host, so a request only tests the rules
+/// that could apply to its `Host` plus the host-agnostic ones: adding policies for other hosts costs it
+/// nothing.
+public struct AuthorizationEngine: Sendable {
+    /// The policies that apply, in evaluation order (for `explain` and `config_dump`).
+    public let policies: [String]
+    let deny: RuleSet
+    let allow: RuleSet
+    let audit: RuleSet
+    /// Some ALLOW policy applies (even one whose rules can never match this listener).
+    let hasAllowPolicy: Bool
+    /// An ALLOW policy without rules ("allow-nothing"), reported when no ALLOW rule matched.
+    let allowNothing: RuleLabel?
+
+    public static let empty = AuthorizationEngine(rules: [], policies: [], hasAllowPolicy: false, allowNothing: nil)
+
+    public init(rules: [PolicyRule], policies: [String], hasAllowPolicy: Bool, allowNothing: RuleLabel?) {
+        self.policies = policies
+        deny = RuleSet(rules.filter { $0.label.action == .deny })
+        allow = RuleSet(rules.filter { $0.label.action == .allow })
+        audit = RuleSet(rules.filter { $0.label.action == .audit })
+        self.hasAllowPolicy = hasAllowPolicy
+        self.allowNothing = allowNothing
+    }
+
+    /// No policy applies: the data plane skips building the request attributes.
+    public var isEmpty: Bool { policies.isEmpty }
+
+    /// `observe`, when given, sees every candidate rule with why it did (nil) or did not match; the
+    /// decision is the same with or without it.
+    public func evaluate(_ request: AuthorizationRequest,
+                         observe: ((PolicyRule, RuleMismatch?) -> Void)? = nil) -> AuthorizationDecision {
+        let host = ASCIICase.lowercased(request.host)
+        let audited = audit.firstMatch(request, host: host, observe: observe)
+        if let denied = deny.firstMatch(request, host: host, observe: observe) {
+            if observe != nil { _ = allow.firstMatch(request, host: host, observe: observe) }
+            return AuthorizationDecision(allowed: false, reason: .deniedByRule, rule: denied.label, audit: audited?.label)
+        }
+        guard hasAllowPolicy else {
+            return AuthorizationDecision(allowed: true, reason: .noAllowPolicy, rule: nil, audit: audited?.label)
+        }
+        if let allowed = allow.firstMatch(request, host: host, observe: observe) {
+            return AuthorizationDecision(allowed: true, reason: .allowedByRule, rule: allowed.label, audit: audited?.label)
+        }
+        let onlyNothing = allowNothing != nil && allow.rules.isEmpty
+        return AuthorizationDecision(allowed: false, reason: onlyNothing ? .allowNothing : .noAllowMatched,
+                                     rule: onlyNothing ? allowNothing : nil, audit: audited?.label)
+    }
+}
+
+public struct AuthorizationDecision: Sendable {
+    public enum Reason: Sendable {
+        case noAllowPolicy, allowedByRule, deniedByRule, noAllowMatched, allowNothing
+    }
+
+    public var allowed: Bool
+    public var reason: Reason
+    /// The rule that decided: the matching DENY or ALLOW rule, or the allow-nothing policy.
+    public var rule: RuleLabel?
+    public var audit: RuleLabel?
+
+    /// The access log's `authz_policy`: `ns/name[rule N]`, `allow-nothing`, `default-deny`, or nil when no
+    /// policy decided.
+    public var logName: String? {
+        switch reason {
+        case .noAllowPolicy: nil
+        case .allowedByRule, .deniedByRule: rule?.logName
+        case .allowNothing: "allow-nothing"
+        case .noAllowMatched: "default-deny"
+        }
+    }
+
+    /// Envoy's `response_code_details` for a denial.
+    public var responseCodeDetails: String {
+        reason == .deniedByRule ? "rbac_access_denied_matched_policy[\(rule?.envoyID ?? "none")]"
+            : "rbac_access_denied_matched_policy[none]"
+    }
+}
+
+/// Rules of one action, in evaluation order, with the host index.
+struct RuleSet: Sendable {
+    let rules: [PolicyRule]
+    let byHost: [String: [Int]]
+    let anyHost: [Int]
+
+    init(_ rules: [PolicyRule]) {
+        self.rules = rules
+        var byHost: [String: [Int]] = [:]
+        var anyHost: [Int] = []
+        for (index, rule) in rules.enumerated() {
+            if let hosts = rule.requiredHosts {
+                for host in Set(hosts) { byHost[host, default: []].append(index) }
+            } else {
+                anyHost.append(index)
+            }
+        }
+        self.byHost = byHost
+        self.anyHost = anyHost
+    }
+
+    /// The first rule, in order, that matches; both index lists are sorted, so they are merged as walked.
+    func firstMatch(_ request: AuthorizationRequest, host: String,
+                    observe: ((PolicyRule, RuleMismatch?) -> Void)?) -> PolicyRule? {
+        if rules.isEmpty { return nil }
+        let hosted = byHost[host] ?? []
+        var first: PolicyRule?
+        var a = 0
+        var b = 0
+        while a < anyHost.count || b < hosted.count {
+            let index: Int
+            if b >= hosted.count || (a < anyHost.count && anyHost[a] < hosted[b]) {
+                index = anyHost[a]
+                a += 1
+            } else {
+                index = hosted[b]
+                b += 1
+            }
+            let rule = rules[index]
+            let mismatch = rule.mismatch(request)
+            if let observe {
+                observe(rule, mismatch)
+                if mismatch == nil, first == nil { first = rule }
+            } else if mismatch == nil {
+                return rule
+            }
+        }
+        return first
+    }
+}

@@ -1,0 +1,97 @@
+/// AuthorizationPolicy actions Gatehouse enforces (CUSTOM is rejected at load).
+public enum PolicyAction: String, Sendable {
+    case allow = "ALLOW"
+    case deny = "DENY"
+    case audit = "AUDIT"
+}
+
+/// The names a rule is reported under, built once at load so a decision never formats strings.
+public final class RuleLabel: Sendable {
+    /// `ns/name`, the key of per-policy metrics.
+    public let policy: String
+    public let action: PolicyAction
+    /// nil for a policy that has no rules (an ALLOW with no rules allows nothing).
+    public let ruleIndex: Int?
+    /// `ns/name[rule N]`, the access log's `authz_policy`.
+    public let logName: String
+    /// `ns[NS]-policy[NAME]-rule[N]`, Envoy's policy id in `rbac_access_denied_matched_policy[...]`.
+    public let envoyID: String
+
+    public init(namespace: String, name: String, action: PolicyAction, ruleIndex: Int?) {
+        policy = "\(namespace)/\(name)"
+        self.action = action
+        self.ruleIndex = ruleIndex
+        logName = ruleIndex.map { "\(namespace)/\(name)[rule \($0)]" } ?? "\(namespace)/\(name)"
+        envoyID = "ns[\(namespace)]-policy[\(name)]-rule[\(ruleIndex ?? 0)]"
+    }
+}
+
+/// Why a rule did not match, for `explain`: the first condition that failed, by field path.
+public enum RuleMismatch: Sendable, Equatable {
+    case from(String)
+    case to(String)
+    case when(String)
+    /// The rule uses HTTP-only fields, so it can never match a TCP connection.
+    case httpOnly
+
+    public var description: String {
+        switch self {
+        case .from(let field): "\(field) did not match"
+        case .to(let field): "\(field) did not match"
+        case .when(let field): "\(field) did not match"
+        case .httpOnly: "the rule needs HTTP attributes and this is a TCP connection"
+        }
+    }
+}
+
+/// One rule of one policy: it matches when any `from` entry, any `to` entry and every `when` condition
+/// hold (nil lists mean "any").
+public struct PolicyRule: Sendable {
+    public var label: RuleLabel
+    public var from: [[Condition]]?
+    public var to: [[Condition]]?
+    public var when: [Condition]
+
+    public init(label: RuleLabel, from: [[Condition]]?, to: [[Condition]]?, when: [Condition]) {
+        self.label = label
+        self.from = from
+        self.to = to
+        self.when = when
+    }
+
+    /// nil when the rule matches.
+    public func mismatch(_ request: AuthorizationRequest) -> RuleMismatch? {
+        if let from, let field = Self.firstFailure(from, request) { return .from(field) }
+        if let to, let field = Self.firstFailure(to, request) { return .to(field) }
+        for condition in when where !condition.holds(for: request) { return .when(condition.field) }
+        return nil
+    }
+
+    /// nil when some entry holds entirely; otherwise the failing field of the last entry tried.
+    static func firstFailure(_ entries: [[Condition]], _ request: AuthorizationRequest) -> String? {
+        var failure: String?
+        for entry in entries {
+            guard let failed = entry.first(where: { !$0.holds(for: request) }) else { return nil }
+            failure = failed.field
+        }
+        return failure ?? "(empty)"
+    }
+
+    /// Exact lowercased `hosts` that every `to` entry requires, so the engine can skip the rule for other
+    /// hosts without testing it. nil when some entry accepts any host, a glob, or tests `notHosts` only.
+    var requiredHosts: [String]? {
+        guard let to, !to.isEmpty else { return nil }
+        var hosts: [String] = []
+        for entry in to {
+            guard let values = entry.lazy.compactMap({ condition -> [ValueMatch]? in
+                guard !condition.negated, case .hosts(let values) = condition.test else { return nil }
+                return values
+            }).first else { return nil }
+            for value in values {
+                guard case .exact(let host) = value else { return nil }
+                hosts.append(host)
+            }
+        }
+        return hosts
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+
+/// Where a `jwtRules` entry looks for its token.
+public enum TokenLocation: Sendable, Hashable {
+    /// A header (lowercase) and the prefix before the token, e.g. `authorization` / `Bearer `.
+    case header(String, prefix: String)
+    case param(String)
+    case cookie(String)
+
+    /// Istio's defaults, used only when a rule names no location at all.
+    public static let defaults: [TokenLocation] = [.header("authorization", prefix: "Bearer "), .param("access_token")]
+}
+
+/// Where a rule's keys come from: inline `jwks`, or `jwksUri` resolved by the data plane's key cache.
+public enum JWTKeySource: Sendable {
+    case inline(JWKSet)
+    case remote(String)
+}
+
+/// The data plane's JWKS cache. nil means "not loaded (yet)", and tokens of that issuer are refused.
+public protocol JWKSProvider {
+    func keys(for uri: String) -> JWKSet?
+}
+
+/// One compiled `jwtRules` entry.
+public struct JWTRule: Sendable {
+    public var requirements: JWTRequirements
+    public var locations: [TokenLocation]
+    public var keys: JWTKeySource
+    public var forwardOriginalToken: Bool
+    public var outputPayloadToHeader: String?
+    /// (header, claim path); the claim may be nested, `a.b`.
+    public var outputClaimToHeaders: [(header: String, claim: [String])]
+    /// `ns/name[jwtRules N]`, for `explain`.
+    public var label: String
+
+    public init(requirements: JWTRequirements, locations: [TokenLocation], keys: JWTKeySource,
+                forwardOriginalToken: Bool, outputPayloadToHeader: String?,
+                outputClaimToHeaders: [(header: String, claim: [String])], label: String) {
+        self.requirements = requirements
+        self.locations = locations.isEmpty ? TokenLocation.defaults : locations
+        self.keys = keys
+        self.forwardOriginalToken = forwardOriginalToken
+        self.outputPayloadToHeader = outputPayloadToHeader
+        self.outputClaimToHeaders = outputClaimToHeaders
+        self.label = label
+    }
+}
+
+/// The outcome of RequestAuthentication for one request.
+public enum AuthenticationResult: Sendable {
+    /// No token anywhere a rule looks: the request goes on without an identity (authorization decides).
+    case anonymous
+    /// Every token found verified. `headers` are the changes for the upstream request.
+    case authenticated(JWTIdentity, headers: HeaderChanges, rule: String)
+    /// A token was found and refused: 401.
+    case failed(JWTFailure)
+}
+
+/// Header edits RequestAuthentication asks for: tokens stripped unless forwarded, claims and payloads
+/// written. Names are lowercase.
+public struct HeaderChanges: Sendable {
+    public var remove: [String] = []
+    public var set: [(name: String, value: String)] = []
+}
+
+/// The RequestAuthentication rules that apply to one listener, compiled.
+public struct RequestAuthenticator: Sendable {
+    public let rules: [JWTRule]
+    /// Every header a rule writes: removed from the client's request whatever happens, so a client
+    /// can never supply a claim header itself.
+    let outputHeaders: [String]
+    let locations: [TokenLocation]
+
+    public static let empty = RequestAuthenticator(rules: [])
+
+    public init(rules: [JWTRule]) {
+        self.rules = rules
+        var outputs: [String] = []
+        var locations: [TokenLocation] = []
+        for rule in rules {
+            if let header = rule.outputPayloadToHeader { outputs.append(header) }
+            outputs += rule.outputClaimToHeaders.map(\.header)
+            for location in rule.locations where !locations.contains(location) { locations.append(location) }
+        }
+        outputHeaders = Array(Set(outputs)).sorted()
+        self.locations = locations
+    }
+
+    public var isEmpty: Bool { rules.isEmpty }
+
+    public func authenticate(headers: any HeaderValues, query: String?, keys: any JWKSProvider,
+                             now: Date) -> AuthenticationResult {
+        var found: [(token: Substring, location: TokenLocation)] = []
+        for location in locations {
+            for token in Self.extract(location, headers: headers, query: query)
+            where !found.contains(where: { $0.token == token }) {
+                found.append((token, location))
+            }
+        }
+        guard !found.isEmpty else { return .anonymous }
+        var identity: JWTIdentity?
+        var ruleLabel = ""
+        var changes = HeaderChanges(remove: outputHeaders)
+        for (token, location) in found {
+            let decoded: DecodedJWT
+            do {
+                decoded = try DecodedJWT(token)
+            } catch {
+                return .failed(error)
+            }
+            guard let rule = rules.first(where: { $0.requirements.issuer == decoded.issuer && $0.locations.contains(location) })
+            else { return .failed(.unknownIssuer) }
+            let keySet: JWKSet
+            switch rule.keys {
+            case .inline(let inline): keySet = inline
+            case .remote(let uri):
+                guard let loaded = keys.keys(for: uri) else { return .failed(.keysUnavailable) }
+                keySet = loaded
+            }
+            let verified: JWTIdentity
+            do {
+                verified = try JWTVerifier.verify(decoded, keys: keySet, requirements: rule.requirements, now: now)
+            } catch {
+                return .failed(error)
+            }
+            if !rule.forwardOriginalToken, case .header(let name, _) = location, !changes.remove.contains(name) {
+                changes.remove.append(name)
+            }
+            if let header = rule.outputPayloadToHeader { changes.set.append((header, String(decoded.encodedPayload))) }
+            for output in rule.outputClaimToHeaders {
+                let values = verified.claim(output.claim)
+                if !values.isEmpty { changes.set.append((output.header, values.joined(separator: ","))) }
+            }
+            if identity == nil {
+                identity = verified
+                ruleLabel = rule.label
+            }
+        }
+        return .authenticated(identity!, headers: changes, rule: ruleLabel)
+    }
+
+    static func extract(_ location: TokenLocation, headers: any HeaderValues, query: String?) -> [Substring] {
+        switch location {
+        case .header(let name, let prefix):
+            return headers.values(name).compactMap { value in
+                let trimmed = value.drop { $0 == " " || $0 == "\t" }
+                guard !prefix.isEmpty else { return trimmed.isEmpty ? nil : trimmed }
+                // An auth scheme is case-insensitive (RFC 9110 §11.1); a value with another scheme
+                // (`Basic …`) is not a token for this rule, as Envoy skips it.
+                guard trimmed.utf8.count > prefix.utf8.count,
+                      trimmed.prefix(prefix.count).lowercased() == prefix.lowercased() else { return nil }
+                let token = trimmed.dropFirst(prefix.count).drop { $0 == " " }
+                let end = token.firstIndex { $0 == " " || $0 == "," || $0 == "\t" } ?? token.endIndex
+                return token[..<end].isEmpty ? nil : token[..<end]
+            }
+        case .param(let name):
+            guard let query else { return [] }
+            return query.split(separator: "&").compactMap { pair in
+                guard let equals = pair.firstIndex(of: "="), pair[..<equals] == name else { return nil }
+                let value = pair[pair.index(after: equals)...]
+                return value.isEmpty ? nil : value
+            }
+        case .cookie(let name):
+            return headers.values("cookie").flatMap { $0.split(separator: ";") }.compactMap { crumb in
+                let crumb = crumb.drop { $0 == " " }
+                guard let equals = crumb.firstIndex(of: "="), crumb[..<equals] == name else { return nil }
+                let value = crumb[crumb.index(after: equals)...]
+                return value.isEmpty ? nil : value
+            }
+        }
+    }
+}
