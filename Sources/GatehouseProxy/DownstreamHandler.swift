@@ -61,6 +61,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
     private var localAddress: String?
     private var remoteAddress: String?
     private var remoteIP: String?
+    private var localIP: String?
     private static let crlf: ByteBuffer = ByteBuffer(staticString: "\r\n")
 
     /// Set on a TLS port; filled in by the handshake.
@@ -85,6 +86,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         localAddress = context.channel.localAddress.map(SocketAddressText.describe)
         remoteAddress = context.channel.remoteAddress.map(SocketAddressText.describe)
         remoteIP = context.channel.remoteAddress?.ipAddress
+        localIP = context.channel.localAddress?.ipAddress
         armIdleTimer()
     }
 
@@ -325,10 +327,11 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         request.record.authority = host
         request.record.requestID = requestID
 
-        let origin = DownstreamOrigin(listenerPort: listenerPort, tls: tls, clientIP: remoteIP)
+        let origin = DownstreamOrigin(listenerPort: listenerPort, tls: tls, clientIP: remoteIP, localIP: localIP)
         let dispatch = RequestDispatcher.dispatch(head, host: host, requestID: requestID, origin: origin,
                                                   snapshot: runtime.store.snapshot, loop: loop,
-                                                  allocator: context.channel.allocator, record: &request.record)
+                                                  allocator: context.channel.allocator, keys: runtime.jwks,
+                                                  metrics: runtime.metrics, record: &request.record)
         switch dispatch {
         case .reply(let reply, let route):
             sendLocalReply(reply, for: request, route: route)

@@ -203,10 +203,12 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
         record.authority = host
         record.requestID = requestID
         let origin = DownstreamOrigin(listenerPort: listenerPort, tls: tls,
-                                      clientIP: context.channel.parent?.remoteAddress?.ipAddress)
+                                      clientIP: context.channel.parent?.remoteAddress?.ipAddress,
+                                      localIP: context.channel.parent?.localAddress?.ipAddress)
         let dispatch = RequestDispatcher.dispatch(head, host: host, requestID: requestID, origin: origin,
                                                   snapshot: runtime.store.snapshot, loop: loop,
-                                                  allocator: context.channel.allocator, record: &record)
+                                                  allocator: context.channel.allocator, keys: runtime.jwks,
+                                                  metrics: runtime.metrics, record: &record)
         switch dispatch {
         case .reply(let reply, let route):
             sendLocalReply(reply, route: route)

@@ -74,6 +74,8 @@ public final class ProxyRuntime: Sendable {
     /// Server-side TLS contexts of the live snapshot's HTTPS servers.
     public let tlsContexts: TLSContextStore
     public let metrics = GatewayMetrics()
+    /// Keys of the RequestAuthentication `jwksUri`s, fetched off the event loops (see `JWKSCache`).
+    public let jwks = JWKSCache()
 
     public init(store: SnapshotStore, accessLog: AccessLogWriter?, group: MultiThreadedEventLoopGroup,
                 threadPool: NIOThreadPool, tlsContexts: TLSContextStore = TLSContextStore()) {

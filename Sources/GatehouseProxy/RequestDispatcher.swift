@@ -2,6 +2,7 @@ import GatehouseHTTP1
 import GatehouseRouting
 import GatehouseSnapshot
 import GatehouseTelemetry
+import GatehouseSecurity
 import NIOCore
 
 /// What the gateway does with a request head, whichever protocol it came in on: answer it itself, or
@@ -23,12 +24,15 @@ struct DownstreamOrigin {
     var listenerPort: Int
     var tls: DownstreamTLS?
     var clientIP: String?
+    /// The address the client connected to (`destination.ip`).
+    var localIP: String? = nil
 }
 
 enum RequestDispatcher {
     /// Routes `head` (HTTP/1.1, or HTTP/2 mapped onto the same shape) as Istio would.
     static func dispatch(_ head: HTTP1RequestHead, host: String?, requestID: String, origin: DownstreamOrigin,
                          snapshot: Snapshot, loop: LoopContext, allocator: ByteBufferAllocator,
+                         keys: any JWKSProvider, metrics: GatewayMetrics?,
                          record: inout AccessLogRecord) -> Dispatch {
         guard var target = RequestTarget(uri: head.target, version: head.version, host: host,
                                          hostCount: head.hostCount) else {
@@ -44,6 +48,9 @@ enum RequestDispatcher {
             }
         }
         record.authority = target.authority
+        // `secret.example.com.` is the same name as `secret.example.com`: without this a DENY on the
+        // host would not see it (Envoy's strip_trailing_host_dot).
+        target.stripTrailingHostDot()
         guard let listener = snapshot.listener(port: origin.listenerPort) else { return .reply(.noRoute, route: nil) }
         var routes = listener.routes
         let scheme = origin.tls == nil ? "http" : "https"
@@ -55,6 +62,11 @@ enum RequestDispatcher {
             guard let server = listener.tls?.server(forSNI: tls.serverName) else { return .reply(.noRoute, route: nil) }
             guard server.servesHost(target.authority) else { return .reply(.misdirectedRequest, route: nil) }
             routes = server.routes
+        }
+        var security = RequestSecurity()
+        if let refusal = security.check(head: head, target: target, scheme: scheme, origin: origin, listener: listener,
+                                        snapshot: snapshot, keys: keys, metrics: metrics, record: &record) {
+            return .reply(refusal, route: nil)
         }
         let input = RouteInput(method: head.method, path: target.path, query: target.query,
                                scheme: scheme, authority: target.authority, port: origin.listenerPort,
@@ -81,7 +93,7 @@ enum RequestDispatcher {
             let request = UpstreamRequestBuilder.build(
                 head: head, target: target, route: route, matched: selection.matched, rewrite: forward.rewrite,
                 destination: destination, clientIP: origin.clientIP, scheme: scheme, requestID: requestID,
-                http2: cluster.http2, allocator: allocator)
+                http2: cluster.http2, authentication: security.headerChanges, allocator: allocator)
             return .forward(Dispatch.Forwarding(
                 request: request, cluster: cluster, responseMutations: [destination.responseHeaders, route.responseHeaders],
                 timeout: route.timeoutNanoseconds.map { .nanoseconds($0) }))

@@ -56,3 +56,19 @@ struct RequestTarget {
         self.query = query
     }
 }
+
+extension RequestTarget {
+    /// `a.com.` → `a.com`, `a.com.:8080` → `a.com:8080`.
+    mutating func stripTrailingHostDot() {
+        let utf8 = authority.utf8
+        guard utf8.contains(UInt8(ascii: ".")) else { return }
+        if utf8.last == UInt8(ascii: ".") {
+            authority.removeLast()
+            return
+        }
+        guard let colon = authority.lastIndex(of: ":"), colon > authority.startIndex,
+              authority[authority.index(before: colon)] == ".",
+              authority[authority.index(after: colon)...].allSatisfy(\.isASCII) else { return }
+        authority.remove(at: authority.index(before: colon))
+    }
+}

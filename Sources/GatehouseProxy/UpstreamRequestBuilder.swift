@@ -1,5 +1,6 @@
 import GatehouseHTTP1
 import GatehouseRouting
+import GatehouseSecurity
 import NIOCore
 import NIOHPACK
 
@@ -29,7 +30,7 @@ enum UpstreamRequestBuilder {
     static func build(head: HTTP1RequestHead, target: RequestTarget, route: Route, matched: RouteMatch?,
                       rewrite: Rewrite?, destination: WeightedDestination, clientIP: String?,
                       scheme: String = "http", requestID: String, http2: Bool = false,
-                      allocator: ByteBufferAllocator) -> UpstreamRequest {
+                      authentication: HeaderChanges? = nil, allocator: ByteBufferAllocator) -> UpstreamRequest {
         var path = target.path
         var originalPath: String?
         if let rewrite {
@@ -51,6 +52,10 @@ enum UpstreamRequestBuilder {
         ForwardingHeaders.prepareUpstreamRequest(&headers, connection: head.connection, clientAddress: clientIP,
                                                  scheme: scheme, requestID: requestID, replacesHost: authority != nil)
         if let originalPath { headers.add("x-envoy-original-path", originalPath) }
+        if let authentication {
+            for name in authentication.remove { headers.remove(name) }
+            for (name, value) in authentication.set { headers.set(name, value) }
+        }
         headers.apply([destination.requestHeaders, route.requestHeaders])
         let uri = target.query.map { "\(path)?\($0)" } ?? path
         if http2 {

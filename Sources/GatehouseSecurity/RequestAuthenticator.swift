@@ -33,10 +33,13 @@ public struct JWTRule: Sendable {
     public var outputClaimToHeaders: [(header: String, claim: [String])]
     /// `ns/name[jwtRules N]`, for `explain`.
     public var label: String
+    /// How long a `jwksUri` fetch may take (Istio's `timeout`, default 5 s).
+    public var fetchTimeout: Double
 
     public init(requirements: JWTRequirements, locations: [TokenLocation], keys: JWTKeySource,
                 forwardOriginalToken: Bool, outputPayloadToHeader: String?,
-                outputClaimToHeaders: [(header: String, claim: [String])], label: String) {
+                outputClaimToHeaders: [(header: String, claim: [String])], label: String, fetchTimeout: Double = 5) {
+        self.fetchTimeout = fetchTimeout
         self.requirements = requirements
         self.locations = locations.isEmpty ? TokenLocation.defaults : locations
         self.keys = keys
@@ -60,8 +63,13 @@ public enum AuthenticationResult: Sendable {
 /// Header edits RequestAuthentication asks for: tokens stripped unless forwarded, claims and payloads
 /// written. Names are lowercase.
 public struct HeaderChanges: Sendable {
-    public var remove: [String] = []
-    public var set: [(name: String, value: String)] = []
+    public var remove: [String]
+    public var set: [(name: String, value: String)]
+
+    public init(remove: [String] = [], set: [(name: String, value: String)] = []) {
+        self.remove = remove
+        self.set = set
+    }
 }
 
 /// The RequestAuthentication rules that apply to one listener, compiled.
@@ -69,7 +77,7 @@ public struct RequestAuthenticator: Sendable {
     public let rules: [JWTRule]
     /// Every header a rule writes: removed from the client's request whatever happens, so a client
     /// can never supply a claim header itself.
-    let outputHeaders: [String]
+    public let outputHeaders: [String]
     let locations: [TokenLocation]
 
     public static let empty = RequestAuthenticator(rules: [])
@@ -88,6 +96,15 @@ public struct RequestAuthenticator: Sendable {
     }
 
     public var isEmpty: Bool { rules.isEmpty }
+
+    /// The `jwksUri`s the data plane must fetch, with the longest timeout any rule gives each.
+    public var remoteKeySources: [String: Double] {
+        var out: [String: Double] = [:]
+        for rule in rules {
+            if case .remote(let uri) = rule.keys { out[uri] = max(out[uri] ?? 0, rule.fetchTimeout) }
+        }
+        return out
+    }
 
     public func authenticate(headers: any HeaderValues, query: String?, keys: any JWKSProvider,
                              now: Date) -> AuthenticationResult {

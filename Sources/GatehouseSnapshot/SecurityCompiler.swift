@@ -203,7 +203,8 @@ struct SecurityCompiler {
                     outputClaimToHeaders: (rule.outputClaimToHeaders ?? []).map {
                         (header: $0.header.lowercased(), claim: $0.claim.split(separator: ".").map(String.init))
                     },
-                    label: "\(resource.id)[jwtRules \(index)]"))
+                    label: "\(resource.id)[jwtRules \(index)]",
+                    fetchTimeout: rule.timeout.map { Double($0.nanoseconds) / 1e9 } ?? 5))
             }
         }
         return RequestAuthenticator(rules: rules)

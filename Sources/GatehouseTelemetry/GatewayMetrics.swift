@@ -7,7 +7,34 @@ public final class GatewayMetrics: Sendable {
     private static let index: [ProtectionEvent: Int] = Dictionary(
         uniqueKeysWithValues: ProtectionEvent.allCases.enumerated().map { ($1, $0) })
 
+    /// AuthorizationPolicy decisions by policy (`ns/name`, `default-deny`, `allow-nothing`), its action and
+    /// the outcome. Keys are few (one per policy); only requests a policy decided touch this.
+    private let authz = Mutex<[AuthzKey: Int]>([:])
+    /// RequestAuthentication outcomes: `authenticated`, or the Envoy failure reason.
+    private let authn = Mutex<[String: Int]>([:])
+
+    struct AuthzKey: Hashable {
+        var policy: String
+        var action: String
+        var decision: String
+    }
+
     public init() {}
+
+    public func recordAuthorization(policy: String, action: String, allowed: Bool) {
+        let key = AuthzKey(policy: policy, action: action, decision: allowed ? "allow" : "deny")
+        authz.withLock { $0[key, default: 0] += 1 }
+    }
+
+    public func recordAuthentication(_ outcome: String) {
+        authn.withLock { $0[outcome, default: 0] += 1 }
+    }
+
+    public func authorizationCount(policy: String, allowed: Bool) -> Int {
+        authz.withLock { counts in
+            counts.filter { $0.key.policy == policy && $0.key.decision == (allowed ? "allow" : "deny") }.values.reduce(0, +)
+        }
+    }
 
     public func record(_ event: ProtectionEvent) {
         let slot = Self.index[event]!
@@ -40,6 +67,38 @@ public final class GatewayMetrics: Sendable {
         gatehouse_server_draining \(draining ? 1 : 0)
 
         """
+        let decisions = authz.withLock { $0 }.sorted { ($0.key.policy, $0.key.action, $0.key.decision) < ($1.key.policy, $1.key.action, $1.key.decision) }
+        out += """
+        # HELP gatehouse_authz_decisions_total Requests decided by an AuthorizationPolicy rule (or denied by default), by policy, action and decision.
+        # TYPE gatehouse_authz_decisions_total counter
+
+        """
+        for (key, count) in decisions {
+            out += "gatehouse_authz_decisions_total{policy=\"\(Self.escape(key.policy))\",action=\"\(key.action)\",decision=\"\(key.decision)\"} \(count)\n"
+        }
+        let outcomes = authn.withLock { $0 }.sorted { $0.key < $1.key }
+        out += """
+        # HELP gatehouse_jwt_authentications_total Requests that carried a JWT, by outcome (authenticated or Envoy's failure reason).
+        # TYPE gatehouse_jwt_authentications_total counter
+
+        """
+        for (outcome, count) in outcomes {
+            out += "gatehouse_jwt_authentications_total{outcome=\"\(Self.escape(outcome))\"} \(count)\n"
+        }
+        return out
+    }
+
+    /// Prometheus label-value escaping: backslash, quote, newline.
+    static func escape(_ value: String) -> String {
+        var out = ""
+        for character in value {
+            switch character {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(character)
+            }
+        }
         return out
     }
 }

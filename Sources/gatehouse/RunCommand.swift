@@ -52,6 +52,9 @@ struct RunCommand: AsyncParsableCommand {
         let runtime = ProxyRuntime(store: store, accessLog: accessLog, group: group, threadPool: threadPool,
                                    tlsContexts: tlsContexts)
         let server = GatewayServer(runtime: runtime, group: group)
+        // One round of key fetches before listening, so tokens verify from the first request when the
+        // JWKS endpoints answer; the ones that do not are retried in the background.
+        await JWKSRefresh.once(store: store, cache: runtime.jwks, group: group)
         let signals = SignalStream([SIGTERM, SIGINT, SIGHUP])
         do {
             try await server.start()
@@ -74,6 +77,7 @@ struct RunCommand: AsyncParsableCommand {
             + (admin != nil ? "; admin on \(settings.adminAddress ?? ""):\(settings.adminPort ?? 0)" : ""))
 
         let certificateWatch = Task.detached { await CertificateWatch.run(store: store, contexts: tlsContexts) }
+        let jwksRefresh = Task.detached { await JWKSRefresh.run(store: store, cache: runtime.jwks, group: group) }
         var version = 1
         for await signal in signals.stream {
             if signal == SIGHUP {
@@ -90,6 +94,7 @@ struct RunCommand: AsyncParsableCommand {
             break
         }
         certificateWatch.cancel()
+        jwksRefresh.cancel()
         try? await admin?.close()
         accessLog?.close()
         try? await threadPool.shutdownGracefully()
@@ -139,6 +144,26 @@ enum CertificateWatch {
         while !Task.isCancelled {
             try? await Task.sleep(nanoseconds: interval)
             for message in contexts.reloadChangedFiles(of: store.snapshot) { Log.info(message) }
+        }
+    }
+}
+
+/// RequestAuthentication `jwksUri` keys: checked every second for what is due (new URIs after a reload,
+/// retries with backoff, the 20-minute refresh); fetched off the event loops.
+enum JWKSRefresh {
+    static func once(store: SnapshotStore, cache: JWKSCache, group: EventLoopGroup) async {
+        let sources = store.snapshot.authentication.remoteKeySources
+        guard !sources.isEmpty else { return }
+        let messages = await cache.refresh(sources) { uri, timeout in
+            try await JWKSFetcher.fetch(uri, timeout: timeout, group: group)
+        }
+        for message in messages { Log.info(message) }
+    }
+
+    static func run(store: SnapshotStore, cache: JWKSCache, group: EventLoopGroup) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(nanoseconds: 1_000_000_000)
+            await once(store: store, cache: cache, group: group)
         }
     }
 }

@@ -6,27 +6,17 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
 from harness import config as cfg
+from harness.admin import admin_get
 from harness.certs import CA
 from harness.gateway import free_port
 from harness.h2raw import RawH2
 from harness.rawhttp import RawConnection
 
 EVENT = "gatehouse_downstream_protection_events_total"
-
-
-def admin_get(port: int, path: str, method: str = "GET") -> tuple[int, str]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
 
 
 def events(admin_port: int) -> dict[str, int]:

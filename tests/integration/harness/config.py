@@ -263,3 +263,17 @@ def cluster_name(host: str = BACKEND_HOST, port: int = SERVICE_PORT, subset: str
 
 def _slug(host: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", host.lower()).strip("-") or "x"
+
+
+SECURITY = "security.istio.io/v1"
+
+
+def authorization_policy(name: str, spec: Mapping[str, Any], *, namespace: str = "istio-system") -> dict:
+    """An AuthorizationPolicy (default: in the gateway's namespace, so it applies to it)."""
+    return resource("AuthorizationPolicy", name, dict(spec), namespace=namespace, api_version=SECURITY)
+
+
+def request_authentication(name: str, jwt_rules: Sequence[Mapping[str, Any]], *,
+                           namespace: str = "istio-system") -> dict:
+    return resource("RequestAuthentication", name, {"jwtRules": [dict(rule) for rule in jwt_rules]},
+                    namespace=namespace, api_version=SECURITY)

@@ -1,0 +1,84 @@
+import Foundation
+import GatehouseHTTP1
+import GatehouseSecurity
+import GatehouseSnapshot
+import GatehouseTelemetry
+import NIOCore
+
+/// RequestAuthentication then AuthorizationPolicy, in Envoy's filter order (jwt_authn before rbac, both
+/// before the router): a refused request gets its 401 or 403 whether or not a route would match.
+struct RequestSecurity {
+    /// Header edits for the upstream request (tokens stripped, claims written), when any rule applies.
+    var headerChanges: HeaderChanges?
+
+    /// Observes each policy rule evaluated (for `gatehouse explain`); nil on the data path.
+    typealias Observer = (PolicyRule, RuleMismatch?) -> Void
+
+    /// nil when the request may go on; otherwise the reply that refuses it.
+    mutating func check(head: HTTP1RequestHead, target: RequestTarget, scheme: String, origin: DownstreamOrigin,
+                        listener: Listener, snapshot: Snapshot, keys: any JWKSProvider, metrics: GatewayMetrics?,
+                        record: inout AccessLogRecord, observe: Observer? = nil,
+                        now: Date = Date()) -> LocalReply? {
+        let authentication = snapshot.authentication
+        let engine = listener.authorization
+        if authentication.isEmpty, engine.isEmpty { return nil }
+        let headers = HeaderBlockLookup(headers: head.headers)
+        var identity: JWTIdentity?
+        if !authentication.isEmpty {
+            switch authentication.authenticate(headers: headers, query: target.query, keys: keys, now: now) {
+            case .anonymous:
+                if !authentication.outputHeaders.isEmpty { headerChanges = HeaderChanges(remove: authentication.outputHeaders) }
+            case .authenticated(let verified, let changes, _):
+                identity = verified
+                headerChanges = changes
+                record.requestPrincipal = verified.principal
+                metrics?.recordAuthentication("authenticated")
+            case .failed(let failure):
+                metrics?.recordAuthentication(failure.responseCodeDetails)
+                let realm = "\(scheme)://\(target.authority)\(target.path)"
+                return .jwtRefused(failure, realm: realm)
+            }
+        }
+        guard !engine.isEmpty else { return nil }
+        let sourceIP = origin.clientIP.flatMap { IPAddress($0) }
+        let request = AuthorizationRequest(
+            method: head.method, path: target.path, host: target.authority, port: origin.listenerPort, headers: headers,
+            sourceIP: sourceIP,
+            remoteIP: Self.remoteIP(forwardedFor: head.headers.values("x-forwarded-for"), peer: sourceIP,
+                                    trustedHops: snapshot.settings.numTrustedProxies),
+            destinationIP: origin.localIP.flatMap { IPAddress($0) }, serverName: origin.tls?.serverName,
+            peerPrincipal: origin.tls?.peerPrincipal, jwt: identity)
+        let decision = engine.evaluate(request, observe: observe)
+        record.authzPolicy = decision.logName
+        if let metrics {
+            if let audit = decision.audit { metrics.recordAuthorization(policy: audit.policy, action: "AUDIT", allowed: decision.allowed) }
+            if let name = decision.rule?.policy ?? decision.logName {
+                metrics.recordAuthorization(policy: name, action: decision.rule?.action.rawValue ?? "ALLOW", allowed: decision.allowed)
+            }
+        }
+        return decision.allowed ? nil : .rbacDenied(details: decision.responseCodeDetails)
+    }
+
+    /// Envoy's `xff_num_trusted_hops`: with N trusted proxies in front, the client is the Nth address
+    /// from the right of X-Forwarded-For. With none, or too few entries, it is the peer itself.
+    static func remoteIP(forwardedFor values: [String], peer: IPAddress?, trustedHops: Int) -> IPAddress? {
+        guard trustedHops > 0, !values.isEmpty else { return peer }
+        let entries = values.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
+        guard entries.count >= trustedHops else { return peer }
+        return IPAddress(entries[entries.count - trustedHops]) ?? peer
+    }
+}
+
+extension HeaderBlockLookup: HeaderValues {}
+
+extension LocalReply {
+    static func rbacDenied(details: String) -> LocalReply {
+        LocalReply(status: 403, body: Array("RBAC: access denied".utf8), flag: "-", details: details)
+    }
+
+    /// Envoy's jwt_authn refusal: its status message as the body, and a bearer challenge.
+    static func jwtRefused(_ failure: JWTFailure, realm: String) -> LocalReply {
+        LocalReply(status: 401, body: Array(failure.rawValue.utf8), flag: "-", details: failure.responseCodeDetails,
+                   extraHeaders: [("www-authenticate", "Bearer realm=\"\(realm)\", error=\"invalid_token\"")])
+    }
+}
