@@ -3,6 +3,9 @@
 on a path or host holds for every spelling of it."""
 from __future__ import annotations
 
+import signal
+import time
+
 import pytest
 
 from harness import config as cfg
@@ -153,3 +156,36 @@ def test_a_denial_happens_before_routing(gateway, upstream):
                   DENY_ADMIN])
     assert raw_status(gw, "/admin")[0] == 403
     assert raw_status(gw, "/nothing-here")[0] == 404
+
+
+POLICY_FILE = """\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: guard, namespace: istio-system}}
+spec:
+  action: DENY
+  rules: [{{to: [{{operation: {{paths: ["{path}"]}}}}]}}]
+"""
+
+
+def wait_for_stderr(gw, text: str, timeout: float = 5.0) -> str:
+    deadline = time.monotonic() + timeout
+    while text not in gw.stderr_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return gw.stderr_text()
+
+
+def test_policies_reload_and_a_bad_one_keeps_the_last_good(gateway, upstream):
+    up = upstream("backend")
+    gw = gateway(cfg.simple_backend(up), files={"policy.yaml": POLICY_FILE.format(path="/one")})
+    assert raw_status(gw, "/one")[0] == 403 and raw_status(gw, "/two")[0] == 200
+    policy = gw.config_paths[0] / "policy.yaml"
+    policy.write_text(POLICY_FILE.format(path="/two"))
+    gw.send_signal(signal.SIGHUP)
+    assert "reloaded: version 2" in wait_for_stderr(gw, "reloaded: version 2")
+    assert raw_status(gw, "/one")[0] == 200 and raw_status(gw, "/two")[0] == 403
+    policy.write_text(POLICY_FILE.format(path="/three.*"))
+    gw.send_signal(signal.SIGHUP)
+    stderr = wait_for_stderr(gw, "reload rejected")
+    assert "policy.yaml:6:" in stderr and "looks like a regular expression" in stderr
+    assert raw_status(gw, "/two")[0] == 403, "the last good policies keep being enforced"

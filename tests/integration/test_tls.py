@@ -287,3 +287,34 @@ def header(echo: dict, name: str) -> str | None:
         if key.lower() == name:
             return value
     return None
+
+
+def test_policies_see_the_client_certificate_identity(gateway, upstream, pki):
+    """principals, namespaces and connection.sni over OPTIONAL_MUTUAL: a request without a certificate has
+    no identity, so a DENY on a namespace never fires for it and an ALLOW on a principal never admits it
+    (ISTIO-SECURITY-2021-004)."""
+    port = free_port()
+    tls = files_tls(pki.a_files, "OPTIONAL_MUTUAL", caCertificates=str(pki.client_ca_file))
+    up = upstream("backend")
+    policies = [
+        cfg.authorization_policy("deny-untrusted-ns", {"action": "DENY", "rules": [
+            {"from": [{"source": {"namespaces": ["untrusted"]}}]}]}),
+        cfg.authorization_policy("allow-apps", {"rules": [
+            {"from": [{"source": {"principals": ["cluster.local/ns/apps/*"]}}],
+             "when": [{"key": "connection.sni", "values": ["a.test"]}]},
+            {"to": [{"operation": {"paths": ["/public"]}}]}]}),
+    ]
+    gw = gateway([cfg.gateway_of([cfg.https_server(port, ["a.test"], tls)]), *cfg.simple_backend(up), *policies],
+                 gateway_resource=False, port=port)
+    apps = pki.client_ca.issue("c1", uris=["spiffe://cluster.local/ns/apps/sa/web"], client=True).write(pki.dir, "apps")
+    untrusted = pki.client_ca.issue("c2", uris=["spiffe://cluster.local/ns/untrusted/sa/web"],
+                                    client=True).write(pki.dir, "untrusted")
+    other = pki.client_ca.issue("c3", uris=["spiffe://cluster.local/ns/other/sa/web"], client=True).write(pki.dir, "other")
+    assert tlsclient.get(port, "/private", sni="a.test", ca=pki.ca_file, cert=apps).status == 200
+    assert tlsclient.get(port, "/private", sni="a.test", ca=pki.ca_file, cert=other).status == 403
+    assert tlsclient.get(port, "/private", sni="a.test", ca=pki.ca_file).status == 403
+    assert tlsclient.get(port, "/public", sni="a.test", ca=pki.ca_file).status == 200, "no identity: the DENY does not fire"
+    denied = tlsclient.get(port, "/public", sni="a.test", ca=pki.ca_file, cert=untrusted)
+    assert (denied.status, denied.body) == (403, b"RBAC: access denied")
+    allowed = gw.log_entry(lambda e: e.get("path") == "/private" and e.get("response_code") == 200)
+    assert allowed["authz_policy"] == "istio-system/allow-apps[rule 0]"

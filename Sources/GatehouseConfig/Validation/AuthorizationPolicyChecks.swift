@@ -1,3 +1,4 @@
+import Foundation
 import GatehouseSecurity
 
 /// Istio's AuthorizationPolicy validation, plus the mistakes Istio accepts silently but that would make a
@@ -41,7 +42,8 @@ enum AuthorizationPolicyChecks {
             for (index, entry) in from.enumerated() {
                 let here = "\(path).from[\(index)]"
                 guard let source = entry.source, !source.isEmpty else {
-                    out.append(policy.diagnostic(here, "source must set at least one field"))
+                    // A misspelt field already has its error; "empty" would only repeat it.
+                    if !policy.hasDecodeErrors { out.append(policy.diagnostic(here, "source must set at least one field")) }
                     continue
                 }
                 out += checkSource(source, "\(here).source", policy)
@@ -52,7 +54,7 @@ enum AuthorizationPolicyChecks {
             for (index, entry) in to.enumerated() {
                 let here = "\(path).to[\(index)]"
                 guard let operation = entry.operation, !operation.isEmpty else {
-                    out.append(policy.diagnostic(here, "operation must set at least one field"))
+                    if !policy.hasDecodeErrors { out.append(policy.diagnostic(here, "operation must set at least one field")) }
                     continue
                 }
                 out += checkOperation(operation, "\(here).operation", policy)
@@ -162,7 +164,18 @@ enum AuthorizationPolicyChecks {
         do {
             key = try AttributeKey(istio: condition.key)
         } catch {
-            return [policy.diagnostic("\(path).key", error.description)]
+            var message = error.description
+            if case .unknown(let text) = error {
+                let stem = String(text.prefix { $0 != "[" })
+                let stems = AttributeKey.simpleKeys.keys.sorted() + ["request.headers", "request.auth.claims"]
+                let hint = Suggestion.hint(for: stem, in: stems)
+                if !hint.isEmpty {
+                    let suggested = text.contains("[") ? hint.replacingOccurrences(of: "\"?)", with: "[...]\"?)") : hint
+                    message = "unknown condition key \"\(text)\"\(suggested); supported keys: "
+                        + AttributeKey.spellings.joined(separator: ", ")
+                }
+            }
+            return [policy.diagnostic("\(path).key", message)]
         }
         var out: [Diagnostic] = []
         if (condition.values ?? []).isEmpty, (condition.notValues ?? []).isEmpty {

@@ -1,0 +1,104 @@
+import Testing
+@testable import GatehouseConfig
+
+/// Every bad AuthorizationPolicy or RequestAuthentication input is an error at its line and field: a
+/// policy that silently matches nothing is a hole, not a style problem.
+@Suite struct SecurityDiagnosticsTests {
+    func policy(_ spec: String, annotations: String = "") -> String {
+        """
+        apiVersion: security.istio.io/v1
+        kind: AuthorizationPolicy
+        metadata: {name: p, namespace: istio-system\(annotations)}
+        spec:
+        \(spec)
+        """
+    }
+
+    /// The one error of `yaml`, printed as `validate` prints it.
+    func onlyError(_ yaml: String) -> String {
+        let found = errors(in: loadWithBase(yaml))
+        #expect(found.count == 1, "\(found)")
+        return found.first?.description ?? ""
+    }
+
+    @Test(arguments: [
+        ("  rules: [{when: [{key: \"request.header[x-a]\", values: [a]}]}]",
+         "test.yaml:5:25: AuthorizationPolicy istio-system/p: spec.rules[0].when[0].key: unknown condition key \"request.header[x-a]\" (did you mean \"request.headers[...]\"?)"),
+        ("  rules: [{when: [{key: \"request.auth.claims[]\", values: [a]}]}]",
+         "spec.rules[0].when[0].key: malformed condition key \"request.auth.claims[]\": empty or nested name in brackets"),
+        ("  rules: [{when: [{key: source.ip, values: [10.0.0.300]}]}]",
+         "spec.rules[0].when[0].values[0]: invalid IP address or CIDR \"10.0.0.300\" for source.ip"),
+        ("  rules: [{when: [{key: destination.port, values: [\"http\"]}]}]",
+         "spec.rules[0].when[0].values[0]: expected a port number (1-65535), got \"http\""),
+        ("  rules: [{when: [{key: \"request.headers[x-a]\"}]}]", "spec.rules[0].when[0]: set values or notValues"),
+        ("  rules: [{from: [{source: {ipBlocks: [10.0.0.0/33]}}]}]",
+         "spec.rules[0].from[0].source.ipBlocks[0]: invalid IP address or CIDR \"10.0.0.0/33\""),
+        ("  rules: [{from: [{source: {notRemoteIpBlocks: [\"::1/129\"]}}]}]",
+         "spec.rules[0].from[0].source.notRemoteIpBlocks[0]: invalid IP address or CIDR \"::1/129\""),
+        ("  rules: [{from: [{source: {principals: [\"spiffe://cluster.local/ns/a/sa/b\"]}}]}]",
+         "spec.rules[0].from[0].source.principals[0]: write principals without spiffe:// (Istio adds it): \"cluster.local/ns/a/sa/b\""),
+        ("  rules: [{from: [{source: {principals: [cluster.local/default/sleep]}}]}]",
+         "expected a principal of the form <trust-domain>/ns/<namespace>/sa/<service-account>"),
+        ("  rules: [{from: [{source: {requestPrincipals: [alice]}}]}]",
+         "expected a request principal of the form <issuer>/<subject>, got \"alice\""),
+        ("  rules: [{from: [{source: {namespaces: [a/b]}}]}]", "a namespace cannot contain \"/\""),
+        ("  rules: [{from: [{source: {serviceAccounts: [\"ns/*\"]}}]}]", "serviceAccounts take no wildcards"),
+        ("  rules: [{to: [{operation: {paths: [\"/admin.*\"]}}]}]",
+         "spec.rules[0].to[0].operation.paths[0]: \"/admin.*\" looks like a regular expression"),
+        ("  rules: [{to: [{operation: {paths: [\"^/admin$\"]}}]}]", "looks like a regular expression"),
+        ("  rules: [{to: [{operation: {hosts: [\"api.*.com\"]}}]}]",
+         "\"api.*.com\": * is a wildcard only as the first or the last character; Istio would match this one literally"),
+        ("  rules: [{to: [{operation: {paths: [\"/a/{**}/b\"]}}]}]", "{**} may only be the last segment of a path template"),
+        ("  rules: [{to: [{operation: {paths: [admin]}}]}]", "\"admin\" never matches"),
+        ("  rules: [{to: [{operation: {methods: [get]}}]}]", "methods are case-sensitive: \"get\" never matches; write \"GET\""),
+        ("  rules: [{to: [{operation: {ports: [\"70000\"]}}]}]", "expected a port number (1-65535), got \"70000\""),
+        ("  rules: [{from: []}]", "spec.rules[0].from: from must not be empty"),
+        ("  rules: [{to: [{}]}]", "spec.rules[0].to[0]: operation must set at least one field"),
+        ("  action: DENY", "a DENY policy needs at least one rule (use rules: [{}] to match every request)"),
+        ("  action: CUSTOM\n  provider: {name: ext}\n  rules: [{}]", "CUSTOM (external authorization) is not supported"),
+        ("  action: ALLOW\n  provider: {name: ext}", "provider is only valid with action CUSTOM"),
+        ("  action: REJECT", "unknown value \"REJECT\""),
+        ("  selector: {matchLabels: {a: b}}\n  targetRefs: [{kind: Gateway, name: edge}]", "only one of selector, targetRef or targetRefs may be set"),
+        ("  rules: [{to: [{operation: {pathz: [/a]}}]}]", "pathz"),
+    ] as [(String, String)])
+    func badPolicies(spec: String, expected: String) {
+        let error = onlyError(policy(spec))
+        #expect(error.contains(expected), "\(error)")
+        #expect(error.hasPrefix("test.yaml:"), "every error names the file and line")
+    }
+
+    @Test func dryRunAndWaypointTargetsAreWarnings() {
+        let diagnostics = loadWithBase(policy("  targetRefs: [{kind: Service, name: reviews}]", annotations: ", annotations: {istio.io/dry-run: \"true\"}"))
+        #expect(errors(in: diagnostics).isEmpty)
+        #expect(diagnostics.contains { $0.message.contains("dry-run policies are not evaluated") })
+        #expect(diagnostics.contains { $0.message.contains("targetRef Service applies to waypoints") })
+    }
+
+    func authentication(_ rule: String) -> String {
+        """
+        apiVersion: security.istio.io/v1
+        kind: RequestAuthentication
+        metadata: {name: jwt, namespace: istio-system}
+        spec:
+          jwtRules:
+          - \(rule)
+        """
+    }
+
+    @Test(arguments: [
+        ("{issuer: i, jwks: \"not json\"}", "test.yaml:6:23: RequestAuthentication istio-system/jwt: spec.jwtRules[0].jwks: jwks does not parse: not a JSON object"),
+        ("{issuer: i, jwks: '{\"keys\": [{\"kty\": \"oct\", \"k\": \"c2VjcmV0\"}]}'}", "jwks does not parse: no usable key (keys[0]: unsupported kty \"oct\")"),
+        ("{issuer: i, jwks: '{\"keys\": [{\"kty\": \"RSA\", \"n\": \"AQAB\", \"e\": \"AQAB\"}]}'}", "invalid RSA key (2048 bits or more are required)"),
+        ("{issuer: i}", "set jwks or jwksUri: OpenID discovery from the issuer is not supported"),
+        ("{issuer: i, jwksUri: \"ftp://keys/jwks\", fromParams: [t]}", "unsupported scheme \"ftp\""),
+        ("{issuer: i, jwksUri: \"file://relative.json\"}", "a file URI needs an absolute path"),
+        ("{issuer: i, jwksUri: \"https://a/jwks\", jwks: \"{}\"}", "set jwks or jwksUri, not both"),
+        ("{issuer: i, jwksUri: \"https://a/jwks\", fromHeaders: [{name: \"bad header\"}]}", "invalid header name \"bad header\""),
+        ("{issuer: \"\", jwksUri: \"https://a/jwks\"}", "issuer must not be empty"),
+        ("{issuer: i, jwksUri: \"https://a/jwks\", outputClaimToHeaders: [{header: x-a, claim: \"\"}]}", "claim must not be empty"),
+    ] as [(String, String)])
+    func badJWTRules(rule: String, expected: String) {
+        let error = onlyError(authentication(rule))
+        #expect(error.contains(expected), "\(error)")
+    }
+}
