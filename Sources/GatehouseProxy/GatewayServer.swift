@@ -120,8 +120,8 @@ public final class GatewayServer: Sendable {
         let sync = channel.pipeline.syncOperations
         switch stream.mode {
         case .tcp:
-            try sync.addHandler(StreamRelayHandler(runtime: runtime, loop: loop, route: stream.route(forSNI: nil),
-                                                   serverName: nil))
+            try sync.addHandler(StreamRelayHandler(runtime: runtime, loop: loop, listenerPort: port,
+                                                   route: stream.route(forSNI: nil), serverName: nil))
         case .tlsPassthrough:
             let helloTimeout = channel.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
                 if channel.isActive { runtime.record(.tlsHandshakeTimeout) }
@@ -134,7 +134,7 @@ public final class GatewayServer: Sendable {
                 let route = runtime.store.snapshot.listener(port: port)?.stream?.route(forSNI: name)
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        StreamRelayHandler(runtime: runtime, loop: loop, route: route, serverName: name))
+                        StreamRelayHandler(runtime: runtime, loop: loop, listenerPort: port, route: route, serverName: name))
                 }
             }))
             try sync.addHandler(TLSRefusalHandler(metrics: runtime.metrics))

@@ -1,3 +1,4 @@
+import GatehouseSecurity
 import GatehouseSnapshot
 import GatehouseTelemetry
 import NIOCore
@@ -22,9 +23,12 @@ final class StreamRelayHandler: ChannelDuplexHandler {
     private var readPending = false
     private var logged = false
 
-    init(runtime: ProxyRuntime, loop: LoopContext, route: StreamRoutes.Route?, serverName: String?) {
+    private let listenerPort: Int
+
+    init(runtime: ProxyRuntime, loop: LoopContext, listenerPort: Int, route: StreamRoutes.Route?, serverName: String?) {
         self.runtime = runtime
         self.loop = loop
+        self.listenerPort = listenerPort
         self.route = route
         record.requestedServerName = serverName
     }
@@ -38,9 +42,10 @@ final class StreamRelayHandler: ChannelDuplexHandler {
         record.protocol = nil
         record.downstreamLocalAddress = context.channel.localAddress.map(SocketAddressText.describe)
         record.downstreamRemoteAddress = context.channel.remoteAddress.map(SocketAddressText.describe)
+        let snapshot = runtime.store.snapshot
+        if let refusal = authorize(snapshot, channel: context.channel) { return fail(flag: "-", details: refusal) }
         guard let route else { return fail(flag: "NR", details: "filter_chain_not_found") }
         record.routeName = route.name
-        let snapshot = runtime.store.snapshot
         guard let destination = route.forward.pick(draw: loop.random.next()),
               let cluster = snapshot.clusters[destination.cluster], !cluster.endpoints.isEmpty else {
             return fail(flag: "UH", details: "no_healthy_upstream")
@@ -62,6 +67,24 @@ final class StreamRelayHandler: ChannelDuplexHandler {
                     connect(to: address, timeout: .nanoseconds(cluster.connectTimeoutNanoseconds))
                 }
         }
+    }
+
+    /// AuthorizationPolicy on a TCP connection (Envoy's network rbac filter): only connection attributes
+    /// exist, so the snapshot compiled the port's rules in TCP form. nil: allowed.
+    private func authorize(_ snapshot: Snapshot, channel: Channel) -> String? {
+        guard let engine = snapshot.listener(port: listenerPort)?.authorization, !engine.isEmpty else { return nil }
+        let source = channel.remoteAddress?.ipAddress.flatMap { IPAddress($0) }
+        let request = AuthorizationRequest(
+            isHTTP: false, method: "", path: "", host: "", port: listenerPort, headers: NoHeaders(),
+            sourceIP: source, remoteIP: source, destinationIP: channel.localAddress?.ipAddress.flatMap { IPAddress($0) },
+            serverName: record.requestedServerName)
+        let decision = engine.evaluate(request)
+        record.authzPolicy = decision.logName
+        if let name = decision.rule?.policy ?? decision.logName {
+            runtime.metrics.recordAuthorization(policy: name, action: decision.rule?.action.rawValue ?? "ALLOW",
+                                                allowed: decision.allowed)
+        }
+        return decision.allowed ? nil : decision.responseCodeDetails
     }
 
     private func connect(to address: SocketAddress, timeout: TimeAmount) {
@@ -95,6 +118,9 @@ final class StreamRelayHandler: ChannelDuplexHandler {
     private func fail(flag: String, details: String) {
         record.responseFlags = flag
         record.connectionTerminationDetails = details
+        // Logged here: a TCP connection refused while its handler is being added never goes active,
+        // so channelInactive (which logs otherwise) would not come.
+        writeLog()
         context.close(promise: nil)
     }
 
@@ -202,4 +228,9 @@ final class UpstreamRelayHandler: ChannelDuplexHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)
     }
+}
+
+/// A TCP connection has no headers.
+struct NoHeaders: HeaderValues {
+    func values(_ name: String) -> [String] { [] }
 }

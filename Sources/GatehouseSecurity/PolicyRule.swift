@@ -77,6 +77,17 @@ public struct PolicyRule: Sendable {
         return failure ?? "(empty)"
     }
 
+    /// The rule as Istio applies it to a TCP connection: a rule with HTTP-only fields is dropped when it
+    /// is an ALLOW (it could never match), and loses those fields otherwise, so a DENY on `methods` plus
+    /// `ports` denies every connection to the port (nil: dropped).
+    public func forTCP() -> PolicyRule? {
+        let conditions: [Condition] = Array((from ?? []).joined()) + Array((to ?? []).joined()) + when
+        guard conditions.contains(where: { $0.isHTTPOnly }) else { return self }
+        if label.action == .allow { return nil }
+        return PolicyRule(label: label, from: from?.map { $0.filter { !$0.isHTTPOnly } },
+                          to: to?.map { $0.filter { !$0.isHTTPOnly } }, when: when.filter { !$0.isHTTPOnly })
+    }
+
     /// Exact lowercased `hosts` that every `to` entry requires, so the engine can skip the rule for other
     /// hosts without testing it. nil when some entry accepts any host, a glob, or tests `notHosts` only.
     var requiredHosts: [String]? {

@@ -34,7 +34,7 @@ struct SecurityCompiler {
 
     /// The engine for one listener port: rules that can never match that port are left out, but an
     /// ALLOW policy still counts as present (so its other-port rules still deny here, as in Istio).
-    func authorization(port: Int) -> AuthorizationEngine {
+    func authorization(port: Int, tcp: Bool = false) -> AuthorizationEngine {
         let policies = applicablePolicies
         guard !policies.isEmpty else { return .empty }
         var rules: [PolicyRule] = []
@@ -53,9 +53,8 @@ struct SecurityCompiler {
             }
             for (index, rule) in specRules.enumerated() {
                 let label = RuleLabel(namespace: policy.namespace, name: policy.name, action: action, ruleIndex: index)
-                if let compiled = compile(rule, label: label, namespace: policy.namespace, port: port) {
-                    rules.append(compiled)
-                }
+                guard let compiled = compile(rule, label: label, namespace: policy.namespace, port: port) else { continue }
+                if let applied = tcp ? compiled.forTCP() : compiled { rules.append(applied) }
             }
         }
         return AuthorizationEngine(rules: rules, policies: policies.map(\.id), hasAllowPolicy: hasAllow,

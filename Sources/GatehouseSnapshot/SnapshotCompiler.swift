@@ -33,8 +33,9 @@ public enum SnapshotCompiler {
             }
         }
         let security = SecurityCompiler(config: set, settings: settings)
-        for index in listeners.indices where listeners[index].stream == nil {
-            listeners[index].authorization = security.authorization(port: listeners[index].port)
+        for index in listeners.indices {
+            listeners[index].authorization = security.authorization(port: listeners[index].port,
+                                                                    tcp: listeners[index].stream != nil)
         }
         return Snapshot(version: version, loadedAt: now, listeners: listeners.sorted { $0.port < $1.port },
                         clusters: clusters.compiled, settings: settings, summary: set.summary,

@@ -289,3 +289,35 @@ import Testing
         #expect(everything.contains(mapped), "an IPv4-mapped address is IPv4")
     }
 }
+
+/// Istio's TCP semantics: HTTP-only fields drop an ALLOW rule and are ignored by a DENY rule.
+@Suite struct AuthorizationTCPTests {
+    func rule(_ action: PolicyAction, to: [[Condition]]? = nil, when: [Condition] = []) -> PolicyRule {
+        PolicyRule(label: RuleLabel(namespace: "ns", name: action.rawValue, action: action, ruleIndex: 0),
+                   from: nil, to: to, when: when)
+    }
+
+    let post = Condition(.methods([.exact("POST")]), negated: false, field: "to[0].operation.methods")
+    let local = Condition(.sourceIP([IPBlock("127.0.0.0/8")!]), negated: false, field: "when[0] source.ip values")
+
+    var tcpRequest: AuthorizationRequest {
+        request { $0.isHTTP = false; $0.method = ""; $0.path = ""; $0.host = "" }
+    }
+
+    @Test func allowRulesWithHTTPFieldsAreDropped() {
+        #expect(rule(.allow, to: [[post]]).forTCP() == nil)
+        #expect(rule(.allow, when: [local]).forTCP() != nil, "connection attributes keep the rule")
+    }
+
+    @Test func denyRulesIgnoreHTTPFieldsAndSoDenyMore() throws {
+        let tcp = try #require(rule(.deny, to: [[post]]).forTCP())
+        let engine = AuthorizationEngine(rules: [tcp], policies: ["ns/DENY"], hasAllowPolicy: false, allowNothing: nil)
+        #expect(!engine.evaluate(tcpRequest).allowed, "methods: [POST] denies every TCP connection")
+    }
+
+    @Test func anAllowPolicyWhoseRulesAllDropDeniesTCP() {
+        let kept = [rule(.allow, to: [[post]])].compactMap { $0.forTCP() }
+        let engine = AuthorizationEngine(rules: kept, policies: ["ns/ALLOW"], hasAllowPolicy: true, allowNothing: nil)
+        #expect(!engine.evaluate(tcpRequest).allowed)
+    }
+}

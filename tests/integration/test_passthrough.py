@@ -139,3 +139,39 @@ def test_tcp_upstream_down_closes_the_connection_with_uf(gateway):
         except ConnectionResetError:
             pass  # closed with the client's bytes unread: the kernel resets instead of FIN
     assert gw.log_entry(lambda e: e.get("response_flags") == "UF")["upstream_cluster"] == "outbound|80||echo.test"
+
+
+def tcp_exchange(port: int) -> bytes:
+    """Sends a line and returns what came back before the gateway closed (b"" when refused)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        try:
+            conn.sendall(b"ping\n")
+            return conn.recv(100)
+        except (ConnectionResetError, BrokenPipeError):
+            return b""
+
+
+@pytest.mark.parametrize("policy,allowed", [
+    ({"action": "DENY", "rules": [{"to": [{"operation": {"methods": ["POST"]}}]}]}, False),
+    ({"rules": [{"to": [{"operation": {"paths": ["/anything"]}}]}]}, False),
+    ({"rules": [{"from": [{"source": {"ipBlocks": ["127.0.0.1"]}}]}]}, True),
+    ({"rules": [{"from": [{"source": {"ipBlocks": ["10.0.0.0/8"]}}]}]}, False),
+])
+def test_tcp_connections_follow_istios_tcp_policy_semantics(gateway, policy, allowed):
+    """HTTP-only fields: a DENY ignores them (so it denies every connection), an ALLOW rule using them is
+    dropped; connection attributes (ipBlocks, ports) apply as they are."""
+    backend = EchoServer()
+    port = free_port()
+    server = {"port": {"number": port, "name": "tcp", "protocol": "TCP"}, "hosts": ["x.test"], "bind": "127.0.0.1"}
+    entry = cfg.service_entry("echo.test", [cfg.endpoint(backend.port, port_name="tcp")], port_name="tcp", protocol="TCP")
+    vs = cfg.resource("VirtualService", "relay", {"hosts": ["x.test"], "gateways": [cfg.GATEWAY_NAME],
+                                                  "tcp": [{"route": [{"destination": {"host": "echo.test"}}]}]})
+    gw = gateway([cfg.gateway_of([server]), entry, vs, cfg.authorization_policy("tcp-policy", policy)],
+                 gateway_resource=False, port=port)
+    try:
+        assert tcp_exchange(port) == (b"ping\n" if allowed else b"")
+        if not allowed:
+            entry = gw.log_entry(lambda e: str(e.get("connection_termination_details", "")).startswith("rbac_access_denied"))
+            assert entry["upstream_host"] is None
+    finally:
+        backend.close()
