@@ -28,12 +28,21 @@ struct DownstreamOrigin {
     var localIP: String? = nil
 }
 
+/// Sees what the dispatcher decides, step by step, for `gatehouse explain`; nil on the data path, so
+/// explaining a request runs the very code that serves it.
+final class DispatchObserver {
+    var normalizedPath: String?
+    var authentication: AuthenticationResult?
+    var rules: [(PolicyRule, RuleMismatch?)] = []
+    var decision: AuthorizationDecision?
+}
+
 enum RequestDispatcher {
     /// Routes `head` (HTTP/1.1, or HTTP/2 mapped onto the same shape) as Istio would.
     static func dispatch(_ head: HTTP1RequestHead, host: String?, requestID: String, origin: DownstreamOrigin,
                          snapshot: Snapshot, loop: LoopContext, allocator: ByteBufferAllocator,
                          keys: any JWKSProvider, metrics: GatewayMetrics?,
-                         record: inout AccessLogRecord) -> Dispatch {
+                         record: inout AccessLogRecord, observer: DispatchObserver? = nil) -> Dispatch {
         guard var target = RequestTarget(uri: head.target, version: head.version, host: host,
                                          hostCount: head.hostCount) else {
             return .reply(.badRequest(), route: nil)
@@ -43,6 +52,7 @@ enum RequestDispatcher {
         if target.path != "*" {
             do {
                 target.path = try PathNormalizer.normalize(Substring(target.path), mode: snapshot.settings.pathNormalization)
+                observer?.normalizedPath = target.path
             } catch {
                 return .reply(.badRequest(details: "path_normalization_failed"), route: nil)
             }
@@ -65,7 +75,8 @@ enum RequestDispatcher {
         }
         var security = RequestSecurity()
         if let refusal = security.check(head: head, target: target, scheme: scheme, origin: origin, listener: listener,
-                                        snapshot: snapshot, keys: keys, metrics: metrics, record: &record) {
+                                        snapshot: snapshot, keys: keys, metrics: metrics, record: &record,
+                                        observer: observer) {
             return .reply(refusal, route: nil)
         }
         let input = RouteInput(method: head.method, path: target.path, query: target.query,

@@ -11,13 +11,10 @@ struct RequestSecurity {
     /// Header edits for the upstream request (tokens stripped, claims written), when any rule applies.
     var headerChanges: HeaderChanges?
 
-    /// Observes each policy rule evaluated (for `gatehouse explain`); nil on the data path.
-    typealias Observer = (PolicyRule, RuleMismatch?) -> Void
-
     /// nil when the request may go on; otherwise the reply that refuses it.
     mutating func check(head: HTTP1RequestHead, target: RequestTarget, scheme: String, origin: DownstreamOrigin,
                         listener: Listener, snapshot: Snapshot, keys: any JWKSProvider, metrics: GatewayMetrics?,
-                        record: inout AccessLogRecord, observe: Observer? = nil,
+                        record: inout AccessLogRecord, observer: DispatchObserver? = nil,
                         now: Date = Date()) -> LocalReply? {
         let authentication = snapshot.authentication
         let engine = listener.authorization
@@ -25,7 +22,9 @@ struct RequestSecurity {
         let headers = HeaderBlockLookup(headers: head.headers)
         var identity: JWTIdentity?
         if !authentication.isEmpty {
-            switch authentication.authenticate(headers: headers, query: target.query, keys: keys, now: now) {
+            let result = authentication.authenticate(headers: headers, query: target.query, keys: keys, now: now)
+            observer?.authentication = result
+            switch result {
             case .anonymous:
                 if !authentication.outputHeaders.isEmpty { headerChanges = HeaderChanges(remove: authentication.outputHeaders) }
             case .authenticated(let verified, let changes, _):
@@ -48,7 +47,8 @@ struct RequestSecurity {
                                     trustedHops: snapshot.settings.numTrustedProxies),
             destinationIP: origin.localIP.flatMap { IPAddress($0) }, serverName: origin.tls?.serverName,
             peerPrincipal: origin.tls?.peerPrincipal, jwt: identity)
-        let decision = engine.evaluate(request, observe: observe)
+        let decision = engine.evaluate(request, observe: observer.map { observer in { observer.rules.append(($0, $1)) } })
+        observer?.decision = decision
         record.authzPolicy = decision.logName
         if let metrics {
             if let audit = decision.audit { metrics.recordAuthorization(policy: audit.policy, action: "AUDIT", allowed: decision.allowed) }

@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import GatehouseConfig
+import GatehouseProxy
+import GatehouseSnapshot
+import NIOPosix
+
+struct ExplainCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "explain",
+        abstract: "Show how the gateway would handle one request: normalized path, JWT, each policy rule, decision and route.",
+        discussion: """
+        The request runs through the same dispatcher that serves traffic (nothing is sent anywhere).
+        Example: gatehouse explain --config conf -X POST https://api.example.com/admin \\
+                   -H 'x-role: admin' --source-ip 203.0.113.7 --jwt "$TOKEN"
+        """)
+
+    @OptionGroup var config: ConfigPaths
+
+    @Argument(help: "The request URL, e.g. http://api.example.com/v1/items?x=1 (https: a TLS listener).")
+    var url: String
+
+    @Option(name: [.customShort("X"), .long], help: "The request method.")
+    var method = "GET"
+
+    @Option(name: [.customShort("H"), .customLong("header")], help: ArgumentHelp("A request header (repeatable).", valueName: "name: value"))
+    var headers: [String] = []
+
+    @Option(help: "The client's IP address (the direct peer).")
+    var sourceIP = "127.0.0.1"
+
+    @Option(help: "The client certificate identity, e.g. spiffe://cluster.local/ns/apps/sa/web.")
+    var principal: String?
+
+    @Option(help: "The TLS server name (default: the URL's host for https).")
+    var sni: String?
+
+    @Option(help: "A JWT, sent as Authorization: Bearer.")
+    var jwt: String?
+
+    @Option(help: "The listener port (default: the URL's port, else the first matching listener).")
+    var port: Int?
+
+    func run() async throws {
+        let (set, diagnostics) = ConfigLoader.load(paths: config.resolved)
+        guard !diagnostics.hasErrors else {
+            for diagnostic in diagnostics.errors.sorted(by: DiagnosticOrder.precedes) { print(diagnostic) }
+            throw ExitCode(1)
+        }
+        let snapshot = try SnapshotCompiler.compile(set, version: 0)
+        var request = ExplainRequest(url: url)
+        request.method = method
+        request.sourceIP = sourceIP
+        request.peerPrincipal = principal
+        request.serverName = sni
+        request.listenerPort = port
+        for header in headers {
+            guard let colon = header.firstIndex(of: ":") else {
+                throw ValidationError("header \"\(header)\" is not of the form \"name: value\"")
+            }
+            request.headers.append((String(header[..<colon]), header[header.index(after: colon)...]
+                .trimmingCharacters(in: .whitespaces)))
+        }
+        if let jwt { request.headers.append(("authorization", "Bearer \(jwt)")) }
+        // Remote JWKS are fetched once, as the gateway does before it listens.
+        let keys = JWKSCache()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let sources = snapshot.authentication.remoteKeySources
+        if !sources.isEmpty {
+            for message in await keys.refresh(sources, fetch: { uri, timeout in
+                try await JWKSFetcher.fetch(uri, timeout: timeout, group: group)
+            }) { print("note:      \(message)") }
+        }
+        try? await group.shutdownGracefully()
+        do {
+            for line in try RequestExplainer.explain(request, snapshot: snapshot, keys: keys) { print(line) }
+        } catch {
+            print("error: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
