@@ -18,6 +18,9 @@ public final class JWKSCache: JWKSProvider, Sendable {
     }
 
     private let entries = Mutex<[String: Entry]>([:])
+    private let generationCounter = Atomic<Int>(0)
+
+    public var generation: Int { generationCounter.load(ordering: .relaxed) }
     /// Istio refreshes public keys every 20 minutes.
     let refreshInterval: TimeInterval
     /// Keys older than this are dropped: a key the issuer revoked must not be trusted forever because
@@ -67,6 +70,7 @@ public final class JWKSCache: JWKSProvider, Sendable {
                     }
                     entry.keys = keys
                     entry.fetchedAt = Date()
+                    generationCounter.add(1, ordering: .relaxed)
                     entry.failures = 0
                     entry.lastError = nil
                     entry.nextAttempt = Date().addingTimeInterval(refreshInterval)

@@ -1,5 +1,6 @@
 import GatehouseHTTP1
 import GatehouseIdentity
+import GatehouseSecurity
 import GatehouseSnapshot
 import GatehouseTelemetry
 import NIOConcurrencyHelpers
@@ -14,6 +15,8 @@ final class LoopContext: @unchecked Sendable {
     let http2Pool: HTTP2UpstreamPool
     var roundRobin = RoundRobin()
     var random = FastRandom()
+    /// JWTs this loop verified recently (see `VerifiedTokenCache`).
+    let tokenCache = VerifiedTokenCache()
     /// Access-log lines of this loop, handed to the writer in chunks (see `ProxyRuntime.log`).
     var logBuffer: [UInt8] = []
     private var targets: [UpstreamTargetKey: UpstreamTarget] = [:]

@@ -75,7 +75,8 @@ enum RequestDispatcher {
         }
         var security = RequestSecurity()
         if let refusal = security.check(head: head, target: target, scheme: scheme, origin: origin, listener: listener,
-                                        snapshot: snapshot, keys: keys, metrics: metrics, record: &record,
+                                        snapshot: snapshot, keys: keys, tokenCache: loop.tokenCache, metrics: metrics,
+                                        record: &record,
                                         observer: observer) {
             return .reply(refusal, route: nil)
         }

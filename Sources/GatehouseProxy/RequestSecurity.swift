@@ -13,7 +13,8 @@ struct RequestSecurity {
 
     /// nil when the request may go on; otherwise the reply that refuses it.
     mutating func check(head: HTTP1RequestHead, target: RequestTarget, scheme: String, origin: DownstreamOrigin,
-                        listener: Listener, snapshot: Snapshot, keys: any JWKSProvider, metrics: GatewayMetrics?,
+                        listener: Listener, snapshot: Snapshot, keys: any JWKSProvider, tokenCache: VerifiedTokenCache?,
+                        metrics: GatewayMetrics?,
                         record: inout AccessLogRecord, observer: DispatchObserver? = nil,
                         now: Date = Date()) -> LocalReply? {
         let authentication = snapshot.authentication
@@ -22,7 +23,10 @@ struct RequestSecurity {
         let headers = HeaderBlockLookup(headers: head.headers)
         var identity: JWTIdentity?
         if !authentication.isEmpty {
-            let result = authentication.authenticate(headers: headers, query: target.query, keys: keys, now: now)
+            // Cached verifications hold for one snapshot, one generation of fetched keys, and a minute.
+            let epoch = snapshot.version &* 1_000_003 &+ keys.generation &* 7_919 &+ Int(now.timeIntervalSince1970 / 60)
+            let result = authentication.authenticate(headers: headers, query: target.query, keys: keys, now: now,
+                                                     cache: tokenCache, epoch: epoch)
             observer?.authentication = result
             switch result {
             case .anonymous:

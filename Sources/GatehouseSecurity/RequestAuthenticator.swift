@@ -20,6 +20,12 @@ public enum JWTKeySource: Sendable {
 /// The data plane's JWKS cache. nil means "not loaded (yet)", and tokens of that issuer are refused.
 public protocol JWKSProvider {
     func keys(for uri: String) -> JWKSet?
+    /// Changes whenever some key set changes, so verified-token caches drop what older keys vouched for.
+    var generation: Int { get }
+}
+
+extension JWKSProvider {
+    public var generation: Int { 0 }
 }
 
 /// One compiled `jwtRules` entry.
@@ -106,8 +112,11 @@ public struct RequestAuthenticator: Sendable {
         return out
     }
 
-    public func authenticate(headers: any HeaderValues, query: String?, keys: any JWKSProvider,
-                             now: Date) -> AuthenticationResult {
+    /// `cache` (per event loop) remembers tokens already verified under `epoch` (which changes with the
+    /// snapshot, the fetched keys and the minute), as Envoy's jwt_authn cache does: a hit skips only the
+    /// signature; `exp` and `nbf` are checked again on every request.
+    public func authenticate(headers: any HeaderValues, query: String?, keys: any JWKSProvider, now: Date,
+                             cache: VerifiedTokenCache? = nil, epoch: Int = 0) -> AuthenticationResult {
         var found: [(token: Substring, location: TokenLocation)] = []
         for location in locations {
             for token in Self.extract(location, headers: headers, query: query)
@@ -120,41 +129,61 @@ public struct RequestAuthenticator: Sendable {
         var ruleLabel = ""
         var changes = HeaderChanges(remove: outputHeaders)
         for (token, location) in found {
-            let decoded: DecodedJWT
-            do {
-                decoded = try DecodedJWT(token)
-            } catch {
-                return .failed(error)
+            let verified: VerifiedTokenCache.Entry
+            if let hit = cache?.entry(for: token, location: location, epoch: epoch), hit.isCurrent(at: now, skew: rules[hit.ruleIndex].requirements.clockSkew) {
+                verified = hit
+            } else {
+                switch verify(token, location: location, keys: keys, now: now) {
+                case .success(let entry):
+                    verified = VerifiedTokenCache.Entry(identity: entry.identity, ruleIndex: entry.ruleIndex,
+                                                        location: location, epoch: epoch, encodedPayload: entry.encodedPayload)
+                    cache?.store(verified, for: token)
+                case .failure(let failure):
+                    return .failed(failure)
+                }
             }
-            guard let rule = rules.first(where: { $0.requirements.issuer == decoded.issuer && $0.locations.contains(location) })
-            else { return .failed(.unknownIssuer) }
-            let keySet: JWKSet
-            switch rule.keys {
-            case .inline(let inline): keySet = inline
-            case .remote(let uri):
-                guard let loaded = keys.keys(for: uri) else { return .failed(.keysUnavailable) }
-                keySet = loaded
-            }
-            let verified: JWTIdentity
-            do {
-                verified = try JWTVerifier.verify(decoded, keys: keySet, requirements: rule.requirements, now: now)
-            } catch {
-                return .failed(error)
-            }
+            let rule = rules[verified.ruleIndex]
             if !rule.forwardOriginalToken, case .header(let name, _) = location, !changes.remove.contains(name) {
                 changes.remove.append(name)
             }
-            if let header = rule.outputPayloadToHeader { changes.set.append((header, String(decoded.encodedPayload))) }
+            if let header = rule.outputPayloadToHeader { changes.set.append((header, verified.encodedPayload)) }
             for output in rule.outputClaimToHeaders {
-                let values = verified.claim(output.claim)
+                let values = verified.identity.claim(output.claim)
                 if !values.isEmpty { changes.set.append((output.header, values.joined(separator: ","))) }
             }
             if identity == nil {
-                identity = verified
+                identity = verified.identity
                 ruleLabel = rule.label
             }
         }
         return .authenticated(identity!, headers: changes, rule: ruleLabel)
+    }
+
+    /// The full check of one token: decode, pick the rule by issuer and location, find the keys, verify.
+    func verify(_ token: Substring, location: TokenLocation, keys: any JWKSProvider,
+                now: Date) -> Result<(identity: JWTIdentity, ruleIndex: Int, encodedPayload: String), JWTFailure> {
+        let decoded: DecodedJWT
+        do {
+            decoded = try DecodedJWT(token)
+        } catch {
+            return .failure(error)
+        }
+        guard let index = rules.firstIndex(where: { $0.requirements.issuer == decoded.issuer && $0.locations.contains(location) })
+        else { return .failure(.unknownIssuer) }
+        let rule = rules[index]
+        let keySet: JWKSet
+        switch rule.keys {
+        case .inline(let inline): keySet = inline
+        case .remote(let uri):
+            guard let loaded = keys.keys(for: uri) else { return .failure(.keysUnavailable) }
+            keySet = loaded
+        }
+        do {
+            let identity = try JWTVerifier.verify(decoded, keys: keySet, requirements: rule.requirements, now: now)
+            return .success((identity, index, String(decoded.encodedPayload)))
+        } catch {
+            return .failure(error)
+        }
     }
 
     static func extract(_ location: TokenLocation, headers: any HeaderValues, query: String?) -> [Substring] {
@@ -187,4 +216,42 @@ public struct RequestAuthenticator: Sendable {
             }
         }
     }
+}
+
+/// Tokens verified recently on one event loop (not shared, so no lock). Bounded: when full it is emptied,
+/// which costs a round of signature checks and nothing else.
+public final class VerifiedTokenCache {
+    public struct Entry {
+        var identity: JWTIdentity
+        var ruleIndex: Int
+        var location: TokenLocation
+        var epoch: Int
+        var encodedPayload: String
+
+        /// `exp` and `nbf` still hold (the signature, issuer and audience cannot have changed).
+        func isCurrent(at now: Date, skew: Double) -> Bool {
+            let seconds = now.timeIntervalSince1970
+            if let exp = identity.claims["exp"]?.numberValue, seconds > exp + skew { return false }
+            if let nbf = identity.claims["nbf"]?.numberValue, seconds + skew < nbf { return false }
+            return true
+        }
+    }
+
+    private var entries: [Substring: Entry] = [:]
+    let capacity: Int
+
+    public init(capacity: Int = 1024) { self.capacity = capacity }
+
+    func entry(for token: Substring, location: TokenLocation, epoch: Int) -> Entry? {
+        guard let entry = entries[token], entry.epoch == epoch, entry.location == location else { return nil }
+        return entry
+    }
+
+    func store(_ entry: Entry, for token: Substring) {
+        if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+        // The key is copied out of the request's header storage so the cache does not keep it alive.
+        entries[Substring(String(token))] = entry
+    }
+
+    public var count: Int { entries.count }
 }

@@ -226,4 +226,23 @@ struct StaticKeys: JWKSProvider {
         #expect(set["x-role"] == "admin" && set["x-groups"] == "a,b" && set["x-missing"] == nil)
         #expect(set["x-jwt-payload"] == String(token.split(separator: ".")[1]))
     }
+
+    @Test func theCacheSkipsOnlyTheSignatureCheck() {
+        let remote = authenticator(keys: .remote("https://idp.example.com/jwks"))
+        let loaded = StaticKeys(loaded: ["https://idp.example.com/jwks": JWTVerificationTests.keys])
+        let cache = VerifiedTokenCache()
+        let expiresSoon = TestSigner.rsa.token(["iss": Self.issuer, "sub": "alice", "exp": Date().timeIntervalSince1970 + 120])
+        let headers = Headers([("authorization", "Bearer \(expiresSoon)")])
+        guard case .authenticated = remote.authenticate(headers: headers, query: nil, keys: loaded, now: Date(), cache: cache, epoch: 1)
+        else { Issue.record("first verification"); return }
+        #expect(cache.count == 1)
+        guard case .authenticated = remote.authenticate(headers: headers, query: nil, keys: StaticKeys(), now: Date(), cache: cache, epoch: 1)
+        else { Issue.record("a hit needs no keys"); return }
+        guard case .failed(.keysUnavailable) = remote.authenticate(headers: headers, query: nil, keys: StaticKeys(), now: Date(),
+                                                                    cache: cache, epoch: 2)
+        else { Issue.record("a new epoch verifies again"); return }
+        guard case .failed(.expired) = remote.authenticate(headers: headers, query: nil, keys: loaded,
+                                                           now: Date().addingTimeInterval(600), cache: cache, epoch: 1)
+        else { Issue.record("a cached token still expires"); return }
+    }
 }
