@@ -4,7 +4,9 @@
 Subcommands:
   ports N                      print N distinct free TCP ports on 127.0.0.1 (asked of the kernel)
   wait-port PORT TIMEOUT [PID] wait until 127.0.0.1:PORT accepts connections; fail early if PID exits
-  probe URL SIZE               GET URL once (keep-alive off); succeed if status 200 and body is SIZE bytes
+  probe URL SIZE [TOKEN]       GET URL once (keep-alive off, TOKEN as a bearer JWT); succeed if status 200
+                               and body is SIZE bytes
+  probe-denied URL             GET URL once; succeed if the proxy answers 403 (its policies are on)
   tree PID                     print PID and all its descendants, one per line
   sample PID                   JSON: CPU seconds (utime+stime) and VmHWM/VmRSS summed over PID's tree
   busy SECONDS                 percent of all CPU time busy over SECONDS
@@ -13,10 +15,15 @@ Subcommands:
   meta KEY=VALUE...            print the run's metadata as JSON
   oneline                      one-line progress text for the run record on stdin
   summarize RESULTS_DIR        print the Markdown summary of RESULTS_DIR/runs.jsonl
+  authz-fixture DIR            write DIR/policies.yaml (a RequestAuthentication and 50
+                               AuthorizationPolicies) and DIR/token (an RS256 JWT they accept),
+                               signed with a key openssl makes in DIR
 """
 
+import base64
 import json
 import os
+import subprocess
 import re
 import socket
 import ssl
@@ -67,8 +74,11 @@ def cmd_wait_port(port, timeout, pid=None):
     return 1
 
 
-def cmd_probe(url, size):
-    req = urllib.request.Request(url, headers={"Connection": "close"})
+def cmd_probe(url, size, token=None):
+    headers = {"Connection": "close"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, headers=headers)
     # The benchmark's certificate is self-signed: the probe checks the response, not the chain.
     unverified = ssl._create_unverified_context() if url.startswith("https:") else None
     try:
@@ -85,6 +95,21 @@ def cmd_probe(url, size):
         print(f"{url}: status {status}, {len(body)} bytes (want 200, {size} bytes)", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_probe_denied(url):
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Connection": "close"}), timeout=5) as resp:
+            print(f"{url}: HTTP {resp.status} without a token (want 403: are the policies loaded?)", file=sys.stderr)
+            return 1
+    except urllib.error.HTTPError as e:
+        if e.code == 403:
+            return 0
+        print(f"{url}: HTTP {e.code} without a token (want 403)", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"{url}: {e}", file=sys.stderr)
+        return 1
 
 
 H2LOAD_SUMMARY = re.compile(r"requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
@@ -423,6 +448,10 @@ def cmd_summarize(results_dir):
             parts.append(f"Gatehouse/nginx rps = {g['rps'] / n['rps']:.2f}")
         if n and n["p99_ms"] and g["p99_ms"]:
             parts.append(f"Gatehouse p99 / nginx p99 = {g['p99_ms'] / n['p99_ms']:.2f}")
+        plain = medians.get(("1k", "gatehouse"))
+        if sc == "authz-1k" and plain and plain["rps"]:
+            parts.append(f"50 policies + a JWT rule cost Gatehouse {100 * (1 - g['rps'] / plain['rps']):.1f} % of its "
+                         f"1k rps ({g['rps'] / plain['rps']:.2f}×; target ≥ 0.90×)")
         logged = medians.get((sc, "gatehouse-log"))
         if logged and g["rps"]:
             parts.append(f"with its JSON access log Gatehouse keeps {logged['rps'] / g['rps']:.2f} of its rps")
@@ -481,6 +510,65 @@ def cmd_meta(args):
     print(json.dumps(meta, indent=2, sort_keys=True))
 
 
+# ---------------------------------------------------------------- authz-1k fixture
+
+BENCH_ISSUER = "https://issuer.bench.local"
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def cmd_authz_fixture(directory):
+    """50 AuthorizationPolicies shaped like a real edge: 40 scoped to other hosts (the host index skips
+    them), 5 host-agnostic DENY rules and 5 host-agnostic ALLOW rules, one of which admits the benchmark
+    request by its JWT principal and path; plus one RS256 jwtRule with an inline JWKS."""
+    key = os.path.join(directory, "jwt-key.pem")
+    subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True, capture_output=True)
+    modulus = subprocess.run(["openssl", "rsa", "-in", key, "-noout", "-modulus"], check=True,
+                             capture_output=True, text=True).stdout.strip().split("=", 1)[1]
+    jwks = json.dumps({"keys": [{"kty": "RSA", "kid": "bench", "alg": "RS256", "n": b64url(bytes.fromhex(modulus)),
+                                 "e": "AQAB"}]})
+    header = b64url(json.dumps({"alg": "RS256", "kid": "bench", "typ": "JWT"}).encode())
+    claims = {"iss": BENCH_ISSUER, "sub": "bench-client", "aud": "bench", "scope": "read",
+              "exp": int(time.time()) + 86400, "iat": int(time.time())}
+    payload = b64url(json.dumps(claims).encode())
+    signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=f"{header}.{payload}".encode(),
+                               check=True, capture_output=True).stdout
+    with open(os.path.join(directory, "token"), "w") as f:
+        f.write(f"{header}.{payload}.{b64url(signature)}")
+
+    def policy(name, spec):
+        return ("apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+                f"metadata: {{name: {name}, namespace: istio-system}}\nspec: {json.dumps(spec)}\n")
+
+    docs = ["apiVersion: security.istio.io/v1\nkind: RequestAuthentication\n"
+            "metadata: {name: bench-jwt, namespace: istio-system}\n"
+            f"spec: {json.dumps({'jwtRules': [{'issuer': BENCH_ISSUER, 'audiences': ['bench'], 'jwks': jwks}]})}\n"]
+    for i in range(20):
+        docs.append(policy(f"deny-svc{i}", {"action": "DENY", "rules": [
+            {"to": [{"operation": {"hosts": [f"svc{i}.example.com"], "paths": ["/admin", "/admin/*"]}}]}]}))
+        docs.append(policy(f"allow-app{i}", {"rules": [
+            {"from": [{"source": {"requestPrincipals": [f"https://idp{i}.example.com/*"]}}],
+             "to": [{"operation": {"hosts": [f"app{i}.example.com", f"app{i}.example.com:*"]}}]}]}))
+    docs += [
+        policy("deny-admin-paths", {"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/admin", "/admin/*", "/internal/*"]}}]}]}),
+        policy("deny-debug-header", {"action": "DENY", "rules": [{"when": [{"key": "request.headers[x-debug]", "values": ["*"]}]}]}),
+        policy("deny-bad-networks", {"action": "DENY", "rules": [{"from": [{"source": {"remoteIpBlocks": ["198.51.100.0/24", "203.0.113.0/24"]}}]}]}),
+        policy("deny-odd-methods", {"action": "DENY", "rules": [{"to": [{"operation": {"notMethods": ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]}}]}]}),
+        policy("deny-banned-role", {"action": "DENY", "rules": [{"when": [{"key": "request.auth.claims[role]", "values": ["banned"]}]}]}),
+        policy("allow-internal-net", {"rules": [{"from": [{"source": {"ipBlocks": ["10.0.0.0/8"]}}]}]}),
+        policy("allow-health", {"rules": [{"to": [{"operation": {"paths": ["/healthz", "/ready"]}}]}]}),
+        policy("allow-preflight", {"rules": [{"to": [{"operation": {"methods": ["OPTIONS"]}}]}]}),
+        policy("allow-readers", {"rules": [{"from": [{"source": {"requestPrincipals": [f"{BENCH_ISSUER}/*"]}}],
+                                            "to": [{"operation": {"paths": ["/1k", "/64k"], "methods": ["GET", "HEAD"]}}],
+                                            "when": [{"key": "request.auth.claims[scope]", "values": ["read"]}]}]}),
+        policy("allow-writers", {"rules": [{"when": [{"key": "request.auth.claims[scope]", "values": ["write"]}]}]}),
+    ]
+    with open(os.path.join(directory, "policies.yaml"), "w") as f:
+        f.write("---\n".join(docs))
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -494,6 +582,8 @@ def main(argv):
         cmd_h2load_json(*args)
     elif cmd == "probe":
         return cmd_probe(*args)
+    elif cmd == "probe-denied":
+        return cmd_probe_denied(*args)
     elif cmd == "tree":
         cmd_tree(*args)
     elif cmd == "sample":
@@ -510,6 +600,8 @@ def main(argv):
         cmd_meta(args)
     elif cmd == "summarize":
         cmd_summarize(*args)
+    elif cmd == "authz-fixture":
+        cmd_authz_fixture(*args)
     else:
         print(f"unknown command {cmd}", file=sys.stderr)
         return 2

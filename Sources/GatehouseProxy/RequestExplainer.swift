@@ -98,12 +98,14 @@ public enum RequestExplainer {
         if engine.isEmpty {
             lines.append("policies:  none apply on this listener")
         } else if observer.decision != nil {
-            lines.append("policies:  \(engine.policies.joined(separator: ", "))")
+            lines.append("policies:  \(engine.policies.count) apply on this listener"
+                + (engine.policies.count <= 10 ? ": " + engine.policies.joined(separator: ", ") : ""))
             for (rule, mismatch) in observer.rules {
                 lines.append("  \(rule.label.action.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0)) "
                     + "\(rule.label.logName): " + (mismatch.map { "no match, \($0.description)" } ?? "MATCHED"))
             }
-            if observer.rules.isEmpty { lines.append("  (no rule can apply to this host and port)") }
+            let skipped = engine.ruleCount - observer.rules.count
+            if skipped > 0 { lines.append("  (\(skipped) rule(s) for other hosts skipped by the host index)") }
         }
         if let decision = observer.decision {
             switch decision.reason {

@@ -2,7 +2,7 @@
 /// DENY rule denies; otherwise, with no ALLOW policy the request is allowed; otherwise some ALLOW rule must
 /// match. AUDIT rules only mark the request.
 ///
-/// Rules whose every `to` entry names exact hosts are indexed by host, so a request only tests the rules
+/// Rules whose every `to` entry names exact hosts (or `host:*`) are indexed by host name, so a request only tests the rules
 /// that could apply to its `Host` plus the host-agnostic ones: adding policies for other hosts costs it
 /// nothing.
 public struct AuthorizationEngine: Sendable {
@@ -27,6 +27,9 @@ public struct AuthorizationEngine: Sendable {
         self.allowNothing = allowNothing
     }
 
+    /// Rules compiled for this listener, of every action.
+    public var ruleCount: Int { deny.rules.count + allow.rules.count + audit.rules.count }
+
     /// No policy applies: the data plane skips building the request attributes.
     public var isEmpty: Bool { policies.isEmpty }
 
@@ -34,7 +37,7 @@ public struct AuthorizationEngine: Sendable {
     /// decision is the same with or without it.
     public func evaluate(_ request: AuthorizationRequest,
                          observe: ((PolicyRule, RuleMismatch?) -> Void)? = nil) -> AuthorizationDecision {
-        let host = ASCIICase.lowercased(request.host)
+        let host = HostKey.name(of: ASCIICase.lowercased(request.host))
         let audited = audit.firstMatch(request, host: host, observe: observe)
         if let denied = deny.firstMatch(request, host: host, observe: observe) {
             if observe != nil { _ = allow.firstMatch(request, host: host, observe: observe) }

@@ -88,8 +88,9 @@ public struct PolicyRule: Sendable {
                           to: to?.map { $0.filter { !$0.isHTTPOnly } }, when: when.filter { !$0.isHTTPOnly })
     }
 
-    /// Exact lowercased `hosts` that every `to` entry requires, so the engine can skip the rule for other
-    /// hosts without testing it. nil when some entry accepts any host, a glob, or tests `notHosts` only.
+    /// The host names (lowercased, port dropped) that every `to` entry requires, so the engine can skip
+    /// the rule for other hosts without testing it. Exact values and `name:*` count; nil when some entry
+    /// accepts any host, uses another glob, or tests `notHosts` only.
     var requiredHosts: [String]? {
         guard let to, !to.isEmpty else { return nil }
         var hosts: [String] = []
@@ -99,10 +100,22 @@ public struct PolicyRule: Sendable {
                 return values
             }).first else { return nil }
             for value in values {
-                guard case .exact(let host) = value else { return nil }
-                hosts.append(host)
+                switch value {
+                case .exact(let host): hosts.append(HostKey.name(of: host))
+                case .prefix(let host) where host.hasSuffix(":") && !host.dropLast().contains(":"): hosts.append(String(host.dropLast()))
+                default: return nil
+                }
             }
         }
         return hosts
+    }
+}
+
+/// The host-index key of a `Host`: lowercased, without port (`[v6]:port` keeps its brackets off).
+enum HostKey {
+    static func name(of host: String) -> String {
+        if host.hasPrefix("[") { return String(host.dropFirst().prefix { $0 != "]" }) }
+        guard let colon = host.lastIndex(of: ":"), host.firstIndex(of: ":") == colon else { return host }
+        return String(host[..<colon])
     }
 }

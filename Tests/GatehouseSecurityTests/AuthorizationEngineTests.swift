@@ -261,6 +261,14 @@ import Testing
         _ = engine.evaluate(request { $0.host = "svc7.example.com" }) { rule, _ in seen.append(rule.label.policy) }
         #expect(seen == ["istio-system/deny-7", "istio-system/allow-example"], "only rules that can apply to the host are tested")
     }
+
+    @Test func hostWithAnyPortIsIndexedByName() throws {
+        let engine = try engine(policy("{action: DENY, rules: [{to: [{operation: {hosts: [api.example.com, \"api.example.com:*\"]}}]}]}"))
+        #expect(!engine.evaluate(request { $0.host = "API.example.com:8443" }).allowed)
+        #expect(!engine.evaluate(request { $0.host = "api.example.com" }).allowed)
+        #expect(engine.evaluate(request { $0.host = "api.example.com.evil:80" }).allowed)
+        #expect(engine.evaluate(request { $0.host = "[::1]:80" }).allowed)
+    }
 }
 
 @Suite struct ValueMatchTests {
