@@ -448,10 +448,10 @@ def cmd_summarize(results_dir):
             parts.append(f"Gatehouse/nginx rps = {g['rps'] / n['rps']:.2f}")
         if n and n["p99_ms"] and g["p99_ms"]:
             parts.append(f"Gatehouse p99 / nginx p99 = {g['p99_ms'] / n['p99_ms']:.2f}")
-        plain = medians.get(("1k", "gatehouse"))
+        plain = medians.get(("token-1k", "gatehouse"))
         if sc == "authz-1k" and plain and plain["rps"]:
             parts.append(f"50 policies + a JWT rule cost Gatehouse {100 * (1 - g['rps'] / plain['rps']):.1f} % of its "
-                         f"1k rps ({g['rps'] / plain['rps']:.2f}×; target ≥ 0.90×)")
+                         f"token-1k rps ({g['rps'] / plain['rps']:.2f}×; target ≥ 0.90×)")
         logged = medians.get((sc, "gatehouse-log"))
         if logged and g["rps"]:
             parts.append(f"with its JSON access log Gatehouse keeps {logged['rps'] / g['rps']:.2f} of its rps")

@@ -1,5 +1,6 @@
 import GatehouseHTTP1
 import GatehouseRouting
+import GatehouseSecurity
 import GatehouseSnapshot
 import GatehouseTelemetry
 import NIOCore
@@ -62,6 +63,9 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
     private var remoteAddress: String?
     private var remoteIP: String?
     private var localIP: String?
+    /// `remoteIP` parsed once for the policies of every request on this connection.
+    private var clientAddress: IPAddress?
+    private var localIPAddress: IPAddress?
     private static let crlf: ByteBuffer = ByteBuffer(staticString: "\r\n")
 
     /// Set on a TLS port; filled in by the handshake.
@@ -87,6 +91,8 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         remoteAddress = context.channel.remoteAddress.map(SocketAddressText.describe)
         remoteIP = context.channel.remoteAddress?.ipAddress
         localIP = context.channel.localAddress?.ipAddress
+        clientAddress = remoteIP.flatMap { IPAddress($0) }
+        localIPAddress = localIP.flatMap { IPAddress($0) }
         armIdleTimer()
     }
 
@@ -327,11 +333,12 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         request.record.authority = host
         request.record.requestID = requestID
 
-        let origin = DownstreamOrigin(listenerPort: listenerPort, tls: tls, clientIP: remoteIP, localIP: localIP)
+        let origin = DownstreamOrigin(listenerPort: listenerPort, tls: tls, clientIP: remoteIP, localIP: localIP,
+                                      clientAddress: clientAddress, localAddress: localIPAddress)
         let dispatch = RequestDispatcher.dispatch(head, host: host, requestID: requestID, origin: origin,
                                                   snapshot: runtime.store.snapshot, loop: loop,
                                                   allocator: context.channel.allocator, keys: runtime.jwks,
-                                                  metrics: runtime.metrics, record: &request.record)
+                                                  counters: loop.decisions, record: &request.record)
         switch dispatch {
         case .reply(let reply, let route):
             sendLocalReply(reply, for: request, route: route)

@@ -208,7 +208,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
         let dispatch = RequestDispatcher.dispatch(head, host: host, requestID: requestID, origin: origin,
                                                   snapshot: runtime.store.snapshot, loop: loop,
                                                   allocator: context.channel.allocator, keys: runtime.jwks,
-                                                  metrics: runtime.metrics, record: &record)
+                                                  counters: loop.decisions, record: &record)
         switch dispatch {
         case .reply(let reply, let route):
             sendLocalReply(reply, route: route)

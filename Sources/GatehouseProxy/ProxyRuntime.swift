@@ -17,12 +17,15 @@ final class LoopContext: @unchecked Sendable {
     var random = FastRandom()
     /// JWTs this loop verified recently (see `VerifiedTokenCache`).
     let tokenCache = VerifiedTokenCache()
+    /// This loop's policy and JWT outcome counts (read by the metrics at scrape time).
+    let decisions: DecisionCounters
     /// Access-log lines of this loop, handed to the writer in chunks (see `ProxyRuntime.log`).
     var logBuffer: [UInt8] = []
     private var targets: [UpstreamTargetKey: UpstreamTarget] = [:]
 
-    init(eventLoop: EventLoop) {
+    init(eventLoop: EventLoop, decisions: DecisionCounters = DecisionCounters()) {
         self.eventLoop = eventLoop
+        self.decisions = decisions
         pool = ConnectionPool(eventLoop: eventLoop)
         http2Pool = HTTP2UpstreamPool(eventLoop: eventLoop)
     }
@@ -86,7 +89,9 @@ public final class ProxyRuntime: Sendable {
         self.tlsContexts = tlsContexts
         self.accessLog = accessLog
         var loops: [ObjectIdentifier: LoopContext] = [:]
-        for loop in group.makeIterator() { loops[ObjectIdentifier(loop)] = LoopContext(eventLoop: loop) }
+        for loop in group.makeIterator() {
+            loops[ObjectIdentifier(loop)] = LoopContext(eventLoop: loop, decisions: metrics.makeDecisionCounters())
+        }
         self.loops = loops
         dns = DNSCache(threadPool: threadPool,
                        refreshInterval: .nanoseconds(store.snapshot.settings.dnsRefreshNanoseconds))

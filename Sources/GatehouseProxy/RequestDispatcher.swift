@@ -26,6 +26,9 @@ struct DownstreamOrigin {
     var clientIP: String?
     /// The address the client connected to (`destination.ip`).
     var localIP: String? = nil
+    /// `clientIP` and `localIP` parsed, when the connection already did it once for all its requests.
+    var clientAddress: IPAddress? = nil
+    var localAddress: IPAddress? = nil
 }
 
 /// Sees what the dispatcher decides, step by step, for `gatehouse explain`; nil on the data path, so
@@ -41,7 +44,7 @@ enum RequestDispatcher {
     /// Routes `head` (HTTP/1.1, or HTTP/2 mapped onto the same shape) as Istio would.
     static func dispatch(_ head: HTTP1RequestHead, host: String?, requestID: String, origin: DownstreamOrigin,
                          snapshot: Snapshot, loop: LoopContext, allocator: ByteBufferAllocator,
-                         keys: any JWKSProvider, metrics: GatewayMetrics?,
+                         keys: any JWKSProvider, counters: DecisionCounters?,
                          record: inout AccessLogRecord, observer: DispatchObserver? = nil) -> Dispatch {
         guard var target = RequestTarget(uri: head.target, version: head.version, host: host,
                                          hostCount: head.hostCount) else {
@@ -75,7 +78,7 @@ enum RequestDispatcher {
         }
         var security = RequestSecurity()
         if let refusal = security.check(head: head, target: target, scheme: scheme, origin: origin, listener: listener,
-                                        snapshot: snapshot, keys: keys, tokenCache: loop.tokenCache, metrics: metrics,
+                                        snapshot: snapshot, keys: keys, tokenCache: loop.tokenCache, counters: counters,
                                         record: &record,
                                         observer: observer) {
             return .reply(refusal, route: nil)

@@ -57,7 +57,7 @@ public enum RequestExplainer {
         var record = AccessLogRecord()
         let dispatch = RequestDispatcher.dispatch(head, host: authority, requestID: "explain", origin: origin,
                                                   snapshot: snapshot, loop: loop, allocator: ByteBufferAllocator(),
-                                                  keys: keys, metrics: nil, record: &record, observer: observer)
+                                                  keys: keys, counters: nil, record: &record, observer: observer)
         return report(request, target: target, port: port, observer: observer, record: record, dispatch: dispatch,
                       snapshot: snapshot)
     }

@@ -14,7 +14,7 @@ struct RequestSecurity {
     /// nil when the request may go on; otherwise the reply that refuses it.
     mutating func check(head: HTTP1RequestHead, target: RequestTarget, scheme: String, origin: DownstreamOrigin,
                         listener: Listener, snapshot: Snapshot, keys: any JWKSProvider, tokenCache: VerifiedTokenCache?,
-                        metrics: GatewayMetrics?,
+                        counters: DecisionCounters?,
                         record: inout AccessLogRecord, observer: DispatchObserver? = nil,
                         now: Date = Date()) -> LocalReply? {
         let authentication = snapshot.authentication
@@ -35,32 +35,44 @@ struct RequestSecurity {
                 identity = verified
                 headerChanges = changes
                 record.requestPrincipal = verified.principal
-                metrics?.recordAuthentication("authenticated")
+                counters?.recordAuthenticated()
             case .failed(let failure):
-                metrics?.recordAuthentication(failure.responseCodeDetails)
+                counters?.recordAuthenticationFailure(failure.responseCodeDetails)
                 let realm = "\(scheme)://\(target.authority)\(target.path)"
                 return .jwtRefused(failure, realm: realm)
             }
         }
         guard !engine.isEmpty else { return nil }
-        let sourceIP = origin.clientIP.flatMap { IPAddress($0) }
+        let sourceIP = origin.clientAddress ?? origin.clientIP.flatMap { IPAddress($0) }
         let request = AuthorizationRequest(
             method: head.method, path: target.path, host: target.authority, port: origin.listenerPort, headers: headers,
             sourceIP: sourceIP,
-            remoteIP: Self.remoteIP(forwardedFor: head.headers.values("x-forwarded-for"), peer: sourceIP,
-                                    trustedHops: snapshot.settings.numTrustedProxies),
-            destinationIP: origin.localIP.flatMap { IPAddress($0) }, serverName: origin.tls?.serverName,
+            remoteIP: snapshot.settings.numTrustedProxies == 0 ? sourceIP
+                : Self.remoteIP(forwardedFor: head.headers.values("x-forwarded-for"), peer: sourceIP,
+                                trustedHops: snapshot.settings.numTrustedProxies),
+            destinationIP: origin.localAddress ?? origin.localIP.flatMap { IPAddress($0) }, serverName: origin.tls?.serverName,
             peerPrincipal: origin.tls?.peerPrincipal, jwt: identity)
         let decision = engine.evaluate(request, observe: observer.map { observer in { observer.rules.append(($0, $1)) } })
         observer?.decision = decision
         record.authzPolicy = decision.logName
-        if let metrics {
-            if let audit = decision.audit { metrics.recordAuthorization(policy: audit.policy, action: "AUDIT", allowed: decision.allowed) }
-            if let name = decision.rule?.policy ?? decision.logName {
-                metrics.recordAuthorization(policy: name, action: decision.rule?.action.rawValue ?? "ALLOW", allowed: decision.allowed)
-            }
-        }
+        if let counters { Self.count(decision, in: counters) }
         return decision.allowed ? nil : .rbacDenied(details: decision.responseCodeDetails)
+    }
+
+    /// Stands for "no ALLOW rule matched" in the decision counters, which key on the deciding rule.
+    final class DefaultDeny: Sendable {}
+    static let defaultDeny = DefaultDeny()
+
+    /// Counts the decision under the rule that made it (and the AUDIT rule that marked it).
+    static func count(_ decision: AuthorizationDecision, in counters: DecisionCounters) {
+        if let audit = decision.audit {
+            counters.recordDecision(owner: audit, policy: audit.policy, action: "AUDIT", allowed: decision.allowed)
+        }
+        if let rule = decision.rule {
+            counters.recordDecision(owner: rule, policy: rule.policy, action: rule.action.rawValue, allowed: decision.allowed)
+        } else if decision.reason == .noAllowMatched {
+            counters.recordDecision(owner: defaultDeny, policy: "default-deny", action: "ALLOW", allowed: false)
+        }
     }
 
     /// Envoy's `xff_num_trusted_hops`: with N trusted proxies in front, the client is the Nth address

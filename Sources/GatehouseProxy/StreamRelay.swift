@@ -80,10 +80,7 @@ final class StreamRelayHandler: ChannelDuplexHandler {
             serverName: record.requestedServerName)
         let decision = engine.evaluate(request)
         record.authzPolicy = decision.logName
-        if let name = decision.rule?.policy ?? decision.logName {
-            runtime.metrics.recordAuthorization(policy: name, action: decision.rule?.action.rawValue ?? "ALLOW",
-                                                allowed: decision.allowed)
-        }
+        RequestSecurity.count(decision, in: loop.decisions)
         return decision.allowed ? nil : decision.responseCodeDetails
     }
 

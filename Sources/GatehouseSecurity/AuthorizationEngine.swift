@@ -87,16 +87,16 @@ public struct AuthorizationDecision: Sendable {
 /// Rules of one action, in evaluation order, with the host index.
 struct RuleSet: Sendable {
     let rules: [PolicyRule]
-    let byHost: [String: [Int]]
+    let byHost: [Substring: [Int]]
     let anyHost: [Int]
 
     init(_ rules: [PolicyRule]) {
         self.rules = rules
-        var byHost: [String: [Int]] = [:]
+        var byHost: [Substring: [Int]] = [:]
         var anyHost: [Int] = []
         for (index, rule) in rules.enumerated() {
             if let hosts = rule.requiredHosts {
-                for host in Set(hosts) { byHost[host, default: []].append(index) }
+                for host in Set(hosts) { byHost[host[...], default: []].append(index) }
             } else {
                 anyHost.append(index)
             }
@@ -106,10 +106,10 @@ struct RuleSet: Sendable {
     }
 
     /// The first rule, in order, that matches; both index lists are sorted, so they are merged as walked.
-    func firstMatch(_ request: AuthorizationRequest, host: String,
+    func firstMatch(_ request: AuthorizationRequest, host: Substring,
                     observe: ((PolicyRule, RuleMismatch?) -> Void)?) -> PolicyRule? {
         if rules.isEmpty { return nil }
-        let hosted = byHost[host] ?? []
+        let hosted = byHost.isEmpty ? [] : byHost[host] ?? []
         var first: PolicyRule?
         var a = 0
         var b = 0

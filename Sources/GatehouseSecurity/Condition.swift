@@ -2,7 +2,7 @@
 /// values. A `not…` field is the same test negated: it holds when no value matches, including when the
 /// attribute is absent (a plaintext request has no principal, so `notPrincipals` holds; Istio's
 /// ISTIO-SECURITY-2021-004 behaviour).
-public struct Condition: Sendable {
+public final class Condition: Sendable {
     public enum Test: Sendable {
         /// The peer identity without `spiffe://`.
         case principals([ValueMatch])
@@ -27,12 +27,12 @@ public struct Condition: Sendable {
         case serverName([ValueMatch])
     }
 
-    public var test: Test
-    public var negated: Bool
+    public let test: Test
+    public let negated: Bool
     /// Where it came from, for `explain`: `from[0].source.notPrincipals`, `when[1] request.headers[x]`.
-    public var field: String
+    public let field: String
     /// Needs an HTTP request (paths, methods, hosts, headers, JWT attributes).
-    public var isHTTPOnly: Bool
+    public let isHTTPOnly: Bool
 
     public init(_ test: Test, negated: Bool, field: String) {
         self.test = test

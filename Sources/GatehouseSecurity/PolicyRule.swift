@@ -45,12 +45,13 @@ public enum RuleMismatch: Sendable, Equatable {
 }
 
 /// One rule of one policy: it matches when any `from` entry, any `to` entry and every `when` condition
-/// hold (nil lists mean "any").
-public struct PolicyRule: Sendable {
-    public var label: RuleLabel
-    public var from: [[Condition]]?
-    public var to: [[Condition]]?
-    public var when: [Condition]
+/// hold (nil lists mean "any"). A class: the engine walks rules per request, and a reference is one
+/// retain where a struct of four arrays would be four.
+public final class PolicyRule: Sendable {
+    public let label: RuleLabel
+    public let from: [[Condition]]?
+    public let to: [[Condition]]?
+    public let when: [Condition]
 
     public init(label: RuleLabel, from: [[Condition]]?, to: [[Condition]]?, when: [Condition]) {
         self.label = label
@@ -101,7 +102,7 @@ public struct PolicyRule: Sendable {
             }).first else { return nil }
             for value in values {
                 switch value {
-                case .exact(let host): hosts.append(HostKey.name(of: host))
+                case .exact(let host): hosts.append(String(HostKey.name(of: host)))
                 case .prefix(let host) where host.hasSuffix(":") && !host.dropLast().contains(":"): hosts.append(String(host.dropLast()))
                 default: return nil
                 }
@@ -111,11 +112,18 @@ public struct PolicyRule: Sendable {
     }
 }
 
-/// The host-index key of a `Host`: lowercased, without port (`[v6]:port` keeps its brackets off).
+/// The host-index key of a `Host`: without port (`[v6]:port` keeps its brackets off). A Substring,
+/// so looking a request's host up copies nothing.
 enum HostKey {
-    static func name(of host: String) -> String {
-        if host.hasPrefix("[") { return String(host.dropFirst().prefix { $0 != "]" }) }
-        guard let colon = host.lastIndex(of: ":"), host.firstIndex(of: ":") == colon else { return host }
-        return String(host[..<colon])
+    static func name(of host: String) -> Substring {
+        let utf8 = host.utf8
+        if utf8.first == UInt8(ascii: "[") {
+            let inner = utf8.dropFirst()
+            return host[inner.startIndex..<(inner.firstIndex(of: UInt8(ascii: "]")) ?? inner.endIndex)]
+        }
+        guard let colon = utf8.lastIndex(of: UInt8(ascii: ":")), utf8.firstIndex(of: UInt8(ascii: ":")) == colon else {
+            return host[...]
+        }
+        return host[..<colon]
     }
 }

@@ -186,35 +186,69 @@ public struct RequestAuthenticator: Sendable {
         }
     }
 
+    /// The tokens at `location`. Works on UTF-8 bytes: a token is ~1 KiB of ASCII, and walking it as
+    /// Swift Characters cost more than the rest of the request.
     static func extract(_ location: TokenLocation, headers: any HeaderValues, query: String?) -> [Substring] {
         switch location {
         case .header(let name, let prefix):
-            return headers.values(name).compactMap { value in
-                let trimmed = value.drop { $0 == " " || $0 == "\t" }
-                guard !prefix.isEmpty else { return trimmed.isEmpty ? nil : trimmed }
-                // An auth scheme is case-insensitive (RFC 9110 §11.1); a value with another scheme
-                // (`Basic …`) is not a token for this rule, as Envoy skips it.
-                guard trimmed.utf8.count > prefix.utf8.count,
-                      trimmed.prefix(prefix.count).lowercased() == prefix.lowercased() else { return nil }
-                let token = trimmed.dropFirst(prefix.count).drop { $0 == " " }
-                let end = token.firstIndex { $0 == " " || $0 == "," || $0 == "\t" } ?? token.endIndex
-                return token[..<end].isEmpty ? nil : token[..<end]
-            }
+            return headers.values(name).compactMap { value in bearer(value, prefix: prefix) }
         case .param(let name):
             guard let query else { return [] }
-            return query.split(separator: "&").compactMap { pair in
-                guard let equals = pair.firstIndex(of: "="), pair[..<equals] == name else { return nil }
-                let value = pair[pair.index(after: equals)...]
-                return value.isEmpty ? nil : value
-            }
+            return pairs(query[...], separator: UInt8(ascii: "&"), name: name)
         case .cookie(let name):
-            return headers.values("cookie").flatMap { $0.split(separator: ";") }.compactMap { crumb in
-                let crumb = crumb.drop { $0 == " " }
-                guard let equals = crumb.firstIndex(of: "="), crumb[..<equals] == name else { return nil }
-                let value = crumb[crumb.index(after: equals)...]
-                return value.isEmpty ? nil : value
+            return headers.values("cookie").flatMap { pairs($0[...], separator: UInt8(ascii: ";"), name: name) }
+        }
+    }
+
+    static func isBlank(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+
+    /// The token after `prefix` (ASCII case-insensitive: an auth scheme is, RFC 9110 §11.1), blanks
+    /// trimmed. A value with another scheme (`Basic …`) is not a token, as in Envoy. Anything that is
+    /// not base64url in what remains fails decoding later, so the token's bytes are not scanned here.
+    static func bearer(_ value: String, prefix: String) -> Substring? {
+        var value = value
+        var prefix = prefix
+        let bounds: (Int, Int)? = prefix.withUTF8 { expected in
+            value.withUTF8 { bytes in
+                var start = 0
+                while start < bytes.count, isBlank(bytes[start]) { start += 1 }
+                guard bytes.count - start > expected.count else { return nil }
+                for byte in expected {
+                    guard lower(bytes[start]) == lower(byte) else { return nil }
+                    start += 1
+                }
+                while start < bytes.count, isBlank(bytes[start]) { start += 1 }
+                var end = bytes.count
+                while end > start, isBlank(bytes[end - 1]) { end -= 1 }
+                return start == end ? nil : (start, end)
             }
         }
+        guard let (start, end) = bounds else { return nil }
+        let utf8 = value.utf8
+        return value[utf8.index(utf8.startIndex, offsetBy: start)..<utf8.index(utf8.startIndex, offsetBy: end)]
+    }
+
+    static func lower(_ byte: UInt8) -> UInt8 {
+        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte
+    }
+
+    /// Values of `name=value` pairs separated by `separator` (query `&`, cookie `;`), blanks trimmed.
+    static func pairs(_ text: Substring, separator: UInt8, name: String) -> [Substring] {
+        var out: [Substring] = []
+        let utf8 = text.utf8
+        var start = utf8.startIndex
+        while start < utf8.endIndex {
+            let end = utf8[start...].firstIndex(of: separator) ?? utf8.endIndex
+            var keyStart = start
+            while keyStart < end, isBlank(utf8[keyStart]) { keyStart = utf8.index(after: keyStart) }
+            if let equals = utf8[keyStart..<end].firstIndex(of: UInt8(ascii: "=")),
+               utf8[keyStart..<equals].elementsEqual(name.utf8) {
+                let valueStart = utf8.index(after: equals)
+                if valueStart < end { out.append(text[valueStart..<end]) }
+            }
+            start = end < utf8.endIndex ? utf8.index(after: end) : end
+        }
+        return out
     }
 }
 
@@ -222,6 +256,8 @@ public struct RequestAuthenticator: Sendable {
 /// which costs a round of signature checks and nothing else.
 public final class VerifiedTokenCache {
     public struct Entry {
+        /// The whole token: the dictionary key is only its tail.
+        var token: String = ""
         var identity: JWTIdentity
         var ruleIndex: Int
         var location: TokenLocation
@@ -237,20 +273,30 @@ public final class VerifiedTokenCache {
         }
     }
 
+    /// Keyed by the token's last bytes (signature bytes, as good as random), so a lookup hashes 32
+    /// bytes instead of the whole token; the entry holds the whole token, compared on a hit.
     private var entries: [Substring: Entry] = [:]
     let capacity: Int
+    static let keyLength = 32
 
     public init(capacity: Int = 1024) { self.capacity = capacity }
 
+    static func key(_ token: Substring) -> Substring {
+        token.utf8.count <= keyLength ? token : token[token.utf8.index(token.utf8.endIndex, offsetBy: -keyLength)...]
+    }
+
     func entry(for token: Substring, location: TokenLocation, epoch: Int) -> Entry? {
-        guard let entry = entries[token], entry.epoch == epoch, entry.location == location else { return nil }
+        guard let entry = entries[Self.key(token)], entry.epoch == epoch, entry.location == location,
+              ByteCompare.equal(token, entry.token) else { return nil }
         return entry
     }
 
     func store(_ entry: Entry, for token: Substring) {
         if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
-        // The key is copied out of the request's header storage so the cache does not keep it alive.
-        entries[Substring(String(token))] = entry
+        var entry = entry
+        // Copied out of the request's header storage so the cache does not keep it alive.
+        entry.token = String(token)
+        entries[Self.key(entry.token[...])] = entry
     }
 
     public var count: Int { entries.count }

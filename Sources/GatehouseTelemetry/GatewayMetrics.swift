@@ -1,39 +1,34 @@
 import Synchronization
 
 /// The gateway's counters, shared by every event loop and read by the admin server. Protection events
-/// are rare, so one lock guards them; nothing on the per-request hot path touches it.
+/// are rare, so one lock guards them; per-request counts live per event loop (`DecisionCounters`).
 public final class GatewayMetrics: Sendable {
     private let protection = Mutex<[Int]>(Array(repeating: 0, count: ProtectionEvent.allCases.count))
     private static let index: [ProtectionEvent: Int] = Dictionary(
         uniqueKeysWithValues: ProtectionEvent.allCases.enumerated().map { ($1, $0) })
 
-    /// AuthorizationPolicy decisions by policy (`ns/name`, `default-deny`, `allow-nothing`), its action and
-    /// the outcome. Keys are few (one per policy); only requests a policy decided touch this.
-    private let authz = Mutex<[AuthzKey: Int]>([:])
-    /// RequestAuthentication outcomes: `authenticated`, or the Envoy failure reason.
-    private let authn = Mutex<[String: Int]>([:])
-
-    struct AuthzKey: Hashable {
-        var policy: String
-        var action: String
-        var decision: String
-    }
+    /// Per-event-loop counters of policy and JWT outcomes (see `DecisionCounters`), summed at scrape.
+    private let loopCounters = Mutex<[DecisionCounters]>([])
 
     public init() {}
 
-    public func recordAuthorization(policy: String, action: String, allowed: Bool) {
-        let key = AuthzKey(policy: policy, action: action, decision: allowed ? "allow" : "deny")
-        authz.withLock { $0[key, default: 0] += 1 }
+    /// Counters for one event loop; the metrics keep a reference to read them at scrape time.
+    public func makeDecisionCounters() -> DecisionCounters {
+        let counters = DecisionCounters()
+        loopCounters.withLock { $0.append(counters) }
+        return counters
     }
 
-    public func recordAuthentication(_ outcome: String) {
-        authn.withLock { $0[outcome, default: 0] += 1 }
-    }
-
-    public func authorizationCount(policy: String, allowed: Bool) -> Int {
-        authz.withLock { counts in
-            counts.filter { $0.key.policy == policy && $0.key.decision == (allowed ? "allow" : "deny") }.values.reduce(0, +)
+    /// Decisions by (policy, action, decision) and JWT outcomes, summed over every loop.
+    func decisionTotals() -> (authz: [DecisionCounters.Key: Int], authn: [String: Int]) {
+        var authz: [DecisionCounters.Key: Int] = [:]
+        var authn: [String: Int] = [:]
+        for counters in loopCounters.withLock({ $0 }) {
+            let (decisions, outcomes) = counters.snapshot()
+            authz.merge(decisions, uniquingKeysWith: +)
+            authn.merge(outcomes, uniquingKeysWith: +)
         }
+        return (authz, authn)
     }
 
     public func record(_ event: ProtectionEvent) {
@@ -67,7 +62,8 @@ public final class GatewayMetrics: Sendable {
         gatehouse_server_draining \(draining ? 1 : 0)
 
         """
-        let decisions = authz.withLock { $0 }.sorted { ($0.key.policy, $0.key.action, $0.key.decision) < ($1.key.policy, $1.key.action, $1.key.decision) }
+        let totals = decisionTotals()
+        let decisions = totals.authz.sorted { ($0.key.policy, $0.key.action, $0.key.decision) < ($1.key.policy, $1.key.action, $1.key.decision) }
         out += """
         # HELP gatehouse_authz_decisions_total Requests decided by an AuthorizationPolicy rule (or denied by default), by policy, action and decision.
         # TYPE gatehouse_authz_decisions_total counter
@@ -76,7 +72,7 @@ public final class GatewayMetrics: Sendable {
         for (key, count) in decisions {
             out += "gatehouse_authz_decisions_total{policy=\"\(Self.escape(key.policy))\",action=\"\(key.action)\",decision=\"\(key.decision)\"} \(count)\n"
         }
-        let outcomes = authn.withLock { $0 }.sorted { $0.key < $1.key }
+        let outcomes = totals.authn.sorted { $0.key < $1.key }
         out += """
         # HELP gatehouse_jwt_authentications_total Requests that carried a JWT, by outcome (authenticated or Envoy's failure reason).
         # TYPE gatehouse_jwt_authentications_total counter

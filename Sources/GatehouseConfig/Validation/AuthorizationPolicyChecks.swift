@@ -37,29 +37,10 @@ enum AuthorizationPolicyChecks {
     static func checkRule(_ rule: AuthorizationPolicySpec.Rule, _ path: String,
                           _ policy: Resource<AuthorizationPolicySpec>) -> [Diagnostic] {
         var out: [Diagnostic] = []
-        if let from = rule.from {
-            if from.isEmpty { out.append(policy.diagnostic("\(path).from", "from must not be empty; omit it to match any source")) }
-            for (index, entry) in from.enumerated() {
-                let here = "\(path).from[\(index)]"
-                guard let source = entry.source, !source.isEmpty else {
-                    // A misspelt field already has its error; "empty" would only repeat it.
-                    if !policy.hasDecodeErrors { out.append(policy.diagnostic(here, "source must set at least one field")) }
-                    continue
-                }
-                out += checkSource(source, "\(here).source", policy)
-            }
-        }
-        if let to = rule.to {
-            if to.isEmpty { out.append(policy.diagnostic("\(path).to", "to must not be empty; omit it to match any operation")) }
-            for (index, entry) in to.enumerated() {
-                let here = "\(path).to[\(index)]"
-                guard let operation = entry.operation, !operation.isEmpty else {
-                    if !policy.hasDecodeErrors { out.append(policy.diagnostic(here, "operation must set at least one field")) }
-                    continue
-                }
-                out += checkOperation(operation, "\(here).operation", policy)
-            }
-        }
+        out += checkEntries(rule.from, "\(path).from", inner: "source", anyOf: "source", policy,
+                            body: \.source, isEmpty: \.isEmpty, check: checkSource)
+        out += checkEntries(rule.to, "\(path).to", inner: "operation", anyOf: "operation", policy,
+                            body: \.operation, isEmpty: \.isEmpty, check: checkOperation)
         if let when = rule.when {
             if when.isEmpty { out.append(policy.diagnostic("\(path).when", "when must not be empty; omit it for no condition")) }
             for (index, condition) in when.enumerated() {
@@ -69,13 +50,42 @@ enum AuthorizationPolicyChecks {
         return out
     }
 
+    /// One diagnostic per value `check` finds a problem with, at `path[index]`.
+    static func valueProblems(_ values: [String]?, _ path: String, _ policy: Resource<AuthorizationPolicySpec>,
+                              _ check: (String) -> String?) -> [Diagnostic] {
+        (values ?? []).enumerated().compactMap { index, value in
+            check(value).map { policy.diagnostic("\(path)[\(index)]", $0) }
+        }
+    }
+
+    /// `from[]`/`to[]`: the list, if present, must not be empty, and each entry's `source`/`operation`
+    /// must set a field.
+    static func checkEntries<Entry, Body>(
+        _ entries: [Entry]?, _ path: String, inner: String, anyOf what: String, _ policy: Resource<AuthorizationPolicySpec>,
+        body: (Entry) -> Body?, isEmpty: (Body) -> Bool,
+        check: (Body, String, Resource<AuthorizationPolicySpec>) -> [Diagnostic]
+    ) -> [Diagnostic] {
+        guard let entries else { return [] }
+        var out: [Diagnostic] = []
+        let list = String(path.split(separator: ".").last ?? "")
+        if entries.isEmpty { out.append(policy.diagnostic(path, "\(list) must not be empty; omit it to match any \(what)")) }
+        for (index, entry) in entries.enumerated() {
+            let here = "\(path)[\(index)]"
+            guard let value = body(entry), !isEmpty(value) else {
+                // A misspelt field already has its error; "empty" would only repeat it.
+                if !policy.hasDecodeErrors { out.append(policy.diagnostic(here, "\(inner) must set at least one field")) }
+                continue
+            }
+            out += check(value, "\(here).\(inner)", policy)
+        }
+        return out
+    }
+
     static func checkSource(_ source: AuthorizationPolicySpec.Source, _ path: String,
                             _ policy: Resource<AuthorizationPolicySpec>) -> [Diagnostic] {
         var out: [Diagnostic] = []
         func each(_ values: [String]?, _ field: String, _ check: (String) -> String?) {
-            for (index, value) in (values ?? []).enumerated() {
-                if let problem = check(value) { out.append(policy.diagnostic("\(path).\(field)[\(index)]", problem)) }
-            }
+            out += valueProblems(values, "\(path).\(field)", policy, check)
         }
         for field in ["principals", "notPrincipals"] {
             each(field == "principals" ? source.principals : source.notPrincipals, field) { value in
@@ -135,9 +145,7 @@ enum AuthorizationPolicyChecks {
                                _ policy: Resource<AuthorizationPolicySpec>) -> [Diagnostic] {
         var out: [Diagnostic] = []
         func each(_ values: [String]?, _ field: String, _ check: (String) -> String?) {
-            for (index, value) in (values ?? []).enumerated() {
-                if let problem = check(value) { out.append(policy.diagnostic("\(path).\(field)[\(index)]", problem)) }
-            }
+            out += valueProblems(values, "\(path).\(field)", policy, check)
         }
         each(operation.hosts, "hosts", globProblem)
         each(operation.notHosts, "notHosts", globProblem)

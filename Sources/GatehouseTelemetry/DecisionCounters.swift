@@ -1,0 +1,65 @@
+import Synchronization
+
+/// One event loop's counts of policy decisions and JWT outcomes. The request path adds under a lock no
+/// other thread takes but the scrape, keyed by the identity of the deciding rule's label: no string is
+/// hashed per request. The scrape folds the entries into totals by name, so counts outlive the
+/// snapshot (and labels) they were made under.
+public final class DecisionCounters: Sendable {
+    public struct Key: Hashable, Sendable {
+        public var policy: String
+        public var action: String
+        public var decision: String
+    }
+
+    struct Live {
+        var owner: any AnyObject & Sendable
+        var policy: String
+        var action: String
+        var allowed = 0
+        var denied = 0
+    }
+
+    struct State {
+        var live: [ObjectIdentifier: Live] = [:]
+        var folded: [Key: Int] = [:]
+        var authenticated = 0
+        var failures: [String: Int] = [:]
+    }
+
+    private let state = Mutex<State>(State())
+
+    public init() {}
+
+    /// `owner` identifies the rule (its label object, kept alive until the next scrape); `policy` and
+    /// `action` are only read the first time it is seen.
+    public func recordDecision(owner: any AnyObject & Sendable, policy: @autoclosure () -> String, action: @autoclosure () -> String,
+                               allowed: Bool) {
+        let key = ObjectIdentifier(owner)
+        state.withLock { state in
+            if state.live[key] == nil { state.live[key] = Live(owner: owner, policy: policy(), action: action()) }
+            if allowed { state.live[key]!.allowed += 1 } else { state.live[key]!.denied += 1 }
+        }
+    }
+
+    public func recordAuthenticated() {
+        state.withLock { $0.authenticated += 1 }
+    }
+
+    public func recordAuthenticationFailure(_ details: String) {
+        state.withLock { $0.failures[details, default: 0] += 1 }
+    }
+
+    /// Totals so far; folds the per-rule entries into names so old labels can go.
+    func snapshot() -> ([Key: Int], [String: Int]) {
+        state.withLock { state in
+            for live in state.live.values {
+                if live.allowed > 0 { state.folded[Key(policy: live.policy, action: live.action, decision: "allow"), default: 0] += live.allowed }
+                if live.denied > 0 { state.folded[Key(policy: live.policy, action: live.action, decision: "deny"), default: 0] += live.denied }
+            }
+            state.live.removeAll(keepingCapacity: true)
+            var outcomes = state.failures
+            if state.authenticated > 0 { outcomes["authenticated"] = state.authenticated }
+            return (state.folded, outcomes)
+        }
+    }
+}
