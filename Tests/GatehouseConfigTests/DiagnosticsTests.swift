@@ -278,9 +278,9 @@ import Testing
     @Test func unsupportedKindsAreRefusedNotIgnored() {
         let diagnostics = loadWithBase("""
         apiVersion: security.istio.io/v1
-        kind: AuthorizationPolicy
-        metadata: {name: deny-all, namespace: istio-system}
-        spec: {}
+        kind: PeerAuthentication
+        metadata: {name: strict, namespace: istio-system}
+        spec: {mtls: {mode: STRICT}}
         """)
         let error = try! #require(errors(in: diagnostics).first)
         #expect(error.message.contains("not supported"))
