@@ -102,7 +102,7 @@ public enum RequestExplainer {
                 + (engine.policies.count <= 10 ? ": " + engine.policies.joined(separator: ", ") : ""))
             for (rule, mismatch) in observer.rules {
                 lines.append("  \(rule.label.action.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0)) "
-                    + "\(rule.label.logName): " + (mismatch.map { "no match, \($0.description)" } ?? "MATCHED"))
+                    + "\(rule.label.logName): " + (mismatch.map { "no match, \($0.description(in: rule))" } ?? "MATCHED"))
             }
             let skipped = engine.ruleCount - observer.rules.count
             if skipped > 0 { lines.append("  (\(skipped) rule(s) for other hosts skipped by the host index)") }

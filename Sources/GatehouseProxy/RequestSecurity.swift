@@ -20,7 +20,8 @@ struct RequestSecurity {
         let authentication = snapshot.authentication
         let engine = listener.authorization
         if authentication.isEmpty, engine.isEmpty { return nil }
-        let headers = HeaderBlockLookup(headers: head.headers)
+        // Boxed once: both steps take the same existential.
+        let headers: any HeaderValues = HeaderBlockLookup(headers: head.headers)
         var identity: JWTIdentity?
         if !authentication.isEmpty {
             // Cached verifications hold for one snapshot, one generation of fetched keys, and a minute.

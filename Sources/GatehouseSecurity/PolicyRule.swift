@@ -26,21 +26,26 @@ public final class RuleLabel: Sendable {
     }
 }
 
-/// Why a rule did not match, for `explain`: the first condition that failed, by field path.
-public enum RuleMismatch: Sendable, Equatable {
-    case from(String)
-    case to(String)
-    case when(String)
-    /// The rule uses HTTP-only fields, so it can never match a TCP connection.
-    case httpOnly
+/// Why a rule did not match, for `explain`: where its first failing condition is. Plain integers, so
+/// the hot path that only needs "matched or not" copies nothing.
+public struct RuleMismatch: Sendable, Equatable {
+    public enum Section: Sendable { case from, to, when }
+    public var section: Section
+    /// The entry of `from`/`to` tried last (0 for `when`).
+    public var entry: Int
+    /// The failing condition within it.
+    public var condition: Int
 
-    public var description: String {
-        switch self {
-        case .from(let field): "\(field) did not match"
-        case .to(let field): "\(field) did not match"
-        case .when(let field): "\(field) did not match"
-        case .httpOnly: "the rule needs HTTP attributes and this is a TCP connection"
+    /// `to[0].operation.paths did not match`.
+    public func description(in rule: PolicyRule) -> String {
+        let entries: [[Condition]]? = switch section {
+        case .from: rule.from
+        case .to: rule.to
+        case .when: [rule.when]
         }
+        let conditions = entries.flatMap { entry < $0.count ? $0[entry] : nil }
+        guard let conditions, condition < conditions.count else { return "\(section)[\(entry)] is empty" }
+        return "\(conditions[condition].field) did not match"
     }
 }
 
@@ -62,20 +67,27 @@ public final class PolicyRule: Sendable {
 
     /// nil when the rule matches.
     public func mismatch(_ request: AuthorizationRequest) -> RuleMismatch? {
-        if let from, let field = Self.firstFailure(from, request) { return .from(field) }
-        if let to, let field = Self.firstFailure(to, request) { return .to(field) }
-        for condition in when where !condition.holds(for: request) { return .when(condition.field) }
+        if let from, let (entry, condition) = Self.firstFailure(from, request) {
+            return RuleMismatch(section: .from, entry: entry, condition: condition)
+        }
+        if let to, let (entry, condition) = Self.firstFailure(to, request) {
+            return RuleMismatch(section: .to, entry: entry, condition: condition)
+        }
+        for index in when.indices where !when[index].holds(for: request) {
+            return RuleMismatch(section: .when, entry: 0, condition: index)
+        }
         return nil
     }
 
-    /// nil when some entry holds entirely; otherwise the failing field of the last entry tried.
-    static func firstFailure(_ entries: [[Condition]], _ request: AuthorizationRequest) -> String? {
-        var failure: String?
-        for entry in entries {
-            guard let failed = entry.first(where: { !$0.holds(for: request) }) else { return nil }
-            failure = failed.field
+    /// nil when some entry holds entirely; otherwise where the last entry tried failed.
+    static func firstFailure(_ entries: [[Condition]], _ request: AuthorizationRequest) -> (Int, Int)? {
+        var failure = (0, 0)
+        for entryIndex in entries.indices {
+            let entry = entries[entryIndex]
+            guard let failed = entry.indices.first(where: { !entry[$0].holds(for: request) }) else { return nil }
+            failure = (entryIndex, failed)
         }
-        return failure ?? "(empty)"
+        return failure
     }
 
     /// The rule as Istio applies it to a TCP connection: a rule with HTTP-only fields is dropped when it
