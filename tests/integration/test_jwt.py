@@ -203,3 +203,16 @@ def test_jwks_uri_served_over_http(gateway, upstream):
         assert gw.get("/", headers=bearer(keys.RSA.sign())).status_code == 200, "keys are fetched before listening"
     finally:
         server.close()
+
+
+def test_http2_requests_are_authenticated_the_same_way(gateway, upstream):
+    from harness.h2client import H2Client
+    gw, up = start(gateway, upstream, rule(outputClaimToHeaders=[{"header": "x-jwt-sub", "claim": "sub"}]))
+    with H2Client(gw.port) as client:
+        good, bad = client.wait(
+            client.request("GET", "/ok", headers=[("authorization", f"Bearer {keys.ED.sign()}"), ("x-jwt-sub", "forged")]),
+            client.request("GET", "/bad", headers=[("authorization", f"Bearer {keys.RSA.sign(exp=1)}")]))
+    assert good.status == 200
+    assert (bad.status, bad.body) == (401, b"Jwt is expired")
+    seen = up.requests[-1]
+    assert seen.path == "/ok" and seen.header_values("x-jwt-sub") == ["alice"] and not seen.has_header("authorization")
