@@ -89,6 +89,19 @@ public struct HTTPHeaderBlock: Sendable {
 
     public func contains(_ name: String) -> Bool { !values(name).isEmpty }
 
+    /// Whether some live value of `name` (any case) satisfies `test`, on the raw bytes in place.
+    public func containsValue(_ name: String, where test: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+        var found = false
+        var name = name
+        name.withUTF8 { wanted in
+            let wanted = UnsafeRawBufferPointer(wanted)
+            forEach { fieldName, value, _ in
+                if !found, ASCII.equalsIgnoringCase(fieldName, wanted), test(value) { found = true }
+            }
+        }
+        return found
+    }
+
     /// The value of the first live received field with `role`, as a String.
     public func first(role: HeaderRole) -> String? {
         for field in fields where field.role == role && !field.removed {

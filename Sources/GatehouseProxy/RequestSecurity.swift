@@ -86,7 +86,11 @@ struct RequestSecurity {
     }
 }
 
-extension HeaderBlockLookup: HeaderValues {}
+extension HeaderBlockLookup: HeaderValues {
+    func containsValue(_ name: String, where test: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+        headers.containsValue(name, where: test)
+    }
+}
 
 extension LocalReply {
     static func rbacDenied(details: String) -> LocalReply {

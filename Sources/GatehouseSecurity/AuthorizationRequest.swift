@@ -2,6 +2,18 @@
 public protocol HeaderValues {
     /// Every value of the header `name` (lowercase), in order; empty when absent.
     func values(_ name: String) -> [String]
+    /// Whether some value of `name` (lowercase), as raw bytes, satisfies `test`: lets the data plane
+    /// test its header storage in place, with no String per value.
+    func containsValue(_ name: String, where test: (UnsafeRawBufferPointer) -> Bool) -> Bool
+}
+
+extension HeaderValues {
+    public func containsValue(_ name: String, where test: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+        values(name).contains { value in
+            var value = value
+            return value.withUTF8 { test(UnsafeRawBufferPointer($0)) }
+        }
+    }
 }
 
 /// Everything an AuthorizationPolicy can look at, for one request (or one TCP connection when `isHTTP`
@@ -62,12 +74,26 @@ public struct JWTIdentity: Sendable {
     /// The values of a (possibly nested) claim as strings: a string, each string of a list, or a scalar's
     /// text. Objects give nothing: a policy cannot match a whole object.
     public func claim(_ path: [String]) -> [String] {
-        guard let first = path.first, var value = claims[first] else { return [] }
+        lookup(path)?.strings ?? []
+    }
+
+    /// Whether some value of the claim (as `claim(_:)` lists them) satisfies `test`, without building
+    /// the list for the common string claim.
+    public func containsClaim(_ path: [String], where test: (Substring) -> Bool) -> Bool {
+        switch lookup(path) {
+        case nil: return false
+        case .string(let text)?: return test(text[...])
+        case let value?: return value.strings.contains { test($0[...]) }
+        }
+    }
+
+    func lookup(_ path: [String]) -> JSONValue? {
+        guard let first = path.first, var value = claims[first] else { return nil }
         for name in path.dropFirst() {
-            guard case .object(let object) = value, let next = object[name] else { return [] }
+            guard case .object(let object) = value, let next = object[name] else { return nil }
             value = next
         }
-        return value.strings
+        return value
     }
 }
 

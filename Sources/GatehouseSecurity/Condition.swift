@@ -89,10 +89,10 @@ public final class Condition: Sendable {
             return request.isHTTP && values.contains { $0.matches(request.path) }
         case .header(let name, let values):
             guard request.isHTTP else { return false }
-            return request.headers.values(name).contains { header in values.contains { $0.matches(header) } }
+            return request.headers.containsValue(name) { header in values.contains { $0.matches(bytes: header) } }
         case .claim(let path, let values):
             guard let jwt = request.jwt else { return false }
-            return jwt.claim(path).contains { claim in values.contains { $0.matches(claim) } }
+            return jwt.containsClaim(path) { claim in values.contains { $0.matches(claim) } }
         case .audiences(let values):
             guard let jwt = request.jwt else { return false }
             return jwt.audiences.contains { audience in values.contains { $0.matches(audience) } }

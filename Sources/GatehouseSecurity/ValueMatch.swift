@@ -37,6 +37,22 @@ public enum ValueMatch: Sendable, Hashable {
 
     public func matches(_ candidate: String) -> Bool { matches(candidate[...]) }
 
+    /// The same test on raw UTF-8 bytes (a header value in the data plane's buffer).
+    public func matches(bytes candidate: UnsafeRawBufferPointer) -> Bool {
+        switch self {
+        case .present: return !candidate.isEmpty
+        case .exact(let value), .prefix(let value), .suffix(let value):
+            var value = value
+            return value.withUTF8 { wanted in
+                guard candidate.count >= wanted.count else { return false }
+                if case .exact = self, candidate.count != wanted.count { return false }
+                guard !wanted.isEmpty else { return true }
+                let offset = if case .suffix = self { candidate.count - wanted.count } else { 0 }
+                return memcmp(candidate.baseAddress! + offset, wanted.baseAddress!, wanted.count) == 0
+            }
+        }
+    }
+
     /// For `hosts`: Istio compares them ignoring ASCII case. `self` was lowercased at compile time.
     public func matchesIgnoringCase(_ candidate: String) -> Bool {
         matches(ASCIICase.lowercased(candidate)[...])
