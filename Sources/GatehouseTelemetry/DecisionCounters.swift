@@ -36,9 +36,23 @@ public final class DecisionCounters: Sendable {
                                allowed: Bool) {
         let key = ObjectIdentifier(owner)
         state.withLock { state in
-            if state.live[key] == nil { state.live[key] = Live(owner: owner, policy: policy(), action: action()) }
+            if state.live[key] == nil {
+                // Without scrapes, reloads would keep adding labels: fold now and then instead.
+                if state.live.count >= Self.foldThreshold { Self.fold(&state) }
+                state.live[key] = Live(owner: owner, policy: policy(), action: action())
+            }
             if allowed { state.live[key]!.allowed += 1 } else { state.live[key]!.denied += 1 }
         }
+    }
+
+    static let foldThreshold = 4096
+
+    private static func fold(_ state: inout State) {
+        for live in state.live.values {
+            if live.allowed > 0 { state.folded[Key(policy: live.policy, action: live.action, decision: "allow"), default: 0] += live.allowed }
+            if live.denied > 0 { state.folded[Key(policy: live.policy, action: live.action, decision: "deny"), default: 0] += live.denied }
+        }
+        state.live.removeAll(keepingCapacity: true)
     }
 
     public func recordAuthenticated() {
@@ -52,11 +66,7 @@ public final class DecisionCounters: Sendable {
     /// Totals so far; folds the per-rule entries into names so old labels can go.
     func snapshot() -> ([Key: Int], [String: Int]) {
         state.withLock { state in
-            for live in state.live.values {
-                if live.allowed > 0 { state.folded[Key(policy: live.policy, action: live.action, decision: "allow"), default: 0] += live.allowed }
-                if live.denied > 0 { state.folded[Key(policy: live.policy, action: live.action, decision: "deny"), default: 0] += live.denied }
-            }
-            state.live.removeAll(keepingCapacity: true)
+            Self.fold(&state)
             var outcomes = state.failures
             if state.authenticated > 0 { outcomes["authenticated"] = state.authenticated }
             return (state.folded, outcomes)

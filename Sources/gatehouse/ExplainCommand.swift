@@ -11,8 +11,8 @@ struct ExplainCommand: AsyncParsableCommand {
         abstract: "Show how the gateway would handle one request: normalized path, JWT, each policy rule, decision and route.",
         discussion: """
         The request runs through the same dispatcher that serves traffic (nothing is sent anywhere).
-        Example: gatehouse explain --config conf -X POST https://api.example.com/admin \\
-                   -H 'x-role: admin' --source-ip 203.0.113.7 --jwt "$TOKEN"
+        Example:
+          gatehouse explain --config conf -X POST -H 'x-role: admin' --source-ip 203.0.113.7 --jwt "$TOKEN" https://api.example.com/admin
         """)
 
     @OptionGroup var config: ConfigPaths
