@@ -139,6 +139,9 @@ import Testing
              notMatching: { $0.peerPrincipal = spiffeClient }),
         Case(rule: "{from: [{source: {serviceAccounts: [apps/client]}}]}",
              matching: { $0.peerPrincipal = spiffeClient }, notMatching: { $0.peerPrincipal = nil }),
+        Case(rule: "{from: [{source: {serviceAccounts: [apps/web.v2]}}]}",  // CVE-2026-39350: the dot is literal
+             matching: { $0.peerPrincipal = "spiffe://cluster.local/ns/apps/sa/web.v2" },
+             notMatching: { $0.peerPrincipal = "spiffe://cluster.local/ns/apps/sa/webXv2" }),
         Case(rule: "{from: [{source: {notServiceAccounts: [apps/client]}}]}",
              matching: { $0.peerPrincipal = nil }, notMatching: { $0.peerPrincipal = spiffeClient }),
         Case(rule: "{from: [{source: {requestPrincipals: [\"https://idp.example.com/*\"]}}]}",
