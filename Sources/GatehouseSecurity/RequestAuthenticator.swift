@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where a `jwtRules` entry looks for its token.
 public enum TokenLocation: Sendable, Hashable {
@@ -85,6 +88,9 @@ public struct RequestAuthenticator: Sendable {
     /// can never supply a claim header itself.
     public let outputHeaders: [String]
     let locations: [TokenLocation]
+    /// `outputHeaders` plus a token header, per token header name: what an accepted token removes
+    /// (unless forwarded), built once so accepting a token allocates nothing.
+    let removalsWithToken: [String: [String]]
 
     public static let empty = RequestAuthenticator(rules: [])
 
@@ -99,6 +105,11 @@ public struct RequestAuthenticator: Sendable {
         }
         outputHeaders = Array(Set(outputs)).sorted()
         self.locations = locations
+        var removals: [String: [String]] = [:]
+        for case .header(let name, _) in locations {
+            removals[name] = outputHeaders.contains(name) ? outputHeaders : outputHeaders + [name]
+        }
+        removalsWithToken = removals
     }
 
     public var isEmpty: Bool { rules.isEmpty }
@@ -117,6 +128,9 @@ public struct RequestAuthenticator: Sendable {
     /// signature; `exp` and `nbf` are checked again on every request.
     public func authenticate(headers: any HeaderValues, query: String?, keys: any JWKSProvider, now: Date,
                              cache: VerifiedTokenCache? = nil, epoch: Int = 0) -> AuthenticationResult {
+        if let cache, let hit = cachedResult(headers: headers, query: query, cache: cache, epoch: epoch, now: now) {
+            return hit
+        }
         var found: [(token: Substring, location: TokenLocation)] = []
         for location in locations {
             for token in Self.extract(location, headers: headers, query: query)
@@ -146,17 +160,56 @@ public struct RequestAuthenticator: Sendable {
             if !rule.forwardOriginalToken, case .header(let name, _) = location, !changes.remove.contains(name) {
                 changes.remove.append(name)
             }
-            if let header = rule.outputPayloadToHeader { changes.set.append((header, verified.encodedPayload)) }
-            for output in rule.outputClaimToHeaders {
-                let values = verified.identity.claim(output.claim)
-                if !values.isEmpty { changes.set.append((output.header, values.joined(separator: ","))) }
-            }
+            appendOutputs(of: rule, for: verified, to: &changes)
             if identity == nil {
                 identity = verified.identity
                 ruleLabel = rule.label
             }
         }
         return .authenticated(identity!, headers: changes, rule: ruleLabel)
+    }
+
+    /// The common request, answered from the cache without allocating: one token, in the one header
+    /// location, no token anywhere else, verified before under this epoch and still within exp/nbf.
+    /// nil sends the request down the full path, which decides the same way (only slower).
+    func cachedResult(headers: any HeaderValues, query: String?, cache: VerifiedTokenCache, epoch: Int,
+                      now: Date) -> AuthenticationResult? {
+        var header: (name: String, prefix: String, location: TokenLocation)?
+        for location in locations {
+            switch location {
+            case .header(let name, let prefix):
+                if header != nil { return nil }
+                header = (name, prefix, location)
+            case .param, .cookie:
+                if !Self.extract(location, headers: headers, query: query).isEmpty { return nil }
+            }
+        }
+        guard let header else { return nil }
+        var values = 0
+        var hit: VerifiedTokenCache.Entry?
+        _ = headers.containsValue(header.name) { bytes in
+            values += 1
+            if values == 1, let range = Self.bearerRange(bytes, prefix: header.prefix) {
+                hit = cache.entry(for: UnsafeRawBufferPointer(rebasing: bytes[range]), location: header.location, epoch: epoch)
+            }
+            return false
+        }
+        guard values == 1, let entry = hit, entry.isCurrent(at: now, skew: rules[entry.ruleIndex].requirements.clockSkew)
+        else { return nil }
+        let rule = rules[entry.ruleIndex]
+        var changes = HeaderChanges(remove: rule.forwardOriginalToken ? outputHeaders
+                                        : removalsWithToken[header.name] ?? outputHeaders)
+        appendOutputs(of: rule, for: entry, to: &changes)
+        return .authenticated(entry.identity, headers: changes, rule: rule.label)
+    }
+
+    /// `outputPayloadToHeader` and `outputClaimToHeaders` of the rule that accepted the token.
+    func appendOutputs(of rule: JWTRule, for verified: VerifiedTokenCache.Entry, to changes: inout HeaderChanges) {
+        if let header = rule.outputPayloadToHeader { changes.set.append((header, verified.encodedPayload)) }
+        for output in rule.outputClaimToHeaders {
+            let values = verified.identity.claim(output.claim)
+            if !values.isEmpty { changes.set.append((output.header, values.joined(separator: ","))) }
+        }
     }
 
     /// The full check of one token: decode, pick the rule by issuer and location, find the keys, verify.
@@ -207,25 +260,28 @@ public struct RequestAuthenticator: Sendable {
     /// not base64url in what remains fails decoding later, so the token's bytes are not scanned here.
     static func bearer(_ value: String, prefix: String) -> Substring? {
         var value = value
-        var prefix = prefix
-        let bounds: (Int, Int)? = prefix.withUTF8 { expected in
-            value.withUTF8 { bytes in
-                var start = 0
-                while start < bytes.count, isBlank(bytes[start]) { start += 1 }
-                guard bytes.count - start > expected.count else { return nil }
-                for byte in expected {
-                    guard lower(bytes[start]) == lower(byte) else { return nil }
-                    start += 1
-                }
-                while start < bytes.count, isBlank(bytes[start]) { start += 1 }
-                var end = bytes.count
-                while end > start, isBlank(bytes[end - 1]) { end -= 1 }
-                return start == end ? nil : (start, end)
-            }
-        }
-        guard let (start, end) = bounds else { return nil }
+        let bounds = value.withUTF8 { bearerRange(UnsafeRawBufferPointer($0), prefix: prefix) }
+        guard let bounds else { return nil }
         let utf8 = value.utf8
-        return value[utf8.index(utf8.startIndex, offsetBy: start)..<utf8.index(utf8.startIndex, offsetBy: end)]
+        return value[utf8.index(utf8.startIndex, offsetBy: bounds.lowerBound)..<utf8.index(utf8.startIndex, offsetBy: bounds.upperBound)]
+    }
+
+    /// Where the token is in a header value's bytes, after `prefix` and blanks.
+    static func bearerRange(_ bytes: UnsafeRawBufferPointer, prefix: String) -> Range<Int>? {
+        var prefix = prefix
+        return prefix.withUTF8 { expected in
+            var start = 0
+            while start < bytes.count, isBlank(bytes[start]) { start += 1 }
+            guard bytes.count - start > expected.count else { return nil }
+            for byte in expected {
+                guard lower(bytes[start]) == lower(byte) else { return nil }
+                start += 1
+            }
+            while start < bytes.count, isBlank(bytes[start]) { start += 1 }
+            var end = bytes.count
+            while end > start, isBlank(bytes[end - 1]) { end -= 1 }
+            return start == end ? nil : start..<end
+        }
     }
 
     static func lower(_ byte: UInt8) -> UInt8 {
@@ -273,22 +329,29 @@ public final class VerifiedTokenCache {
         }
     }
 
-    /// Keyed by the token's last bytes (signature bytes, as good as random), so a lookup hashes 32
-    /// bytes instead of the whole token; the entry holds the whole token, compared on a hit.
-    private var entries: [Substring: Entry] = [:]
+    /// Keyed by the token's last 8 bytes (signature bytes, as good as random) and its length, so a
+    /// lookup hashes one integer; the entry holds the whole token, compared on a hit.
+    private var entries: [UInt64: Entry] = [:]
     let capacity: Int
-    static let keyLength = 32
 
     public init(capacity: Int = 1024) { self.capacity = capacity }
 
-    static func key(_ token: Substring) -> Substring {
-        token.utf8.count <= keyLength ? token : token[token.utf8.index(token.utf8.endIndex, offsetBy: -keyLength)...]
+    static func key(_ token: UnsafeRawBufferPointer) -> UInt64 {
+        var tail: UInt64 = 0
+        for byte in token.suffix(8) { tail = tail << 8 | UInt64(byte) }
+        return tail ^ UInt64(token.count) &* 0x9E37_79B9_7F4A_7C15
+    }
+
+    func entry(for token: UnsafeRawBufferPointer, location: TokenLocation, epoch: Int) -> Entry? {
+        guard let entry = entries[Self.key(token)], entry.epoch == epoch, entry.location == location else { return nil }
+        var stored = entry.token
+        let same = stored.withUTF8 { $0.count == token.count && memcmp($0.baseAddress!, token.baseAddress!, token.count) == 0 }
+        return same ? entry : nil
     }
 
     func entry(for token: Substring, location: TokenLocation, epoch: Int) -> Entry? {
-        guard let entry = entries[Self.key(token)], entry.epoch == epoch, entry.location == location,
-              ByteCompare.equal(token, entry.token) else { return nil }
-        return entry
+        var token = String(token)
+        return token.withUTF8 { entry(for: UnsafeRawBufferPointer($0), location: location, epoch: epoch) }
     }
 
     func store(_ entry: Entry, for token: Substring) {
@@ -296,7 +359,8 @@ public final class VerifiedTokenCache {
         var entry = entry
         // Copied out of the request's header storage so the cache does not keep it alive.
         entry.token = String(token)
-        entries[Self.key(entry.token[...])] = entry
+        let key = entry.token.withUTF8 { Self.key(UnsafeRawBufferPointer($0)) }
+        entries[key] = entry
     }
 
     public var count: Int { entries.count }

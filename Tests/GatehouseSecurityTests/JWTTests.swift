@@ -245,4 +245,22 @@ struct StaticKeys: JWKSProvider {
                                                            now: Date().addingTimeInterval(600), cache: cache, epoch: 1)
         else { Issue.record("a cached token still expires"); return }
     }
+
+    @Test func aCachedTokenDoesNotHideAnotherTokenElsewhere() {
+        let cache = VerifiedTokenCache()
+        let auth = authenticator()
+        let token = self.token
+        let headers = Headers([("authorization", "Bearer \(token)")])
+        guard case .authenticated(_, let first, _) = auth.authenticate(headers: headers, query: nil, keys: StaticKeys(), now: Date(), cache: cache, epoch: 1),
+              case .authenticated(_, let second, _) = auth.authenticate(headers: headers, query: nil, keys: StaticKeys(), now: Date(), cache: cache, epoch: 1)
+        else { Issue.record("verified, then a cache hit"); return }
+        #expect(first.remove == second.remove && second.remove == ["authorization"], "the hit strips the token like the full path")
+        let forged = TestSigner.rsa.token(["iss": "https://evil.example.com", "sub": "x"])
+        guard case .failed(.unknownIssuer) = auth.authenticate(headers: headers, query: "access_token=\(forged)", keys: StaticKeys(),
+                                                                now: Date(), cache: cache, epoch: 1)
+        else { Issue.record("a second token in the query is still checked"); return }
+        let twice = Headers([("authorization", "Bearer \(token)"), ("authorization", "Bearer \(forged)")])
+        guard case .failed = auth.authenticate(headers: twice, query: nil, keys: StaticKeys(), now: Date(), cache: cache, epoch: 1)
+        else { Issue.record("a second Authorization value is still checked"); return }
+    }
 }
