@@ -82,7 +82,8 @@ struct RunCommand: AsyncParsableCommand {
         for await signal in signals.stream {
             if signal == SIGHUP {
                 version += 1
-                Reloader.reload(paths: paths, store: store, tlsContexts: tlsContexts, version: version)
+                await Reloader.reload(paths: paths, store: store, tlsContexts: tlsContexts, version: version,
+                                      jwks: runtime.jwks, group: group)
                 continue
             }
             Log.info("received \(signal == SIGTERM ? "SIGTERM" : "SIGINT"): draining (a second signal exits at once)")
@@ -106,7 +107,8 @@ struct RunCommand: AsyncParsableCommand {
 /// SIGHUP: load, validate and compile the config again and swap the snapshot. Requests in flight keep
 /// the snapshot they started with. Listener changes (ports added or removed) need a restart for now.
 enum Reloader {
-    static func reload(paths: [String], store: SnapshotStore, tlsContexts: TLSContextStore, version: Int) {
+    static func reload(paths: [String], store: SnapshotStore, tlsContexts: TLSContextStore, version: Int,
+                       jwks: JWKSCache, group: EventLoopGroup) async {
         let (set, diagnostics) = ConfigLoader.load(paths: paths)
         for diagnostic in diagnostics.sorted(by: DiagnosticOrder.precedes) { Log.info("\(diagnostic)") }
         guard !diagnostics.hasErrors else {
@@ -127,6 +129,9 @@ enum Reloader {
                 Log.info("reload rejected: \(tlsProblems.count) error(s); still serving version \(store.snapshot.version)")
                 return
             }
+            // Keys of a jwksUri the new snapshot adds are fetched before it goes live, so its tokens do
+            // not get 401 for the second the background refresh would take.
+            await JWKSRefresh.once(snapshot: next, cache: jwks, group: group)
             store.replace(with: next)
             Log.info("reloaded: version \(version), \(next.summary)")
         } catch {
@@ -152,7 +157,11 @@ enum CertificateWatch {
 /// retries with backoff, the 20-minute refresh); fetched off the event loops.
 enum JWKSRefresh {
     static func once(store: SnapshotStore, cache: JWKSCache, group: EventLoopGroup) async {
-        let sources = store.snapshot.authentication.remoteKeySources
+        await once(snapshot: store.snapshot, cache: cache, group: group)
+    }
+
+    static func once(snapshot: Snapshot, cache: JWKSCache, group: EventLoopGroup) async {
+        let sources = snapshot.authentication.remoteKeySources
         guard !sources.isEmpty else { return }
         let messages = await cache.refresh(sources) { uri, timeout in
             try await JWKSFetcher.fetch(uri, timeout: timeout, group: group)

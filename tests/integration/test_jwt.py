@@ -216,3 +216,22 @@ def test_http2_requests_are_authenticated_the_same_way(gateway, upstream):
     assert (bad.status, bad.body) == (401, b"Jwt is expired")
     seen = up.requests[-1]
     assert seen.path == "/ok" and seen.header_values("x-jwt-sub") == ["alice"] and not seen.has_header("authorization")
+
+
+def test_a_reload_that_adds_a_jwks_uri_has_its_keys_before_it_goes_live(gateway, upstream, tmp_path):
+    import signal
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(keys.jwks(keys.EC))
+    up = upstream("backend")
+    gw = gateway(cfg.simple_backend(up))
+    token = keys.EC.sign()
+    assert gw.get("/", headers=bearer(token)).status_code == 200, "no RequestAuthentication yet: the token is ignored"
+    (gw.config_paths[0] / "jwt.yaml").write_text(cfg.to_yaml(cfg.request_authentication(
+        "jwt", [{"issuer": ISSUER, "jwksUri": f"file://{jwks}"}])) + "\n")
+    gw.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while "reloaded: version 2" not in gw.stderr_text():
+        assert time.monotonic() < deadline, gw.stderr_text()
+        time.sleep(0.02)
+    assert gw.get("/", headers=bearer(token)).status_code == 200, "keys were loaded before the snapshot went live"
+    assert gw.get("/", headers=bearer(keys.RSA.sign())).status_code == 401
