@@ -83,15 +83,7 @@ public enum JWTVerifier {
     public static func verify(_ token: DecodedJWT, keys: JWKSet, requirements: JWTRequirements,
                               now: Date) throws(JWTFailure) -> JWTIdentity {
         guard token.issuer == requirements.issuer else { throw .unknownIssuer }
-        let seconds = now.timeIntervalSince1970
-        if let exp = token.claims["exp"] {
-            guard let value = exp.numberValue else { throw .payloadNotJSON }
-            if seconds > value + requirements.clockSkew { throw .expired }
-        }
-        if let nbf = token.claims["nbf"] {
-            guard let value = nbf.numberValue else { throw .payloadNotJSON }
-            if seconds + requirements.clockSkew < value { throw .notYetValid }
-        }
+        try checkTime(token.claims, now: now, skew: requirements.clockSkew)
         if !requirements.audiences.isEmpty {
             let audiences = token.claims["aud"]?.strings ?? []
             guard audiences.contains(where: requirements.audiences.contains) else { throw .audienceNotAllowed }
@@ -105,5 +97,19 @@ public enum JWTVerifier {
         else { throw .verificationFailed }
         let subject = token.claims["sub"]?.stringValue ?? ""
         return JWTIdentity(principal: "\(requirements.issuer)/\(subject)", claims: token.claims)
+    }
+
+    /// `exp` and `nbf` against `now`, with `skew` either way. Also what a cached token is checked with on
+    /// every request.
+    public static func checkTime(_ claims: [String: JSONValue], now: Date, skew: Double) throws(JWTFailure) {
+        let seconds = now.timeIntervalSince1970
+        if let exp = claims["exp"] {
+            guard let value = exp.numberValue else { throw .payloadNotJSON }
+            if seconds > value + skew { throw .expired }
+        }
+        if let nbf = claims["nbf"] {
+            guard let value = nbf.numberValue else { throw .payloadNotJSON }
+            if seconds + skew < value { throw .notYetValid }
+        }
     }
 }

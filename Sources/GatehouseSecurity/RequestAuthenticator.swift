@@ -322,10 +322,7 @@ public final class VerifiedTokenCache {
 
         /// `exp` and `nbf` still hold (the signature, issuer and audience cannot have changed).
         func isCurrent(at now: Date, skew: Double) -> Bool {
-            let seconds = now.timeIntervalSince1970
-            if let exp = identity.claims["exp"]?.numberValue, seconds > exp + skew { return false }
-            if let nbf = identity.claims["nbf"]?.numberValue, seconds + skew < nbf { return false }
-            return true
+            (try? JWTVerifier.checkTime(identity.claims, now: now, skew: skew)) != nil
         }
     }
 
@@ -350,8 +347,11 @@ public final class VerifiedTokenCache {
     }
 
     func entry(for token: Substring, location: TokenLocation, epoch: Int) -> Entry? {
-        var token = String(token)
-        return token.withUTF8 { entry(for: UnsafeRawBufferPointer($0), location: location, epoch: epoch) }
+        let found = token.utf8.withContiguousStorageIfAvailable {
+            entry(for: UnsafeRawBufferPointer($0), location: location, epoch: epoch)
+        }
+        if let found { return found }
+        return Array(token.utf8).withUnsafeBytes { entry(for: $0, location: location, epoch: epoch) }
     }
 
     func store(_ entry: Entry, for token: Substring) {

@@ -27,12 +27,9 @@ public enum ValueMatch: Sendable, Hashable {
     /// Byte-wise, as Envoy's string matchers compare: two spellings of the same Unicode text are not
     /// the same value (and comparing bytes is cheaper than comparing Characters).
     public func matches(_ candidate: Substring) -> Bool {
-        switch self {
-        case .exact(let value): ByteCompare.equal(candidate, value)
-        case .prefix(let value): ByteCompare.hasPrefix(candidate, value)
-        case .suffix(let value): ByteCompare.hasSuffix(candidate, value)
-        case .present: !candidate.isEmpty
-        }
+        let found = candidate.utf8.withContiguousStorageIfAvailable { matches(bytes: UnsafeRawBufferPointer($0)) }
+        if let found { return found }
+        return Array(candidate.utf8).withUnsafeBytes { matches(bytes: $0) }
     }
 
     public func matches(_ candidate: String) -> Bool { matches(candidate[...]) }
@@ -83,37 +80,5 @@ enum ASCIICase {
         guard text.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) else { return text }
         return String(decoding: text.utf8.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 + 32 : $0 },
                       as: UTF8.self)
-    }
-}
-
-/// Byte comparisons of UTF-8 text with memcmp when both sides are contiguous (native strings are).
-enum ByteCompare {
-    static func equal(_ a: Substring, _ b: String) -> Bool {
-        a.utf8.count == b.utf8.count && compare(a, b, at: .start)
-    }
-
-    static func hasPrefix(_ a: Substring, _ b: String) -> Bool {
-        a.utf8.count >= b.utf8.count && compare(a, b, at: .start)
-    }
-
-    static func hasSuffix(_ a: Substring, _ b: String) -> Bool {
-        a.utf8.count >= b.utf8.count && compare(a, b, at: .end)
-    }
-
-    enum Anchor { case start, end }
-
-    /// Whether `b`'s bytes are at the start or end of `a` (`a` is at least as long).
-    private static func compare(_ a: Substring, _ b: String, at anchor: Anchor) -> Bool {
-        let fast = a.utf8.withContiguousStorageIfAvailable { left in
-            b.utf8.withContiguousStorageIfAvailable { right -> Bool in
-                guard !right.isEmpty else { return true }
-                let offset = anchor == .start ? 0 : left.count - right.count
-                return memcmp(left.baseAddress! + offset, right.baseAddress!, right.count) == 0
-            }
-        }
-        if let result = fast ?? nil { return result }
-        let count = b.utf8.count
-        let slice = anchor == .start ? a.utf8.prefix(count) : a.utf8.suffix(count)
-        return slice.elementsEqual(b.utf8)
     }
 }

@@ -6,8 +6,20 @@ import GatehouseSecurity
 /// Bootstrap labels (none = every workload) or a `targetRef` to the gateway (kind Gateway, the
 /// Bootstrap's name). Everything else is dropped here, so it costs a request nothing.
 struct SecurityCompiler {
-    var config: ConfigSet
-    var settings: GatewaySettings
+    let config: ConfigSet
+    let settings: GatewaySettings
+    /// Policies in evaluation order; picked once, then compiled for each listener.
+    private(set) var applicablePolicies: [Resource<AuthorizationPolicySpec>] = []
+
+    init(config: ConfigSet, settings: GatewaySettings) {
+        self.config = config
+        self.settings = settings
+        applicablePolicies = config.authorizationPolicies.filter { policy in
+            policy.annotations["istio.io/dry-run"] != "true" && policy.spec.action != .CUSTOM
+                && applies(namespace: policy.namespace, selector: policy.spec.selector, targetRef: policy.spec.targetRef,
+                           targetRefs: policy.spec.targetRefs)
+        }.sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }
+    }
 
     func applies(namespace: String, selector: WorkloadSelector?, targetRef: PolicyTargetReference?,
                  targetRefs: [PolicyTargetReference]?) -> Bool {
@@ -21,15 +33,6 @@ struct SecurityCompiler {
         }
         let labels = selector?.matchLabels ?? [:]
         return labels.allSatisfy { settings.labels[$0.key] == $0.value }
-    }
-
-    /// Policies in evaluation order, with their resource (for rule compilation).
-    var applicablePolicies: [Resource<AuthorizationPolicySpec>] {
-        config.authorizationPolicies.filter { policy in
-            policy.annotations["istio.io/dry-run"] != "true" && policy.spec.action != .CUSTOM
-                && applies(namespace: policy.namespace, selector: policy.spec.selector, targetRef: policy.spec.targetRef,
-                           targetRefs: policy.spec.targetRefs)
-        }.sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }
     }
 
     /// The engine for one listener port: rules that can never match that port are left out, but an
