@@ -202,11 +202,14 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
         record.xForwardedFor = headers.first(role: .forwardedFor)
         record.authority = host
         record.requestID = requestID
+        let snapshot = runtime.store.snapshot
+        // The local address is formatted per stream only when a policy could ask for destination.ip.
+        let policed = snapshot.listener(port: listenerPort).map { !$0.authorization.isEmpty } ?? false
         let origin = DownstreamOrigin(listenerPort: listenerPort, tls: tls,
                                       clientIP: context.channel.parent?.remoteAddress?.ipAddress,
-                                      localIP: context.channel.parent?.localAddress?.ipAddress)
+                                      localIP: policed ? context.channel.parent?.localAddress?.ipAddress : nil)
         let dispatch = RequestDispatcher.dispatch(head, host: host, requestID: requestID, origin: origin,
-                                                  snapshot: runtime.store.snapshot, loop: loop,
+                                                  snapshot: snapshot, loop: loop,
                                                   allocator: context.channel.allocator, keys: runtime.jwks,
                                                   counters: loop.decisions, record: &record)
         switch dispatch {
