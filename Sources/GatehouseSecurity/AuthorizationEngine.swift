@@ -37,16 +37,17 @@ public struct AuthorizationEngine: Sendable {
     /// decision is the same with or without it.
     public func evaluate(_ request: AuthorizationRequest,
                          observe: ((PolicyRule, RuleMismatch?) -> Void)? = nil) -> AuthorizationDecision {
-        let host = HostKey.name(of: ASCIICase.lowercased(request.host))
-        let audited = audit.firstMatch(request, host: host, observe: observe)
-        if let denied = deny.firstMatch(request, host: host, observe: observe) {
-            if observe != nil { _ = allow.firstMatch(request, host: host, observe: observe) }
+        let host = ASCIICase.lowercased(request.host)
+        let key = HostKey.name(of: host)
+        let audited = audit.firstMatch(request, host: host, key: key, observe: observe)
+        if let denied = deny.firstMatch(request, host: host, key: key, observe: observe) {
+            if observe != nil { _ = allow.firstMatch(request, host: host, key: key, observe: observe) }
             return AuthorizationDecision(allowed: false, reason: .deniedByRule, rule: denied.label, audit: audited?.label)
         }
         guard hasAllowPolicy else {
             return AuthorizationDecision(allowed: true, reason: .noAllowPolicy, rule: nil, audit: audited?.label)
         }
-        if let allowed = allow.firstMatch(request, host: host, observe: observe) {
+        if let allowed = allow.firstMatch(request, host: host, key: key, observe: observe) {
             return AuthorizationDecision(allowed: true, reason: .allowedByRule, rule: allowed.label, audit: audited?.label)
         }
         let onlyNothing = allowNothing != nil && allow.rules.isEmpty
@@ -84,14 +85,16 @@ public struct AuthorizationDecision: Sendable {
     }
 }
 
-/// Rules of one action, in evaluation order, with the host index.
+/// Rules of one action, in evaluation order, with the host index and their compiled form.
 struct RuleSet: Sendable {
     let rules: [PolicyRule]
+    let program: RuleProgram
     let byHost: [Substring: [Int]]
     let anyHost: [Int]
 
     init(_ rules: [PolicyRule]) {
         self.rules = rules
+        program = RuleProgram(rules)
         var byHost: [Substring: [Int]] = [:]
         var anyHost: [Int] = []
         for (index, rule) in rules.enumerated() {
@@ -106,10 +109,11 @@ struct RuleSet: Sendable {
     }
 
     /// The first rule, in order, that matches; both index lists are sorted, so they are merged as walked.
-    func firstMatch(_ request: AuthorizationRequest, host: Substring,
+    /// `host` is the request's `Host`, lowercased; `key` its name without port.
+    func firstMatch(_ request: AuthorizationRequest, host: String, key: Substring,
                     observe: ((PolicyRule, RuleMismatch?) -> Void)?) -> PolicyRule? {
         if rules.isEmpty { return nil }
-        let hosted = byHost.isEmpty ? [] : byHost[host] ?? []
+        let hosted = byHost.isEmpty ? [] : byHost[key] ?? []
         var first: PolicyRule?
         var a = 0
         var b = 0
@@ -122,13 +126,12 @@ struct RuleSet: Sendable {
                 index = hosted[b]
                 b += 1
             }
-            let rule = rules[index]
-            let mismatch = rule.mismatch(request)
+            let mismatch = program.mismatch(rule: index, request, host: host)
             if let observe {
-                observe(rule, mismatch)
-                if mismatch == nil, first == nil { first = rule }
+                observe(rules[index], mismatch)
+                if mismatch == nil, first == nil { first = rules[index] }
             } else if mismatch == nil {
-                return rule
+                return rules[index]
             }
         }
         return first

@@ -44,10 +44,8 @@ public final class Condition: Sendable {
         }
     }
 
-    public func holds(for request: AuthorizationRequest) -> Bool {
-        matchesAny(request) != negated
-    }
-
+    /// Whether the request's attribute matches some value (before negation). `RuleProgram` runs the
+    /// common kinds itself and comes here only for the rare ones.
     func matchesAny(_ request: AuthorizationRequest) -> Bool {
         switch test {
         case .principals(let values):

@@ -99,17 +99,32 @@ public enum JWTVerifier {
         return JWTIdentity(principal: "\(requirements.issuer)/\(subject)", claims: token.claims)
     }
 
-    /// `exp` and `nbf` against `now`, with `skew` either way. Also what a cached token is checked with on
-    /// every request.
+    /// `exp` and `nbf` against `now`, with `skew` either way.
     public static func checkTime(_ claims: [String: JSONValue], now: Date, skew: Double) throws(JWTFailure) {
-        let seconds = now.timeIntervalSince1970
+        try TokenLifetime(claims).check(now: now, skew: skew)
+    }
+}
+
+/// A token's `exp` and `nbf`, read from its claims once: a cached token is checked against them on
+/// every request, without looking the claims up again.
+public struct TokenLifetime: Sendable {
+    public var notAfter: Double?
+    public var notBefore: Double?
+
+    public init(_ claims: [String: JSONValue]) throws(JWTFailure) {
         if let exp = claims["exp"] {
             guard let value = exp.numberValue else { throw .payloadNotJSON }
-            if seconds > value + skew { throw .expired }
+            notAfter = value
         }
         if let nbf = claims["nbf"] {
             guard let value = nbf.numberValue else { throw .payloadNotJSON }
-            if seconds + skew < value { throw .notYetValid }
+            notBefore = value
         }
+    }
+
+    public func check(now: Date, skew: Double) throws(JWTFailure) {
+        let seconds = now.timeIntervalSince1970
+        if let notAfter, seconds > notAfter + skew { throw .expired }
+        if let notBefore, seconds + skew < notBefore { throw .notYetValid }
     }
 }

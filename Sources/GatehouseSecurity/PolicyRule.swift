@@ -33,7 +33,8 @@ public struct RuleMismatch: Sendable, Equatable {
     public var section: Section
     /// The entry of `from`/`to` tried last (0 for `when`).
     public var entry: Int
-    /// The failing condition within it.
+    /// A failing condition within it, as written (tests run cheapest first, so with several failing
+    /// it is the cheapest).
     public var condition: Int
 
     /// `to[0].operation.paths did not match`.
@@ -50,8 +51,8 @@ public struct RuleMismatch: Sendable, Equatable {
 }
 
 /// One rule of one policy: it matches when any `from` entry, any `to` entry and every `when` condition
-/// hold (nil lists mean "any"). A class: the engine walks rules per request, and a reference is one
-/// retain where a struct of four arrays would be four.
+/// hold (nil lists mean "any"). The engine evaluates its compiled form (`RuleProgram`); this one is
+/// what `explain`, TCP filtering and the host index read.
 public final class PolicyRule: Sendable {
     public let label: RuleLabel
     public let from: [[Condition]]?
@@ -63,31 +64,6 @@ public final class PolicyRule: Sendable {
         self.from = from
         self.to = to
         self.when = when
-    }
-
-    /// nil when the rule matches.
-    public func mismatch(_ request: AuthorizationRequest) -> RuleMismatch? {
-        if let from, let (entry, condition) = Self.firstFailure(from, request) {
-            return RuleMismatch(section: .from, entry: entry, condition: condition)
-        }
-        if let to, let (entry, condition) = Self.firstFailure(to, request) {
-            return RuleMismatch(section: .to, entry: entry, condition: condition)
-        }
-        for index in when.indices where !when[index].holds(for: request) {
-            return RuleMismatch(section: .when, entry: 0, condition: index)
-        }
-        return nil
-    }
-
-    /// nil when some entry holds entirely; otherwise where the last entry tried failed.
-    static func firstFailure(_ entries: [[Condition]], _ request: AuthorizationRequest) -> (Int, Int)? {
-        var failure = (0, 0)
-        for entryIndex in entries.indices {
-            let entry = entries[entryIndex]
-            guard let failed = entry.indices.first(where: { !entry[$0].holds(for: request) }) else { return nil }
-            failure = (entryIndex, failed)
-        }
-        return failure
     }
 
     /// The rule as Istio applies it to a TCP connection: a rule with HTTP-only fields is dropped when it
@@ -128,6 +104,25 @@ public final class PolicyRule: Sendable {
 /// so looking a request's host up copies nothing.
 enum HostKey {
     static func name(of host: String) -> Substring {
+        // Offsets from one pass over the bytes: the generic index searches of `UTF8View` showed in
+        // the request profile.
+        let found = host.utf8.withContiguousStorageIfAvailable { bytes -> (start: Int, end: Int) in
+            if bytes.first == UInt8(ascii: "[") {
+                return (1, bytes.firstIndex(of: UInt8(ascii: "]")) ?? bytes.count)
+            }
+            var colon = -1
+            for index in bytes.indices where bytes[index] == UInt8(ascii: ":") {
+                if colon >= 0 { return (0, bytes.count) }  // a bare IPv6 address: no port
+                colon = index
+            }
+            return (0, colon >= 0 ? colon : bytes.count)
+        }
+        guard let (start, end) = found else { return slowName(of: host) }
+        let utf8 = host.utf8
+        return host[utf8.index(utf8.startIndex, offsetBy: start)..<utf8.index(utf8.startIndex, offsetBy: end)]
+    }
+
+    private static func slowName(of host: String) -> Substring {
         let utf8 = host.utf8
         if utf8.first == UInt8(ascii: "[") {
             let inner = utf8.dropFirst()

@@ -88,9 +88,19 @@ public struct RequestAuthenticator: Sendable {
     /// can never supply a claim header itself.
     public let outputHeaders: [String]
     let locations: [TokenLocation]
-    /// `outputHeaders` plus a token header, per token header name: what an accepted token removes
-    /// (unless forwarded), built once so accepting a token allocates nothing.
-    let removalsWithToken: [String: [String]]
+    /// The one header tokens may come in, when there is one, for the cache-hit path.
+    let cacheable: CacheableHeader?
+
+    struct CacheableHeader: Sendable {
+        var name: String
+        var prefix: String
+        var location: TokenLocation
+        /// `outputHeaders` plus the token header: what an accepted token removes (unless forwarded),
+        /// built once so accepting a token allocates nothing.
+        var removals: [String]
+        /// Query parameters and cookies, which must hold no token for a hit.
+        var otherLocations: [TokenLocation]
+    }
 
     public static let empty = RequestAuthenticator(rules: [])
 
@@ -105,11 +115,15 @@ public struct RequestAuthenticator: Sendable {
         }
         outputHeaders = Array(Set(outputs)).sorted()
         self.locations = locations
-        var removals: [String: [String]] = [:]
-        for case .header(let name, _) in locations {
-            removals[name] = outputHeaders.contains(name) ? outputHeaders : outputHeaders + [name]
+        let headerLocations = locations.filter { if case .header = $0 { true } else { false } }
+        if headerLocations.count == 1, case .header(let name, let prefix) = headerLocations[0] {
+            cacheable = CacheableHeader(
+                name: name, prefix: prefix, location: headerLocations[0],
+                removals: outputHeaders.contains(name) ? outputHeaders : outputHeaders + [name],
+                otherLocations: locations.filter { $0 != headerLocations[0] })
+        } else {
+            cacheable = nil
         }
-        removalsWithToken = removals
     }
 
     public var isEmpty: Bool { rules.isEmpty }
@@ -174,17 +188,10 @@ public struct RequestAuthenticator: Sendable {
     /// nil sends the request down the full path, which decides the same way (only slower).
     func cachedResult(headers: any HeaderValues, query: String?, cache: VerifiedTokenCache, epoch: Int,
                       now: Date) -> AuthenticationResult? {
-        var header: (name: String, prefix: String, location: TokenLocation)?
-        for location in locations {
-            switch location {
-            case .header(let name, let prefix):
-                if header != nil { return nil }
-                header = (name, prefix, location)
-            case .param, .cookie:
-                if !Self.extract(location, headers: headers, query: query).isEmpty { return nil }
-            }
+        guard let header = cacheable else { return nil }
+        for location in header.otherLocations where !Self.extract(location, headers: headers, query: query).isEmpty {
+            return nil
         }
-        guard let header else { return nil }
         var values = 0
         var hit: VerifiedTokenCache.Entry?
         _ = headers.containsValue(header.name) { bytes in
@@ -197,8 +204,7 @@ public struct RequestAuthenticator: Sendable {
         guard values == 1, let entry = hit, entry.isCurrent(at: now, skew: rules[entry.ruleIndex].requirements.clockSkew)
         else { return nil }
         let rule = rules[entry.ruleIndex]
-        var changes = HeaderChanges(remove: rule.forwardOriginalToken ? outputHeaders
-                                        : removalsWithToken[header.name] ?? outputHeaders)
+        var changes = HeaderChanges(remove: rule.forwardOriginalToken ? outputHeaders : header.removals)
         appendOutputs(of: rule, for: entry, to: &changes)
         return .authenticated(entry.identity, headers: changes, rule: rule.label)
     }
@@ -312,26 +318,46 @@ public struct RequestAuthenticator: Sendable {
 /// which costs a round of signature checks and nothing else.
 public final class VerifiedTokenCache {
     public struct Entry {
-        /// The whole token: the dictionary key is only its tail.
+        /// The whole token: the slot is picked by its tail only.
         var token: String = ""
         var identity: JWTIdentity
         var ruleIndex: Int
         var location: TokenLocation
         var epoch: Int
         var encodedPayload: String
+        /// Read from the claims once, checked on every hit.
+        var lifetime: TokenLifetime?
+
+        init(identity: JWTIdentity, ruleIndex: Int, location: TokenLocation, epoch: Int, encodedPayload: String) {
+            self.identity = identity
+            self.ruleIndex = ruleIndex
+            self.location = location
+            self.epoch = epoch
+            self.encodedPayload = encodedPayload
+            lifetime = try? TokenLifetime(identity.claims)
+        }
 
         /// `exp` and `nbf` still hold (the signature, issuer and audience cannot have changed).
         func isCurrent(at now: Date, skew: Double) -> Bool {
-            (try? JWTVerifier.checkTime(identity.claims, now: now, skew: skew)) != nil
+            guard let lifetime else { return false }
+            return (try? lifetime.check(now: now, skew: skew)) != nil
         }
     }
 
-    /// Keyed by the token's last 8 bytes (signature bytes, as good as random) and its length, so a
-    /// lookup hashes one integer; the entry holds the whole token, compared on a hit.
-    private var entries: [UInt64: Entry] = [:]
-    let capacity: Int
+    /// Direct-mapped: a token's slot comes from its last 8 bytes (signature bytes, as good as random)
+    /// and its length, so a lookup hashes nothing; the slot holds the whole token, compared on a hit,
+    /// and a token that lands on a taken slot replaces the one there.
+    private var slots: [Entry?]
+    private let mask: Int
+    public private(set) var count = 0
 
-    public init(capacity: Int = 1024) { self.capacity = capacity }
+    /// `capacity` is rounded up to a power of two.
+    public init(capacity: Int = 1024) {
+        var size = 1
+        while size < capacity { size <<= 1 }
+        slots = Array(repeating: nil, count: size)
+        mask = size - 1
+    }
 
     static func key(_ token: UnsafeRawBufferPointer) -> UInt64 {
         var tail: UInt64 = 0
@@ -339,8 +365,13 @@ public final class VerifiedTokenCache {
         return tail ^ UInt64(token.count) &* 0x9E37_79B9_7F4A_7C15
     }
 
+    private func slot(_ token: UnsafeRawBufferPointer) -> Int {
+        let key = Self.key(token)
+        return Int(truncatingIfNeeded: key ^ key >> 29) & mask
+    }
+
     func entry(for token: UnsafeRawBufferPointer, location: TokenLocation, epoch: Int) -> Entry? {
-        guard let entry = entries[Self.key(token)], entry.epoch == epoch, entry.location == location else { return nil }
+        guard let entry = slots[slot(token)], entry.epoch == epoch, entry.location == location else { return nil }
         var stored = entry.token
         let same = stored.withUTF8 { $0.count == token.count && memcmp($0.baseAddress!, token.baseAddress!, token.count) == 0 }
         return same ? entry : nil
@@ -355,13 +386,11 @@ public final class VerifiedTokenCache {
     }
 
     func store(_ entry: Entry, for token: Substring) {
-        if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
         var entry = entry
         // Copied out of the request's header storage so the cache does not keep it alive.
         entry.token = String(token)
-        let key = entry.token.withUTF8 { Self.key(UnsafeRawBufferPointer($0)) }
-        entries[key] = entry
+        let index = entry.token.withUTF8 { slot(UnsafeRawBufferPointer($0)) }
+        if slots[index] == nil { count += 1 }
+        slots[index] = entry
     }
-
-    public var count: Int { entries.count }
 }
