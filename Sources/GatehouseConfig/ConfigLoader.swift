@@ -42,6 +42,12 @@ public enum ConfigLoader {
         }
     }
 
+    /// The files `load(paths:)` reads (for the config watcher); missing paths are left out.
+    public static func files(in paths: [String]) -> [String] {
+        var ignored: [Diagnostic] = []
+        return expand(paths: paths, diagnostics: &ignored)
+    }
+
     static func expand(paths: [String], diagnostics: inout [Diagnostic]) -> [String] {
         var files: [String] = []
         let manager = FileManager.default

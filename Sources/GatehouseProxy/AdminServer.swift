@@ -1,10 +1,11 @@
 import GatehouseHTTP1
 import GatehouseTelemetry
+import GatehouseSnapshot
 import NIOCore
 import NIOPosix
 
-/// The admin listener (Bootstrap `admin`, Envoy's port 15000 by Istio convention): `GET /ready` and
-/// `GET /stats/prometheus`. It serves operators and probes on a private address, never client traffic,
+/// The admin listener (Bootstrap `admin`, Envoy's port 15000 by Istio convention): `GET /ready`,
+/// `/stats/prometheus`, `/config_dump` and `/clusters`. It serves operators and probes on a private address, never client traffic,
 /// so it is small: one request at a time per connection, answers built whole.
 public final class AdminServer: Sendable {
     private let runtime: ProxyRuntime
@@ -65,14 +66,15 @@ final class AdminHandler: ChannelInboundHandler {
     }
 
     private func respond(_ context: ChannelHandlerContext, to request: HTTP1RequestHead) {
-        let path = request.target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? request.target
-        let response = AdminRoutes.answer(method: request.method, path: path, runtime: runtime)
+        let parts = request.target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let response = AdminRoutes.answer(method: request.method, path: String(parts.first ?? ""),
+                                          query: parts.count > 1 ? String(parts[1]) : "", runtime: runtime)
         write(context, response, keepAlive: request.keepAlive, headOnly: request.isHEAD)
     }
 
     private func write(_ context: ChannelHandlerContext, _ response: AdminResponse, keepAlive: Bool,
                        headOnly: Bool = false) {
-        let body = Array(response.body.utf8)
+        let body = response.body
         var out = context.channel.allocator.buffer(capacity: body.count + 128)
         HTTP1Encoder.writeStatusLine(status: response.status, into: &out)
         HTTP1Encoder.writeField("content-type", response.contentType, into: &out)
@@ -93,13 +95,29 @@ final class AdminHandler: ChannelInboundHandler {
 
 struct AdminResponse {
     var status: Int
-    var body: String
+    var body: [UInt8]
     var contentType = "text/plain; charset=utf-8"
+
+    init(status: Int, body: String, contentType: String = "text/plain; charset=utf-8") {
+        self.init(status: status, bytes: Array(body.utf8), contentType: contentType)
+    }
+
+    init(status: Int, bytes: [UInt8], contentType: String) {
+        self.status = status
+        body = bytes
+        self.contentType = contentType
+    }
+
+    static func json(_ bytes: [UInt8]) -> AdminResponse {
+        AdminResponse(status: 200, bytes: bytes, contentType: "application/json")
+    }
 }
 
 /// What each admin path answers.
 enum AdminRoutes {
-    static func answer(method: String, path: String, runtime: ProxyRuntime) -> AdminResponse {
+    static let paths = ["/ready", "/stats/prometheus", "/config_dump", "/clusters"]
+
+    static func answer(method: String, path: String, query: String, runtime: ProxyRuntime) -> AdminResponse {
         guard method == "GET" || method == "HEAD" else { return AdminResponse(status: 405, body: "method not allowed\n") }
         switch path {
         case "/ready":
@@ -107,11 +125,18 @@ enum AdminRoutes {
             return runtime.isDraining ? AdminResponse(status: 503, body: "DRAINING\n") : AdminResponse(status: 200, body: "LIVE\n")
         case "/stats/prometheus":
             return AdminResponse(status: 200,
-                                 body: runtime.metrics.prometheusText(activeConnections: runtime.openConnections,
-                                                                      draining: runtime.isDraining),
+                                 body: runtime.metrics.prometheusText(
+                                     activeConnections: runtime.openConnections, draining: runtime.isDraining,
+                                     accessLog: runtime.accessLog.map { ($0.writtenLines, $0.droppedLines) }),
                                  contentType: "text/plain; version=0.0.4; charset=utf-8")
+        case "/config_dump":
+            return .json(SnapshotDump.configDump(runtime.store.snapshot))
+        case "/clusters":
+            let wantsJSON = query.split(separator: "&").contains("format=json")
+            return wantsJSON ? .json(SnapshotDump.clustersJSON(runtime.store.snapshot))
+                : AdminResponse(status: 200, body: SnapshotDump.clustersText(runtime.store.snapshot))
         default:
-            return AdminResponse(status: 404, body: "not found: try /ready or /stats/prometheus\n")
+            return AdminResponse(status: 404, body: "not found: try \(paths.joined(separator: ", "))\n")
         }
     }
 }

@@ -13,7 +13,13 @@ import NIOTLS
 public final class GatewayServer: Sendable {
     public let runtime: ProxyRuntime
     private let group: MultiThreadedEventLoopGroup
-    private let servers = NIOLockedValueBox<[Int: Channel]>([:])
+    /// The bound listeners by port, with the address each is bound to.
+    private let servers = NIOLockedValueBox<[Int: BoundListener]>([:])
+
+    struct BoundListener {
+        var address: String
+        var channel: Channel
+    }
 
     public init(runtime: ProxyRuntime, group: MultiThreadedEventLoopGroup) {
         self.runtime = runtime
@@ -23,15 +29,89 @@ public final class GatewayServer: Sendable {
     /// Binds every listener of the current snapshot. Throws (naming the port) if one cannot be bound.
     public func start() async throws {
         for listener in runtime.store.snapshot.listeners {
-            try await bind(listener)
+            let channel = try await bind(listener, accepting: true)
+            servers.withLockedValue { $0[listener.port] = BoundListener(address: listener.bindAddress, channel: channel) }
         }
     }
 
-    private func bind(_ listener: Listener) async throws {
+    /// The listener sockets a reload to `next` opens and closes. Made by `prepare(for:)` before the
+    /// snapshot swap, applied by `commit(_:)` after it.
+    public struct ListenerChange: Sendable {
+        /// Bound but not accepting yet, so no connection arrives before the snapshot that serves it.
+        var added: [(listener: Listener, channel: Channel)] = []
+        var removed: [Int] = []
+        /// Ports whose bind address changed: closed, then bound again, at commit.
+        var rebound: [Listener] = []
+
+        public var isEmpty: Bool { added.isEmpty && removed.isEmpty && rebound.isEmpty }
+
+        public var summary: String {
+            let parts = [added.isEmpty ? nil : "added " + added.map { "\($0.listener.bindAddress):\($0.listener.port)" }.joined(separator: ", "),
+                         removed.isEmpty ? nil : "removed " + removed.map(String.init).joined(separator: ", "),
+                         rebound.isEmpty ? nil : "moved " + rebound.map { "\($0.bindAddress):\($0.port)" }.joined(separator: ", ")]
+            return parts.compactMap { $0 }.joined(separator: "; ")
+        }
+    }
+
+    /// Binds the ports `next` adds. Throws, naming the port, when one cannot be bound (in use, say),
+    /// after closing the ones it did bind: the reload is then rejected and nothing changed.
+    public func prepare(for next: Snapshot) async throws -> ListenerChange {
+        let current = servers.withLockedValue { $0 }
+        var change = ListenerChange()
+        let wanted = Set(next.listeners.map(\.port))
+        change.removed = current.keys.filter { !wanted.contains($0) }.sorted()
+        for listener in next.listeners {
+            if let bound = current[listener.port] {
+                if bound.address != listener.bindAddress { change.rebound.append(listener) }
+                continue
+            }
+            do {
+                change.added.append((listener, try await bind(listener, accepting: false)))
+            } catch {
+                for (_, channel) in change.added { try? await channel.close() }
+                throw error
+            }
+        }
+        return change
+    }
+
+    /// After the new snapshot went live: the added listeners start accepting, removed ones stop and
+    /// their connections are told to finish (`Connection: close` / GOAWAY after the request in
+    /// flight). Returns what could not be done (a moved listener whose new address cannot be bound).
+    public func commit(_ change: ListenerChange) async -> [String] {
+        var problems: [String] = []
+        for (listener, channel) in change.added {
+            servers.withLockedValue { $0[listener.port] = BoundListener(address: listener.bindAddress, channel: channel) }
+            try? await channel.setOption(.autoRead, value: true)
+        }
+        for port in change.removed { await close(port: port) }
+        for listener in change.rebound {
+            await close(port: listener.port)
+            do {
+                let channel = try await bind(listener, accepting: true)
+                servers.withLockedValue { $0[listener.port] = BoundListener(address: listener.bindAddress, channel: channel) }
+            } catch {
+                problems.append("\(error)")
+            }
+        }
+        return problems
+    }
+
+    /// Stops accepting on `port` and asks its open connections to finish.
+    private func close(port: Int) async {
+        guard let bound = servers.withLockedValue({ $0.removeValue(forKey: port) }) else { return }
+        try? await bound.channel.close()
+        for channel in runtime.connections.all where channel.localAddress?.port == port {
+            channel.eventLoop.execute { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
+        }
+    }
+
+    private func bind(_ listener: Listener, accepting: Bool) async throws -> Channel {
         let runtime = self.runtime
         let port = listener.port
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.autoRead, value: accepting)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 4)
@@ -41,8 +121,7 @@ public final class GatewayServer: Sendable {
                 }
             }
         do {
-            let channel = try await bootstrap.bind(host: listener.bindAddress, port: port).get()
-            servers.withLockedValue { $0[port] = channel }
+            return try await bootstrap.bind(host: listener.bindAddress, port: port).get()
         } catch {
             throw GatewayServerError(message: "cannot listen on \(listener.bindAddress):\(port): \(error)")
         }
@@ -146,7 +225,7 @@ public final class GatewayServer: Sendable {
     public func drain(timeout: TimeAmount) async {
         runtime.beginDrain()
         let listeners = servers.withLockedValue { current -> [Channel] in
-            let all = Array(current.values)
+            let all = current.values.map(\.channel)
             current.removeAll()
             return all
         }

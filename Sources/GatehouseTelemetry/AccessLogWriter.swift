@@ -9,13 +9,18 @@ public final class AccessLogWriter: Sendable {
         var pending: [UInt8] = []
         var closed = false
         var flushRequested = false
+        /// Set by `reopen()`; the writer thread opens the file again before its next write.
+        var reopenRequested = false
+        var reopenResult: String?? = nil
     }
 
     private let state = Mutex(State())
     private let wakeUp = DispatchSemaphore(value: 0)
     private let queue = DispatchQueue(label: "gatehouse-accesslog")
-    private let descriptor: Int32
-    private let ownsDescriptor: Bool
+    /// Written only by the writer thread (on reopen), read by it and by `close()` after it stopped.
+    private let descriptor: Atomic<Int32>
+    private let path: String?
+    private let reopened = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
     private let droppedLinesCounter = Atomic<Int>(0)
     private let writtenLinesCounter = Atomic<Int>(0)
@@ -29,18 +34,39 @@ public final class AccessLogWriter: Sendable {
 
     /// `path` nil writes to standard output.
     public init(path: String?) throws {
+        self.path = path
         if let path {
             let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
             guard fd >= 0 else {
                 throw AccessLogError(message: "cannot open access log \(path): \(String(cString: strerror(errno)))")
             }
-            descriptor = fd
-            ownsDescriptor = true
+            descriptor = Atomic(fd)
         } else {
-            descriptor = STDOUT_FILENO
-            ownsDescriptor = false
+            descriptor = Atomic(STDOUT_FILENO)
         }
         queue.async { [unowned self] in self.run() }
+    }
+
+    /// Writes to a file (not standard output), so `reopen()` means something.
+    public var writesToFile: Bool { path != nil }
+
+    /// Opens the file again by its path (SIGUSR1, after logrotate moved it): lines buffered so far go
+    /// to the old file, later ones to the new. Waits for the writer thread; nil on success, otherwise why
+    /// the old file is still in use. Standard output is never reopened.
+    public func reopen() -> String? {
+        guard path != nil else { return nil }
+        let accepted = state.withLock { state -> Bool in
+            guard !state.closed else { return false }
+            state.reopenRequested = true
+            return true
+        }
+        guard accepted else { return "the access log is closed" }
+        wakeUp.signal()
+        reopened.wait()
+        return state.withLock { state in
+            defer { state.reopenResult = nil }
+            return state.reopenResult ?? nil
+        }
     }
 
     /// Appends a line. The writer thread is woken only when a batch is worth writing; otherwise it
@@ -66,25 +92,41 @@ public final class AccessLogWriter: Sendable {
         state.withLock { $0.closed = true }
         wakeUp.signal()
         finished.wait()
-        if ownsDescriptor { _ = Glibc.close(descriptor) }
+        if path != nil { _ = Glibc.close(descriptor.load(ordering: .relaxed)) }
     }
 
     private func run() {
         while true {
-            let (batch, closed) = state.withLock { state -> ([UInt8], Bool) in
+            let (batch, closed, reopen) = state.withLock { state -> ([UInt8], Bool, Bool) in
                 let batch = state.pending
                 state.pending = []
                 state.flushRequested = false
-                return (batch, state.closed)
+                defer { state.reopenRequested = false }
+                return (batch, state.closed, state.reopenRequested)
             }
             if !batch.isEmpty { writeAll(batch) }
+            if reopen {
+                let result = reopenFile()
+                state.withLock { $0.reopenResult = .some(result) }
+                reopened.signal()
+            }
             if closed && batch.isEmpty { break }
             if batch.count < batchBytes { _ = wakeUp.wait(timeout: .now() + flushInterval) }
         }
         finished.signal()
     }
 
+    private func reopenFile() -> String? {
+        guard let path else { return nil }
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return "cannot reopen access log \(path): \(String(cString: strerror(errno)))" }
+        let old = descriptor.exchange(fd, ordering: .relaxed)
+        _ = Glibc.close(old)
+        return nil
+    }
+
     private func writeAll(_ bytes: [UInt8]) {
+        let descriptor = descriptor.load(ordering: .relaxed)
         var offset = 0
         let lines = bytes.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
         bytes.withUnsafeBytes { raw in

@@ -10,7 +10,35 @@ public final class GatewayMetrics: Sendable {
     /// Per-event-loop counters of policy and JWT outcomes (see `DecisionCounters`), summed at scrape.
     private let loopCounters = Mutex<[DecisionCounters]>([])
 
+    /// Config reloads: how many were applied or rejected, and what serves now.
+    private let reloads = Mutex(ReloadStats())
+
+    public struct ReloadStats: Sendable, Equatable {
+        public var applied = 0
+        public var rejected = 0
+        public var version = 1
+        /// Seconds since the epoch of the last snapshot that went live (the first one at start-up).
+        public var loadedAt: Double = 0
+    }
+
     public init() {}
+
+    /// The snapshot serving at start-up.
+    public func recordInitialConfig(version: Int, at time: Double) {
+        reloads.withLock { $0.version = version; $0.loadedAt = time }
+    }
+
+    /// A reload that went live (`version`, at `time`) or was rejected (nil).
+    public func recordReload(appliedVersion version: Int?, at time: Double) {
+        reloads.withLock { stats in
+            guard let version else { stats.rejected += 1; return }
+            stats.applied += 1
+            stats.version = version
+            stats.loadedAt = time
+        }
+    }
+
+    public var reloadStats: ReloadStats { reloads.withLock { $0 } }
 
     /// Counters for one event loop; the metrics keep a reference to read them at scrape time.
     public func makeDecisionCounters() -> DecisionCounters {
@@ -43,7 +71,8 @@ public final class GatewayMetrics: Sendable {
 
     /// Prometheus text exposition format 0.0.4. Every event is listed, zeros included, so a dashboard
     /// can rate() a series before its first event.
-    public func prometheusText(activeConnections: Int, draining: Bool) -> String {
+    public func prometheusText(activeConnections: Int, draining: Bool,
+                               accessLog: (written: Int, dropped: Int)? = nil) -> String {
         let counts = protection.withLock { $0 }
         var out = """
         # HELP gatehouse_downstream_protection_events_total Connections and requests cut off or refused to protect the gateway, by cause.
@@ -62,6 +91,29 @@ public final class GatewayMetrics: Sendable {
         gatehouse_server_draining \(draining ? 1 : 0)
 
         """
+        let stats = reloadStats
+        out += """
+        # HELP gatehouse_config_reloads_total Config reloads (SIGHUP or a config file change), by result: applied, or rejected with the old config still serving.
+        # TYPE gatehouse_config_reloads_total counter
+        gatehouse_config_reloads_total{result="applied"} \(stats.applied)
+        gatehouse_config_reloads_total{result="rejected"} \(stats.rejected)
+        # HELP gatehouse_config_version Version of the config snapshot serving (1 at start-up, +1 per reload attempt).
+        # TYPE gatehouse_config_version gauge
+        gatehouse_config_version \(stats.version)
+        # HELP gatehouse_config_last_reload_timestamp_seconds When the serving config snapshot went live.
+        # TYPE gatehouse_config_last_reload_timestamp_seconds gauge
+        gatehouse_config_last_reload_timestamp_seconds \(stats.loadedAt)
+
+        """
+        if let accessLog {
+            out += """
+            # HELP gatehouse_access_log_lines_total Access-log lines, by outcome: written, or dropped (disk full, file gone, buffer full).
+            # TYPE gatehouse_access_log_lines_total counter
+            gatehouse_access_log_lines_total{outcome="written"} \(accessLog.written)
+            gatehouse_access_log_lines_total{outcome="dropped"} \(accessLog.dropped)
+
+            """
+        }
         let totals = decisionTotals()
         let decisions = totals.authz.sorted { ($0.key.policy, $0.key.action, $0.key.decision) < ($1.key.policy, $1.key.action, $1.key.decision) }
         out += """

@@ -6,7 +6,7 @@ struct GatehouseCommand: AsyncParsableCommand {
         commandName: "gatehouse",
         abstract: "An ingress/egress gateway configured with Istio's own resources.",
         version: GatehouseVersion.string,
-        subcommands: [RunCommand.self, ValidateCommand.self, ExplainCommand.self, VersionCommand.self])
+        subcommands: [RunCommand.self, ValidateCommand.self, ExplainCommand.self, ReadyCommand.self, VersionCommand.self])
 }
 
 enum GatehouseVersion {

@@ -22,7 +22,7 @@ final class SignalStream: @unchecked Sendable {
         for source in made {
             let number = Int32(source.handle)
             source.setEventHandler { [weak self] in
-                if let handler = self?.override.withLock({ $0 }), number != SIGHUP {
+                if let handler = self?.override.withLock({ $0 }), number == SIGTERM || number == SIGINT {
                     handler(number)
                 } else {
                     continuation.yield(number)
@@ -32,7 +32,7 @@ final class SignalStream: @unchecked Sendable {
         }
     }
 
-    /// After this, terminating signals go to `handler` instead of the stream.
+    /// After this, SIGTERM and SIGINT go to `handler` instead of the stream.
     func onNextSignal(_ handler: @escaping @Sendable (Int32) -> Void) {
         override.withLock { $0 = handler }
     }

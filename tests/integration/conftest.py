@@ -101,13 +101,15 @@ class GatewayFactory:
                  limits: Mapping[str, Any] | None = None, bootstrap: Mapping[str, Any] | None = None,
                  gateway_resource: bool = True, bind: str | None = "127.0.0.1",
                  files: Mapping[str, str] | None = None, start: bool = True,
-                 wait: bool = True, port: int | None = None) -> Gateway:
+                 wait: bool = True, port: int | None = None, extra_args: Sequence[str] = (),
+                 env: Mapping[str, str] | None = None) -> Gateway:
         """Starts a gateway serving ``resources`` (VirtualServices, ServiceEntries, ...).
 
         A Bootstrap (JSON access log in the test dir) and a Gateway ``default/gw`` on a fresh port with
         ``hosts`` are added. ``bootstrap`` adds Bootstrap spec fields, ``limits`` overrides limits.
         ``files`` are extra raw YAML files (name -> text) written beside the generated one. ``port``
         (default: a free ephemeral port) is the listener port; ``start=False`` only writes the config.
+        ``extra_args`` go after ``run --config DIR``; ``env`` is added to the gateway's environment.
         """
         index = len(self.started)
         workdir = self.tmp_path / f"gw{index}"
@@ -122,7 +124,7 @@ class GatewayFactory:
         cfg.write_config(confdir, docs, filename="00-gatehouse.yaml")
         for name, text in (files or {}).items():
             (confdir / name).write_text(text)
-        gw = Gateway(workdir, port, [confdir], access_log)
+        gw = Gateway(workdir, port, [confdir], access_log, extra_args=extra_args, env=env)
         self.started.append(gw)
         if start:
             gw.start(wait=wait)

@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import httpx
 
@@ -72,12 +72,15 @@ class Gateway:
     host = "127.0.0.1"
 
     def __init__(self, workdir: Path, port: int, config_paths: Sequence[Path], access_log: Path,
-                 extra_args: Sequence[str] = ()):
+                 extra_args: Sequence[str] = (), env: Mapping[str, str] | None = None,
+                 preexec_fn: Callable[[], None] | None = None):
         self.workdir = workdir
         self.port = port
         self.config_paths = list(config_paths)
         self.access_log_path = access_log
         self.extra_args = list(extra_args)
+        self.env = dict(env or {})
+        self.preexec_fn = preexec_fn
         self.stdout_path = workdir / "gatehouse.stdout"
         self.stderr_path = workdir / "gatehouse.stderr"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -98,7 +101,9 @@ class Gateway:
         stderr = open(self.stderr_path, "wb")
         try:
             self.proc = subprocess.Popen(self.command, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
-                                         cwd=str(self.workdir), start_new_session=True)
+                                         cwd=str(self.workdir), start_new_session=True,
+                                         env={**os.environ, **self.env} if self.env else None,
+                                         preexec_fn=self.preexec_fn)
         finally:
             stdout.close()
             stderr.close()

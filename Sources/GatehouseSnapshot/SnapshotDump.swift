@@ -1,0 +1,104 @@
+import Foundation
+import GatehouseRouting
+
+/// The admin server's views of a snapshot: `/config_dump` (what is serving, as JSON) and `/clusters`
+/// (upstream clusters and endpoints, in Envoy's text form or JSON). Read-only and built on demand, off
+/// the request path. Secrets stay out: certificate and key paths are shown, never their contents.
+public enum SnapshotDump {
+    /// `/config_dump`: version, load time, listeners with their routes and policies, clusters, JWT rules.
+    public static func configDump(_ snapshot: Snapshot) -> [UInt8] {
+        let document: [String: Any] = [
+            "version": snapshot.version,
+            "loaded_at": ISO8601DateFormatter().string(from: snapshot.loadedAt),
+            "summary": snapshot.summary,
+            "listeners": snapshot.listeners.map(listener),
+            "clusters": snapshot.clusters.values.sorted { $0.name < $1.name }.map(cluster),
+            "request_authentication": snapshot.authentication.rules.map { rule in
+                ["rule": rule.label, "issuer": rule.requirements.issuer, "audiences": rule.requirements.audiences,
+                 "forward_original_token": rule.forwardOriginalToken] as [String: Any]
+            },
+            "settings": [
+                "path_normalization": snapshot.settings.pathNormalization.rawValue,
+                "access_log": snapshot.settings.accessLogEnabled ? (snapshot.settings.accessLogPath ?? "stdout") : "off",
+                "drain_timeout_seconds": Double(snapshot.settings.drainTimeoutNanoseconds) / 1e9,
+                "max_connections": snapshot.settings.maxConnections,
+            ] as [String: Any],
+        ]
+        return json(document)
+    }
+
+    /// `/clusters`: Envoy's text form, one `cluster::endpoint::field::value` line per fact, so the
+    /// greps people run against Envoy work here too.
+    public static func clustersText(_ snapshot: Snapshot) -> String {
+        var out = ""
+        for cluster in snapshot.clusters.values.sorted(by: { $0.name < $1.name }) {
+            out += "\(cluster.name)::discovery::\(cluster.discovery == .dns ? "STRICT_DNS" : "STATIC")\n"
+            for endpoint in cluster.endpoints {
+                let prefix = "\(cluster.name)::\(endpoint.description)"
+                // No health checking or outlier detection yet: every endpoint is eligible.
+                out += "\(prefix)::health_flags::healthy\n"
+                out += "\(prefix)::weight::1\n"
+            }
+        }
+        return out
+    }
+
+    /// `/clusters?format=json`.
+    public static func clustersJSON(_ snapshot: Snapshot) -> [UInt8] {
+        json(["cluster_statuses": snapshot.clusters.values.sorted { $0.name < $1.name }.map(cluster)])
+    }
+
+    static func listener(_ listener: Listener) -> [String: Any] {
+        var out: [String: Any] = [
+            "address": "\(listener.bindAddress):\(listener.port)",
+            "gateways": listener.gateways,
+            "authorization_policies": listener.authorization.policies,
+        ]
+        if let stream = listener.stream {
+            out["protocol"] = stream.mode == .tcp ? "TCP" : "TLS_PASSTHROUGH"
+        } else if let tls = listener.tls {
+            out["protocol"] = "HTTPS"
+            out["tls_servers"] = tls.servers.map { server in
+                ["hosts": server.hosts, "certificate": server.certificateChainPath,
+                 "client_certificates": "\(server.clientCertificates)",
+                 "virtual_hosts": server.routes.virtualHosts.map(virtualHost)] as [String: Any]
+            }
+        } else {
+            out["protocol"] = "HTTP"
+            out["virtual_hosts"] = listener.routes.virtualHosts.map(virtualHost)
+        }
+        return out
+    }
+
+    static func virtualHost(_ host: VirtualHost) -> [String: Any] {
+        ["domain": host.domain, "routes": host.routes.map { route in
+            ["name": route.name ?? "", "action": action(route.action)] as [String: Any]
+        }]
+    }
+
+    static func action(_ action: RouteAction) -> String {
+        switch action {
+        case .forward(let forward):
+            forward.destinations.map { "\($0.cluster) (weight \($0.weight))" }.joined(separator: ", ")
+        case .redirect(let redirect):
+            "redirect \(redirect.code)"
+        case .directResponse(let status, _):
+            "direct response \(status)"
+        }
+    }
+
+    static func cluster(_ cluster: Cluster) -> [String: Any] {
+        ["name": cluster.name, "host": cluster.host, "port": cluster.port,
+         "discovery": cluster.discovery == .dns ? "STRICT_DNS" : "STATIC",
+         "protocol": cluster.http2 ? "HTTP2" : "HTTP1",
+         "endpoints": cluster.endpoints.map { endpoint in
+             ["address": endpoint.description, "labels": endpoint.labels, "health": "HEALTHY"] as [String: Any]
+         }]
+    }
+
+    static func json(_ document: [String: Any]) -> [UInt8] {
+        let data = (try? JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys]))
+            ?? Data("{}".utf8)
+        return Array(data) + [UInt8(ascii: "\n")]
+    }
+}

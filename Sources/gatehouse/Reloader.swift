@@ -1,0 +1,102 @@
+import Foundation
+import GatehouseConfig
+import GatehouseIdentity
+import GatehouseProxy
+import GatehouseSnapshot
+import GatehouseTelemetry
+import NIOCore
+
+/// Config reloads (SIGHUP, or a change under the config paths): load, validate and compile off the event
+/// loops, bind any new listener, swap the snapshot, then close removed listeners. A config that fails any
+/// step is rejected with its messages and the running snapshot stays. Requests in flight keep the
+/// snapshot they started with.
+///
+/// An actor, so reloads never overlap; requests that arrive while one runs collapse into one more run
+/// after it (twenty SIGHUPs in a second cost two reloads, and the last config wins).
+actor Reloader {
+    private let paths: [String]
+    private let store: SnapshotStore
+    private let tlsContexts: TLSContextStore
+    private let server: GatewayServer
+    private let group: EventLoopGroup
+    private let notifier: SystemdNotifier
+    private var version: Int
+    private var running = false
+    private var pending = false
+
+    init(paths: [String], store: SnapshotStore, tlsContexts: TLSContextStore, server: GatewayServer,
+         group: EventLoopGroup, notifier: SystemdNotifier) {
+        self.paths = paths
+        self.store = store
+        self.tlsContexts = tlsContexts
+        self.server = server
+        self.group = group
+        self.notifier = notifier
+        version = store.snapshot.version
+    }
+
+    private var metrics: GatewayMetrics { server.runtime.metrics }
+
+    /// Reloads now, or once more after the reload under way.
+    func request(reason: String) async {
+        if running {
+            pending = true
+            return
+        }
+        running = true
+        repeat {
+            pending = false
+            await reload(reason: reason)
+        } while pending
+        running = false
+    }
+
+    private func reload(reason: String) async {
+        version += 1
+        notifier.reloading()
+        let applied = await attempt(version: version, reason: reason)
+        metrics.recordReload(appliedVersion: applied ? version : nil, at: Date().timeIntervalSince1970)
+        let serving = store.snapshot
+        notifier.reloaded(status: "serving config version \(serving.version)")
+    }
+
+    /// true when version `version` went live.
+    private func attempt(version: Int, reason: String) async -> Bool {
+        let serving = store.snapshot.version
+        let (set, diagnostics) = ConfigLoader.load(paths: paths)
+        for diagnostic in diagnostics.sorted(by: DiagnosticOrder.precedes) { Log.info("\(diagnostic)") }
+        guard !diagnostics.hasErrors else {
+            Log.info("reload rejected (\(reason)): \(diagnostics.errors.count) error(s); still serving version \(serving)")
+            return false
+        }
+        let next: Snapshot
+        do {
+            next = try SnapshotCompiler.compile(set, version: version)
+        } catch {
+            Log.info("reload rejected (\(reason)): \(error); still serving version \(serving)")
+            return false
+        }
+        let tlsProblems = tlsContexts.prepare(next)
+        guard tlsProblems.isEmpty else {
+            for diagnostic in tlsProblems { Log.info("\(diagnostic)") }
+            Log.info("reload rejected (\(reason)): \(tlsProblems.count) error(s); still serving version \(serving)")
+            return false
+        }
+        // Keys of a jwksUri the new snapshot adds are fetched before it goes live, so its tokens do not
+        // get 401 for the second the background refresh would take.
+        await JWKSRefresh.once(snapshot: next, cache: server.runtime.jwks, group: group)
+        let listeners: GatewayServer.ListenerChange
+        do {
+            listeners = try await server.prepare(for: next)
+        } catch {
+            Log.info("reload rejected (\(reason)): \(error); still serving version \(serving)")
+            return false
+        }
+        store.replace(with: next)
+        let problems = await server.commit(listeners)
+        for problem in problems { Log.info("reload (\(reason)): \(problem)") }
+        Log.info("reloaded: version \(version) (\(reason)), \(next.summary)"
+            + (listeners.isEmpty ? "" : "; listeners \(listeners.summary)"))
+        return true
+    }
+}
