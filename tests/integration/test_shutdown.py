@@ -98,3 +98,40 @@ def test_drain_timeout_bounds_shutdown(gateway, upstream):
     gw.wait(timeout=10)
     assert time.monotonic() - started < 6, "drainTimeout 1s was not enforced"
     thread.join(timeout=5)
+
+
+def test_sigterm_under_load_loses_no_request_the_gateway_took(gateway, upstream):
+    """Clients keep sending during the drain. Every request the upstream saw was answered 200 to its
+    client and has its log line; the others were refused before the gateway read them (the listener
+    closed, or a keep-alive connection closed while idle), never cut off halfway."""
+    up = upstream("backend")
+    gw = gateway(cfg.simple_backend(up))
+    stop = threading.Event()
+    answered: list[int] = []
+    refused: list[str] = []
+
+    def load() -> None:
+        with httpx.Client(trust_env=False, timeout=10) as client:
+            while not stop.is_set():
+                try:
+                    answered.append(client.get(gw.url + "/load?sleep=0.02").status_code)
+                except (httpx.ConnectError, httpx.RemoteProtocolError) as error:
+                    refused.append(repr(error))
+                    if not gw.running():
+                        return
+                    time.sleep(0.01)
+
+    threads = [threading.Thread(target=load, daemon=True) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    gw.send_signal(signal.SIGTERM)
+    code = gw.wait(timeout=20)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=15)
+    assert code == 0
+    assert len(answered) > 20 and set(answered) == {200}, set(answered)
+    assert len(up.requests) == len(answered), f"upstream saw {len(up.requests)}, clients got {len(answered)}"
+    logged = [e for e in gw.access_log_lines(min_count=len(answered), timeout=2) if e.get("path", "").startswith("/load")]
+    assert len(logged) == len(answered) and all(e["response_code"] == 200 for e in logged)
