@@ -127,7 +127,8 @@ enum AdminRoutes {
             return AdminResponse(status: 200,
                                  body: runtime.metrics.prometheusText(
                                      activeConnections: runtime.openConnections, draining: runtime.isDraining,
-                                     accessLog: runtime.accessLog.map { ($0.writtenLines, $0.droppedLines) }),
+                                     accessLog: runtime.accessLog.map { ($0.writtenLines, $0.droppedLines) },
+                                     istio: IstioLabels.of(runtime.store.snapshot)),
                                  contentType: "text/plain; version=0.0.4; charset=utf-8")
         case "/config_dump":
             return .json(SnapshotDump.configDump(runtime.store.snapshot))
@@ -138,5 +139,35 @@ enum AdminRoutes {
         default:
             return AdminResponse(status: 404, body: "not found: try \(paths.joined(separator: ", "))\n")
         }
+    }
+}
+
+/// The gateway and its clusters as Istio's metrics name them.
+enum IstioLabels {
+    static func of(_ snapshot: Snapshot) -> (source: IstioMetrics.Source, destination: (String?) -> IstioMetrics.Destination) {
+        let settings = snapshot.settings
+        let source = IstioMetrics.Source(workload: settings.gatewayName.isEmpty ? "unknown" : settings.gatewayName,
+                                         namespace: settings.namespace, principal: "unknown", labels: settings.labels)
+        return (source, { name in destination(name, in: snapshot) })
+    }
+
+    /// A cluster's service: its host, the host's first label for a Kubernetes service name, the
+    /// ServiceEntry's namespace. A cluster a reload removed is read from its name
+    /// (`outbound|PORT|SUBSET|HOST`).
+    static func destination(_ name: String?, in snapshot: Snapshot) -> IstioMetrics.Destination {
+        guard let name else { return .unknown }
+        let host: String
+        var namespace = "unknown"
+        if let cluster = snapshot.clusters[name] {
+            host = cluster.host
+            if !cluster.serviceNamespace.isEmpty { namespace = cluster.serviceNamespace }
+        } else {
+            host = name.split(separator: "|", omittingEmptySubsequences: false).last.map(String.init) ?? name
+        }
+        let labels = host.split(separator: ".")
+        let isKubernetes = labels.count >= 3 && labels[2] == "svc"
+        if isKubernetes, namespace == "unknown" { namespace = String(labels[1]) }
+        return IstioMetrics.Destination(service: host, serviceName: isKubernetes ? String(labels[0]) : host,
+                                        serviceNamespace: namespace)
     }
 }

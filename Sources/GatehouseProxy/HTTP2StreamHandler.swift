@@ -266,6 +266,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
             headers.remove("sec-websocket-accept")
         }
         record.responseCode = status
+        if record.grpc { record.grpcStatus = headers.first("grpc-status") }  // a trailers-only response
         var fields = HPACKHeaders()
         fields.reserveCapacity(headers.count + 1)
         fields.add(name: ":status", value: String(status))
@@ -297,6 +298,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
         if !endStreamSent {
             endStreamSent = true
             if let trailers, !trailers.isEmpty {
+                if record.grpc, let status = trailers.first("grpc-status") { record.grpcStatus = status }
                 context.write(wrapOutboundOut(.headers(.init(headers: trailers.http2Trailers, endStream: true))),
                               promise: nil)
             } else {

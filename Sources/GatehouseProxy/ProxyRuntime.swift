@@ -19,13 +19,16 @@ final class LoopContext: @unchecked Sendable {
     let tokenCache = VerifiedTokenCache()
     /// This loop's policy and JWT outcome counts (read by the metrics at scrape time).
     let decisions: DecisionCounters
+    /// This loop's Istio request and TCP metrics (read at scrape time).
+    let requests: RequestMetrics
     /// Access-log lines of this loop, handed to the writer in chunks (see `ProxyRuntime.log`).
     var logBuffer: [UInt8] = []
     private var targets: [UpstreamTargetKey: UpstreamTarget] = [:]
 
-    init(eventLoop: EventLoop, decisions: DecisionCounters = DecisionCounters()) {
+    init(eventLoop: EventLoop, decisions: DecisionCounters = DecisionCounters(), requests: RequestMetrics = RequestMetrics()) {
         self.eventLoop = eventLoop
         self.decisions = decisions
+        self.requests = requests
         pool = ConnectionPool(eventLoop: eventLoop)
         http2Pool = HTTP2UpstreamPool(eventLoop: eventLoop)
     }
@@ -90,7 +93,8 @@ public final class ProxyRuntime: Sendable {
         self.accessLog = accessLog
         var loops: [ObjectIdentifier: LoopContext] = [:]
         for loop in group.makeIterator() {
-            loops[ObjectIdentifier(loop)] = LoopContext(eventLoop: loop, decisions: metrics.makeDecisionCounters())
+            loops[ObjectIdentifier(loop)] = LoopContext(eventLoop: loop, decisions: metrics.makeDecisionCounters(),
+                                                        requests: metrics.makeRequestMetrics())
         }
         self.loops = loops
         dns = DNSCache(threadPool: threadPool,
@@ -111,11 +115,13 @@ public final class ProxyRuntime: Sendable {
 
     func beginDrain() { drainingFlag.store(true, ordering: .relaxed) }
 
-    /// Encodes the line into the loop's buffer; the buffer goes to the writer when it holds 32 KiB, and
+    /// Counts the request (or relayed `connection`) in the Istio metrics, then encodes its line into
+    /// the loop's buffer; the buffer goes to the writer when it holds 32 KiB, and
     /// every 50 ms by a timer on each loop (`startLogFlushing`), so a line waits at most that long.
     /// `inout` only so the record is encoded in place: passing a record held by a class by value copies
     /// (retains) each of its strings.
-    func log(_ record: inout AccessLogRecord, on loop: LoopContext) {
+    func log(_ record: inout AccessLogRecord, on loop: LoopContext, connection: Bool = false) {
+        if connection { loop.requests.recordConnectionClosed(&record) } else { loop.requests.recordRequest(&record) }
         guard let accessLog else { return }
         record.encode(into: &loop.logBuffer)
         if loop.logBuffer.count >= Self.logChunkBytes { flushLog(loop, to: accessLog) }

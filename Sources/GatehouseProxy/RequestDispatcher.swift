@@ -61,6 +61,7 @@ enum RequestDispatcher {
             }
         }
         record.authority = target.authority
+        record.grpc = head.headers.containsValue("content-type") { Self.isGRPC($0) }
         // `secret.example.com.` is the same name as `secret.example.com`: without this a DENY on the
         // host would not see it (Envoy's strip_trailing_host_dot).
         target.stripTrailingHostDot()
@@ -113,5 +114,12 @@ enum RequestDispatcher {
                 request: request, cluster: cluster, responseMutations: [destination.responseHeaders, route.responseHeaders],
                 timeout: route.timeoutNanoseconds.map { .nanoseconds($0) }))
         }
+    }
+
+    /// `application/grpc`, `application/grpc+proto`, `application/grpc-web…`: Istio's `grpc` protocol.
+    static func isGRPC(_ contentType: UnsafeRawBufferPointer) -> Bool {
+        let prefix = "application/grpc".utf8
+        guard contentType.count >= prefix.count else { return false }
+        return zip(contentType, prefix).allSatisfy { $0 | 0x20 == $1 | 0x20 }
     }
 }

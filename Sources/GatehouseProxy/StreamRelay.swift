@@ -22,6 +22,8 @@ final class StreamRelayHandler: ChannelDuplexHandler {
     private var pending: [ByteBuffer] = []
     private var readPending = false
     private var logged = false
+    /// Counted in istio_tcp_connections_opened_total (when an upstream cluster was chosen).
+    private var openCounted = false
 
     private let listenerPort: Int
 
@@ -51,6 +53,8 @@ final class StreamRelayHandler: ChannelDuplexHandler {
             return fail(flag: "UH", details: "no_healthy_upstream")
         }
         record.upstreamCluster = cluster.name
+        loop.requests.recordConnectionOpened(cluster: cluster.name)
+        openCounted = true
         let endpoint = cluster.endpoints[loop.roundRobin.next(cluster.name, count: cluster.endpoints.count)]
         switch cluster.discovery {
         case .staticAddresses:
@@ -175,7 +179,9 @@ final class StreamRelayHandler: ChannelDuplexHandler {
         guard !logged else { return }
         logged = true
         record.durationMillis = (NIODeadline.now() - startedAt).nanoseconds / 1_000_000
-        runtime.log(&record, on: loop)
+        // Refused before an upstream was chosen: opened and closed at once, under the same flags.
+        if !openCounted { loop.requests.recordConnectionOpened(cluster: nil, flags: record.responseFlags) }
+        runtime.log(&record, on: loop, connection: true)
     }
 }
 

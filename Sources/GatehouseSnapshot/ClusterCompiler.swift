@@ -68,6 +68,7 @@ struct ClusterCompiler {
             idleTimeoutNanoseconds: pool?.http?.idleTimeout?.nanoseconds ?? pool?.tcp?.idleTimeout?.nanoseconds
                 ?? 3_600_000_000_000,
             http2: portProtocol == "HTTP2" || portProtocol == "GRPC" || pool?.http?.h2UpgradePolicy == .UPGRADE)
+        compiled[name]?.serviceNamespace = entry.namespace
         return name
     }
 }

@@ -81,6 +81,9 @@ public struct Cluster: Sendable {
     /// Requests go upstream over HTTP/2 (h2c): the ServiceEntry port's protocol is HTTP2 or GRPC, or a
     /// DestinationRule sets `h2UpgradePolicy: UPGRADE`.
     public var http2 = false
+    /// The namespace of the ServiceEntry behind it (Istio's `destination_service_namespace`); empty
+    /// for a host no ServiceEntry declares.
+    public var serviceNamespace = ""
 }
 
 public struct Endpoint: Sendable, Hashable {

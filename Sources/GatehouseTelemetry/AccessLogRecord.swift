@@ -32,6 +32,10 @@ public struct AccessLogRecord: Sendable {
     public var authzPolicy: String?
     public var ratelimit: String?
     public var tlsVersion: String?
+    /// A gRPC request (`content-type: application/grpc…`), and the `grpc-status` its response ended
+    /// with: Istio's `request_protocol` and `grpc_response_status` labels (not logged).
+    public var grpc = false
+    public var grpcStatus: String?
 
     public init() {}
 

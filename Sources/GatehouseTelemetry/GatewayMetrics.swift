@@ -19,6 +19,13 @@ public final class GatewayMetrics: Sendable {
         public var version = 1
         /// Seconds since the epoch of the last snapshot that went live (the first one at start-up).
         public var loadedAt: Double = 0
+
+        public init(applied: Int = 0, rejected: Int = 0, version: Int = 1, loadedAt: Double = 0) {
+            self.applied = applied
+            self.rejected = rejected
+            self.version = version
+            self.loadedAt = loadedAt
+        }
     }
 
     public init() {}
@@ -47,6 +54,32 @@ public final class GatewayMetrics: Sendable {
         return counters
     }
 
+    /// Per-event-loop Istio request and TCP metrics (see `RequestMetrics`), summed at scrape.
+    private let loopRequests = Mutex<[RequestMetrics]>([])
+
+    /// Request metrics for one event loop; the metrics keep a reference to read them at scrape time.
+    public func makeRequestMetrics() -> RequestMetrics {
+        let metrics = RequestMetrics()
+        loopRequests.withLock { $0.append(metrics) }
+        return metrics
+    }
+
+    /// Every loop's request and TCP series, merged.
+    func requestTotals() -> RequestMetrics.State {
+        var total = RequestMetrics.State()
+        for metrics in loopRequests.withLock({ $0 }) {
+            let state = metrics.snapshot()
+            for (key, series) in state.requests { total.requests[key, default: RequestMetrics.RequestSeries()].merge(series) }
+            for (key, series) in state.tcp {
+                total.tcp[key, default: RequestMetrics.TCPSeries()].opened += series.opened
+                total.tcp[key, default: RequestMetrics.TCPSeries()].closed += series.closed
+                total.tcp[key, default: RequestMetrics.TCPSeries()].sent += series.sent
+                total.tcp[key, default: RequestMetrics.TCPSeries()].received += series.received
+            }
+        }
+        return total
+    }
+
     /// Decisions by (policy, action, decision) and JWT outcomes, summed over every loop.
     func decisionTotals() -> (authz: [DecisionCounters.Key: Int], authn: [String: Int]) {
         var authz: [DecisionCounters.Key: Int] = [:]
@@ -71,8 +104,12 @@ public final class GatewayMetrics: Sendable {
 
     /// Prometheus text exposition format 0.0.4. Every event is listed, zeros included, so a dashboard
     /// can rate() a series before its first event.
+    /// `istio` names the gateway and maps a cluster name to its service, for Istio's metrics; without
+    /// it they are left out.
     public func prometheusText(activeConnections: Int, draining: Bool,
-                               accessLog: (written: Int, dropped: Int)? = nil) -> String {
+                               accessLog: (written: Int, dropped: Int)? = nil,
+                               istio: (source: IstioMetrics.Source, destination: (String?) -> IstioMetrics.Destination)? = nil)
+        -> String {
         let counts = protection.withLock { $0 }
         var out = """
         # HELP gatehouse_downstream_protection_events_total Connections and requests cut off or refused to protect the gateway, by cause.
@@ -132,6 +169,9 @@ public final class GatewayMetrics: Sendable {
         """
         for (outcome, count) in outcomes {
             out += "gatehouse_jwt_authentications_total{outcome=\"\(Self.escape(outcome))\"} \(count)\n"
+        }
+        if let istio {
+            out += IstioMetrics.exposition(requestTotals(), source: istio.source, destination: istio.destination)
         }
         return out
     }
