@@ -34,14 +34,17 @@ enum HTTP2Server {
             HTTP2Setting(parameter: .enableConnectProtocol, value: 1),
         ]
         let stream = NIOHTTP2Handler.StreamConfiguration()
+        let drain = HTTP2DrainHandler()
         try pipeline.addHandler(FlushCoalescingHandler(), position: position)
         _ = try pipeline.configureHTTP2Pipeline(mode: .server, connectionConfiguration: connection,
                                                 streamConfiguration: stream, position: position) { streamChannel in
             streamChannel.eventLoop.makeCompletedFuture {
+                drain.streamOpened(streamChannel)
                 try streamChannel.pipeline.syncOperations.addHandler(
                     HTTP2StreamHandler(runtime: runtime, loop: loop, listenerPort: port, tls: tls))
             }
         }
+        try pipeline.addHandler(drain, position: position)
         try pipeline.addHandler(HTTP2ConnectionErrorHandler(metrics: runtime.metrics), position: position)
         let idle = TimeAmount.nanoseconds(settings.idleTimeoutNanoseconds)
         if idle > .zero {
@@ -53,6 +56,66 @@ enum HTTP2Server {
     }
 }
 
+
+/// Drain (SIGTERM) or a removed listener on an HTTP/2 connection: a GOAWAY naming the last stream the
+/// gateway took, so the client opens no more streams here and sends new requests elsewhere; the streams
+/// in flight finish, then the connection closes. NIO's handler only passes the quiesce event on to the
+/// streams, so without this an idle HTTP/2 connection held the drain for its whole timeout.
+///
+/// Streams are counted by the stream initializer and their channels' close: with NIO's inline
+/// multiplexer the stream events do not come down the connection's pipeline. All on the connection's
+/// event loop.
+final class HTTP2DrainHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = NIOAny
+    typealias OutboundOut = HTTP2Frame
+
+    private var openStreams = 0
+    private var lastStreamID = HTTP2StreamID.rootStream
+    private var draining = false
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func streamOpened(_ channel: Channel) {
+        openStreams += 1
+        if let id = try? channel.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID) {
+            lastStreamID = max(lastStreamID, id)
+        }
+        channel.closeFuture.whenComplete { _ in self.streamClosed() }
+    }
+
+    private func streamClosed() {
+        openStreams -= 1
+        if draining, openStreams == 0, let context { closeAfterWrites(context) }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case is ChannelShouldQuiesceEvent where !draining:
+            draining = true
+            if openStreams == 0 {
+                closeAfterWrites(context)
+            } else {
+                context.writeAndFlush(wrapOutboundOut(goAway), promise: nil)
+            }
+        default:
+            break
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private var goAway: HTTP2Frame {
+        HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))
+    }
+
+    /// A (final) GOAWAY, and the close once it is written: writes complete in order, so the last
+    /// responses went out before it (closing at once would drop what was still queued).
+    private func closeAfterWrites(_ context: ChannelHandlerContext) {
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(goAway)).whenComplete { _ in channel.close(promise: nil) }
+    }
+}
 
 /// Handles the errors NIO's HTTP/2 handler reports on the connection. A stream error (malformed
 /// headers, a content-length that lies) has already cost only its stream a RST_STREAM: the connection

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import threading
 import time
 
@@ -135,3 +136,24 @@ def test_sigterm_under_load_loses_no_request_the_gateway_took(gateway, upstream)
     assert len(up.requests) == len(answered), f"upstream saw {len(up.requests)}, clients got {len(answered)}"
     logged = [e for e in gw.access_log_lines(min_count=len(answered), timeout=2) if e.get("path", "").startswith("/load")]
     assert len(logged) == len(answered) and all(e["response_code"] == 200 for e in logged)
+
+
+def test_drain_sends_goaway_on_http2_and_connection_close_on_http11(gateway, upstream):
+    """Requests in flight when SIGTERM comes finish; the client learns not to send more on the
+    connection: a GOAWAY frame on HTTP/2 (nghttp, h2c), `Connection: close` on HTTP/1.1."""
+    up = upstream("slow")
+    gw = gateway(cfg.simple_backend(up))
+    nghttp = subprocess.Popen(["nghttp", "-v", f"http://127.0.0.1:{gw.port}/h2?sleep=1.5"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    h1 = gw.raw()
+    h1.send(b"GET /h1?sleep=1.5 HTTP/1.1\r\nHost: x.test\r\n\r\n")
+    up.wait_for_active(2, timeout=5)
+    gw.send_signal(signal.SIGTERM)
+    output, _ = nghttp.communicate(timeout=15)
+    assert nghttp.returncode == 0, output
+    assert "recv GOAWAY frame" in output and "error_code=NO_ERROR" in output, output
+    assert ":status: 200" in output and "x-upstream-name: slow" in output, output
+    answer = h1.read_response()
+    assert answer.status == 200 and answer.header("connection") == "close"
+    h1.close()
+    assert gw.wait(timeout=15) == 0
