@@ -22,7 +22,8 @@ actor Reloader {
     private let notifier: SystemdNotifier
     private var version: Int
     private var running = false
-    private var pending = false
+    /// Why the next run is wanted, when one was asked for during the current one.
+    private var pending: String?
 
     init(paths: [String], store: SnapshotStore, tlsContexts: TLSContextStore, server: GatewayServer,
          group: EventLoopGroup, notifier: SystemdNotifier) {
@@ -40,18 +41,25 @@ actor Reloader {
     /// Reloads now, or once more after the reload under way.
     func request(reason: String) async {
         if running {
-            pending = true
+            pending = pending.map { $0 == reason ? $0 : "\($0), \(reason)" } ?? reason
             return
         }
         running = true
-        repeat {
-            pending = false
+        var next: String? = reason
+        while let reason = next {
+            pending = nil
             await reload(reason: reason)
-        } while pending
+            next = pending
+        }
         running = false
     }
 
     private func reload(reason: String) async {
+        // Listeners closed by the drain must not be bound again by a late reload.
+        guard !server.runtime.isDraining else {
+            Log.info("reload (\(reason)) skipped: draining")
+            return
+        }
         version += 1
         notifier.reloading()
         let applied = await attempt(version: version, reason: reason)
@@ -92,8 +100,13 @@ actor Reloader {
             Log.info("reload rejected (\(reason)): \(error); still serving version \(serving)")
             return false
         }
+        let previous = store.snapshot.settings
         store.replace(with: next)
         let problems = await server.commit(listeners)
+        if previous.adminAddress != next.settings.adminAddress || previous.adminPort != next.settings.adminPort
+            || previous.accessLogPath != next.settings.accessLogPath || previous.accessLogEnabled != next.settings.accessLogEnabled {
+            Log.info("reload (\(reason)): the Bootstrap's admin and accessLog settings take effect at the next restart")
+        }
         for problem in problems { Log.info("reload (\(reason)): \(problem)") }
         Log.info("reloaded: version \(version) (\(reason)), \(next.summary)"
             + (listeners.isEmpty ? "" : "; listeners \(listeners.summary)"))
