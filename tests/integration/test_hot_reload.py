@@ -30,6 +30,7 @@ def serve_versions(gateway, upstream, **kwargs):
                  files={"routes.yaml": versioned_routes(1)},
                  bootstrap={"admin": {"address": "127.0.0.1", "port": admin}}, **kwargs)
     gw.admin = admin
+    gw.up = up
     return gw
 
 
@@ -240,3 +241,22 @@ def test_reload_metrics_describe_the_serving_config(gateway, upstream):
     assert samples(gw.admin, "gatehouse_config_last_reload_timestamp_seconds")[0][1] > loaded
     status, dump = admin_get(gw.admin, "/config_dump")
     assert status == 200 and '"version" : 3' in dump
+
+
+def test_upstream_connections_survive_a_reload(gateway, upstream):
+    """Pools are keyed by cluster and endpoint, not by snapshot: a reload that keeps the cluster keeps
+    its warm connections."""
+    gw = serve_versions(gateway, upstream, extra_args=["--no-watch-config"])
+    up = gw.up
+    # One client connection, so one event loop and one pool.
+    with httpx.Client(base_url=gw.url, timeout=5) as client:
+        for _ in range(3):
+            assert client.get("/a").headers["x-route-version"] == "1"
+        assert up.accepted == 1
+        (gw.config_paths[0] / "routes.yaml").write_text(versioned_routes(2))
+        gw.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while client.get("/b").headers["x-route-version"] != "2" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert client.get("/c").headers["x-route-version"] == "2"
+    assert up.accepted == 1, "the reload opened new upstream connections"

@@ -157,3 +157,18 @@ def test_drain_sends_goaway_on_http2_and_connection_close_on_http11(gateway, ups
     assert answer.status == 200 and answer.header("connection") == "close"
     h1.close()
     assert gw.wait(timeout=15) == 0
+
+
+def test_a_second_sigterm_exits_at_once(gateway, upstream):
+    up = upstream("slow")
+    gw = gateway(cfg.simple_backend(up))
+    thread, _ = request_in_background(gw, "/slow?sleep=10")
+    up.wait_for_active(1, timeout=5)
+    gw.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    assert gw.running(), "the first SIGTERM drains: the request in flight holds it"
+    signalled = time.monotonic()
+    gw.send_signal(signal.SIGTERM)
+    code = gw.wait(timeout=5)
+    assert time.monotonic() - signalled < 3
+    assert code == 1 and "second signal: exiting without waiting" in gw.stderr_text()
