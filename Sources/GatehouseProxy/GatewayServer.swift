@@ -40,15 +40,16 @@ public final class GatewayServer: Sendable {
         /// Bound but not accepting yet, so no connection arrives before the snapshot that serves it.
         var added: [(listener: Listener, channel: Channel)] = []
         var removed: [Int] = []
-        /// Ports whose bind address changed: closed, then bound again, at commit.
-        var rebound: [Listener] = []
+        /// Ports whose bind address changed: closed, then bound again, at commit (with the address
+        /// they had, to fall back on).
+        var rebound: [(listener: Listener, previousAddress: String)] = []
 
         public var isEmpty: Bool { added.isEmpty && removed.isEmpty && rebound.isEmpty }
 
         public var summary: String {
             let parts = [added.isEmpty ? nil : "added " + added.map { "\($0.listener.bindAddress):\($0.listener.port)" }.joined(separator: ", "),
                          removed.isEmpty ? nil : "removed " + removed.map(String.init).joined(separator: ", "),
-                         rebound.isEmpty ? nil : "moved " + rebound.map { "\($0.bindAddress):\($0.port)" }.joined(separator: ", ")]
+                         rebound.isEmpty ? nil : "moved " + rebound.map { "\($0.listener.bindAddress):\($0.listener.port)" }.joined(separator: ", ")]
             return parts.compactMap { $0 }.joined(separator: "; ")
         }
     }
@@ -62,7 +63,7 @@ public final class GatewayServer: Sendable {
         change.removed = current.keys.filter { !wanted.contains($0) }.sorted()
         for listener in next.listeners {
             if let bound = current[listener.port] {
-                if bound.address != listener.bindAddress { change.rebound.append(listener) }
+                if bound.address != listener.bindAddress { change.rebound.append((listener, bound.address)) }
                 continue
             }
             do {
@@ -85,13 +86,19 @@ public final class GatewayServer: Sendable {
             try? await channel.setOption(.autoRead, value: true)
         }
         for port in change.removed { await close(port: port) }
-        for listener in change.rebound {
+        for (listener, previousAddress) in change.rebound {
             await close(port: listener.port)
-            do {
-                let channel = try await bind(listener, accepting: true)
-                servers.withLockedValue { $0[listener.port] = BoundListener(address: listener.bindAddress, channel: channel) }
-            } catch {
-                problems.append("\(error)")
+            var fallback = listener
+            fallback.bindAddress = previousAddress
+            for (attempt, isFallback) in [(listener, false), (fallback, true)] {
+                do {
+                    let channel = try await bind(attempt, accepting: true)
+                    servers.withLockedValue { $0[attempt.port] = BoundListener(address: attempt.bindAddress, channel: channel) }
+                    if isFallback { problems.append("kept \(previousAddress):\(listener.port): the new address could not be bound") }
+                    break
+                } catch {
+                    problems.append("\(error)")
+                }
             }
         }
         return problems

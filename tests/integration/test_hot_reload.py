@@ -152,8 +152,8 @@ def test_a_half_written_file_is_rejected_then_the_complete_one_applies(gateway, 
     assert reload_count(gw, "rejected") >= 1
 
 
-def gateway_yaml(*ports: int) -> str:
-    servers = [{"port": {"number": port, "name": f"http-{port}", "protocol": "HTTP"}, "bind": "127.0.0.1",
+def gateway_yaml(*ports: int, bind: str = "127.0.0.1") -> str:
+    servers = [{"port": {"number": port, "name": f"http-{port}", "protocol": "HTTP"}, "bind": bind,
                 "hosts": ["*"]} for port in ports]
     return cfg.to_yaml_stream([cfg.gateway_of(servers)])
 
@@ -260,3 +260,18 @@ def test_upstream_connections_survive_a_reload(gateway, upstream):
             time.sleep(0.02)
         assert client.get("/c").headers["x-route-version"] == "2"
     assert up.accepted == 1, "the reload opened new upstream connections"
+
+
+def test_a_listener_moves_to_a_new_bind_address(gateway, upstream):
+    up = upstream("backend")
+    port = free_port()
+    gw = gateway([*cfg.simple_backend(up)], gateway_resource=False, port=port,
+                 files={"gateway.yaml": gateway_yaml(port)}, extra_args=["--no-watch-config"])
+    (gw.config_paths[0] / "gateway.yaml").write_text(gateway_yaml(port, bind="127.0.0.2"))
+    gw.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while not port_accepts("127.0.0.2", port) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert httpx.get(f"http://127.0.0.2:{port}/x", timeout=5).status_code == 200
+    assert not port_accepts("127.0.0.1", port)
+    assert f"listeners moved 127.0.0.2:{port}" in gw.stderr_text()
