@@ -106,7 +106,8 @@ enum HostKey {
     static func name(of host: String) -> Substring {
         // Offsets from one pass over the bytes: the generic index searches of `UTF8View` showed in
         // the request profile.
-        let found = host.utf8.withContiguousStorageIfAvailable { bytes -> (start: Int, end: Int) in
+        var text = host
+        let (start, end) = text.withUTF8 { bytes -> (Int, Int) in
             if bytes.first == UInt8(ascii: "[") {
                 return (1, bytes.firstIndex(of: UInt8(ascii: "]")) ?? bytes.count)
             }
@@ -117,20 +118,7 @@ enum HostKey {
             }
             return (0, colon >= 0 ? colon : bytes.count)
         }
-        guard let (start, end) = found else { return slowName(of: host) }
         let utf8 = host.utf8
         return host[utf8.index(utf8.startIndex, offsetBy: start)..<utf8.index(utf8.startIndex, offsetBy: end)]
-    }
-
-    private static func slowName(of host: String) -> Substring {
-        let utf8 = host.utf8
-        if utf8.first == UInt8(ascii: "[") {
-            let inner = utf8.dropFirst()
-            return host[inner.startIndex..<(inner.firstIndex(of: UInt8(ascii: "]")) ?? inner.endIndex)]
-        }
-        guard let colon = utf8.lastIndex(of: UInt8(ascii: ":")), utf8.firstIndex(of: UInt8(ascii: ":")) == colon else {
-            return host[...]
-        }
-        return host[..<colon]
     }
 }

@@ -36,7 +36,7 @@ public final class AccessLogWriter: Sendable {
     public init(path: String?) throws {
         self.path = path
         if let path {
-            let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+            let fd = Self.openFile(path)
             guard fd >= 0 else {
                 throw AccessLogError(message: "cannot open access log \(path): \(String(cString: strerror(errno)))")
             }
@@ -116,9 +116,14 @@ public final class AccessLogWriter: Sendable {
         finished.signal()
     }
 
+    /// Appending, created if missing; -1 with errno set on failure.
+    private static func openFile(_ path: String) -> Int32 {
+        open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+    }
+
     private func reopenFile() -> String? {
         guard let path else { return nil }
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        let fd = Self.openFile(path)
         guard fd >= 0 else { return "cannot reopen access log \(path): \(String(cString: strerror(errno)))" }
         let old = descriptor.exchange(fd, ordering: .relaxed)
         _ = Glibc.close(old)

@@ -70,12 +70,7 @@ public final class GatewayMetrics: Sendable {
         for metrics in loopRequests.withLock({ $0 }) {
             let state = metrics.snapshot()
             for (key, series) in state.requests { total.requests[key, default: RequestMetrics.RequestSeries()].merge(series) }
-            for (key, series) in state.tcp {
-                total.tcp[key, default: RequestMetrics.TCPSeries()].opened += series.opened
-                total.tcp[key, default: RequestMetrics.TCPSeries()].closed += series.closed
-                total.tcp[key, default: RequestMetrics.TCPSeries()].sent += series.sent
-                total.tcp[key, default: RequestMetrics.TCPSeries()].received += series.received
-            }
+            for (key, series) in state.tcp { total.tcp[key, default: RequestMetrics.TCPSeries()].merge(series) }
         }
         return total
     }

@@ -63,14 +63,19 @@ public final class RequestMetrics: Sendable {
     public func recordConnectionClosed(_ record: inout AccessLogRecord) {
         let key = TCPKey(cluster: record.upstreamCluster, flags: record.responseFlags)
         let (sent, received) = (record.bytesSent, record.bytesReceived)
-        state.withLock { state in
-            state.tcp[key, default: TCPSeries()].closed += 1
-            state.tcp[key, default: TCPSeries()].sent += sent
-            state.tcp[key, default: TCPSeries()].received += received
-        }
+        state.withLock { $0.tcp[key, default: TCPSeries()].merge(TCPSeries(closed: 1, sent: sent, received: received)) }
     }
 
     func snapshot() -> State { state.withLock { $0 } }
+}
+
+extension RequestMetrics.TCPSeries {
+    mutating func merge(_ other: Self) {
+        opened += other.opened
+        closed += other.closed
+        sent += other.sent
+        received += other.received
+    }
 }
 
 extension RequestMetrics.RequestSeries {

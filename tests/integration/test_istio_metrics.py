@@ -12,7 +12,7 @@ from harness import config as cfg
 from harness.admin import samples
 from harness.gateway import free_port
 from test_grpc import SERVICE, _identity, grpc_backend  # noqa: F401  (grpc_backend is a fixture)
-from test_passthrough import EchoServer
+from test_passthrough import EchoServer, stream_gateway
 
 
 def series(admin: int, name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
@@ -95,11 +95,7 @@ def test_tcp_connections_and_bytes(gateway):
     admin, bootstrap = admin_bootstrap()
     backend = EchoServer()
     port = free_port()
-    server = {"port": {"number": port, "name": "tcp", "protocol": "TCP"}, "hosts": ["x.test"], "bind": "127.0.0.1"}
-    entry = cfg.service_entry("echo.test", [cfg.endpoint(backend.port, port_name="tcp")], port_name="tcp", protocol="TCP")
-    vs = cfg.resource("VirtualService", "relay", {"hosts": ["x.test"], "gateways": [cfg.GATEWAY_NAME],
-                                                  "tcp": [{"route": [{"destination": {"host": "echo.test"}}]}]})
-    gw = gateway([cfg.gateway_of([server]), entry, vs], gateway_resource=False, port=port, bootstrap=bootstrap)
+    gw = stream_gateway(gateway, port, "TCP", backend.port, "tcp", bootstrap=bootstrap)
     opened_before = wait_total(admin, "istio_tcp_connections_opened_total", 0, request_protocol="tcp")
     with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
         # Open and counted before it closes.

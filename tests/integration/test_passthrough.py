@@ -58,7 +58,9 @@ def pki(tmp_path: Path):
     return ca.write(tmp_path / "ca.crt"), server
 
 
-def stream_gateway(gateway, port, protocol, backend_port, route_kind, match=None):
+def stream_gateway(gateway, port, protocol, backend_port, route_kind, match=None, extra=(), **options):
+    """A Gateway server of `protocol` on `port` for x.test, routed to echo.test (`backend_port`) by a
+    `route_kind` route; `extra` resources and factory `options` (bootstrap…) are passed on."""
     server = {"port": {"number": port, "name": protocol.lower(), "protocol": protocol}, "hosts": ["x.test"],
               "bind": "127.0.0.1"}
     if protocol == "TLS":
@@ -70,7 +72,7 @@ def stream_gateway(gateway, port, protocol, backend_port, route_kind, match=None
         route["match"] = match
     vs = cfg.resource("VirtualService", "relay", {"hosts": ["x.test"], "gateways": [cfg.GATEWAY_NAME],
                                                   route_kind: [route]})
-    return gateway([cfg.gateway_of([server]), entry, vs], gateway_resource=False, port=port)
+    return gateway([cfg.gateway_of([server]), entry, vs, *extra], gateway_resource=False, port=port, **options)
 
 
 def test_tls_passthrough_routes_by_sni_without_decrypting(gateway, pki):
@@ -162,12 +164,8 @@ def test_tcp_connections_follow_istios_tcp_policy_semantics(gateway, policy, all
     dropped; connection attributes (ipBlocks, ports) apply as they are."""
     backend = EchoServer()
     port = free_port()
-    server = {"port": {"number": port, "name": "tcp", "protocol": "TCP"}, "hosts": ["x.test"], "bind": "127.0.0.1"}
-    entry = cfg.service_entry("echo.test", [cfg.endpoint(backend.port, port_name="tcp")], port_name="tcp", protocol="TCP")
-    vs = cfg.resource("VirtualService", "relay", {"hosts": ["x.test"], "gateways": [cfg.GATEWAY_NAME],
-                                                  "tcp": [{"route": [{"destination": {"host": "echo.test"}}]}]})
-    gw = gateway([cfg.gateway_of([server]), entry, vs, cfg.authorization_policy("tcp-policy", policy)],
-                 gateway_resource=False, port=port)
+    gw = stream_gateway(gateway, port, "TCP", backend.port, "tcp",
+                        extra=[cfg.authorization_policy("tcp-policy", policy)])
     try:
         assert tcp_exchange(port) == (b"ping\n" if allowed else b"")
         if not allowed:
