@@ -46,7 +46,8 @@ def test_sigusr1_after_a_rename_writes_a_new_file(proxied):
     assert gw.get("/after").status_code == 200
     new = paths_in(gw.access_log_path, until="/after")
     old = paths_in(rotated)
-    assert new[-1:] == ["/after"] and old[:1] == ["/before"]
+    # Each event loop flushes its own buffer, so lines from two loops need not be in request order.
+    assert "/after" in new and "/before" in old, (old, new)
     assert sorted(old + new) == ["/after", "/before", "/between"], (old, new)
 
 
