@@ -73,6 +73,13 @@ def test_gatehouse_ready_is_a_health_check(gateway, upstream):
     assert result.returncode == 1 and "cannot connect" in result.stdout
 
 
+def test_gatehouse_ready_rejects_a_malformed_address():
+    for bad in ["nonsense", "127.0.0.1:notaport", ":15000"]:
+        result = subprocess.run([str(gatehouse_bin()), "ready", "--admin", bad], capture_output=True, text=True, timeout=10)
+        assert result.returncode == 64, (bad, result.returncode)
+        assert f"--admin must be HOST:PORT, got {bad}" in result.stderr
+
+
 def test_a_taken_admin_port_stops_start_up(gateway, upstream):
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
