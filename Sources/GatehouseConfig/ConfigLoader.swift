@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 /// Reads config files and directories into a `ConfigSet`, collecting every problem as a `Diagnostic`.
 public enum ConfigLoader {
@@ -9,6 +8,12 @@ public enum ConfigLoader {
         var set = ConfigSet()
         for file in expand(paths: paths, diagnostics: &diagnostics) {
             set.files.append(file)
+            if let size = (try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? Int,
+               size > YAMLLimits.maxFileBytes {
+                diagnostics.append(Diagnostic(location: .init(file: file, line: 1, column: 1), resource: "file", path: "",
+                                              message: "file is \(size) bytes, more than the \(YAMLLimits.maxFileBytes) a config file may have"))
+                continue
+            }
             guard let data = FileManager.default.contents(atPath: file) else {
                 diagnostics.append(Diagnostic(location: .init(file: file, line: 1, column: 1), resource: "file",
                                               path: "", message: "cannot read file"))
@@ -28,17 +33,20 @@ public enum ConfigLoader {
     /// Decodes the documents of one file (exposed for tests that load YAML from strings).
     public static func load(text: String, file: String, into set: inout ConfigSet, diagnostics: inout [Diagnostic]) {
         let directory = (file as NSString).deletingLastPathComponent
-        do {
-            let parser = try Parser(yaml: text)
-            while let root = try parser.nextRoot() {
-                decodeDocument(YAMLNode(root), file: file, directory: directory, into: &set,
-                               diagnostics: &diagnostics)
-            }
-        } catch let error as YamlError {
-            diagnostics.append(syntaxDiagnostic(error, file: file))
-        } catch {
-            diagnostics.append(Diagnostic(location: .init(file: file, line: 1, column: 1), resource: "YAML",
-                                          path: "", message: "\(error)"))
+        guard text.utf8.count <= YAMLLimits.maxFileBytes else {
+            diagnostics.append(Diagnostic(location: .init(file: file, line: 1, column: 1), resource: "file", path: "",
+                                          message: "file is more than the \(YAMLLimits.maxFileBytes) bytes a config file may have"))
+            return
+        }
+        // Documents before a problem are still decoded, so one run reports their problems too; the
+        // problem itself is an error, so the config as a whole is refused.
+        let (documents, failure) = YAMLComposer.compose(text)
+        for root in documents {
+            decodeDocument(root, file: file, directory: directory, into: &set, diagnostics: &diagnostics)
+        }
+        if let failure {
+            diagnostics.append(Diagnostic(location: .init(file: file, line: failure.line, column: failure.column),
+                                          resource: "YAML", path: "", message: failure.message))
         }
     }
 
@@ -67,24 +75,6 @@ public enum ConfigLoader {
             }
         }
         return files
-    }
-
-    static func syntaxDiagnostic(_ error: YamlError, file: String) -> Diagnostic {
-        func make(_ mark: Mark, _ problem: String, _ context: YamlError.Context?) -> Diagnostic {
-            let detail = context.map { "\(problem) (\($0.text))" } ?? problem
-            return Diagnostic(location: .init(file: file, line: mark.line, column: mark.column), resource: "YAML",
-                              path: "", message: "syntax error: \(detail)")
-        }
-        switch error {
-        case .scanner(let context, let problem, let mark, _): return make(mark, problem, context)
-        case .parser(let context, let problem, let mark, _): return make(mark, problem, context)
-        case .composer(let context, let problem, let mark, _): return make(mark, problem, context)
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            return make(context.mark, "duplicate key(s) \(duplicates.joined(separator: ", "))", nil)
-        default:
-            return Diagnostic(location: .init(file: file, line: 1, column: 1), resource: "YAML", path: "",
-                              message: "syntax error: \(error)")
-        }
     }
 
     static func decodeDocument(_ root: YAMLNode, file: String, directory: String, into set: inout ConfigSet,

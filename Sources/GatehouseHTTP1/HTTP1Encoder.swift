@@ -1,12 +1,20 @@
 import NIOCore
 
-/// Writes HTTP/1.1 start lines, fields and chunk framing into byte buffers.
+/// Writes HTTP/1.1 start lines, fields and chunk framing into byte buffers. This is the choke point for
+/// what goes on an HTTP/1.1 wire: a start line or field that would not parse back exactly as meant (a
+/// CR, LF, NUL or other control byte, a name that is not a token, a target with a blank) is refused here
+/// and never written, whatever produced it.
 public enum HTTP1Encoder {
-    public static func writeRequestLine(method: String, target: String, into out: inout ByteBuffer) {
+    /// Writes `METHOD TARGET HTTP/1.1`; false (and nothing written) when the method is not a token or
+    /// the target is not visible ASCII.
+    @discardableResult
+    public static func writeRequestLine(method: String, target: String, into out: inout ByteBuffer) -> Bool {
+        guard FieldSyntax.isValidMethod(method), FieldSyntax.isValidTarget(target) else { return false }
         out.writeString(method)
         out.writeInteger(ASCII.space)
         out.writeString(target)
         out.writeStaticString(" HTTP/1.1\r\n")
+        return true
     }
 
     public static func writeStatusLine(status: Int, into out: inout ByteBuffer) {
@@ -17,39 +25,85 @@ public enum HTTP1Encoder {
         out.writeStaticString("\r\n")
     }
 
-    public static func writeField(_ name: String, _ value: String, into out: inout ByteBuffer) {
-        out.writeString(name)
-        out.writeStaticString(": ")
-        out.writeString(value)
-        out.writeStaticString("\r\n")
-    }
-
-    public static func writeField(_ name: StaticString, _ value: String, into out: inout ByteBuffer) {
-        out.writeStaticString(name)
-        out.writeStaticString(": ")
-        out.writeString(value)
-        out.writeStaticString("\r\n")
-    }
-
-    public static func writeDecimal(_ value: Int, into out: inout ByteBuffer) {
-        if value >= 0, value < 10 {
-            out.writeInteger(UInt8(0x30 + value))
-            return
+    /// Writes `name: value` with the value's outer blanks trimmed; false (and nothing written) when the
+    /// name is not a token or the value holds a control byte.
+    @discardableResult
+    public static func writeField(_ name: String, _ value: String, into out: inout ByteBuffer) -> Bool {
+        var name = name
+        var value = value
+        return name.withUTF8 { name in
+            value.withUTF8 { value in
+                writeField(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value), into: &out)
+            }
         }
-        out.writeString(String(value))
+    }
+
+    @discardableResult
+    public static func writeField(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer,
+                                  into out: inout ByteBuffer) -> Bool {
+        guard FieldSyntax.isValidName(name), FieldSyntax.isValidValue(value) else { return false }
+        out.writeBytes(name)
+        out.writeStaticString(": ")
+        out.writeBytes(ASCII.trimmingWhitespace(value))
+        out.writeStaticString("\r\n")
+        return true
+    }
+
+    /// A field whose name is a constant of the gateway's; the value is checked as any other.
+    @discardableResult
+    public static func writeField(_ name: StaticString, _ value: String, into out: inout ByteBuffer) -> Bool {
+        var value = value
+        return value.withUTF8 { value in
+            let value = UnsafeRawBufferPointer(value)
+            guard FieldSyntax.isValidValue(value) else { return false }
+            out.writeStaticString(name)
+            out.writeStaticString(": ")
+            out.writeBytes(ASCII.trimmingWhitespace(value))
+            out.writeStaticString("\r\n")
+            return true
+        }
+    }
+
+    /// `content-length: N`, in canonical form (no sign, no leading zeros), whatever the peer sent.
+    public static func writeContentLength(_ length: Int64, into out: inout ByteBuffer) {
+        out.writeStaticString("content-length: ")
+        writeDecimal(length, into: &out)
+        out.writeStaticString("\r\n")
+    }
+
+    /// Decimal digits of a non-negative number, without allocating.
+    public static func writeDecimal<Number: BinaryInteger>(_ value: Number, into out: inout ByteBuffer) {
+        let value = Int64(value)
+        precondition(value >= 0, "only lengths and status codes are written")
+        var divisor: Int64 = 1
+        while divisor <= value / 10 { divisor *= 10 }
+        while divisor > 0 {
+            out.writeInteger(UInt8(0x30 + (value / divisor) % 10))
+            divisor /= 10
+        }
     }
 
     /// The size line that precedes a chunk of `size` bytes.
     public static func writeChunkHeader(size: Int, into out: inout ByteBuffer) {
-        out.writeString(String(size, radix: 16))
+        precondition(size >= 0)
+        var shift = 0
+        while shift + 4 < Int.bitWidth, size >> (shift + 4) != 0 { shift += 4 }
+        while shift >= 0 {
+            let digit = UInt8((size >> shift) & 0xF)
+            out.writeInteger(digit < 10 ? 0x30 + digit : 0x61 + digit - 10)
+            shift -= 4
+        }
         out.writeStaticString("\r\n")
     }
 
-    /// The last chunk, the trailers if any, and the blank line.
-    public static func writeLastChunk(trailers: HTTPHeaderBlock?, into out: inout ByteBuffer) {
+    /// The last chunk, the trailers if any, and the blank line. Returns how many trailer fields the
+    /// encoder refused.
+    @discardableResult
+    public static func writeLastChunk(trailers: HTTPHeaderBlock?, into out: inout ByteBuffer) -> Int {
         out.writeStaticString("0\r\n")
-        trailers?.write(into: &out)
+        let refused = trailers?.write(into: &out) ?? 0
         out.writeStaticString("\r\n")
+        return refused
     }
 
     /// The standard reason phrase (Envoy writes its own, not the upstream's).

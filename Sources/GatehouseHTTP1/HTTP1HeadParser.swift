@@ -70,7 +70,7 @@ enum HTTP1HeadParser {
             return HTTP1RequestHead(method: method, target: target, version: version,
                                     headers: HTTPHeaderBlock(source: head, fields: fields), framing: framing,
                                     connection: facts.connection, hostCount: facts.hostCount,
-                                    expectsContinue: facts.expectsContinue)
+                                    expectsContinue: facts.expectsContinue, declaredContentLength: facts.contentLength)
         }
     }
 
@@ -107,7 +107,7 @@ enum HTTP1HeadParser {
             }
             return HTTP1ResponseHead(version: version, status: status,
                                      headers: HTTPHeaderBlock(source: head, fields: fields), framing: framing,
-                                     connection: facts.connection)
+                                     connection: facts.connection, declaredContentLength: facts.contentLength)
         }
     }
 
@@ -213,12 +213,8 @@ struct FieldFacts {
     }
 
     static func parseContentLength(_ value: UnsafeRawBufferPointer) throws -> Int64 {
-        guard !value.isEmpty, value.count <= 18 else { throw HTTP1Error.malformed(details: "http1.invalid_content_length") }
-        var length: Int64 = 0
-        for byte in value {
-            let digit = byte &- 0x30
-            guard digit < 10 else { throw HTTP1Error.malformed(details: "http1.invalid_content_length") }
-            length = length * 10 + Int64(digit)
+        guard let length = FieldSyntax.contentLength(value) else {
+            throw HTTP1Error.malformed(details: "http1.invalid_content_length")
         }
         return length
     }

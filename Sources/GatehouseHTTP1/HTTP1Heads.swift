@@ -46,6 +46,9 @@ public struct HTTP1RequestHead: Sendable {
     public var connection: ConnectionOptions
     public var hostCount: Int
     public var expectsContinue: Bool
+    /// The value of the Content-Length field(s), when the message had one (0 included). Framing toward
+    /// the upstream is regenerated from this and `framing`, never copied from what the client wrote.
+    public var declaredContentLength: Int64?
 
     /// HTTP/1.1 keeps the connection unless told to close; HTTP/1.0 closes unless told to keep it.
     public var keepAlive: Bool {
@@ -55,7 +58,9 @@ public struct HTTP1RequestHead: Sendable {
     public var isHEAD: Bool { method == "HEAD" }
 
     public init(method: String, target: String, version: HTTP1Version, headers: HTTPHeaderBlock,
-                framing: HTTP1BodyFraming, connection: ConnectionOptions, hostCount: Int, expectsContinue: Bool) {
+                framing: HTTP1BodyFraming, connection: ConnectionOptions, hostCount: Int, expectsContinue: Bool,
+                declaredContentLength: Int64? = nil) {
+        self.declaredContentLength = declaredContentLength
         self.method = method
         self.target = target
         self.version = version
@@ -73,9 +78,13 @@ public struct HTTP1ResponseHead: Sendable {
     public var headers: HTTPHeaderBlock
     public var framing: HTTP1BodyFraming
     public var connection: ConnectionOptions
+    /// The value of the Content-Length field(s), when the response had one; a response to HEAD (or a
+    /// 304) keeps it although no body follows.
+    public var declaredContentLength: Int64?
 
     public init(version: HTTP1Version, status: Int, headers: HTTPHeaderBlock, framing: HTTP1BodyFraming,
-                connection: ConnectionOptions) {
+                connection: ConnectionOptions, declaredContentLength: Int64? = nil) {
+        self.declaredContentLength = declaredContentLength
         self.version = version
         self.status = status
         self.headers = headers

@@ -187,8 +187,11 @@ public struct HTTPHeaderBlock: Sendable {
     // MARK: writing
 
     /// Writes every live field as `name: value\r\n`. Received lines that survive are copied as they
-    /// arrived, one copy per run of consecutive lines.
-    public func write(into out: inout ByteBuffer) {
+    /// arrived, one copy per run of consecutive lines (the strict parser vouched for them); every added
+    /// field goes through `HTTP1Encoder.writeField`, which refuses what is not a valid field. Returns how
+    /// many were refused.
+    @discardableResult
+    public func write(into out: inout ByteBuffer) -> Int {
         if !fields.isEmpty {
             source.withUnsafeReadableBytes { bytes in
                 var runStart = -1
@@ -205,7 +208,9 @@ public struct HTTPHeaderBlock: Sendable {
                 if runStart >= 0 { out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart..<runEnd])) }
             }
         }
-        for (name, value) in added { HTTP1Encoder.writeField(name, value, into: &out) }
+        var refused = 0
+        for (name, value) in added where !HTTP1Encoder.writeField(name, value, into: &out) { refused += 1 }
+        return refused
     }
 
     /// An upper bound of the bytes `write(into:)` produces, to size the buffer once.

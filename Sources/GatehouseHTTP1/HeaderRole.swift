@@ -9,6 +9,11 @@ public enum HeaderRole: UInt8, Sendable {
     /// `x-envoy-*`, which only the gateway itself may set (CVE-2023-27487).
     case envoyInternal
     case server, upstreamServiceTime
+    /// `x-forwarded-client-cert`: set (or removed) by the gateway per `forwardClientCertDetails`.
+    case forwardedClientCert
+
+    /// The fields that delimit a message: the gateway regenerates them, never forwards them as sent.
+    public var isFraming: Bool { self == .contentLength || self == .transferEncoding }
 
     /// Classifies a header name given as raw bytes, in any case.
     public static func classify(_ name: UnsafeRawBufferPointer) -> HeaderRole {
@@ -32,6 +37,8 @@ public enum HeaderRole: UInt8, Sendable {
             return ASCII.equalsLowercase(name, "transfer-encoding") ? .transferEncoding : other(name)
         case 18: return ASCII.equalsLowercase(name, "proxy-authenticate") ? .hopByHop : other(name)
         case 19: return ASCII.equalsLowercase(name, "proxy-authorization") ? .hopByHop : other(name)
+        case 23:
+            return ASCII.equalsLowercase(name, "x-forwarded-client-cert") ? .forwardedClientCert : other(name)
         case 29:
             return ASCII.equalsLowercase(name, "x-envoy-upstream-service-time") ? .upstreamServiceTime : other(name)
         default: return other(name)

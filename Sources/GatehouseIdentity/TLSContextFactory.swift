@@ -13,6 +13,11 @@ public enum TLSContextFactory {
     public static let applicationProtocols = ["h2", "http/1.1"]
 
     public static func makeContext(for server: TLSServer) throws -> NIOSSLContext {
+        try makeMaterial(for: server).context
+    }
+
+    /// The context, and the first URI SAN of the serving certificate.
+    static func makeMaterial(for server: TLSServer) throws -> (context: NIOSSLContext, localURI: String?) {
         let chain = try load("certificate chain", server.certificateChainPath) { try NIOSSLCertificate.fromPEMFile($0) }
         guard !chain.isEmpty else {
             throw TLSMaterialError(message: "\(server.certificateChainPath): no PEM certificate in the file")
@@ -39,7 +44,7 @@ public enum TLSContextFactory {
                 ? .noHostnameVerification : .optionalVerification
         }
         do {
-            return try NIOSSLContext(configuration: configuration)
+            return (try NIOSSLContext(configuration: configuration), ClientCertificateDetails.firstURI(of: chain[0]))
         } catch {
             let hint = server.cipherSuites.isEmpty ? "" : " (check cipherSuites: \(server.cipherSuites.joined(separator: ":")))"
             throw TLSMaterialError(message: "cannot build a TLS context: \(error)\(hint)")

@@ -7,9 +7,15 @@ import Synchronization
 /// the loops — when a snapshot is prepared, and when a certificate file changes on disk — and swapped
 /// in under a lock: a handshake that starts after a rotation uses the new certificate, and connections
 /// already open keep the one they negotiated.
+///
+/// A reload prepares its contexts beside the live ones (`stage`), adds them only once nothing else can
+/// reject it (`install`), and drops the contexts of servers it removed only after its snapshot is live
+/// (`prune`): a rejected reload changes nothing a handshake can see.
 public final class TLSContextStore: Sendable {
     struct Entry: Sendable {
         var context: NIOSSLContext
+        /// The serving certificate's first URI SAN (`By` in x-forwarded-client-cert).
+        var localURI: String?
         var stamps: [String: FileStamp?]
     }
 
@@ -17,24 +23,28 @@ public final class TLSContextStore: Sendable {
 
     public init() {}
 
+    /// Contexts built for a snapshot that is not live yet.
+    public struct Staged: Sendable {
+        fileprivate var entries: [String: Entry]
+        /// The context keys the snapshot uses.
+        fileprivate var keys: Set<String>
+    }
+
     /// Builds a context for every TLS server of `snapshot` that has none yet (or whose files changed),
-    /// and drops contexts no server uses any more. Returns one diagnostic per server whose material
-    /// cannot be used, located at its `tls` block; the snapshot must not go live if there are any.
-    public func prepare(_ snapshot: Snapshot) -> [Diagnostic] {
+    /// changing nothing that serves. Returns one diagnostic per server whose material cannot be used,
+    /// located at its `tls` block; the snapshot must not go live if there are any.
+    public func stage(_ snapshot: Snapshot) -> (Staged, [Diagnostic]) {
         var diagnostics: [Diagnostic] = []
-        var next: [String: Entry] = [:]
+        var staged = Staged(entries: [:], keys: [])
         let current = entries.withLock { $0 }
         for listener in snapshot.listeners {
             for server in listener.tls?.servers ?? [] {
                 let key = server.contextKey
-                if next[key] != nil { continue }
+                guard staged.keys.insert(key).inserted else { continue }
                 let stamps = Self.stamps(of: server)
-                if let entry = current[key], entry.stamps == stamps {
-                    next[key] = entry
-                    continue
-                }
+                if let entry = current[key], entry.stamps == stamps { continue }
                 do {
-                    next[key] = Entry(context: try TLSContextFactory.makeContext(for: server), stamps: stamps)
+                    staged.entries[key] = try Self.entry(for: server, stamps: stamps)
                 } catch {
                     var diagnostic = server.origin
                     diagnostic.message = "\(error)"
@@ -42,13 +52,45 @@ public final class TLSContextStore: Sendable {
                 }
             }
         }
-        if diagnostics.isEmpty { entries.withLock { $0 = next } }
-        return diagnostics
+        return (staged, diagnostics)
+    }
+
+    /// Adds the staged contexts. Every live context stays: the snapshot still serving may use it until
+    /// the swap.
+    public func install(_ staged: Staged) {
+        entries.withLock { entries in
+            for (key, entry) in staged.entries { entries[key] = entry }
+        }
+    }
+
+    /// Drops the contexts no server of `staged`'s snapshot uses, once that snapshot is live.
+    public func prune(keeping staged: Staged) {
+        entries.withLock { entries in entries = entries.filter { staged.keys.contains($0.key) } }
+    }
+
+    /// stage, install and prune at once: for the first snapshot, and for `validate`. Nothing is
+    /// installed when there are diagnostics.
+    public func prepare(_ snapshot: Snapshot) -> [Diagnostic] {
+        let (staged, diagnostics) = stage(snapshot)
+        guard diagnostics.isEmpty else { return diagnostics }
+        install(staged)
+        prune(keeping: staged)
+        return []
     }
 
     /// The context for a server of the live snapshot.
     public func context(for server: TLSServer) -> NIOSSLContext? {
         entries.withLock { $0[server.contextKey]?.context }
+    }
+
+    /// The context and the serving certificate's URI SAN, for a handshake.
+    public func material(for server: TLSServer) -> (context: NIOSSLContext, localURI: String?)? {
+        entries.withLock { $0[server.contextKey].map { ($0.context, $0.localURI) } }
+    }
+
+    private static func entry(for server: TLSServer, stamps: [String: FileStamp?]) throws -> Entry {
+        let material = try TLSContextFactory.makeMaterial(for: server)
+        return Entry(context: material.context, localURI: material.localURI, stamps: stamps)
     }
 
     /// Rebuilds the contexts whose files changed on disk. A rotation caught half-written (a key that
@@ -62,8 +104,8 @@ public final class TLSContextStore: Sendable {
                 let stamps = Self.stamps(of: server)
                 guard let entry = entries.withLock({ $0[key] }), entry.stamps != stamps else { continue }
                 do {
-                    let context = try TLSContextFactory.makeContext(for: server)
-                    entries.withLock { $0[key] = Entry(context: context, stamps: stamps) }
+                    let entry = try Self.entry(for: server, stamps: stamps)
+                    entries.withLock { $0[key] = entry }
                     messages.append("\(server.id): certificate files changed; new handshakes use them")
                 } catch {
                     messages.append("\(server.id): certificate files changed but cannot be used yet (\(error)); keeping the previous ones")

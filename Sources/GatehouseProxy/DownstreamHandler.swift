@@ -387,7 +387,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         if quiescing || runtime.isDraining { request.keepAlive = false }
         var out = context.channel.allocator.buffer(capacity: headers.estimatedSize + bodyBytes.count + 96)
         HTTP1Encoder.writeStatusLine(status: status, into: &out)
-        headers.write(into: &out)
+        runtime.metrics.record(.invalidField, count: headers.write(into: &out))
         if request.chunkedResponse { out.writeStaticString("transfer-encoding: chunked\r\n") }
         if status == 101 {
             // Switching protocols: the headers carry `connection: upgrade`; no keep-alive talk.
@@ -428,7 +428,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         request.exchange = nil
         if request.chunkedResponse {
             var last = context.channel.allocator.buffer(capacity: 5 + (trailers?.estimatedSize ?? 0))
-            HTTP1Encoder.writeLastChunk(trailers: trailers, into: &last)
+            runtime.metrics.record(.invalidField, count: HTTP1Encoder.writeLastChunk(trailers: trailers, into: &last))
             context.write(wrapOutboundOut(last), promise: nil)
         }
         let keepAlive = request.keepAlive

@@ -15,10 +15,16 @@ struct DownstreamTLS {
     private(set) var version: String?
     /// The client certificate's principal (see `PeerIdentity`), nil without one.
     private(set) var peerPrincipal: String?
+    /// The serving certificate's URI SAN (`By=` in x-forwarded-client-cert).
+    let localURI: String?
+    /// This connection's x-forwarded-client-cert element, when the client presented a certificate
+    /// that verified (Envoy's "mTLS connection"); nil otherwise.
+    private(set) var clientCertDetails: String?
 
-    init(serverName: String?, subjectAltNames: [String], handshakeTimeout: Scheduled<Void>) {
+    init(serverName: String?, subjectAltNames: [String], localURI: String? = nil, handshakeTimeout: Scheduled<Void>) {
         self.serverName = serverName
         self.subjectAltNames = subjectAltNames
+        self.localURI = localURI
         self.handshakeTimeout = handshakeTimeout
     }
 
@@ -31,6 +37,8 @@ struct DownstreamTLS {
         version = handler.tlsVersion.map(Self.describe)
         let certificate = handler.peerCertificate
         peerPrincipal = certificate.flatMap(PeerIdentity.principal)
+        // NIOSSL reports a peer certificate only once it verified (an unverifiable one fails the handshake).
+        clientCertDetails = certificate.flatMap { ClientCertificateDetails.element(peer: $0, localURI: localURI) }
         guard !subjectAltNames.isEmpty, let certificate else { return true }
         return PeerIdentity.hasSubjectAltName(certificate, in: subjectAltNames)
     }

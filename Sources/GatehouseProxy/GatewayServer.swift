@@ -171,7 +171,7 @@ public final class GatewayServer: Sendable {
         let sni = ByteToMessageHandler(SNIHandler { result in
             let name: String? = if case .hostname(let host) = result { host.lowercased() } else { nil }
             guard let server = runtime.store.snapshot.listener(port: port)?.tls?.server(forSNI: name),
-                  let context = runtime.tlsContexts.context(for: server) else {
+                  let (context, localURI) = runtime.tlsContexts.material(for: server) else {
                 // No server takes this SNI: Envoy fails the handshake the same way (no filter chain).
                 // The SNI handler ignores a failed future, so the connection is closed here.
                 handshakeTimeout.cancel()
@@ -183,7 +183,7 @@ public final class GatewayServer: Sendable {
                 let sync = channel.pipeline.syncOperations
                 try sync.addHandler(NIOSSLServerHandler(context: context))
                 let tls = DownstreamTLS(serverName: name, subjectAltNames: server.subjectAltNames,
-                                        handshakeTimeout: handshakeTimeout)
+                                        localURI: localURI, handshakeTimeout: handshakeTimeout)
                 try sync.addHandler(TLSSessionHandler(tls: tls, metrics: runtime.metrics) { pipeline, tls, http2 in
                     if http2 {
                         try HTTP2Server.configure(pipeline, position: .last, runtime: runtime, loop: loop, port: port, tls: tls)

@@ -143,61 +143,32 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
     // MARK: request
 
     private func startRequest(_ fields: HPACKHeaders, endStream: Bool) {
-        var method = ""
-        var path = ""
-        var connectProtocol: String?
-        var authority: String?
-        var contentLength: Int64?
-        var cookies: [String] = []
-        var headers = HTTPHeaderBlock()
-        for (name, value, _) in fields {
-            switch name {
-            case ":method": method = value
-            case ":path": path = value
-            case ":authority": authority = value
-            case ":protocol": connectProtocol = value
-            case ":scheme": break
-            case "cookie": cookies.append(value)
-            case "content-length": contentLength = Int64(value); headers.add(name, value)
-            default: if !name.hasPrefix(":") { headers.add(name, value) }
+        record.method = fields.first(name: ":method")
+        record.path = fields.first(name: ":path")
+        let settings = runtime.store.snapshot.settings
+        let mapped: HTTP2MappedRequest
+        do {
+            mapped = try HTTP2RequestMapping.map(
+                fields.lazy.map { ($0.name, $0.value) }, endStream: endStream,
+                limits: HTTP1Limits(maxHeadBytes: settings.maxRequestHeaderBytes, maxHeaderCount: settings.maxRequestHeaders),
+                makeWebSocketKey: { WebSocketHandshake.key(random: (loop.random.next(), loop.random.next())) })
+        } catch {
+            switch error {
+            case .malformed(let details): return resetMalformed(details: details)
+            case .tooManyHeaders, .headersTooLarge:
+                runtime.record(.requestHeadersTooLarge)
+                return sendLocalReply(.http2HeadersTooLarge, route: nil)
+            case .connectNotServed: return sendLocalReply(.connectNotServed(details: "connect_not_supported"), route: nil)
             }
         }
-        // RFC 9113 §8.2.3: crumbs of a split cookie are joined for HTTP/1.1.
-        if !cookies.isEmpty { headers.add("cookie", cookies.joined(separator: "; ")) }
-        // :authority wins over a Host header (RFC 9113 §8.3.1).
-        let host = authority ?? headers.first(role: .host)
-        if let authority {
-            headers.remove(role: .host)
-            headers.add("host", authority)
-        }
-        record.method = method
-        var connection = ConnectionOptions()
-        var webSocketKey: String?
-        if method == "CONNECT" {
-            // Only the extended CONNECT of RFC 8441 is served, and only for WebSocket; it stands for the
-            // HTTP/1.1 upgrade sent upstream, for which the gateway makes the key (§5: HTTP/2 has none).
-            guard connectProtocol?.lowercased() == "websocket" else {
-                sendLocalReply(.connectNotServed(details: "connect_not_supported"), route: nil)
-                return
-            }
-            method = "GET"
-            webSocket = true
-            connection.upgrade = true
-            headers.remove("sec-websocket-key")
-            headers.remove(role: .upgrade)
-            headers.add("upgrade", "websocket")
-            let key = WebSocketHandshake.key(random: (loop.random.next(), loop.random.next()))
-            headers.add("sec-websocket-key", key)
-            webSocketKey = key
-        }
-        let framing: HTTP1BodyFraming = endStream || webSocket ? .none : contentLength.map { .contentLength($0) } ?? .chunked
-        let head = HTTP1RequestHead(method: method, target: path, version: .http1_1, headers: headers, framing: framing,
-                                    connection: connection, hostCount: host == nil ? 0 : 1,
-                                    expectsContinue: false)
+        let head = mapped.head
+        let headers = head.headers
+        let host = mapped.host
+        let webSocketKey = mapped.webSocketKey
+        webSocket = webSocketKey != nil
         requestEnded = endStream
         let requestID = headers.first(role: .requestID).flatMap { $0.isEmpty ? nil : $0 }
             ?? RequestID.generate(using: &loop.random)
-        record.path = path
         record.userAgent = headers.first(role: .userAgent)
         record.xForwardedFor = headers.first(role: .forwardedFor)
         record.authority = host
@@ -249,6 +220,18 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
         respondEnd(nil)
     }
 
+    /// A malformed request (RFC 9113 §8.1.1): a stream error of type PROTOCOL_ERROR, logged as a
+    /// downstream protocol error; nothing reaches an upstream.
+    private func resetMalformed(details: String) {
+        runtime.record(.http2StreamError)
+        responseEnded = true
+        record.responseFlags = "DPE"
+        record.responseCodeDetails = details
+        writeLog()
+        context.writeAndFlush(wrapOutboundOut(.rstStream(.protocolError)), promise: nil)
+        context.close(promise: nil)
+    }
+
     func sendLocalReplyForCurrent(_ reply: LocalReply) {
         setUpstreamBlocked(false)
         sendLocalReply(reply, route: nil)
@@ -270,7 +253,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
         var fields = HPACKHeaders()
         fields.reserveCapacity(headers.count + 1)
         fields.add(name: ":status", value: String(status))
-        headers.appendHTTP2Fields(to: &fields)
+        runtime.metrics.record(.invalidField, count: headers.appendHTTP2Fields(to: &fields))
         let noBody = bodyBytes.isEmpty && (framing == .none || framing == .contentLength(0)) && !opensTunnel
         context.write(wrapOutboundOut(.headers(.init(headers: fields, endStream: noBody))), promise: nil)
         endStreamSent = noBody

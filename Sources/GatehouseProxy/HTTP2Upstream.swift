@@ -136,8 +136,13 @@ final class HTTP2UpstreamStreamHandler: ChannelDuplexHandler {
         guard let receiver, !ended else { return }
         switch unwrapInboundIn(data) {
         case .headers(let frame):
+            // Fields an HTTP/1.1 client could be handed ambiguously (control bytes, blanks at the ends) make
+            // the response malformed (RFC 9113 §8.2.1): a protocol error, never relayed.
+            guard frame.headers.isWellFormed else { return protocolError() }
             if !headReceived {
-                guard let status = frame.headers.first(name: ":status").flatMap(Int.init) else {
+                guard let status = frame.headers.first(name: ":status").flatMap(Int.init), (100...599).contains(status),
+                      status != 101 else {
+                    // HTTP/2 has no 101 (RFC 9113 §8.6): it never switches a stream to a tunnel.
                     return protocolError()
                 }
                 if status < 200 { return }  // interim response
@@ -145,13 +150,19 @@ final class HTTP2UpstreamStreamHandler: ChannelDuplexHandler {
                 var block = HTTPHeaderBlock()
                 var contentLength: Int64?
                 for (name, value, _) in frame.headers where !name.hasPrefix(":") {
-                    if name == "content-length" { contentLength = Int64(value) }
+                    if name == "content-length" {
+                        guard let length = FieldSyntax.contentLength(value), contentLength == nil || contentLength == length else {
+                            return protocolError()
+                        }
+                        contentLength = length
+                    }
                     block.add(name, value)
                 }
                 let framing: HTTP1BodyFraming = frame.endStream || requestIsHEAD || status == 204 || status == 304
-                    ? .none : contentLength.map { .contentLength($0) } ?? .chunked
+                    ? .none : contentLength.map { $0 > 0 ? .contentLength($0) : .none } ?? .chunked
                 receiver.upstreamResponseHead(HTTP1ResponseHead(version: .http1_1, status: status, headers: block,
-                                                                framing: framing, connection: ConnectionOptions()))
+                                                                framing: framing, connection: ConnectionOptions(),
+                                                                declaredContentLength: contentLength))
                 if frame.endStream { finish(nil) }
             } else {
                 var trailers = HTTPHeaderBlock()
@@ -207,6 +218,12 @@ final class HTTP2UpstreamStreamHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // NIO refuses a malformed field block (a name that is not a lowercase token, a misplaced
+        // pseudo-header…) by closing the stream with PROTOCOL_ERROR: the upstream broke the protocol
+        // (502 UPE); any other close is a reset (503 UC, from channelInactive).
+        if !ended, receiver != nil, let closed = error as? NIOHTTP2Errors.StreamClosed, closed.errorCode == .protocolError {
+            return protocolError()
+        }
         context.close(promise: nil)
     }
 }

@@ -34,8 +34,16 @@ struct LocalReply {
                                                details: "misdirected_request")
     static let headersTooLarge = LocalReply(status: 431, body: Array("Request Header Fields Too Large".utf8),
                                             flag: "DPE", details: "http1.headers_too_large", closeConnection: true)
+    /// HTTP/2 fields past `maxRequestHeaders` or `maxRequestHeadersKb`: the HTTP/1.1 limits, answered the
+    /// same way (the stream ends; the connection stays).
+    static let http2HeadersTooLarge = LocalReply(status: 431, body: Array("Request Header Fields Too Large".utf8),
+                                                 flag: "DPE", details: "http2.headers_too_large")
     static let requestHeadersTimeout = LocalReply(status: 408, body: Array("request timeout".utf8),
                                                   flag: "-", details: "request_header_timeout", closeConnection: true)
+
+    /// A route regex could not decide within PCRE2's limits: refused, never routed elsewhere.
+    static let regexMatchLimit = LocalReply(status: 400, body: Array("Bad Request".utf8), flag: "-",
+                                            details: "regex_match_limit_exceeded")
 
     static func badRequest(details: String = "http1.codec_error") -> LocalReply {
         LocalReply(status: 400, body: Array("Bad Request".utf8), flag: "DPE", details: details, closeConnection: true)

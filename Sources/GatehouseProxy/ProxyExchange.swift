@@ -195,7 +195,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
     func requestEnd(_ trailers: HTTPHeaderBlock?) {
         guard !finished else { return }
         requestEnded = true
-        requestTrailers = trailers
+        requestTrailers = trailers.map(withoutProhibitedTrailerFields)
         if let connection {
             writeRequestEnd(to: connection)
             if !downstream.inReadCycle { connection.flush() }
@@ -212,7 +212,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
     private func writeRequestEnd(to connection: UpstreamConnection) {
         guard request.framing == .chunked else { return }
         var last = ByteBuffer()
-        HTTP1Encoder.writeLastChunk(trailers: requestTrailers, into: &last)
+        loop.metrics.record(.invalidField, count: HTTP1Encoder.writeLastChunk(trailers: requestTrailers, into: &last))
         connection.write(last)
     }
 
@@ -245,12 +245,24 @@ final class ProxyExchange: UpstreamResponseReceiver {
 
     func upstreamResponseHead(_ response: HTTP1ResponseHead) {
         guard !finished else { return }
+        if response.status == 101, !answersForwardedUpgrade(response) {
+            // A 101 to a request the gateway did not forward as an upgrade (or for another protocol) would
+            // turn the connection into a tunnel nothing checks: everything after it would reach the
+            // upstream unrouted and unauthorized. It is a protocol error, and the connection is dropped.
+            connection?.detach()
+            connection?.close()
+            connection = nil
+            downstream.updateRecord { $0.upstreamTransportFailureReason = "unexpected_switching_protocols" }
+            return failLocally(.upstreamProtocolError)
+        }
         responseStarted = true
         responseKeepAlive = response.keepAlive
         let serviceTime = (NIODeadline.now() - upstreamStartedAt).nanoseconds / 1_000_000
         var headers = response.headers
         ForwardingHeaders.prepareDownstreamResponse(&headers, connection: response.connection,
-                                                    framing: response.framing, serviceTimeMillis: serviceTime)
+                                                    serviceTimeMillis: serviceTime)
+        // Framing toward the client is the gateway's own: the length it keeps is written canonical.
+        if let length = ForwardingHeaders.downstreamContentLength(response) { headers.add("content-length", String(length)) }
         headers.apply(responseMutations)
         downstream.updateRecord {
             $0.upstreamServiceTimeMillis = serviceTime
@@ -268,7 +280,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
                 return failLocally(.upstreamProtocolError)
             }
         }
-        if response.status == 101, let upgrade = request.upgrade, let connection, downstream.canTunnel {
+        if response.status == 101, let upgrade = request.upgrade, let connection {
             headers.add("connection", "upgrade")
             headers.add("upgrade", upgrade)
             tunneling = true
@@ -280,6 +292,26 @@ final class ProxyExchange: UpstreamResponseReceiver {
             return
         }
         downstream.respondHead(status: response.status, headers: headers, framing: response.framing, bodyBytes: [])
+    }
+
+    /// Whether a 101 switches to what the gateway asked for: a WebSocket upgrade it forwarded on an
+    /// HTTP/1.1 connection, from a client side that can tunnel, named in the response's `Upgrade`.
+    private func answersForwardedUpgrade(_ response: HTTP1ResponseHead) -> Bool {
+        guard let upgrade = request.upgrade, connection != nil, downstream.canTunnel else { return false }
+        var named = false
+        response.headers.forEachValue(role: .upgrade) { value in
+            ASCII.forEachListElement(value) { token in
+                if ASCII.equalsIgnoringCase(token, upgrade) { named = true }
+            }
+        }
+        return named
+    }
+
+    /// Trailers without the fields RFC 9110 §6.5.1 prohibits there (counted when any were dropped).
+    private func withoutProhibitedTrailerFields(_ trailers: HTTPHeaderBlock) -> HTTPHeaderBlock {
+        var trailers = trailers
+        loop.metrics.record(.prohibitedTrailer, count: trailers.removeProhibitedTrailerFields())
+        return trailers
     }
 
     // MARK: tunnel (WebSocket after 101)
@@ -329,7 +361,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
         // early is reset, as the client side has nowhere to send it).
         if let stream, !requestEnded { stream.close() }
         stream = nil
-        downstream.respondEnd(trailers)
+        downstream.respondEnd(trailers.map(withoutProhibitedTrailerFields))
     }
 
     func upstreamClosed() {

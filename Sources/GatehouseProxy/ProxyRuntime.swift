@@ -21,11 +21,15 @@ final class LoopContext: @unchecked Sendable {
     let decisions: DecisionCounters
     /// This loop's Istio request and TCP metrics (read at scrape time).
     let requests: RequestMetrics
+    /// The gateway's shared counters, for the rare events a request meets (fields dropped, limits hit).
+    let metrics: GatewayMetrics
     /// Access-log lines of this loop, handed to the writer in chunks (see `ProxyRuntime.log`).
     var logBuffer: [UInt8] = []
     private var targets: [UpstreamTargetKey: UpstreamTarget] = [:]
 
-    init(eventLoop: EventLoop, decisions: DecisionCounters = DecisionCounters(), requests: RequestMetrics = RequestMetrics()) {
+    init(eventLoop: EventLoop, decisions: DecisionCounters = DecisionCounters(), requests: RequestMetrics = RequestMetrics(),
+         metrics: GatewayMetrics = GatewayMetrics()) {
+        self.metrics = metrics
         self.eventLoop = eventLoop
         self.decisions = decisions
         self.requests = requests
@@ -94,7 +98,7 @@ public final class ProxyRuntime: Sendable {
         var loops: [ObjectIdentifier: LoopContext] = [:]
         for loop in group.makeIterator() {
             loops[ObjectIdentifier(loop)] = LoopContext(eventLoop: loop, decisions: metrics.makeDecisionCounters(),
-                                                        requests: metrics.makeRequestMetrics())
+                                                        requests: metrics.makeRequestMetrics(), metrics: metrics)
         }
         self.loops = loops
         dns = DNSCache(threadPool: threadPool,

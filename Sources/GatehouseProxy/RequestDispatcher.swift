@@ -46,7 +46,7 @@ enum RequestDispatcher {
                          snapshot: Snapshot, loop: LoopContext, allocator: ByteBufferAllocator,
                          keys: any JWKSProvider, counters: DecisionCounters?,
                          record: inout AccessLogRecord, observer: DispatchObserver? = nil) -> Dispatch {
-        guard var target = RequestTarget(uri: head.target, version: head.version, host: host,
+        guard var target = RequestTarget(uri: head.target, method: head.method, version: head.version, host: host,
                                          hostCount: head.hostCount) else {
             return .reply(.badRequest(), route: nil)
         }
@@ -87,7 +87,13 @@ enum RequestDispatcher {
         let input = RouteInput(method: head.method, path: target.path, query: target.query,
                                scheme: scheme, authority: target.authority, port: origin.listenerPort,
                                headers: HeaderBlockLookup(headers: head.headers))
-        guard let (virtualHost, selection) = routes.select(input) else { return .reply(.noRoute, route: nil) }
+        let selected: (VirtualHost, RouteSelection?)?
+        do {
+            selected = try routes.select(input)
+        } catch {
+            return refuseUndecidedRegex(loop)
+        }
+        guard let (virtualHost, selection) = selected else { return .reply(.noRoute, route: nil) }
         if virtualHost.httpsRedirect {
             let location = RedirectAction(scheme: "https", code: 301).location(for: input)
             return .reply(.redirect(status: 301, location: location), route: nil)
@@ -106,14 +112,30 @@ enum RequestDispatcher {
                 return .reply(.noHealthyUpstream, route: nil)
             }
             record.upstreamCluster = cluster.name
-            let request = UpstreamRequestBuilder.build(
-                head: head, target: target, route: route, matched: selection.matched, rewrite: forward.rewrite,
-                destination: destination, clientIP: origin.clientIP, scheme: scheme, requestID: requestID,
-                http2: cluster.http2, authentication: security.headerChanges, allocator: allocator)
+            let built: UpstreamRequest?
+            do {
+                built = try UpstreamRequestBuilder.build(
+                    head: head, target: target, route: route, matched: selection.matched, rewrite: forward.rewrite,
+                    destination: destination, clientIP: origin.clientIP, scheme: scheme, requestID: requestID,
+                    http2: cluster.http2, authentication: security.headerChanges,
+                    clientCert: ClientCertForwarding(mode: snapshot.settings.forwardClientCertDetails,
+                                                     current: origin.tls?.clientCertDetails),
+                    metrics: loop.metrics, allocator: allocator)
+            } catch {
+                return refuseUndecidedRegex(loop)
+            }
+            guard let request = built else { return .reply(.badRequest(details: "invalid_upstream_request"), route: route) }
             return .forward(Dispatch.Forwarding(
                 request: request, cluster: cluster, responseMutations: [destination.responseHeaders, route.responseHeaders],
                 timeout: route.timeoutNanoseconds.map { .nanoseconds($0) }))
         }
+    }
+
+    /// A route regex that hit its match limit decided nothing: refusing is the only answer that an
+    /// attacker's input cannot turn into "the next route" or "not excluded" (fail closed).
+    static func refuseUndecidedRegex(_ loop: LoopContext) -> Dispatch {
+        loop.metrics.record(.regexMatchLimit)
+        return .reply(.regexMatchLimit, route: nil)
     }
 
     /// `application/grpc`, `application/grpc+proto`, `application/grpc-web…`: Istio's `grpc` protocol.

@@ -103,6 +103,9 @@ public enum RequestExplainer {
             for (rule, mismatch) in observer.rules {
                 lines.append("  \(rule.label.action.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0)) "
                     + "\(rule.label.logName): " + (mismatch.map { "no match, \($0.description(in: rule))" } ?? "MATCHED"))
+                if let authority = record.authority, let note = rule.hostPortNote(host: authority, matched: mismatch == nil) {
+                    lines.append("        note: \(note)")
+                }
             }
             let skipped = engine.ruleCount - observer.rules.count
             if skipped > 0 { lines.append("  (\(skipped) rule(s) for other hosts skipped by the host index)") }

@@ -12,11 +12,12 @@ struct RequestTarget {
     var hadHost: Bool
 
     init?(head: HTTP1RequestHead) {
-        self.init(uri: head.target, version: head.version, host: head.headers.first(role: .host),
+        self.init(uri: head.target, method: head.method, version: head.version, host: head.headers.first(role: .host),
                   hostCount: head.hostCount)
     }
 
-    init?(uri: String, version: HTTP1Version, host: String?, hostCount: Int) {
+    /// nil for a target that is not a valid request-target for `method` (400).
+    init?(uri: String, method: String, version: HTTP1Version, host: String?, hostCount: Int) {
         if hostCount > 1 { return nil }
         hadHost = host != nil
         var target = Substring(uri)
@@ -31,6 +32,8 @@ struct RequestTarget {
             if target.isEmpty || target.first == "?" { target = "/" + target }
             isAbsoluteForm = true
         } else if target == "*" {
+            // asterisk-form is for OPTIONS only (RFC 9112 §3.2.4): no route or policy matches `GET *`.
+            guard method == "OPTIONS" else { return nil }
             authority = host ?? ""
         } else {
             guard target.first == "/" else { return nil }

@@ -1,6 +1,8 @@
 import GatehouseHTTP1
 import GatehouseRouting
 import GatehouseSecurity
+import GatehouseTelemetry
+import GatehouseRegex
 import NIOCore
 import NIOHPACK
 
@@ -25,16 +27,22 @@ struct UpstreamRequest {
 }
 
 /// Builds the request sent upstream: rewrites, forwarding headers, then the destination's and the
-/// route's header mutations (most specific first, as Envoy applies them), encoded once.
+/// route's header mutations (most specific first, as Envoy applies them), encoded once. The framing is
+/// the gateway's own: exactly one canonical `content-length` or `transfer-encoding: chunked`, never
+/// what the client wrote.
 enum UpstreamRequestBuilder {
+    /// nil when the encoder refuses the request line or the `Host` it would write (a path, method or
+    /// authority that is not valid on the wire): such a request is answered 400, never forwarded.
     static func build(head: HTTP1RequestHead, target: RequestTarget, route: Route, matched: RouteMatch?,
                       rewrite: Rewrite?, destination: WeightedDestination, clientIP: String?,
                       scheme: String = "http", requestID: String, http2: Bool = false,
-                      authentication: HeaderChanges? = nil, allocator: ByteBufferAllocator) -> UpstreamRequest {
+                      authentication: HeaderChanges? = nil, clientCert: ClientCertForwarding = .sanitize,
+                      metrics: GatewayMetrics? = nil, allocator: ByteBufferAllocator) throws(RegexLimitExceeded)
+        -> UpstreamRequest? {
         var path = target.path
         var originalPath: String?
         if let rewrite {
-            let rewritten = rewrite.rewritePath(target.path, matchedBy: matched)
+            let rewritten = try rewrite.rewritePath(target.path, matchedBy: matched)
             if rewritten != path {
                 originalPath = head.target
                 path = rewritten
@@ -50,40 +58,69 @@ enum UpstreamRequestBuilder {
         let trailersAccepted = http2 && head.headers.values("te").contains { $0.lowercased().contains("trailers") }
         var headers = head.headers
         ForwardingHeaders.prepareUpstreamRequest(&headers, connection: head.connection, clientAddress: clientIP,
-                                                 scheme: scheme, requestID: requestID, replacesHost: authority != nil)
+                                                 scheme: scheme, requestID: requestID, replacesHost: authority != nil,
+                                                 clientCert: clientCert)
         if let originalPath { headers.add("x-envoy-original-path", originalPath) }
         if let authentication {
             for name in authentication.remove { headers.remove(name) }
-            for (name, value) in authentication.set { headers.set(name, value) }
+            var invalidClaims = 0
+            for (name, value) in authentication.set {
+                // A claim is the token issuer's text, not a header: one with a control byte is dropped
+                // (and counted) rather than let a token write headers of its own.
+                guard FieldSyntax.isValidValue(value) else {
+                    invalidClaims += 1
+                    continue
+                }
+                headers.set(name, value)
+            }
+            metrics?.record(.invalidClaimValue, count: invalidClaims)
         }
         headers.apply([destination.requestHeaders, route.requestHeaders])
         let uri = target.query.map { "\(path)?\($0)" } ?? path
+        // A request without a body still says so when the client gave a length, or when its method
+        // usually has one (an upstream may answer a bodyless POST 411 otherwise).
+        let length: Int64? = switch head.framing {
+        case .contentLength(let length): length
+        case .none: head.declaredContentLength != nil || Self.usuallyHasBody(head.method) ? 0 : nil
+        case .chunked, .untilClose: nil
+        }
         if http2 {
+            let authority = authority ?? target.authority
+            guard FieldSyntax.isValidMethod(head.method), FieldSyntax.isValidTarget(uri),
+                  FieldSyntax.isValidAuthority(authority) else { return nil }
             var fields = HPACKHeaders()
             fields.add(name: ":method", value: head.method)
             fields.add(name: ":scheme", value: "http")
-            fields.add(name: ":authority", value: authority ?? target.authority)
+            fields.add(name: ":authority", value: authority)
             fields.add(name: ":path", value: uri)
             if trailersAccepted { fields.add(name: "te", value: "trailers") }
-            headers.appendHTTP2Fields(to: &fields, excluding: [.host])  // :authority carries it
+            // :authority carries the host; HTTP/2 frames the body itself, so only the length is said.
+            let refused = headers.appendHTTP2Fields(to: &fields, excluding: [.host, .contentLength])
+            if let length { fields.add(name: "content-length", value: String(length)) }
+            metrics?.record(.invalidField, count: refused)
             return UpstreamRequest(head: .http2(fields), framing: head.framing, isHEAD: head.isHEAD)
-        }
-        var out = allocator.buffer(capacity: headers.estimatedSize + head.method.utf8.count + uri.utf8.count
-                                   + (authority?.utf8.count ?? 0) + 32)
-        HTTP1Encoder.writeRequestLine(method: head.method, target: uri, into: &out)
-        if let authority { HTTP1Encoder.writeField("host", authority, into: &out) }
-        // Content-Length and `Transfer-Encoding: chunked` pass through: the body is re-framed the same way.
-        // A request without either that has a body (HTTP/2 without content-length) goes chunked.
-        if head.framing == .chunked, !headers.hasField(role: .transferEncoding) {
-            headers.add("transfer-encoding", "chunked")
         }
         if let upgrade {
             headers.add("connection", "upgrade")
             headers.add("upgrade", upgrade)
         }
-        headers.write(into: &out)
+        var out = allocator.buffer(capacity: headers.estimatedSize + head.method.utf8.count + uri.utf8.count
+                                   + (authority?.utf8.count ?? 0) + 64)
+        guard HTTP1Encoder.writeRequestLine(method: head.method, target: uri, into: &out) else { return nil }
+        if let authority { guard HTTP1Encoder.writeField("host", authority, into: &out) else { return nil } }
+        let refused = headers.write(into: &out)
+        if let length {
+            HTTP1Encoder.writeContentLength(length, into: &out)
+        } else if head.framing == .chunked {
+            out.writeStaticString("transfer-encoding: chunked\r\n")
+        }
         out.writeStaticString("\r\n")
+        metrics?.record(.invalidField, count: refused)
         return UpstreamRequest(head: .http1(out), framing: head.framing, isHEAD: head.isHEAD, upgrade: upgrade)
+    }
+
+    static func usuallyHasBody(_ method: String) -> Bool {
+        method == "POST" || method == "PUT" || method == "PATCH"
     }
 }
 

@@ -2,7 +2,9 @@ import CPCRE2
 
 /// A regular expression compiled once (PCRE2 with JIT) and matched against the *whole* subject, as Istio's
 /// RE2 `StringMatch.regex` does. PCRE2 is backtracking, not linear like RE2, so every match runs under a
-/// match limit and a depth limit: a hostile subject makes the match fail, it never stalls an event loop.
+/// match limit and a depth limit: a hostile subject never stalls an event loop. Hitting a limit is not a
+/// "no match" (a route or an inverted match would then be decided by the attacker's input): it throws
+/// `RegexLimitExceeded`, and the request is refused.
 ///
 /// Constructs RE2 does not support (backreferences, lookaround, possessive/atomic groups, recursion) are
 /// rejected at compile time so that a config valid here is valid on Istio and vice versa.
@@ -56,26 +58,41 @@ public final class CompiledRegex: @unchecked Sendable {
         captureCount = Int(count)
     }
 
+    /// Advice for a pattern that PCRE2 may give up on where RE2 would not (see
+    /// `RE2Compatibility.backtrackingHazard`); nil when there is none.
+    public static func backtrackingHazard(in pattern: String) -> String? {
+        RE2Compatibility.backtrackingHazard(in: pattern).map { "at offset \($0.offset): \($0.message)" }
+    }
+
     deinit {
         if let matchContext { pcre2_match_context_free_8(matchContext) }
         pcre2_code_free_8(code)
     }
 
-    /// True when the whole of `subject` matches (in `search` mode: when it matches anywhere).
-    public func matches(_ subject: some StringProtocol) -> Bool {
+    /// True when the whole of `subject` matches (in `search` mode: when it matches anywhere). Throws
+    /// when PCRE2 gave up (match, depth or JIT stack limit) before it could tell.
+    public func matches(_ subject: some StringProtocol) throws(RegexLimitExceeded) -> Bool {
         let utf8 = Array(subject.utf8)
-        guard let matchData = pcre2_match_data_create_from_pattern_8(code, nil) else { return false }
+        guard let matchData = pcre2_match_data_create_from_pattern_8(code, nil) else { throw RegexLimitExceeded(pattern: pattern) }
         defer { pcre2_match_data_free_8(matchData) }
-        return utf8.withUnsafeBufferPointer { buf in
+        let rc = utf8.withUnsafeBufferPointer { buf in
             pcre2_match_8(code, buf.baseAddress, buf.count, 0, 0, matchData, matchContext)
-        } >= 0
+        }
+        return try Self.outcome(rc, pattern)
+    }
+
+    /// PCRE2's result: a match (>= 0), no match, or anything else (a limit hit) as an error.
+    private static func outcome(_ rc: Int32, _ pattern: String) throws(RegexLimitExceeded) -> Bool {
+        if rc >= 0 { return true }
+        if rc == PCRE2_ERROR_NOMATCH { return false }
+        throw RegexLimitExceeded(pattern: pattern)
     }
 
     /// The capture groups of the first match (index 0 is the whole match), or nil.
-    public func captures(_ subject: some StringProtocol) -> [Substring?]? {
+    public func captures(_ subject: some StringProtocol) throws(RegexLimitExceeded) -> [Substring?]? {
         let string = String(subject)
         let utf8 = Array(string.utf8)
-        guard let ranges = matchRanges(in: utf8, from: 0) else { return nil }
+        guard let ranges = try matchRanges(in: utf8, from: 0) else { return nil }
         return ranges.map { range in
             range.map { string[string.utf8.index(string.utf8.startIndex, offsetBy: $0.lowerBound)
                               ..< string.utf8.index(string.utf8.startIndex, offsetBy: $0.upperBound)] }
@@ -84,12 +101,12 @@ public final class CompiledRegex: @unchecked Sendable {
 
     /// Replaces every non-overlapping match with `template`, where `\0`…`\9` name capture groups (Envoy's
     /// `regex_rewrite`, i.e. RE2::GlobalReplace). Returns the subject unchanged when nothing matches.
-    public func replacingMatches(in subject: String, with template: String) -> String {
+    public func replacingMatches(in subject: String, with template: String) throws(RegexLimitExceeded) -> String {
         let utf8 = Array(subject.utf8)
         var output: [UInt8] = []
         var copied = 0
         var offset = 0
-        while offset <= utf8.count, let ranges = matchRanges(in: utf8, from: offset), let whole = ranges[0] {
+        while offset <= utf8.count, let ranges = try matchRanges(in: utf8, from: offset), let whole = ranges[0] {
             output += utf8[copied..<whole.lowerBound]
             output += expand(template, ranges: ranges, in: utf8)
             copied = whole.upperBound
@@ -119,13 +136,13 @@ public final class CompiledRegex: @unchecked Sendable {
     }
 
     /// Byte ranges of the whole match and each group for the first match at or after `offset`.
-    private func matchRanges(in utf8: [UInt8], from offset: Int) -> [Range<Int>?]? {
-        guard let matchData = pcre2_match_data_create_from_pattern_8(code, nil) else { return nil }
+    private func matchRanges(in utf8: [UInt8], from offset: Int) throws(RegexLimitExceeded) -> [Range<Int>?]? {
+        guard let matchData = pcre2_match_data_create_from_pattern_8(code, nil) else { throw RegexLimitExceeded(pattern: pattern) }
         defer { pcre2_match_data_free_8(matchData) }
         let rc = utf8.withUnsafeBufferPointer { buf in
             pcre2_match_8(code, buf.baseAddress, buf.count, offset, 0, matchData, matchContext)
         }
-        guard rc > 0 else { return nil }
+        guard try Self.outcome(rc, pattern), rc > 0 else { return nil }
         let ovector = pcre2_get_ovector_pointer_8(matchData)!
         return (0...captureCount).map { index in
             let start = ovector[2 * index], end = ovector[2 * index + 1]
@@ -142,6 +159,13 @@ public final class CompiledRegex: @unchecked Sendable {
         guard length > 0 else { return "invalid regular expression (error \(code))" }
         return String(decoding: buffer.prefix(Int(length)), as: UTF8.self)
     }
+}
+
+/// PCRE2 stopped before it could decide (its match, depth or JIT stack limit): the subject is one RE2
+/// would have run in linear time, and the caller must refuse it rather than treat it as no match.
+public struct RegexLimitExceeded: Error, Equatable, Sendable, CustomStringConvertible {
+    public let pattern: String
+    public var description: String { "regex \"\(pattern)\" hit its match limit" }
 }
 
 public struct RegexError: Error, Equatable, CustomStringConvertible {

@@ -54,4 +54,69 @@ enum RE2Compatibility {
         }
         return nil
     }
+
+    /// A quantified group whose body repeats without bound too (`(a+)+`, `(\\w+\\s?)*`, `(x*){2,}`):
+    /// RE2 runs it in linear time, PCRE2 backtracks exponentially on a subject that almost matches and
+    /// stops at its match limit, so such requests are refused. Istio accepts the pattern, so this is
+    /// advice, not an error.
+    static func backtrackingHazard(in pattern: String) -> Finding? {
+        let chars = Array(pattern.unicodeScalars)
+        // Per open group: where it starts, and whether its body repeats without bound.
+        var groups: [(start: Int, unbounded: Bool)] = []
+        var index = 0
+        var inClass = false
+        func markUnbounded() { if !groups.isEmpty { groups[groups.count - 1].unbounded = true } }
+        /// The quantifier at `at`: (length, unbounded), or nil when there is none.
+        func quantifier(at at: Int) -> (length: Int, unbounded: Bool, repeats: Bool)? {
+            guard at < chars.count else { return nil }
+            switch chars[at] {
+            case "*", "+": return (1, true, true)
+            case "?": return (1, false, false)
+            case "{":
+                guard let close = chars[at...].firstIndex(of: "}") else { return nil }
+                let body = String(String.UnicodeScalarView(chars[(at + 1)..<close]))
+                let parts = body.split(separator: ",", omittingEmptySubsequences: false)
+                guard (1...2).contains(parts.count), parts.allSatisfy({ $0.allSatisfy(\.isNumber) }), !parts[0].isEmpty
+                else { return nil }
+                let upper = parts.count == 2 ? Int(parts[1]) : Int(parts[0])
+                return (close - at + 1, parts.count == 2 && parts[1].isEmpty, upper.map { $0 > 1 } ?? true)
+            default: return nil
+            }
+        }
+        while index < chars.count {
+            let char = chars[index]
+            if char == "\\" { index += 2; continue }
+            if inClass {
+                if char == "]" { inClass = false }
+                index += 1
+                continue
+            }
+            switch char {
+            case "[":
+                inClass = true
+                if index + 1 < chars.count, chars[index + 1] == "]" { index += 1 }
+                else if index + 2 < chars.count, chars[index + 1] == "^", chars[index + 2] == "]" { index += 2 }
+            case "(":
+                groups.append((index, false))
+            case ")":
+                guard let group = groups.popLast() else { break }
+                if let q = quantifier(at: index + 1) {
+                    if q.repeats, group.unbounded {
+                        return Finding(offset: group.start, message: "a repeated group that itself repeats without bound "
+                            + "(nested quantifiers): RE2 runs it in linear time, but PCRE2 can backtrack exponentially, "
+                            + "and a request that hits its match limit is refused (400)")
+                    }
+                    if q.unbounded || group.unbounded { markUnbounded() }
+                    index += q.length
+                } else if group.unbounded {
+                    markUnbounded()
+                }
+            default:
+                if let q = quantifier(at: index), q.unbounded { markUnbounded() }
+            }
+            index += 1
+        }
+        return nil
+    }
 }
+

@@ -67,10 +67,10 @@ public struct Rewrite: Sendable {
     }
 
     /// The new path for a request matched by `match` (nil if the matching entry had no uri).
-    public func rewritePath(_ path: String, matchedBy match: RouteMatch?) -> String {
+    public func rewritePath(_ path: String, matchedBy match: RouteMatch?) throws(RegexLimitExceeded) -> String {
         if let (regex, template) = regex {
             // Envoy's regex_rewrite replaces every match anywhere in the path.
-            return regex.replacingMatches(in: path, with: template)
+            return try regex.replacingMatches(in: path, with: template)
         }
         guard let replacement = uri else { return path }
         switch match?.uri {

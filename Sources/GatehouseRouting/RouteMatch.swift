@@ -1,3 +1,5 @@
+import GatehouseRegex
+
 /// One entry of an http route's `match` list: every field set must match (AND).
 public struct RouteMatch: Sendable {
     public var uri: StringMatcher?
@@ -38,33 +40,42 @@ public struct RouteMatch: Sendable {
         }
     }
 
-    public func matches(_ input: RouteInput) -> Bool {
+    /// Throws when a regex could not decide (its match limit): neither "matches" nor "does not match"
+    /// is safe to act on then, least of all under `withoutHeaders`.
+    public func matches(_ input: RouteInput) throws(RegexLimitExceeded) -> Bool {
         if let port, port != input.port { return false }
-        if let uri, !uri.matches(input.path, ignoringCase: ignoreUriCase) { return false }
-        if let method, !method.matches(input.method) { return false }
-        if let scheme, !scheme.matches(input.scheme) { return false }
-        if let authority, !authority.matches(input.authority) { return false }
-        for (name, matcher) in headers where !Self.headerMatches(name, matcher, input) { return false }
+        if let uri, try !uri.matches(input.path, ignoringCase: ignoreUriCase) { return false }
+        if let method, try !method.matches(input.method) { return false }
+        if let scheme, try !scheme.matches(input.scheme) { return false }
+        if let authority, try !authority.matches(input.authority) { return false }
+        for (name, matcher) in headers {
+            if try !Self.headerMatches(name, matcher, input) { return false }
+        }
         // withoutHeaders inverts each check: a header that is absent can never match, so it passes.
-        for (name, matcher) in withoutHeaders where Self.headerMatches(name, matcher, input) { return false }
+        for (name, matcher) in withoutHeaders {
+            if try Self.headerMatches(name, matcher, input) { return false }
+        }
         if !queryParams.isEmpty {
             let parameters = QueryParameters(input.query)
             for (name, matcher) in queryParams {
                 guard let value = parameters.first(name) else { return false }
                 if case .exact("") = matcher { continue }  // `exact: ""` means "the key is present"
-                if !matcher.matches(value) { return false }
+                if try !matcher.matches(value) { return false }
             }
         }
         return true
     }
 
-    static func headerMatches(_ name: String, _ matcher: StringMatcher, _ input: RouteInput) -> Bool {
+    static func headerMatches(_ name: String, _ matcher: StringMatcher, _ input: RouteInput) throws(RegexLimitExceeded) -> Bool {
         let values = pseudoHeader(name, input).map { [$0] } ?? input.headers.values(name)
         guard !values.isEmpty else { return false }
         if case .present = matcher { return true }
         // Every value is checked on its own (CVE-2026-26308): `x-role: user` + `x-role: admin` matches
         // `exact: admin`, and the joined form is never matched against.
-        return values.contains { matcher.matches($0) }
+        for value in values {
+            if try matcher.matches(value) { return true }
+        }
+        return false
     }
 
     /// Istio lets header matches name pseudo-headers.

@@ -1,3 +1,5 @@
+import GatehouseRegex
+
 /// One route of a virtual host: matches (OR), the action, and per-route settings.
 public struct Route: Sendable {
     public var name: String?
@@ -42,12 +44,13 @@ public struct VirtualHost: Sendable {
         self.httpsRedirect = httpsRedirect
     }
 
-    /// First match wins, in order.
-    public func select(_ input: RouteInput) -> RouteSelection? {
+    /// First match wins, in order. Throws when a regex could not decide: the request is refused then,
+    /// never handed to a later route.
+    public func select(_ input: RouteInput) throws(RegexLimitExceeded) -> RouteSelection? {
         for route in routes {
             if route.matches.isEmpty { return RouteSelection(route: route, matched: nil) }
-            for match in route.matches where match.matches(input) {
-                return RouteSelection(route: route, matched: match)
+            for match in route.matches {
+                if try match.matches(input) { return RouteSelection(route: route, matched: match) }
             }
         }
         return nil
@@ -66,8 +69,8 @@ public struct RouteTable: Sendable {
 
     public func virtualHost(forAuthority authority: String) -> VirtualHost? { index.lookup(authority) }
 
-    public func select(_ input: RouteInput) -> (VirtualHost, RouteSelection?)? {
+    public func select(_ input: RouteInput) throws(RegexLimitExceeded) -> (VirtualHost, RouteSelection?)? {
         guard let host = virtualHost(forAuthority: input.authority) else { return nil }
-        return (host, host.select(input))
+        return (host, try host.select(input))
     }
 }

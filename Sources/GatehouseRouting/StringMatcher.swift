@@ -8,14 +8,15 @@ public enum StringMatcher: Sendable {
     case regex(CompiledRegex)
     case present
 
-    public func matches(_ value: some StringProtocol, ignoringCase: Bool = false) -> Bool {
+    /// Throws when a regex hit its match limit: the caller refuses the request (fail closed).
+    public func matches(_ value: some StringProtocol, ignoringCase: Bool = false) throws(RegexLimitExceeded) -> Bool {
         switch self {
         case .exact(let expected):
             return ignoringCase ? value.lowercased() == expected.lowercased() : value == expected
         case .prefix(let expected):
             return ignoringCase ? value.lowercased().hasPrefix(expected.lowercased()) : value.hasPrefix(expected)
         case .regex(let regex):
-            return regex.matches(value)
+            return try regex.matches(value)
         case .present:
             return true
         }

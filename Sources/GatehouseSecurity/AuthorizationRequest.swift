@@ -62,10 +62,18 @@ public struct JWTIdentity: Sendable {
     /// `iss/sub` (`requestPrincipals`, `request.auth.principal`).
     public var principal: String
     public var claims: [String: JSONValue]
+    /// Claims (nested ones as `a.b.c`) whose string value is a space-separated list for policy matching
+    /// (a `scope` of "read admin" matches a condition on "admin", as in Istio).
+    public var spaceDelimitedClaims: Set<String>
 
-    public init(principal: String, claims: [String: JSONValue]) {
+    /// Istio splits these whatever `spaceDelimitedClaims` says.
+    public static let alwaysSpaceDelimited: Set<String> = ["scope", "permission"]
+
+    public init(principal: String, claims: [String: JSONValue],
+                spaceDelimitedClaims: Set<String> = JWTIdentity.alwaysSpaceDelimited) {
         self.principal = principal
         self.claims = claims
+        self.spaceDelimitedClaims = spaceDelimitedClaims
     }
 
     public var audiences: [String] { claims["aud"]?.strings ?? [] }
@@ -82,6 +90,8 @@ public struct JWTIdentity: Sendable {
     public func containsClaim(_ path: [String], where test: (Substring) -> Bool) -> Bool {
         switch lookup(path) {
         case nil: return false
+        case .string(let text)? where spaceDelimitedClaims.contains(path.count == 1 ? path[0] : path.joined(separator: ".")):
+            return text.split(separator: " ").contains { test($0) }
         case .string(let text)?: return test(text[...])
         case let value?: return value.strings.contains { test($0[...]) }
         }

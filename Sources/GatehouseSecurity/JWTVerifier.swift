@@ -69,11 +69,15 @@ public struct JWTRequirements: Sendable {
     public var audiences: [String]
     /// Clock skew allowed on `exp` and `nbf` (Envoy's default: 60 s).
     public var clockSkew: TimeInterval
+    /// Claims whose string value policies match word by word (Istio's `spaceDelimitedClaims`, plus
+    /// `scope` and `permission`, which Istio always splits).
+    public var spaceDelimitedClaims: Set<String>
 
-    public init(issuer: String, audiences: [String], clockSkew: TimeInterval = 60) {
+    public init(issuer: String, audiences: [String], clockSkew: TimeInterval = 60, spaceDelimitedClaims: [String] = []) {
         self.issuer = issuer
         self.audiences = audiences
         self.clockSkew = clockSkew
+        self.spaceDelimitedClaims = JWTIdentity.alwaysSpaceDelimited.union(spaceDelimitedClaims)
     }
 }
 
@@ -96,7 +100,8 @@ public enum JWTVerifier {
         guard candidates.contains(where: { $0.isValidSignature(token.signature, over: token.signingInput, algorithm: token.algorithm) })
         else { throw .verificationFailed }
         let subject = token.claims["sub"]?.stringValue ?? ""
-        return JWTIdentity(principal: "\(requirements.issuer)/\(subject)", claims: token.claims)
+        return JWTIdentity(principal: "\(requirements.issuer)/\(subject)", claims: token.claims,
+                           spaceDelimitedClaims: requirements.spaceDelimitedClaims)
     }
 
     /// `exp` and `nbf` against `now`, with `skew` either way.

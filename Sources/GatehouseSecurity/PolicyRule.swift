@@ -100,6 +100,33 @@ public final class PolicyRule: Sendable {
     }
 }
 
+extension PolicyRule {
+    /// For `explain`: when the Host carries a port and the rule's `hosts` would have matched it without
+    /// one (or its `notHosts` would have excluded it), the Istio trap at work (ISTIO-SECURITY-2021-008).
+    /// nil when the port made no difference.
+    public func hostPortNote(host: String, matched: Bool) -> String? {
+        let bare = String(HostKey.name(of: host)).lowercased()
+        guard bare.utf8.count != host.utf8.count, !host.hasPrefix("[") || host.contains("]:") else { return nil }
+        let lowered = host.lowercased()
+        for entry in to ?? [] {
+            for condition in entry {
+                guard case .hosts(let values) = condition.test,
+                      !values.contains(where: { $0.matches(lowered) }), values.contains(where: { $0.matches(bare) })
+                else { continue }
+                if !condition.negated, !matched {
+                    return "Host \"\(host)\" carries a port and hosts match it exactly, port included: "
+                        + "\"\(bare)\" would have matched (write \"\(bare):*\" to match any port)"
+                }
+                if condition.negated, matched {
+                    return "notHosts lists \"\(bare)\", but Host \"\(host)\" carries a port, so it is not excluded "
+                        + "(write \"\(bare):*\" to exclude any port)"
+                }
+            }
+        }
+        return nil
+    }
+}
+
 /// The host-index key of a `Host`: without port (`[v6]:port` keeps its brackets off). A Substring,
 /// so looking a request's host up copies nothing.
 enum HostKey {

@@ -174,10 +174,13 @@ public struct RequestAuthenticator: Sendable {
             if !rule.forwardOriginalToken, case .header(let name, _) = location, !changes.remove.contains(name) {
                 changes.remove.append(name)
             }
-            appendOutputs(of: rule, for: verified, to: &changes)
+            // Every token must verify, but only the first one found is the request's identity: authorization
+            // judges it, so its claims (and only its claims) are the ones written for the upstream. A second
+            // token cannot swap in the claim headers of another principal.
             if identity == nil {
                 identity = verified.identity
                 ruleLabel = rule.label
+                appendOutputs(of: rule, for: verified, to: &changes)
             }
         }
         return .authenticated(identity!, headers: changes, rule: ruleLabel)

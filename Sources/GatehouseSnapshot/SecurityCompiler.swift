@@ -199,7 +199,8 @@ struct SecurityCompiler {
                 locations += (rule.fromParams ?? []).map { .param($0) }
                 locations += (rule.fromCookies ?? []).map { .cookie($0) }
                 rules.append(JWTRule(
-                    requirements: JWTRequirements(issuer: rule.issuer, audiences: rule.audiences ?? []),
+                    requirements: JWTRequirements(issuer: rule.issuer, audiences: rule.audiences ?? [],
+                                                  spaceDelimitedClaims: rule.spaceDelimitedClaims ?? []),
                     locations: locations, keys: keys, forwardOriginalToken: rule.forwardOriginalToken ?? false,
                     outputPayloadToHeader: rule.outputPayloadToHeader.map { $0.lowercased() },
                     outputClaimToHeaders: (rule.outputClaimToHeaders ?? []).map {

@@ -125,4 +125,6 @@ public struct GatewaySettings: Sendable {
     public var rootNamespace: String = "istio-system"
     /// Proxies in front of the gateway whose X-Forwarded-For entries are trusted (`remote.ip`).
     public var numTrustedProxies: Int = 0
+    /// What `x-forwarded-client-cert` becomes upstream (Istio's gateway default: SANITIZE_SET).
+    public var forwardClientCertDetails: BootstrapSpec.ForwardClientCertDetails = .SANITIZE_SET
 }

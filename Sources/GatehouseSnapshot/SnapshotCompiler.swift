@@ -109,6 +109,7 @@ public enum SnapshotCompiler {
             pathNormalization: spec?.pathNormalization.flatMap { PathNormalization(rawValue: $0.rawValue) } ?? .base,
             gatewayName: bootstrap?.name ?? "",
             rootNamespace: spec?.rootNamespace ?? "istio-system",
-            numTrustedProxies: Int(spec?.numTrustedProxies ?? 0))
+            numTrustedProxies: Int(spec?.numTrustedProxies ?? 0),
+            forwardClientCertDetails: spec?.forwardClientCertDetails.flatMap { $0 == .UNDEFINED ? nil : $0 } ?? .SANITIZE_SET)
     }
 }

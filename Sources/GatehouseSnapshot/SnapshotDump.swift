@@ -22,6 +22,7 @@ public enum SnapshotDump {
                 "access_log": snapshot.settings.accessLogEnabled ? (snapshot.settings.accessLogPath ?? "stdout") : "off",
                 "drain_timeout_seconds": Double(snapshot.settings.drainTimeoutNanoseconds) / 1e9,
                 "max_connections": snapshot.settings.maxConnections,
+                "forward_client_cert_details": snapshot.settings.forwardClientCertDetails.rawValue,
             ] as [String: Any],
         ]
         return json(document)

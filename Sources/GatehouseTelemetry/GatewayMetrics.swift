@@ -6,6 +6,8 @@ public final class GatewayMetrics: Sendable {
     private let protection = Mutex<[Int]>(Array(repeating: 0, count: ProtectionEvent.allCases.count))
     private static let index: [ProtectionEvent: Int] = Dictionary(
         uniqueKeysWithValues: ProtectionEvent.allCases.enumerated().map { ($1, $0) })
+    /// Header fields dropped rather than written, by reason (rare, so one lock as well).
+    private let droppedFields = Mutex<[Int]>(Array(repeating: 0, count: DroppedField.allCases.count))
 
     /// Per-event-loop counters of policy and JWT outcomes (see `DecisionCounters`), summed at scrape.
     private let loopCounters = Mutex<[DecisionCounters]>([])
@@ -92,6 +94,17 @@ public final class GatewayMetrics: Sendable {
         protection.withLock { $0[slot] += 1 }
     }
 
+    public func record(_ reason: DroppedField, count: Int = 1) {
+        guard count > 0 else { return }
+        let slot = DroppedField.allCases.firstIndex(of: reason)!
+        droppedFields.withLock { $0[slot] += count }
+    }
+
+    public func count(_ reason: DroppedField) -> Int {
+        let slot = DroppedField.allCases.firstIndex(of: reason)!
+        return droppedFields.withLock { $0[slot] }
+    }
+
     public func count(_ event: ProtectionEvent) -> Int {
         let slot = Self.index[event]!
         return protection.withLock { $0[slot] }
@@ -113,6 +126,15 @@ public final class GatewayMetrics: Sendable {
         """
         for (slot, event) in ProtectionEvent.allCases.enumerated() {
             out += "gatehouse_downstream_protection_events_total{event=\"\(event.rawValue)\"} \(counts[slot])\n"
+        }
+        let dropped = droppedFields.withLock { $0 }
+        out += """
+        # HELP gatehouse_header_fields_dropped_total Header fields not written toward a peer because they were invalid or prohibited there, by reason.
+        # TYPE gatehouse_header_fields_dropped_total counter
+
+        """
+        for (slot, reason) in DroppedField.allCases.enumerated() {
+            out += "gatehouse_header_fields_dropped_total{reason=\"\(reason.rawValue)\"} \(dropped[slot])\n"
         }
         out += """
         # HELP gatehouse_downstream_connections_active Open client connections.

@@ -18,6 +18,9 @@ public enum ProtectionEvent: String, CaseIterable, Sendable {
     case requestHeadersTooLarge = "request_headers_too_large"
     /// A malformed HTTP/1.1 request (400, 501).
     case malformedRequest = "malformed_request"
+    /// A route regex hit PCRE2's match or depth limit on a request (a pathological subject): the
+    /// request was refused (400) rather than routed as if the regex had not matched.
+    case regexMatchLimit = "regex_match_limit"
     /// A connection over `limits.maxConnections`, refused before anything was read.
     case connectionLimit = "connection_limit"
     /// An HTTP/2 stream reset by the gateway for a protocol error (malformed headers, for instance).

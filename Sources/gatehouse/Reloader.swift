@@ -84,7 +84,9 @@ actor Reloader {
             Log.info("reload rejected (\(reason)): \(error); still serving version \(serving)")
             return false
         }
-        let tlsProblems = tlsContexts.prepare(next)
+        // New contexts are built beside the live ones and added only once nothing can reject the reload:
+        // a rejected reload leaves every handshake as it was.
+        let (stagedTLS, tlsProblems) = tlsContexts.stage(next)
         guard tlsProblems.isEmpty else {
             for diagnostic in tlsProblems { Log.info("\(diagnostic)") }
             Log.info("reload rejected (\(reason)): \(tlsProblems.count) error(s); still serving version \(serving)")
@@ -101,7 +103,9 @@ actor Reloader {
             return false
         }
         let previous = store.snapshot.settings
+        tlsContexts.install(stagedTLS)
         store.replace(with: next)
+        tlsContexts.prune(keeping: stagedTLS)
         let problems = await server.commit(listeners)
         if previous.adminAddress != next.settings.adminAddress || previous.adminPort != next.settings.adminPort
             || previous.accessLogPath != next.settings.accessLogPath || previous.accessLogEnabled != next.settings.accessLogEnabled {

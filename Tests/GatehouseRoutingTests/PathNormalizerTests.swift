@@ -25,7 +25,7 @@ import Testing
         #expect(normalized(path, .base) == expected)
     }
 
-    @Test func baseKeepsReservedEscapesUppercasedAndDoubleSlashes() {
+    @Test func baseKeepsReservedEscapesUppercasedAndDoubleSlashes() throws {
         #expect(normalized("/admin%2f", .base) == "/admin%2F")
         #expect(normalized("//admin", .base) == "//admin")
         #expect(normalized("/a%3fb", .base) == "/a%3Fb")
@@ -47,14 +47,14 @@ import Testing
         #expect(normalized(path, .decodeAndMergeSlashes) == expected)
     }
 
-    @Test func nulIsRejectedInEveryMode() {
+    @Test func nulIsRejectedInEveryMode() throws {
         for mode in PathNormalization.allCases {
             #expect(throws: PathNormalizer.Rejection.nul) { try PathNormalizer.normalize("/a%00b", mode: mode) }
         }
         #expect(throws: PathNormalizer.Rejection.nul) { try PathNormalizer.normalize("/a\u{0}b", mode: .none) }
     }
 
-    @Test func noneLeavesThePathAlone() {
+    @Test func noneLeavesThePathAlone() throws {
         #expect(normalized("/public/../admin", .none) == "/public/../admin")
     }
 

@@ -12,5 +12,5 @@ func direct(_ name: String, _ matches: [RouteMatch]) -> Route {
 }
 
 func chosen(_ host: VirtualHost, _ request: RouteInput) -> String? {
-    host.select(request)?.route.name
+    try! host.select(request)?.route.name
 }

@@ -57,7 +57,7 @@ import Testing
     }
 
     func routeName(_ snapshot: Snapshot, _ authority: String, _ path: String = "/", port: Int = 8080) -> String? {
-        snapshot.listener(port: port)?.routes.select(input(path, authority: authority, port: port))?.1?.route.name
+        try! snapshot.listener(port: port)?.routes.select(input(path, authority: authority, port: port))?.1?.route.name
     }
 
     @Test func onlyGatewaysSelectingThisGatewayAreServed() throws {

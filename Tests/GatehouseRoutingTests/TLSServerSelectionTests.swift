@@ -4,7 +4,7 @@ import GatehouseSnapshot
 import Testing
 
 @Suite struct HostIndexTests {
-    @Test func exactThenLongestWildcardThenAny() {
+    @Test func exactThenLongestWildcardThenAny() throws {
         let index = HostIndex([("a.example.com", "exact"), ("*.example.com", "short"), ("*.b.example.com", "long"),
                                ("*", "any")])
         #expect(index.lookup("a.example.com") == "exact")
@@ -110,14 +110,14 @@ import Testing
                 "\(tls): \(errors.map(\.description))")
     }
 
-    @Test func modeUnsetIsIstiosPassthroughWithAWarning() {
+    @Test func modeUnsetIsIstiosPassthroughWithAWarning() throws {
         let diagnostics = diagnostics("{credentialName: x}")
         #expect(diagnostics.contains { $0.severity == .warning && $0.message.contains("PASSTHROUGH") })
         // The port's other server terminates TLS: one listener cannot do both.
         #expect(diagnostics.errors.map(\.message) == ["port 443 is already used by Gateway istio-system/edge for TLS passthrough, not TLS termination"])
     }
 
-    @Test func validTLSBlockHasNoErrors() {
+    @Test func validTLSBlockHasNoErrors() throws {
         #expect(!diagnostics("{mode: OPTIONAL_MUTUAL, credentialName: x}").hasErrors)
     }
 }

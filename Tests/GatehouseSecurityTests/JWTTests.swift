@@ -263,4 +263,41 @@ struct StaticKeys: JWKSProvider {
         guard case .failed = auth.authenticate(headers: twice, query: nil, keys: StaticKeys(), now: Date(), cache: cache, epoch: 1)
         else { Issue.record("a second Authorization value is still checked"); return }
     }
+
+    @Test func twoTokensTheFirstIsTheIdentityAndOnlyItsClaimsAreForwarded() {
+        let outputs = authenticator(claimHeaders: [("x-user", ["sub"])])
+        let alice = token
+        let bob = TestSigner.rsa.token(["iss": Self.issuer, "sub": "bob", "exp": Date().timeIntervalSince1970 + 600])
+        guard case .authenticated(let identity, let changes, _) = run(outputs, [("authorization", "Bearer \(alice)")],
+                                                                    query: "access_token=\(bob)") else {
+            Issue.record("both tokens verify"); return
+        }
+        #expect(identity.principal == "\(Self.issuer)/alice")
+        #expect(changes.set.filter { $0.name == "x-user" }.map(\.value) == ["alice"],
+                "the claims written upstream are those of the identity authorization judged")
+    }
+
+    @Test func claimValuesAreHandedOnAsTheTokenHasThemForTheEncoderToJudge() {
+        // The authenticator does not sanitize: the upstream request builder refuses control bytes (one
+        // choke point), and that refusal is tested with the builder.
+        let outputs = authenticator(claimHeaders: [("x-name", ["name"])])
+        let crlf = TestSigner.rsa.token(["iss": Self.issuer, "sub": "a", "name": "x\r\nx-admin: 1",
+                                         "exp": Date().timeIntervalSince1970 + 600])
+        guard case .authenticated(_, let changes, _) = run(outputs, [("authorization", "Bearer \(crlf)")]) else {
+            Issue.record("the token itself is valid"); return
+        }
+        #expect(changes.set.first { $0.name == "x-name" }?.value == "x\r\nx-admin: 1")
+    }
+}
+
+@Suite struct SpaceDelimitedClaimTests {
+    @Test func scopeIsSplitAlwaysOtherClaimsOnlyWhenConfigured() {
+        let requirements = JWTRequirements(issuer: "i", audiences: [], spaceDelimitedClaims: ["roles"])
+        let identity = JWTIdentity(principal: "i/s", claims: ["scope": .string("read admin"), "roles": .string("a b"), "other": .string("x y")],
+                                   spaceDelimitedClaims: requirements.spaceDelimitedClaims)
+        #expect(identity.containsClaim(["scope"]) { $0 == "admin" })
+        #expect(identity.containsClaim(["roles"]) { $0 == "b" })
+        #expect(!identity.containsClaim(["other"]) { $0 == "y" })
+        #expect(identity.containsClaim(["other"]) { $0 == "x y" })
+    }
 }

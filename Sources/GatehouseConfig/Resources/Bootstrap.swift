@@ -32,6 +32,12 @@ public struct BootstrapSpec: Decodable, Sendable, Hashable {
 
     public enum PathNormalization: String, ConfigEnum { case NONE, BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES }
 
+    /// Istio's `gatewayTopology.forwardClientCertDetails` (Envoy's `forward_client_cert_details`): what
+    /// happens to `x-forwarded-client-cert`. UNDEFINED means Istio's gateway default, SANITIZE_SET.
+    public enum ForwardClientCertDetails: String, ConfigEnum {
+        case UNDEFINED, SANITIZE, FORWARD_ONLY, APPEND_FORWARD, SANITIZE_SET, ALWAYS_FORWARD_ONLY
+    }
+
     public var labels: [String: String]?
     public var admin: Admin?
     public var accessLog: AccessLog?
@@ -42,6 +48,7 @@ public struct BootstrapSpec: Decodable, Sendable, Hashable {
     public var dns: DNS?
     public var rootNamespace: String?
     public var numTrustedProxies: UInt32?
+    public var forwardClientCertDetails: ForwardClientCertDetails?
     public var identity: UninterpretedValue?
     public var rateLimitStore: UninterpretedValue?
 }

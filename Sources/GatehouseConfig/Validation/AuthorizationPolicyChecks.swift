@@ -30,6 +30,41 @@ enum AuthorizationPolicyChecks {
         }
         for (index, rule) in (spec.rules ?? []).enumerated() {
             out += checkRule(rule, "spec.rules[\(index)]", policy)
+            out += hostPortTraps(rule, action: action, "spec.rules[\(index)]", policy)
+        }
+        return out
+    }
+
+    /// `hosts` match the Host header exactly, port included (Istio's semantics, kept): a DENY on
+    /// `a.com` does not deny `Host: a.com:8080`, and an ALLOW with `notHosts: [a.com]` lets it in. Istio
+    /// accepts this and so does Gatehouse, with a warning naming the value to add (ISTIO-SECURITY-2021-008).
+    static func hostPortTraps(_ rule: AuthorizationPolicySpec.Rule, action: AuthorizationPolicySpec.Action,
+                              _ path: String, _ policy: Resource<AuthorizationPolicySpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        for (index, entry) in (rule.to ?? []).enumerated() {
+            guard let operation = entry.operation else { continue }
+            let (field, values): (String, [String]?) = switch action {
+            case .DENY: ("hosts", operation.hosts)
+            case .ALLOW: ("notHosts", operation.notHosts)
+            default: ("", nil)
+            }
+            guard let values else { continue }
+            for (valueIndex, value) in values.enumerated() where !value.hasSuffix("*") && !value.contains(":") {
+                let verb = action == .DENY ? "is not denied" : "is allowed"
+                let example = value.hasPrefix("*") ? "x" + value.dropFirst() : value
+                // `*` may stand at one end only, so a suffix pattern takes its ports one by one.
+                let advice: String
+                if value.hasPrefix("*") {
+                    guard !values.contains(where: { $0.hasPrefix("\(value):") }) else { continue }
+                    advice = "add the ports clients may send, e.g. \"\(value):8080\""
+                } else {
+                    guard !values.contains("\(value):*") else { continue }
+                    advice = "add \"\(value):*\" as well"
+                }
+                out.append(policy.diagnostic("\(path).to[\(index)].operation.\(field)[\(valueIndex)]",
+                    "\"\(value)\" matches the Host header exactly, port included: a request with Host \"\(example):8080\" "
+                        + "\(verb) by this rule; \(advice) (ISTIO-SECURITY-2021-008)", severity: .warning))
+            }
         }
         return out
     }

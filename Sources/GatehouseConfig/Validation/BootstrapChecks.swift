@@ -11,10 +11,10 @@ enum BootstrapChecks {
         if let kb = spec.limits?.maxRequestHeadersKb, kb == 0 || kb > 8192 {
             out.append(bootstrap.diagnostic("spec.limits.maxRequestHeadersKb", "must be between 1 and 8192"))
         }
-        out += ConfigValidator.notEnforced(spec.limits?.streamIdleTimeout != nil, "spec.limits.streamIdleTimeout",
+        out += ConfigValidator.notSupported(spec.limits?.streamIdleTimeout != nil, "spec.limits.streamIdleTimeout",
                                            bootstrap, "streamIdleTimeout")
-        out += ConfigValidator.notEnforced(spec.identity != nil, "spec.identity", bootstrap, "identity")
-        out += ConfigValidator.notEnforced(spec.rateLimitStore != nil, "spec.rateLimitStore", bootstrap, "rateLimitStore")
+        out += ConfigValidator.notSupported(spec.identity != nil, "spec.identity", bootstrap, "identity")
+        out += ConfigValidator.notSupported(spec.rateLimitStore != nil, "spec.rateLimitStore", bootstrap, "rateLimitStore")
         return out
     }
 }

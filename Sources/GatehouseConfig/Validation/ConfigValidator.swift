@@ -2,7 +2,7 @@ import Foundation
 import GatehouseRegex
 
 /// Cross-resource and semantic checks run after decoding: references, weights, regexes, exclusive fields,
-/// and the features this build does not serve yet (errors) or does not enforce yet (warnings).
+/// and the features this build does not serve or enforce yet (errors: fail closed).
 public enum ConfigValidator {
     public static func validate(_ set: ConfigSet) -> [Diagnostic] {
         var out: [Diagnostic] = []
@@ -71,11 +71,16 @@ public enum ConfigValidator {
         if let regex = match.regex, let problem = regexProblem(regex) {
             return [resource.diagnostic("\(path).regex", problem)]
         }
+        if let regex = match.regex, let hazard = CompiledRegex.backtrackingHazard(in: regex) {
+            return [resource.diagnostic("\(path).regex", hazard, severity: .warning)]
+        }
         return []
     }
 
-    static func notEnforced<S>(_ present: Bool, _ path: String, _ resource: Resource<S>, _ what: String) -> [Diagnostic] {
-        present ? [resource.diagnostic(path, "\(what) is not enforced by this version of Gatehouse; ignored",
-                                       severity: .warning)] : []
+    /// A field Istio would enforce and this build does not: an error, never a warning it then ignores
+    /// (an ignored `tls` sends plaintext, an ignored limit admits what the operator meant to refuse).
+    static func notSupported<S>(_ present: Bool, _ path: String, _ resource: Resource<S>, _ what: String) -> [Diagnostic] {
+        present ? [resource.diagnostic(path, "\(what) is not supported by this version of Gatehouse yet; "
+                                       + "refusing to load a configuration it would not enforce")] : []
     }
 }

@@ -9,6 +9,10 @@ enum GatewayChecks {
             if server.port.number == 0 || server.port.number > 65535 {
                 out.append(gateway.diagnostic("\(path).port.number", "port \(server.port.number) is out of range (1-65535)"))
             }
+            if server.defaultEndpoint != nil {
+                out.append(gateway.diagnostic("\(path).defaultEndpoint", "defaultEndpoint configures a sidecar's "
+                    + "inbound listener; Istio ignores it on a gateway, and so does Gatehouse", severity: .warning))
+            }
             guard let proto = ServerProtocol(istio: server.port.protocol) else {
                 let names = ServerProtocol.allCases.map(\.rawValue)
                 out.append(gateway.diagnostic("\(path).port.protocol",
@@ -105,6 +109,7 @@ enum GatewayChecks {
         where present {
             out.append(gateway.diagnostic("\(path).\(field)", "\(field) is not supported yet"))
         }
+        out += ConfigValidator.notSupported(tls.tlsCertificates != nil, "\(path).tlsCertificates", gateway, "tlsCertificates")
         if tls.mode == .SIMPLE, tls.subjectAltNames != nil {
             out.append(gateway.diagnostic("\(path).subjectAltNames", "subjectAltNames checks client certificates: it needs mode MUTUAL or OPTIONAL_MUTUAL",
                                           severity: .warning))

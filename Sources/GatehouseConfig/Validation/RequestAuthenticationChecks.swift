@@ -53,8 +53,6 @@ enum RequestAuthenticationChecks {
                     out.append(resource.diagnostic("\(path).outputClaimToHeaders[\(claimIndex)].claim", "claim must not be empty"))
                 }
             }
-            out += ConfigValidator.notEnforced(rule.spaceDelimitedClaims != nil, "\(path).spaceDelimitedClaims",
-                                               resource, "spaceDelimitedClaims")
         }
         return out
     }

@@ -5,6 +5,7 @@ enum DestinationRuleChecks {
             out.append(rule.diagnostic("spec.host", "no ServiceEntry declares host \"\(rule.spec.host)\"; "
                 + "this DestinationRule applies to nothing", severity: .warning))
         }
+        out += ConfigValidator.notSupported(rule.spec.workloadSelector != nil, "spec.workloadSelector", rule, "workloadSelector")
         var names: Set<String> = []
         for (index, subset) in (rule.spec.subsets ?? []).enumerated() {
             if subset.name.isEmpty { out.append(rule.diagnostic("spec.subsets[\(index)].name", "subset name must not be empty")) }
@@ -22,14 +23,35 @@ enum DestinationRuleChecks {
         var out: [Diagnostic] = []
         if let simple = policy.loadBalancer?.simple, simple != .ROUND_ROBIN, simple != .UNSPECIFIED {
             out.append(rule.diagnostic("\(path).loadBalancer.simple",
-                "\(simple.rawValue) is not implemented yet; ROUND_ROBIN is used", severity: .warning))
+                "\(simple.rawValue) is not supported by this version of Gatehouse yet (it balances ROUND_ROBIN); "
+                    + "refusing to load a configuration it would not enforce"))
         }
-        out += ConfigValidator.notEnforced(policy.loadBalancer?.consistentHash != nil, "\(path).loadBalancer.consistentHash", rule, "consistentHash")
-        out += ConfigValidator.notEnforced(policy.outlierDetection != nil, "\(path).outlierDetection", rule, "outlierDetection")
-        out += ConfigValidator.notEnforced(policy.tls != nil, "\(path).tls", rule, "TLS origination")
-        out += ConfigValidator.notEnforced(policy.portLevelSettings != nil, "\(path).portLevelSettings", rule, "portLevelSettings")
-        out += ConfigValidator.notEnforced(policy.tunnel != nil, "\(path).tunnel", rule, "tunnel")
-        out += ConfigValidator.notEnforced(policy.proxyProtocol != nil, "\(path).proxyProtocol", rule, "proxyProtocol")
+        let balancer = policy.loadBalancer
+        out += ConfigValidator.notSupported(balancer?.consistentHash != nil, "\(path).loadBalancer.consistentHash", rule, "consistentHash")
+        out += ConfigValidator.notSupported(balancer?.localityLbSetting != nil, "\(path).loadBalancer.localityLbSetting", rule, "localityLbSetting")
+        out += ConfigValidator.notSupported(balancer?.warmupDurationSecs != nil || balancer?.warmup != nil,
+                                            "\(path).loadBalancer.warmup", rule, "warmup")
+        out += ConfigValidator.notSupported(policy.outlierDetection != nil, "\(path).outlierDetection", rule, "outlierDetection")
+        out += ConfigValidator.notSupported(policy.tls != nil, "\(path).tls", rule, "TLS origination (tls)")
+        out += ConfigValidator.notSupported(policy.portLevelSettings != nil, "\(path).portLevelSettings", rule, "portLevelSettings")
+        out += ConfigValidator.notSupported(policy.tunnel != nil, "\(path).tunnel", rule, "tunnel")
+        out += ConfigValidator.notSupported(policy.proxyProtocol != nil, "\(path).proxyProtocol", rule, "proxyProtocol")
+        out += ConfigValidator.notSupported(policy.retryBudget != nil, "\(path).retryBudget", rule, "retryBudget")
+        // connectTimeout, idle timeouts, maxRequestsPerConnection and h2UpgradePolicy are applied; the
+        // limits are not enforced yet, and an unenforced limit admits what the operator meant to refuse.
+        let tcp = policy.connectionPool?.tcp
+        let http = policy.connectionPool?.http
+        let pool = "\(path).connectionPool"
+        for (field, present) in [("tcp.maxConnections", tcp?.maxConnections != nil),
+                                 ("tcp.tcpKeepalive", tcp?.tcpKeepalive != nil),
+                                 ("tcp.maxConnectionDuration", tcp?.maxConnectionDuration != nil),
+                                 ("http.http1MaxPendingRequests", http?.http1MaxPendingRequests != nil),
+                                 ("http.http2MaxRequests", http?.http2MaxRequests != nil),
+                                 ("http.maxRetries", http?.maxRetries != nil),
+                                 ("http.useClientProtocol", http?.useClientProtocol != nil),
+                                 ("http.maxConcurrentStreams", http?.maxConcurrentStreams != nil)] {
+            out += ConfigValidator.notSupported(present, "\(pool).\(field)", rule, "connectionPool.\(field)")
+        }
         return out
     }
 }

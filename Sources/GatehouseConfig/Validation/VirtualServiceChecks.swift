@@ -1,3 +1,4 @@
+import GatehouseRegex
 import Foundation
 
 struct VirtualServiceChecks {
@@ -93,10 +94,21 @@ struct VirtualServiceChecks {
             if rewrite.uri != nil, rewrite.uriRegexRewrite != nil {
                 out.append(vs.diagnostic("\(path).rewrite", "only one of uri or uriRegexRewrite may be set"))
             }
+            if let uri = rewrite.uri, let problem = WireText.pathProblem(uri) {
+                out.append(vs.diagnostic("\(path).rewrite.uri", problem))
+            }
+            if let authority = rewrite.authority, let problem = WireText.authorityProblem(authority) {
+                out.append(vs.diagnostic("\(path).rewrite.authority", problem))
+            }
+            if let template = rewrite.uriRegexRewrite?.rewrite, let problem = WireText.pathProblem(template) {
+                out.append(vs.diagnostic("\(path).rewrite.uriRegexRewrite.rewrite", problem))
+            }
             if let regexRewrite = rewrite.uriRegexRewrite {
                 if let pattern = regexRewrite.match {
                     if let problem = ConfigValidator.regexProblem(pattern) {
                         out.append(vs.diagnostic("\(path).rewrite.uriRegexRewrite.match", problem))
+                    } else if let hazard = CompiledRegex.backtrackingHazard(in: pattern) {
+                        out.append(vs.diagnostic("\(path).rewrite.uriRegexRewrite.match", hazard, severity: .warning))
                     }
                 } else {
                     out.append(vs.diagnostic("\(path).rewrite.uriRegexRewrite", "missing required field \"match\""))
@@ -107,10 +119,13 @@ struct VirtualServiceChecks {
             }
         }
         out += checkHeaders(route.headers, path: "\(path).headers", vs)
-        out += ConfigValidator.notEnforced(route.retries != nil, "\(path).retries", vs, "retries")
-        out += ConfigValidator.notEnforced(route.fault != nil, "\(path).fault", vs, "fault injection")
-        out += ConfigValidator.notEnforced(route.mirror != nil || route.mirrors != nil, "\(path).mirror", vs, "mirroring")
-        out += ConfigValidator.notEnforced(route.corsPolicy != nil, "\(path).corsPolicy", vs, "corsPolicy")
+        // `retries: {attempts: 0}` turns retries off, which is what this build does: it is enforced.
+        out += ConfigValidator.notSupported(route.retries != nil && !route.retriesOff, "\(path).retries", vs,
+                                            "retries (other than attempts: 0)")
+        out += ConfigValidator.notSupported(route.fault != nil, "\(path).fault", vs, "fault injection")
+        out += ConfigValidator.notSupported(route.mirror != nil || route.mirrors != nil || route.mirrorPercentage != nil
+                                                || route.mirrorPercent != nil, "\(path).mirror", vs, "mirroring")
+        out += ConfigValidator.notSupported(route.corsPolicy != nil, "\(path).corsPolicy", vs, "corsPolicy")
         return out
     }
 
@@ -213,6 +228,12 @@ struct VirtualServiceChecks {
         if let uri = redirect.uri, !uri.hasPrefix("/") {
             out.append(vs.diagnostic("\(path).uri", "uri must start with \"/\""))
         }
+        if let uri = redirect.uri, let problem = WireText.pathProblem(uri) {
+            out.append(vs.diagnostic("\(path).uri", problem))
+        }
+        if let authority = redirect.authority, let problem = WireText.authorityProblem(authority) {
+            out.append(vs.diagnostic("\(path).authority", problem))
+        }
         return out
     }
 
@@ -244,10 +265,10 @@ struct VirtualServiceChecks {
             for name in names where name.isEmpty || !name.allSatisfy(\.isHTTPTokenCharacter) {
                 out.append(vs.diagnostic("\(path).\(side)", "invalid header name \"\(name)\""))
             }
-            // Values go on the wire as they are: CR, LF or NUL would split or corrupt the message.
+            // Values go on the wire as they are: a control byte would split or corrupt the message.
             let values = Array((operations.set ?? [:]).values) + Array((operations.add ?? [:]).values)
-            for value in values where value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) {
-                out.append(vs.diagnostic("\(path).\(side)", "header value must not contain CR, LF or NUL"))
+            for value in values {
+                if let problem = WireText.fieldValueProblem(value) { out.append(vs.diagnostic("\(path).\(side)", problem)) }
             }
         }
         return out

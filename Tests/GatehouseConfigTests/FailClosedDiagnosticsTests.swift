@@ -1,0 +1,192 @@
+import Foundation
+import Testing
+@testable import GatehouseConfig
+
+/// Config the gateway would not enforce, or would write onto the wire as a second message, is refused
+/// at its file, line and field; bounded parsing refuses what would exhaust the loader.
+@Suite struct FailClosedDiagnosticsTests {
+    func virtualService(route: String) -> String {
+        """
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: web, namespace: istio-system}
+        spec:
+          hosts: ["*"]
+          gateways: [edge]
+          http:
+          - route: [{destination: {host: backend.example.internal}}]
+        \(route.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+
+        """
+    }
+
+    @Test(arguments: [
+        ("retries: {attempts: 3}", "spec.http[0].retries"),
+        ("fault: {abort: {httpStatus: 503, percentage: {value: 10}}}", "spec.http[0].fault"),
+        ("mirror: {host: backend.example.internal}", "spec.http[0].mirror"),
+        ("corsPolicy: {allowOrigins: [{exact: a}]}", "spec.http[0].corsPolicy"),
+    ])
+    func unenforcedRouteFieldsAreErrors(_ field: String, _ path: String) {
+        let diagnostics = errors(in: loadWithBase(virtualService(route: field)))
+        #expect(diagnostics.count == 1, "\(diagnostics)")
+        #expect(diagnostics.first?.path == path)
+        #expect(diagnostics.first?.message.contains("not supported") == true)
+        #expect(diagnostics.first?.location.line == 9)
+    }
+
+    @Test func retriesOffIsWhatTheGatewayDoes() {
+        #expect(errors(in: loadWithBase(virtualService(route: "retries: {attempts: 0}"))).isEmpty)
+    }
+
+    @Test(arguments: [
+        ("tls: {mode: SIMPLE}", "spec.trafficPolicy.tls"),
+        ("outlierDetection: {consecutive5xxErrors: 5}", "spec.trafficPolicy.outlierDetection"),
+        ("connectionPool: {tcp: {maxConnections: 10}}", "spec.trafficPolicy.connectionPool.tcp.maxConnections"),
+        ("connectionPool: {http: {http1MaxPendingRequests: 1}}", "spec.trafficPolicy.connectionPool.http.http1MaxPendingRequests"),
+        ("connectionPool: {http: {http2MaxRequests: 1}}", "spec.trafficPolicy.connectionPool.http.http2MaxRequests"),
+        ("loadBalancer: {simple: LEAST_REQUEST}", "spec.trafficPolicy.loadBalancer.simple"),
+        ("loadBalancer: {consistentHash: {httpHeaderName: x}}", "spec.trafficPolicy.loadBalancer.consistentHash"),
+    ])
+    func unenforcedDestinationRuleFieldsAreErrors(_ policy: String, _ path: String) {
+        let diagnostics = errors(in: loadWithBase("""
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: backend, namespace: istio-system}
+        spec:
+          host: backend.example.internal
+          trafficPolicy:
+            \(policy)
+
+        """))
+        #expect(diagnostics.map(\.path) == [path], "\(diagnostics)")
+        #expect(diagnostics.first?.location.line == 7)
+    }
+
+    @Test func appliedConnectionPoolSettingsLoad() {
+        let diagnostics = loadWithBase("""
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: backend, namespace: istio-system}
+        spec:
+          host: backend.example.internal
+          trafficPolicy:
+            connectionPool: {tcp: {connectTimeout: 2s}, http: {idleTimeout: 30s}}
+
+        """)
+        #expect(errors(in: diagnostics).isEmpty, "\(diagnostics)")
+    }
+
+    @Test(arguments: [
+        ("rewrite: {uri: \"/a\\r\\nx-injected: 1\"}", "spec.http[0].rewrite.uri", "CR"),
+        ("rewrite: {uri: \"/a b\"}", "spec.http[0].rewrite.uri", "a space"),
+        ("rewrite: {authority: \"a.example\\r\\nx: 1\"}", "spec.http[0].rewrite.authority", "CR"),
+        ("rewrite: {authority: \"a.example/b\"}", "spec.http[0].rewrite.authority", "authority"),
+        ("headers: {request: {set: {x-a: \"v\\u0001\"}}}", "spec.http[0].headers.request", "0x1"),
+    ])
+    func valuesWrittenOnTheWireAreChecked(_ field: String, _ path: String, _ words: String) {
+        let diagnostics = errors(in: loadWithBase(virtualService(route: field)))
+        #expect(diagnostics.map(\.path) == [path], "\(diagnostics)")
+        #expect(diagnostics.first?.message.contains(words) == true, "\(diagnostics)")
+    }
+
+    @Test(arguments: [("uri", "\"/a\\nb\""), ("authority", "\"a\\r\\nb\"")])
+    func redirectValuesAreChecked(_ field: String, _ value: String) {
+        let diagnostics = errors(in: loadWithBase("""
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: web, namespace: istio-system}
+        spec:
+          hosts: ["*"]
+          gateways: [edge]
+          http:
+          - redirect: {\(field): \(value)}
+
+        """))
+        #expect(diagnostics.map(\.path) == ["spec.http[0].redirect.\(field)"], "\(diagnostics)")
+    }
+
+    @Test func nestedQuantifierRegexGetsAWarning() {
+        let diagnostics = loadWithBase(virtualService(route: "match: [{uri: {regex: \"/(a+)+b\"}}]"))
+        #expect(errors(in: diagnostics).isEmpty)
+        let warning = try! #require(diagnostics.first { $0.severity == .warning })
+        #expect(warning.path == "spec.http[0].match[0].uri.regex")
+        #expect(warning.message.contains("nested quantifiers"))
+    }
+
+    @Test func hostWithoutPortInDenyGetsTheAdvisoryWarning() {
+        let diagnostics = loadWithBase("""
+        apiVersion: security.istio.io/v1
+        kind: AuthorizationPolicy
+        metadata: {name: deny-a, namespace: istio-system}
+        spec:
+          action: DENY
+          rules:
+          - to: [{operation: {hosts: [a.com, "b.com", "b.com:*", "c.com:8080"]}}]
+
+        """)
+        #expect(errors(in: diagnostics).isEmpty)
+        let warnings = diagnostics.filter { $0.severity == .warning }
+        #expect(warnings.map(\.path) == ["spec.rules[0].to[0].operation.hosts[0]"], "\(warnings)")
+        #expect(warnings.first?.message.contains("a.com:*") == true)
+        #expect(warnings.first?.message.contains("2021-008") == true)
+    }
+}
+
+@Suite struct BoundedYAMLTests {
+    @Test func aliasBombIsAnErrorAtItsLineAndFast() {
+        var text = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        let names = "bcdefghij".map(String.init)
+        var previous = "a"
+        for name in names {
+            text += "\(name): &\(name) [" + Array(repeating: "*\(previous)", count: 10).joined(separator: ", ") + "]\n"
+            previous = name
+        }
+        let started = Date()
+        let (_, diagnostics) = load(["bomb.yaml": text])
+        #expect(Date().timeIntervalSince(started) < 5, "an alias bomb must not expand")
+        let error = try! #require(errors(in: diagnostics).first)
+        #expect(error.location.file == "bomb.yaml")
+        #expect((5...10).contains(error.location.line), "the line where the budget ran out: \(error)")
+        #expect(error.message.contains("alias"))
+    }
+
+    @Test func ordinaryAnchorsStillWork() {
+        let diagnostics = loadWithBase("""
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: web, namespace: istio-system}
+        spec:
+          hosts: ["*"]
+          gateways: [edge]
+          http:
+          - match: [{uri: {prefix: /a}}]
+            route: &to-backend [{destination: {host: backend.example.internal}}]
+          - route: *to-backend
+
+        """)
+        #expect(diagnostics.isEmpty, "\(diagnostics)")
+    }
+
+    @Test func deepNestingIsRefused() {
+        let depth = YAMLLimits.maxDepth + 5
+        let text = String(repeating: "[", count: depth) + String(repeating: "]", count: depth) + "\n"
+        let error = try! #require(errors(in: load(["deep.yaml": text]).1).first)
+        #expect(error.message.contains("nest"))
+    }
+
+    @Test func duplicateKeysAndUnknownAliasesAreSyntaxErrors() {
+        let duplicate = errors(in: load(["d.yaml": "kind: A\nkind: B\n"]).1)
+        #expect(duplicate.first?.message.contains("duplicate key \"kind\"") == true)
+        #expect(duplicate.first?.location.line == 2)
+        let unknown = errors(in: load(["u.yaml": "a: *nothing\n"]).1)
+        #expect(unknown.first?.message.contains("unknown alias") == true)
+    }
+
+    @Test func oversizedFileIsRefusedUnread() {
+        var set = ConfigSet()
+        var diagnostics: [Diagnostic] = []
+        let text = String(repeating: "#", count: YAMLLimits.maxFileBytes + 1)
+        ConfigLoader.load(text: text, file: "big.yaml", into: &set, diagnostics: &diagnostics)
+        #expect(diagnostics.first?.message.contains("\(YAMLLimits.maxFileBytes)") == true)
+    }
+}
