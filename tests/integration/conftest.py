@@ -23,6 +23,7 @@ import pytest
 from harness import config as cfg
 from harness.gateway import Gateway, free_port, gatehouse_bin, kill_all_started
 from harness import websocket
+from harness.certs import CA
 from harness.upstream import Upstream
 
 DEFAULT_TIMEOUT = float(os.environ.get("GATEHOUSE_TEST_TIMEOUT", "60"))
@@ -171,3 +172,22 @@ def ws_backend():
 def ws_gateway(gateway: GatewayFactory, ws_backend, upstream: Callable[..., Upstream]) -> Gateway:
     """A gateway routing `/ws…` to the echo server and `/refuse…` to a plain upstream."""
     return gateway(websocket.routes(ws_backend[0], upstream("plain").port))
+
+
+@pytest.fixture
+def pki(tmp_path: Path):
+    """A CA (trusted by the clients) and server certificates for a.test / *.b.test and admin.test, and a
+    second CA for client certificates."""
+    class PKI:
+        dir = tmp_path / "pki"
+        ca = CA()
+        ca_file = ca.write(dir / "ca.crt")
+        a = ca.issue("a.test", dns=["a.test"])
+        b = ca.issue("b.test", dns=["*.b.test"])
+        admin = ca.issue("admin.test", dns=["admin.test"])
+        a_files = a.write(dir, "a")
+        b_files = b.write(dir, "b")
+        admin_files = admin.write(dir, "admin")
+        client_ca = CA("Client CA")
+        client_ca_file = client_ca.write(dir / "client-ca.crt")
+    return PKI

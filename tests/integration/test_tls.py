@@ -13,34 +13,12 @@ import pytest
 from harness import config as cfg
 from harness import tlsclient
 from harness.certs import CA
+from harness.config import files_tls
 from harness.gateway import free_port
 from harness.upstream import ConnectionClosed
 
 #: How a refused TLS connection shows to a client: a failed handshake, or a close before any response.
 REFUSED = (ssl.SSLError, ConnectionError, OSError, ConnectionClosed)
-
-
-@pytest.fixture
-def pki(tmp_path: Path):
-    """A CA (trusted by the clients) and server certificates for a.test / *.b.test and admin.test."""
-    class PKI:
-        dir = tmp_path / "pki"
-        ca = CA()
-        ca_file = ca.write(dir / "ca.crt")
-        a = ca.issue("a.test", dns=["a.test"])
-        b = ca.issue("b.test", dns=["*.b.test"])
-        admin = ca.issue("admin.test", dns=["admin.test"])
-        a_files = a.write(dir, "a")
-        b_files = b.write(dir, "b")
-        admin_files = admin.write(dir, "admin")
-        client_ca = CA("Client CA")
-        client_ca_file = client_ca.write(dir / "client-ca.crt")
-    return PKI
-
-
-def files_tls(files, mode: str = "SIMPLE", **extra) -> dict:
-    crt, key = files
-    return {"mode": mode, "serverCertificate": str(crt), "privateKey": str(key), **extra}
 
 
 def start_tls(gateway, upstream, servers, **kwargs):

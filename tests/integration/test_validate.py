@@ -92,6 +92,15 @@ spec:
     hosts: [a.test]
 """
 
+DR_HEAD = """\
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: backend-policy}
+spec:
+  host: backend.test
+  trafficPolicy:
+"""
+
 DIAG = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<resource>[^:]+): (?P<path>\S+): (?P<message>.*)$")
 
 
@@ -276,6 +285,72 @@ spec:
       credentialName: x
       verifyCertificateHash: [abc]   # HERE
 """, "verifyCertificateHash", ("not supported",)),
+
+    # Values the gateway writes onto the wire: a CR or LF would start a second message (issue 12).
+    "rewrite-uri-crlf": (VS_HEAD + """\
+  http:
+  - rewrite: {uri: "/v2\\r\\nx-injected: 1"}   # HERE
+    route: [{destination: {host: backend.test}}]
+""", "spec.http[0].rewrite.uri", ("CR",)),
+
+    "rewrite-authority-lf": (VS_HEAD + """\
+  http:
+  - rewrite: {authority: "b.test\\nx: 1"}   # HERE
+    route: [{destination: {host: backend.test}}]
+""", "spec.http[0].rewrite.authority", ("LF",)),
+
+    "redirect-uri-crlf": (VS_HEAD + """\
+  http:
+  - redirect: {uri: "/new\\r\\nset-cookie: a=b"}   # HERE
+""", "spec.http[0].redirect.uri", ("CR",)),
+
+    "redirect-authority-space": (VS_HEAD + """\
+  http:
+  - redirect: {authority: "a.test b"}   # HERE
+""", "spec.http[0].redirect.authority", ("space",)),
+
+    # Fields Istio enforces and this build does not: errors, never warnings it then ignores (issue 12).
+    "route-retries": (VS_HEAD + """\
+  http:
+  - route: [{destination: {host: backend.test}}]
+    retries: {attempts: 3, perTryTimeout: 1s}   # HERE
+""", "spec.http[0].retries", ("not supported",)),
+
+    "route-fault": (VS_HEAD + """\
+  http:
+  - route: [{destination: {host: backend.test}}]
+    fault: {abort: {httpStatus: 503, percentage: {value: 50}}}   # HERE
+""", "spec.http[0].fault", ("not supported",)),
+
+    "route-mirror": (VS_HEAD + """\
+  http:
+  - route: [{destination: {host: backend.test}}]
+    mirror: {host: backend.test}   # HERE
+""", "spec.http[0].mirror", ("not supported",)),
+
+    "route-cors": (VS_HEAD + """\
+  http:
+  - route: [{destination: {host: backend.test}}]
+    corsPolicy: {allowOrigins: [{exact: "https://a.test"}]}   # HERE
+""", "spec.http[0].corsPolicy", ("not supported",)),
+
+    "destination-tls-origination": (DR_HEAD + """\
+    tls: {mode: SIMPLE}   # HERE
+""", "spec.trafficPolicy.tls", ("not supported", "TLS")),
+
+    "destination-outlier-detection": (DR_HEAD + """\
+    outlierDetection: {consecutive5xxErrors: 3}   # HERE
+""", "spec.trafficPolicy.outlierDetection", ("not supported",)),
+
+    "destination-connection-limit": (DR_HEAD + """\
+    connectionPool:
+      http: {http1MaxPendingRequests: 10}   # HERE
+""", "spec.trafficPolicy.connectionPool.http.http1MaxPendingRequests", ("not supported",)),
+
+    "destination-max-connections": (DR_HEAD + """\
+    connectionPool:
+      tcp: {maxConnections: 10}   # HERE
+""", "spec.trafficPolicy.connectionPool.tcp.maxConnections", ("not supported",)),
 }
 
 NEAR = {"weights-not-100"}

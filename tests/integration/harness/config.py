@@ -147,6 +147,12 @@ def https_server(port: int, hosts: Sequence[str], tls: Mapping[str, Any], *, nam
     return server
 
 
+def files_tls(files: tuple[Any, Any], mode: str = "SIMPLE", **extra: Any) -> dict:
+    """A server ``tls`` block from ``(certificate, key)`` files."""
+    crt, key = files
+    return {"mode": mode, "serverCertificate": str(crt), "privateKey": str(key), **extra}
+
+
 def gateway_of(servers: Sequence[Mapping[str, Any]], *, name: str = GATEWAY_NAME,
                namespace: str | None = None) -> dict:
     """A Gateway with exactly these servers."""

@@ -20,6 +20,9 @@ falling back to the ``defaults`` given to the constructor:
 ``close=after_response``  answer normally (no ``Connection: close``), then close the connection
 ``resp_header=k:v``    add a response header (repeatable)
 ``body=TEXT``          answer TEXT (text/plain) instead of the JSON echo
+``switch=PROTO``       answer ``101 Switching Protocols`` with ``Upgrade: PROTO`` (none when empty), then
+                       keep reading requests on the connection, so bytes a tunnel would carry show up
+                       as requests
 =====================  =============================================================================
 
 The default answer is a JSON echo: ``upstream`` (server name), ``method``, ``target`` (raw request target),
@@ -134,6 +137,8 @@ class Request(HeaderLookup):
     body_prefix: bytes = b""
     #: Trailer fields of a chunked request body.
     trailers: list[tuple[str, str]] = field(default_factory=list)
+    #: The request head exactly as received (request line to blank line), for checks of canonical form.
+    raw_head: bytes = b""
     connection: int = 0
     index_on_connection: int = 0
     received_at: float = field(default_factory=time.monotonic)
@@ -366,7 +371,7 @@ class Upstream:
         length, sha, prefix, trailers = self._read_body(reader, headers)
         request = Request(method=method, target=target, version=version, headers=headers,
                           body_length=length, body_sha256=sha, body_prefix=prefix, trailers=trailers,
-                          connection=index, index_on_connection=served)
+                          connection=index, index_on_connection=served, raw_head=head)
         params = dict(self.defaults)
         params.update(request.query)
 
@@ -395,6 +400,12 @@ class Upstream:
             common = [("x-upstream-name", self.name)] + extra
             if client_wants_close:
                 common.append(("Connection", "close"))
+
+            switch = param("switch")
+            if switch is not None:
+                upgrade = f"Upgrade: {switch}\r\n" if switch else ""
+                conn.sendall(f"HTTP/1.1 101 Switching Protocols\r\n{upgrade}Connection: upgrade\r\n\r\n".encode())
+                return True
 
             if param("garbage") is not None:
                 conn.sendall(b"HTTP/1.1 200 OK\r\nThis is not a header line\r\n\r\n")
