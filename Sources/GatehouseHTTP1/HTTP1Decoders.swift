@@ -121,6 +121,11 @@ enum HeadReader {
             while buffer.readableBytes >= 2, buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) == 0x0D0A {
                 buffer.moveReaderIndex(forwardBy: 2)
             }
+            // A lone CR may be the first half of an empty line: wait for its LF, whichever read brings it,
+            // so that how the bytes were split never decides what is a blank line and what is a head.
+            if buffer.readableBytes == 1, buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) == ASCII.cr {
+                return nil
+            }
         }
         guard buffer.readableBytes > 0 else { return nil }
         let end = try buffer.withUnsafeReadableBytes { try HTTP1HeadParser.findEnd($0, scanned: &scanned) }

@@ -19,6 +19,10 @@ public enum PathNormalizer {
         case nul
         /// An origin-form path must start with `/`.
         case notAbsolute
+        /// A `%` not followed by two hex digits (RFC 3986 §2.1). Left in place it could pair with what
+        /// decoding produces next to it (`%9%66` → `%9f`, `%2%46` → `%2F`): a new escape that no policy
+        /// saw and that the next hop decodes. Refused, as Envoy's header validator refuses it.
+        case invalidEscape
     }
 
     /// The normalized form of `path` (no query, no fragment). Throws when the path cannot be
@@ -66,18 +70,20 @@ public enum PathNormalizer {
     }
 
     /// Decodes unreserved escapes (and, when asked, `%2F` and `%5C`) once; uppercases the hex of the
-    /// escapes it keeps. A `%` not followed by two hex digits stays as it is, as Envoy leaves it.
+    /// escapes it keeps. A `%` not followed by two hex digits is refused (see `Rejection.invalidEscape`).
     static func decodeEscapes(_ bytes: [UInt8], slashes: Bool) throws(Rejection) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
         var index = 0
         while index < bytes.count {
             let byte = bytes[index]
-            guard byte == UInt8(ascii: "%"), index + 2 < bytes.count,
-                  let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) else {
+            guard byte == UInt8(ascii: "%") else {
                 out.append(byte)
                 index += 1
                 continue
+            }
+            guard index + 2 < bytes.count, let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) else {
+                throw .invalidEscape
             }
             let value = high << 4 | low
             if value == 0 { throw .nul }

@@ -88,6 +88,16 @@ def test_escaped_nul_is_rejected_in_every_mode(gateway, upstream, mode, target):
     assert not ups["admin"].requests and not ups["public"].requests
 
 
+@pytest.mark.parametrize("target", ["/%%36%31dmin", "/adm%2%46in", "/100%"])
+def test_a_percent_that_starts_no_escape_is_rejected(gateway, upstream, target):
+    """Left in place it pairs with what decoding produces beside it (`%%36%31` -> `%61`): an escape no
+    policy saw, which the upstream decodes."""
+    gw, ups = start(gateway, upstream, "DECODE_AND_MERGE_SLASHES")
+    assert fetch(gw, target) == (400, None)
+    assert gw.log_entry(lambda e: e.get("response_code") == 400)["response_code_details"] == "path_normalization_failed"
+    assert not ups["admin"].requests and not ups["public"].requests
+
+
 def test_http2_paths_are_normalized_too(gateway, upstream):
     gw, ups = start(gateway, upstream, "MERGE_SLASHES")
     with H2Client(gw.port) as client:
