@@ -83,6 +83,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The parsers and encoders that read hostile bytes, as fuzz targets with their invariants. Always
+        // built, so the unit tests replay every corpus file through them; libFuzzer drives them only in
+        // the GATEHOUSE_FUZZ=1 package below.
+        .target(
+            name: "GatehouseFuzzTargets",
+            dependencies: ["GatehouseHTTP1", "GatehouseRouting", "GatehouseSecurity", "GatehouseConfig",
+                           "GatehouseRegex", "GatehouseSnapshot", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(name: "GatehouseFuzzTargetsTests", dependencies: ["GatehouseFuzzTargets"]),
         .testTarget(name: "GatehouseRegexTests", dependencies: ["GatehouseRegex"]),
         .testTarget(name: "GatehouseConfigTests", dependencies: ["GatehouseConfig"]),
         .testTarget(name: "GatehouseRoutingTests", dependencies: ["GatehouseRouting", "GatehouseSnapshot"]),
@@ -107,3 +116,12 @@ let package = Package(
     ]
 )
 
+// `scripts/fuzz` builds this with `-sanitize=fuzzer,address`; it calls into libFuzzer, so it cannot link
+// in an ordinary build and is declared only when asked for.
+if Context.environment["GATEHOUSE_FUZZ"] == "1" {
+    package.targets += [
+        .systemLibrary(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"),
+        .executableTarget(name: "gatehouse-fuzz", dependencies: ["GatehouseFuzzTargets", "CLibFuzzer"],
+                          path: "Fuzz/Entry"),
+    ]
+}
