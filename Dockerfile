@@ -14,6 +14,8 @@ RUN apt-get update \
 WORKDIR /src
 COPY Package.swift ./
 COPY Sources ./Sources
+# Only sources are built, but SwiftPM refuses a manifest whose test targets have no folder.
+COPY Tests ./Tests
 # The Swift runtime and Foundation are linked in, so the runtime image needs no Swift.
 RUN swift build -c release --static-swift-stdlib -Xswiftc -enforce-exclusivity=unchecked --product gatehouse \
     && install -D -m 0755 "$(swift build -c release --static-swift-stdlib --show-bin-path)/gatehouse" /out/gatehouse

@@ -8,18 +8,20 @@ enum HTTP1DecoderTargets {
     static let limits = HTTP1Limits(maxHeadBytes: 4096, maxHeaderCount: 32)
 
     static func request(_ data: UnsafeRawBufferPointer) -> String? {
-        guard let split = data.first else { return nil }
-        let bytes = Array(data.dropFirst())
-        let whole = decode(bytes, readSize: bytes.count) { decoder, buffer in try decoder.nextRequest(&buffer) }
-        let pieces = decode(bytes, readSize: Int(split % 16) + 1) { decoder, buffer in try decoder.nextRequest(&buffer) }
-        return compare(whole, pieces) ?? whole.problem
+        differential(data) { decoder, buffer in try decoder.nextRequest(&buffer) }
     }
 
     static func response(_ data: UnsafeRawBufferPointer) -> String? {
+        differential(data) { decoder, buffer in try decoder.nextResponse(&buffer) }
+    }
+
+    /// The first byte picks a read size; the rest is decoded in one read and in reads of that size.
+    static func differential(_ data: UnsafeRawBufferPointer,
+                             next: (inout EitherDecoder, inout ByteBuffer) throws -> Event?) -> String? {
         guard let split = data.first else { return nil }
         let bytes = Array(data.dropFirst())
-        let whole = decode(bytes, readSize: bytes.count) { decoder, buffer in try decoder.nextResponse(&buffer) }
-        let pieces = decode(bytes, readSize: Int(split % 16) + 1) { decoder, buffer in try decoder.nextResponse(&buffer) }
+        let whole = decode(bytes, readSize: bytes.count, next: next)
+        let pieces = decode(bytes, readSize: Int(split % 16) + 1, next: next)
         return compare(whole, pieces) ?? whole.problem
     }
 

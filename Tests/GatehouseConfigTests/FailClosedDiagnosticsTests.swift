@@ -5,7 +5,8 @@ import Testing
 /// Config the gateway would not enforce, or would write onto the wire as a second message, is refused
 /// at its file, line and field; bounded parsing refuses what would exhaust the loader.
 @Suite struct FailClosedDiagnosticsTests {
-    func virtualService(route: String) -> String {
+    /// A VirtualService whose one http route is `action`, plus `route`'s extra fields (from line 9).
+    func virtualService(route: String, action: String = "route: [{destination: {host: backend.example.internal}}]") -> String {
         """
         apiVersion: networking.istio.io/v1
         kind: VirtualService
@@ -14,7 +15,7 @@ import Testing
           hosts: ["*"]
           gateways: [edge]
           http:
-          - route: [{destination: {host: backend.example.internal}}]
+          - \(action)
         \(route.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
 
         """
@@ -91,17 +92,7 @@ import Testing
 
     @Test(arguments: [("uri", "\"/a\\nb\""), ("authority", "\"a\\r\\nb\"")])
     func redirectValuesAreChecked(_ field: String, _ value: String) {
-        let diagnostics = errors(in: loadWithBase("""
-        apiVersion: networking.istio.io/v1
-        kind: VirtualService
-        metadata: {name: web, namespace: istio-system}
-        spec:
-          hosts: ["*"]
-          gateways: [edge]
-          http:
-          - redirect: {\(field): \(value)}
-
-        """))
+        let diagnostics = errors(in: loadWithBase(virtualService(route: "", action: "redirect: {\(field): \(value)}")))
         #expect(diagnostics.map(\.path) == ["spec.http[0].redirect.\(field)"], "\(diagnostics)")
     }
 

@@ -5,6 +5,8 @@
                                      ``gatehouse run``, wait for its port; killed at teardown
 ``proxied``                          an upstream named "backend" and a gateway sending everything to it
 ``config_dir``                       a fresh directory for YAML files (validate tests)
+``pki``                              a server CA with certificates for a.test, *.b.test, admin.test, and a
+                                     client CA
 
 Every test is bounded in time: ``@pytest.mark.timeout(seconds)`` (default 60 s, or
 GATEHOUSE_TEST_TIMEOUT) is enforced with SIGALRM unless the pytest-timeout plugin is installed.

@@ -23,6 +23,24 @@ def head_lines(request) -> list[str]:
     return request.raw_head.decode("latin-1").split("\r\n")[1:-2]
 
 
+def h2_refusal(port: int, fields, body: bytes | None = None):
+    """Sends one HTTP/2 request; returns (stream reset, GOAWAY), either None."""
+    client = RawH2(port)
+    try:
+        stream = client.headers(fields, end=body is None)
+        if body is not None:
+            client.conn.send_data(stream, body, end_stream=True)
+            client.flush()
+        client.pump(lambda events: client.reset_of(stream) or client.goaway())
+        return client.reset_of(stream), client.goaway()
+    finally:
+        client.close()
+
+
+def h2_request(path: str, *extra, method: str = "GET") -> list[tuple[str, str]]:
+    return [(":method", method), (":scheme", "http"), (":authority", "a"), (":path", path), *extra]
+
+
 def framing_lines(request) -> list[str]:
     return [line for line in head_lines(request)
             if line.lower().startswith(("content-length:", "transfer-encoding:"))]
@@ -50,14 +68,7 @@ def test_http11_framing_goes_upstream_canonical(proxied, framing, body, expected
 
 @pytest.mark.parametrize("length", ["5,5", "+5", "5 5", "0x5"])
 def test_h2_content_length_that_is_not_one_number_is_malformed(proxied, length):
-    client = RawH2(proxied.gw.port)
-    stream = client.headers([(":method", "POST"), (":scheme", "http"), (":authority", "a"), (":path", "/cl"),
-                             ("content-length", length)], end=False)
-    client.conn.send_data(stream, b"hello", end_stream=True)
-    client.flush()
-    client.pump(lambda events: client.reset_of(stream) or client.goaway())
-    reset = client.reset_of(stream)
-    client.close()
+    reset, _ = h2_refusal(proxied.gw.port, h2_request("/cl", ("content-length", length), method="POST"), body=b"hello")
     assert reset is not None and reset.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
     assert proxied.up.requests == []
 
@@ -117,24 +128,14 @@ def test_list_claims_are_joined_and_a_bad_element_drops_the_header(gateway, upst
 
 @pytest.mark.parametrize("value", ["a\x01b", "a\x7fb", "a\x00b"], ids=["0x01", "0x7f", "nul"])
 def test_h2_field_with_control_byte_is_malformed_and_never_relayed(proxied, value):
-    client = RawH2(proxied.gw.port)
-    stream = client.headers([(":method", "GET"), (":scheme", "http"), (":authority", "a"), (":path", "/ctl"),
-                             ("x-value", value)])
-    client.pump(lambda events: client.reset_of(stream) or client.goaway())
-    reset, goaway = client.reset_of(stream), client.goaway()
-    client.close()
+    reset, goaway = h2_refusal(proxied.gw.port, h2_request("/ctl", ("x-value", value)))
     assert reset is not None or goaway is not None
     assert proxied.up.requests == []
 
 
 @pytest.mark.parametrize("value", [" lead", "trail ", "\ttab"])
 def test_h2_field_with_blank_at_an_end_is_malformed(proxied, value):
-    client = RawH2(proxied.gw.port)
-    stream = client.headers([(":method", "GET"), (":scheme", "http"), (":authority", "a"), (":path", "/ws"),
-                             ("x-value", value)])
-    client.pump(lambda events: client.reset_of(stream) or client.goaway())
-    reset = client.reset_of(stream)
-    client.close()
+    reset, _ = h2_refusal(proxied.gw.port, h2_request("/ws", ("x-value", value)))
     assert reset is not None and reset.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
     assert proxied.up.requests == []
     entry = proxied.gw.log_entry(lambda e: e.get("path") == "/ws")
@@ -142,11 +143,8 @@ def test_h2_field_with_blank_at_an_end_is_malformed(proxied, value):
 
 
 def test_asterisk_form_is_options_only_on_both_protocols(proxied):
-    client = RawH2(proxied.gw.port)
-    stream = client.headers([(":method", "GET"), (":scheme", "http"), (":authority", "a"), (":path", "*")])
-    client.pump(lambda events: client.reset_of(stream) or client.goaway())
-    assert client.reset_of(stream) is not None
-    client.close()
+    reset, _ = h2_refusal(proxied.gw.port, h2_request("*"))
+    assert reset is not None
     with proxied.gw.raw() as conn:
         conn.send(b"GET * HTTP/1.1\r\nHost: x\r\n\r\n")
         assert conn.read_response().status == 400
