@@ -463,6 +463,9 @@ def cmd_summarize(results_dir):
             if pairs:
                 parts.append(f"median of the {len(pairs)} paired repeats {statistics.median(pairs):.2f}× "
                              f"({min(pairs):.2f}–{max(pairs):.2f})")
+        base = medians.get((sc, "gatehouse-base"))
+        if base and base["rps"]:
+            parts.append(f"Gatehouse/baseline build rps = {g['rps'] / base['rps']:.2f}")
         logged = medians.get((sc, "gatehouse-log"))
         if logged and g["rps"]:
             parts.append(f"with its JSON access log Gatehouse keeps {logged['rps'] / g['rps']:.2f} of its rps")
