@@ -38,10 +38,12 @@ let package = Package(
         ),
         .target(
             name: "GatehouseConfig",
-            dependencies: ["GatehouseRegex", "GatehouseSecurity", .product(name: "Yams", package: "Yams")]
+            dependencies: ["GatehouseRegex", "GatehouseSecurity", "GatehouseDNS", .product(name: "Yams", package: "Yams")]
         ),
         .target(name: "GatehouseRouting", dependencies: ["GatehouseConfig", "GatehouseRegex"]),
         .target(name: "GatehouseTelemetry", dependencies: []),
+        // DNS messages and resolver lists, pure: Kubernetes service names are resolved with TTLs.
+        .target(name: "GatehouseDNS", dependencies: []),
         // HTTP/1.1 wire format on raw bytes: pure (no sockets), so it is unit-tested byte for byte.
         .target(name: "GatehouseHTTP1", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         .target(
@@ -63,7 +65,7 @@ let package = Package(
             name: "GatehouseProxy",
             dependencies: [
                 "GatehouseSnapshot", "GatehouseRouting", "GatehouseTelemetry", "GatehouseHTTP1", "GatehouseIdentity",
-                "GatehouseRegex", "GatehouseConfig",
+                "GatehouseRegex", "GatehouseConfig", "GatehouseDNS",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
@@ -89,13 +91,15 @@ let package = Package(
         .target(
             name: "GatehouseFuzzTargets",
             dependencies: ["GatehouseHTTP1", "GatehouseRouting", "GatehouseSecurity", "GatehouseConfig",
-                           "GatehouseRegex", "GatehouseSnapshot", .product(name: "NIOCore", package: "swift-nio")]
+                           "GatehouseRegex", "GatehouseSnapshot", "GatehouseDNS",
+                           .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(name: "GatehouseFuzzTargetsTests", dependencies: ["GatehouseFuzzTargets"]),
         .testTarget(name: "GatehouseRegexTests", dependencies: ["GatehouseRegex"]),
         .testTarget(name: "GatehouseConfigTests", dependencies: ["GatehouseConfig"]),
         .testTarget(name: "GatehouseRoutingTests", dependencies: ["GatehouseRouting", "GatehouseSnapshot"]),
         .testTarget(name: "GatehouseTelemetryTests", dependencies: ["GatehouseTelemetry"]),
+        .testTarget(name: "GatehouseDNSTests", dependencies: ["GatehouseDNS"]),
         .testTarget(
             name: "GatehouseSecurityTests",
             dependencies: [

@@ -90,6 +90,16 @@ public enum ConfigLoader {
         let name = root["metadata"]?["name"]?.string ?? "?"
         let namespace = root["metadata"]?["namespace"]?.string ?? "default"
         let label = "\(kindText.isEmpty ? "?" : kindText) \(namespace)/\(name)"
+        switch ForeignResource.classify(apiVersion: root["apiVersion"]?.string ?? "", kind: kindText, root) {
+        case .skip:
+            set.skippedKubernetes[kindText.isEmpty ? "?" : kindText, default: 0] += 1
+            return
+        case .refuse(let message):
+            diagnostics.append(Diagnostic(location: here, resource: label, path: "kind", message: message))
+            return
+        case .istio:
+            break
+        }
         guard let kind = ResourceKind(rawValue: kindText) else {
             let where_ = root["kind"].map { SourceLocation(file: file, line: $0.line, column: $0.column) } ?? here
             let message = kindText.isEmpty ? "missing required field \"kind\""
@@ -103,6 +113,10 @@ public enum ConfigLoader {
                                           resource: label, path: "apiVersion",
                                           message: "apiVersion \"\(apiVersion)\" is not valid for \(kindText); expected one of "
                                               + kind.apiVersions.joined(separator: ", ")))
+            return
+        }
+        if let reason = kind.notApplicableReason {
+            set.notApplicable.append(InapplicableResource(label: label, location: here, reason: reason))
             return
         }
         guard kind.isSupported else {

@@ -46,6 +46,17 @@ public enum ResourceKind: String, Sendable, CaseIterable {
         }
     }
 
+    /// Kinds Istio applies to sidecars (or to VM registration), never to a gateway's listeners, routes or
+    /// policies: loading them changes nothing a gateway does, so they are accepted and listed, not refused.
+    public var notApplicableReason: String? {
+        switch self {
+        case .PeerAuthentication: "mTLS mode of workloads' inbound traffic (sidecars); a gateway's listeners take theirs from Gateway tls"
+        case .Sidecar: "scopes sidecar proxies; Istio does not apply it to gateways"
+        case .WorkloadGroup: "a template for VM workloads registering themselves; it declares no endpoints by itself"
+        default: nil
+        }
+    }
+
     /// Kinds this build can enforce. The others are recognised so the error says what is going on instead
     /// of "unknown kind".
     var isSupported: Bool {
@@ -69,6 +80,11 @@ public struct ConfigSet: Sendable {
     public var requestAuthentications: [Resource<RequestAuthenticationSpec>] = []
     /// Resources that decoded with errors: kept only so references to them resolve without cascades.
     public var brokenNames: Set<String> = []
+    /// Istio resources read but not applied: they do not configure a gateway (listed by `validate` and
+    /// `/config_dump`).
+    public var notApplicable: [InapplicableResource] = []
+    /// Kubernetes resources (Deployment, Service, ServiceAccount…) in the same files, skipped: by kind.
+    public var skippedKubernetes: [String: Int] = [:]
     public var files: [String] = []
 
     public init() {}
@@ -78,6 +94,40 @@ public struct ConfigSet: Sendable {
             + serviceEntries.count + workloadEntries.count + authorizationPolicies.count + requestAuthentications.count
     }
 
+    /// Bootstrap `clusterDomain`: what short service names expand into.
+    public var clusterDomain: String { bootstrap?.spec.clusterDomain?.lowercased() ?? "cluster.local" }
+
+    /// The namespaces loaded resources live in.
+    public var namespaces: Set<String> {
+        var out: Set<String> = []
+        gateways.forEach { out.insert($0.namespace) }
+        virtualServices.forEach { out.insert($0.namespace) }
+        destinationRules.forEach { out.insert($0.namespace) }
+        serviceEntries.forEach { out.insert($0.namespace) }
+        workloadEntries.forEach { out.insert($0.namespace) }
+        authorizationPolicies.forEach { out.insert($0.namespace) }
+        requestAuthentications.forEach { out.insert($0.namespace) }
+        return out
+    }
+
+    /// Everything in `notApplicable`, plus VirtualServices bound to no Gateway (Istio applies those to the
+    /// mesh's sidecars only).
+    public var inapplicable: [InapplicableResource] {
+        let catalog = ServiceCatalog(self)
+        let routed = gatewayDestinationHosts(catalog)
+        let meshOnly = virtualServices.filter { !appliesToGateway($0) }.map { service in
+            InapplicableResource(label: service.label, location: service.positions.location(of: ""),
+                                 reason: service.spec.isBoundToGateway
+                                    ? "exportTo does not include the gateway's namespace \(gatewayNamespace)"
+                                    : "lists no Gateway in spec.gateways, so Istio applies it to the mesh's sidecars only")
+        }
+        let unreached = destinationRules.filter { !destinationRuleApplies($0, routedHosts: routed, catalog) }.map { rule in
+            InapplicableResource(label: rule.label, location: rule.positions.location(of: ""),
+                                 reason: "no route bound to a Gateway sends traffic to \(rule.spec.host)")
+        }
+        return notApplicable + meshOnly + unreached
+    }
+
     /// A one-line summary, printed by `validate` and at start-up.
     public var summary: String {
         "\(files.count) file(s): \(bootstrap == nil ? 0 : 1) Bootstrap, \(gateways.count) Gateway, "
@@ -85,4 +135,12 @@ public struct ConfigSet: Sendable {
             + "\(serviceEntries.count) ServiceEntry, \(workloadEntries.count) WorkloadEntry, "
             + "\(authorizationPolicies.count) AuthorizationPolicy, \(requestAuthentications.count) RequestAuthentication"
     }
+}
+
+/// A resource that was read but does not configure a gateway, and why.
+public struct InapplicableResource: Sendable, Hashable {
+    /// `Kind ns/name`.
+    public var label: String
+    public var location: SourceLocation
+    public var reason: String
 }

@@ -7,18 +7,29 @@ public struct ServiceCatalog: Sendable {
     private var gatewaysByID: [String: Resource<GatewaySpec>] = [:]
     private var destinationRulesByHost: [String: Resource<DestinationRuleSpec>] = [:]
     private let brokenNames: Set<String>
+    /// Bootstrap `dns.kubernetesServices` (on unless turned off).
+    public let resolvesKubernetesServices: Bool
+    /// Namespaces some loaded resource lives in: `NAME.NAMESPACE` is a service name only for these.
+    private let namespaces: Set<String>
+    /// The gateway's own namespace (its Bootstrap's): what `exportTo` is checked against.
+    public let gatewayNamespace: String
 
-    public init(_ set: ConfigSet, domainSuffix: String = "cluster.local") {
+    public init(_ set: ConfigSet) {
+        let domainSuffix = set.clusterDomain
         self.domainSuffix = domainSuffix
         brokenNames = set.brokenNames
-        for entry in set.serviceEntries {
+        resolvesKubernetesServices = set.bootstrap?.spec.dns?.kubernetesServices ?? true
+        namespaces = set.namespaces
+        gatewayNamespace = set.gatewayNamespace
+        let viewer = set.gatewayNamespace
+        for entry in set.serviceEntries where ExportTo.isVisible(entry.spec.exportTo, from: entry.namespace, to: viewer) {
             for host in entry.spec.hosts where serviceEntriesByHost[Self.fqdn(host, namespace: entry.namespace, domainSuffix)] == nil {
                 serviceEntriesByHost[Self.fqdn(host, namespace: entry.namespace, domainSuffix)] = entry
             }
         }
         for gateway in set.gateways { gatewaysByID[gateway.id] = gateway }
         // The first DestinationRule for a host wins, as in Istio.
-        for rule in set.destinationRules {
+        for rule in set.destinationRules where ExportTo.isVisible(rule.spec.exportTo, from: rule.namespace, to: viewer) {
             let host = Self.fqdn(rule.spec.host, namespace: rule.namespace, domainSuffix)
             if destinationRulesByHost[host] == nil { destinationRulesByHost[host] = rule }
         }
@@ -41,7 +52,32 @@ public struct ServiceCatalog: Sendable {
         destinationRulesByHost[fqdn(host, namespace: namespace)]
     }
 
+    /// The FQDN of the Kubernetes service `host` names, when no ServiceEntry declares it and it has the
+    /// shape of one: `NAME` (in the naming resource's namespace), `NAME.NAMESPACE` (for a namespace
+    /// some resource lives in, so `example.com` is never taken for one) or `NAME.NAMESPACE.svc.DOMAIN`.
+    /// Istio resolves these from the cluster's registry; Gatehouse resolves them through DNS.
+    public func kubernetesService(for host: String, namespace: String) -> String? {
+        guard resolvesKubernetesServices, serviceEntry(for: host, namespace: namespace) == nil else { return nil }
+        let lower = host.lowercased()
+        guard !HostName.isIPAddress(lower), HostName.problem(lower, allowWildcard: false) == nil else { return nil }
+        let labels = lower.split(separator: ".", omittingEmptySubsequences: false)
+        guard labels.allSatisfy({ !$0.isEmpty }) else { return nil }
+        switch labels.count {
+        case 1: return "\(lower).\(namespace).svc.\(domainSuffix)"
+        case 2: return namespaces.contains(String(labels[1])) || labels[1] == namespace ? "\(lower).svc.\(domainSuffix)" : nil
+        default:
+            let suffix = ".svc.\(domainSuffix)"
+            guard lower.hasSuffix(suffix) else { return nil }
+            return lower.dropLast(suffix.count).split(separator: ".").count == 2 ? lower : nil
+        }
+    }
+
     public var knownHosts: [String] { Array(serviceEntriesByHost.keys) }
+
+    /// A VirtualService configures this gateway: it lists a Gateway and is exported to its namespace.
+    public func appliesToGateway(_ service: Resource<VirtualServiceSpec>) -> Bool {
+        service.configuresGateway(in: gatewayNamespace)
+    }
     public var knownGatewayIDs: [String] { Array(gatewaysByID.keys) }
 
     /// `ns/name` for a VirtualService's gateway reference (a bare name means the VirtualService's namespace).
@@ -60,4 +96,33 @@ public struct ServiceCatalog: Sendable {
     /// True when some ServiceEntry failed to decode: an unknown host may then be its, so it is not reported.
     public var hasBrokenServiceEntries: Bool { brokenNames.contains { $0.hasPrefix("ServiceEntry ") } }
     public var hasBrokenDestinationRules: Bool { brokenNames.contains { $0.hasPrefix("DestinationRule ") } }
+}
+
+extension ConfigSet {
+    /// The FQDNs routes bound to a Gateway send traffic to.
+    public func gatewayDestinationHosts(_ catalog: ServiceCatalog) -> Set<String> {
+        var out: Set<String> = []
+        for service in virtualServices where appliesToGateway(service) {
+            var destinations: [Destination] = []
+            for route in service.spec.http ?? [] { destinations += (route.route ?? []).map(\.destination) }
+            for route in service.spec.tls ?? [] { destinations += (route.route ?? []).map(\.destination) }
+            for route in service.spec.tcp ?? [] { destinations += (route.route ?? []).map(\.destination) }
+            for destination in destinations {
+                out.insert(catalog.kubernetesService(for: destination.host, namespace: service.namespace)
+                    ?? catalog.fqdn(destination.host, namespace: service.namespace))
+            }
+        }
+        return out
+    }
+
+    /// A DestinationRule configures this gateway only if some gateway route reaches its host (a `*.suffix`
+    /// host covers the names it matches).
+    public func destinationRuleApplies(_ rule: Resource<DestinationRuleSpec>, routedHosts: Set<String>,
+                                       _ catalog: ServiceCatalog) -> Bool {
+        let host = catalog.kubernetesService(for: rule.spec.host, namespace: rule.namespace)
+            ?? catalog.fqdn(rule.spec.host, namespace: rule.namespace)
+        if host == "*" { return !routedHosts.isEmpty }
+        if host.hasPrefix("*") { return routedHosts.contains { $0.hasSuffix(host.dropFirst()) } }
+        return routedHosts.contains(host)
+    }
 }

@@ -13,6 +13,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case config = "config"
     case jwt = "jwt"
     case regex = "regex"
+    case dnsReply = "dns-reply"
 
     /// Runs one input; returns the broken invariant, if any.
     public func run(_ data: UnsafeRawBufferPointer) -> String? {
@@ -25,6 +26,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .config: ConfigTarget.run(data)
         case .jwt: JWTTarget.run(data)
         case .regex: RegexTarget.run(data)
+        case .dnsReply: DNSReplyTarget.run(data)
         }
     }
 

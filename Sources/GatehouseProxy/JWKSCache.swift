@@ -98,7 +98,12 @@ public enum JWKSFetcher {
 
     static let maximumBytes = 1 << 20
 
-    public static func fetch(_ uri: String, timeout: Double, group: EventLoopGroup) async throws -> Data {
+    /// `extraRoots`: a PEM bundle trusted besides the system's CAs (Bootstrap `jwksRootCerts`).
+    public static func fetch(_ uri: String, timeout: Double, group: EventLoopGroup, extraRoots: String? = nil) async throws -> Data {
+        if uri.hasPrefix(JWTKeySource.discoveryPrefix) {
+            return try await discover(issuer: String(uri.dropFirst(JWTKeySource.discoveryPrefix.count)), timeout: timeout,
+                                      group: group, extraRoots: extraRoots)
+        }
         guard let url = URL(string: uri), let scheme = url.scheme?.lowercased() else { throw Failure(description: "invalid URI") }
         if scheme == "file" {
             guard let data = FileManager.default.contents(atPath: url.path) else {
@@ -113,7 +118,9 @@ public enum JWKSFetcher {
         let path = (url.path.isEmpty ? "/" : url.path) + (url.query.map { "?\($0)" } ?? "")
         let hostHeader = url.port.map { "\(host):\($0)" } ?? host
         let collector = ResponseCollector(limit: maximumBytes)
-        let tls: NIOSSLContext? = scheme == "https" ? try NIOSSLContext(configuration: .makeClientConfiguration()) : nil
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if let extraRoots { configuration.additionalTrustRoots = [.file(extraRoots)] }
+        let tls: NIOSSLContext? = scheme == "https" ? try NIOSSLContext(configuration: configuration) : nil
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(.milliseconds(Int64(timeout * 1000)))
             .channelInitializer { channel in
@@ -134,6 +141,29 @@ public enum JWKSFetcher {
         defer { timer.cancel() }
         let bytes = try await collector.done.futureResult.get()
         return try parse(bytes)
+    }
+
+    /// OpenID Connect Discovery 1.0: `ISSUER/.well-known/openid-configuration` names the `jwks_uri`, and
+    /// that is fetched as a `jwksUri` would be. The document's `issuer` must be the one asked for (§4.3),
+    /// so a document served for another issuer cannot hand over its keys.
+    static func discover(issuer: String, timeout: Double, group: EventLoopGroup, extraRoots: String?) async throws -> Data {
+        let base = issuer.hasSuffix("/") ? String(issuer.dropLast()) : issuer
+        guard base.lowercased().hasPrefix("https://") || base.lowercased().hasPrefix("http://") else {
+            throw Failure(description: "OpenID discovery needs an http(s) issuer, got \"\(issuer)\"")
+        }
+        let document = try await fetch(base + "/.well-known/openid-configuration", timeout: timeout, group: group,
+                                       extraRoots: extraRoots)
+        guard let json = try? JSONSerialization.jsonObject(with: document) as? [String: Any] else {
+            throw Failure(description: "openid-configuration of \(issuer) is not a JSON object")
+        }
+        guard let published = json["issuer"] as? String, published == issuer else {
+            throw Failure(description: "openid-configuration of \(issuer) names issuer \"\((json["issuer"] as? String) ?? "")\"")
+        }
+        guard let jwksURI = json["jwks_uri"] as? String,
+              jwksURI.lowercased().hasPrefix("https://") || jwksURI.lowercased().hasPrefix("http://") else {
+            throw Failure(description: "openid-configuration of \(issuer) has no http(s) jwks_uri")
+        }
+        return try await fetch(jwksURI, timeout: timeout, group: group, extraRoots: extraRoots)
     }
 
     /// Status line, headers, body; only a 200 is a JWKS.

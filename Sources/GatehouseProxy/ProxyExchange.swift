@@ -71,6 +71,20 @@ final class ProxyExchange: UpstreamResponseReceiver {
                     failLocally(.noHealthyUpstream)
                 }
             }
+        case .kubernetesService:
+            let resolvers = runtime.store.snapshot.settings.resolverAddresses
+            runtime.services.resolve(name: endpoint.address, port: endpoint.port, configured: resolvers,
+                                     on: loop.eventLoop).assumeIsolated().whenComplete { [self] result in
+                guard !finished else { return }
+                switch result {
+                case .success(let addresses):
+                    let index = loop.roundRobin.next("\(cluster.name)|\(endpoint.address)", count: addresses.count)
+                    connect(to: loop.upstreamTarget(cluster: cluster.name, resolved: addresses[index]))
+                case .failure(let error):
+                    downstream.updateRecord { $0.upstreamTransportFailureReason = "dns_resolution_failure: \(error)" }
+                    failLocally(.noHealthyUpstream)
+                }
+            }
         }
     }
 

@@ -78,6 +78,8 @@ public final class ProxyRuntime: Sendable {
     public let store: SnapshotStore
     let accessLog: AccessLogWriter?
     let dns: DNSCache
+    /// Kubernetes service names, resolved with their TTLs.
+    let services = ServiceResolver()
     private let loops: [ObjectIdentifier: LoopContext]
     let connections = ConnectionRegistry()
     /// What an upstream may send in a response head: Envoy's defaults (60 KiB, 100 fields).

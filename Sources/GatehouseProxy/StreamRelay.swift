@@ -70,6 +70,21 @@ final class StreamRelayHandler: ChannelDuplexHandler {
                     }
                     connect(to: address, timeout: .nanoseconds(cluster.connectTimeoutNanoseconds))
                 }
+        case .kubernetesService:
+            runtime.services.resolve(name: endpoint.address, port: endpoint.port,
+                                     configured: snapshot.settings.resolverAddresses, on: context.eventLoop)
+                .assumeIsolated().whenComplete { [self] result in
+                    switch result {
+                    case .success(let addresses) where !addresses.isEmpty:
+                        let index = loop.roundRobin.next("\(cluster.name)|\(endpoint.address)", count: addresses.count)
+                        connect(to: addresses[index], timeout: .nanoseconds(cluster.connectTimeoutNanoseconds))
+                    case .success:
+                        fail(flag: "UH", details: "no_healthy_upstream")
+                    case .failure(let error):
+                        record.upstreamTransportFailureReason = "dns_resolution_failure: \(error)"
+                        fail(flag: "UH", details: "no_healthy_upstream")
+                    }
+                }
         }
     }
 

@@ -78,7 +78,7 @@ public struct Rewrite: Sendable {
             // Envoy replaces the matched prefix; with ignoreUriCase the prefix matched case-insensitively.
             guard path.count >= prefix.count else { return replacement }
             return replacement + path.dropFirst(prefix.count)
-        case .exact?, .regex?, .present?:
+        case .exact?, .suffix?, .regex?, .present?:
             return replacement
         case nil:
             // No uri match is Envoy's default prefix "/".

@@ -5,6 +5,7 @@ import GatehouseRegex
 public enum StringMatcher: Sendable {
     case exact(String)
     case prefix(String)
+    case suffix(String)
     case regex(CompiledRegex)
     case present
 
@@ -15,6 +16,8 @@ public enum StringMatcher: Sendable {
             return ignoringCase ? value.lowercased() == expected.lowercased() : value == expected
         case .prefix(let expected):
             return ignoringCase ? value.lowercased().hasPrefix(expected.lowercased()) : value.hasPrefix(expected)
+        case .suffix(let expected):
+            return ignoringCase ? value.lowercased().hasSuffix(expected.lowercased()) : value.hasSuffix(expected)
         case .regex(let regex):
             return try regex.matches(value)
         case .present:

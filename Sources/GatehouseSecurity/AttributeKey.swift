@@ -5,6 +5,7 @@ public enum AttributeKey: Sendable, Hashable {
     case sourceIP
     case remoteIP
     case sourceNamespace
+    case sourceTrustDomain
     case sourcePrincipal
     case requestPrincipal
     case requestAudiences
@@ -18,6 +19,7 @@ public enum AttributeKey: Sendable, Hashable {
     /// The keys Istio supports at a gateway (istio.io reference/config/security/conditions).
     public static let simpleKeys: [String: AttributeKey] = [
         "source.ip": .sourceIP, "remote.ip": .remoteIP, "source.namespace": .sourceNamespace,
+        "source.trustDomain": .sourceTrustDomain,
         "source.principal": .sourcePrincipal, "request.auth.principal": .requestPrincipal,
         "request.auth.audiences": .requestAudiences, "request.auth.presenter": .requestPresenter,
         "destination.ip": .destinationIP, "destination.port": .destinationPort, "connection.sni": .connectionSNI,

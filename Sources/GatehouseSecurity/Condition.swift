@@ -8,6 +8,8 @@ public final class Condition: Sendable {
         case principals([ValueMatch])
         /// The namespace inside a SPIFFE peer identity (`…/ns/<ns>/…`).
         case namespaces([ValueMatch])
+        /// The trust domain of a SPIFFE peer identity (`spiffe://<td>/…`).
+        case trustDomains([ValueMatch])
         /// `ns/sa` pairs: exact, no wildcards.
         case serviceAccounts([String])
         case requestPrincipals([ValueMatch])
@@ -59,6 +61,9 @@ public final class Condition: Sendable {
         case .namespaces(let values):
             guard let namespace = request.peerPrincipal.flatMap(SPIFFE.namespace) else { return false }
             return values.contains { $0.matches(namespace) }
+        case .trustDomains(let values):
+            guard let domain = request.peerPrincipal.flatMap(SPIFFE.trustDomain) else { return false }
+            return values.contains { $0.matches(domain) }
         case .serviceAccounts(let accounts):
             guard let principal = request.peerPrincipal, let namespace = SPIFFE.namespace(principal),
                   let account = SPIFFE.serviceAccount(principal) else { return false }
@@ -112,6 +117,12 @@ public enum SPIFFE {
     }
 
     public static func namespace(_ principal: String) -> Substring? { component(after: "ns", in: principal) }
+
+    /// `spiffe://<trust-domain>/…` → `<trust-domain>` (non-empty, followed by a path).
+    public static func trustDomain(_ principal: String) -> Substring? {
+        guard let bare = bare(principal), let slash = bare.firstIndex(of: "/"), slash != bare.startIndex else { return nil }
+        return bare[..<slash]
+    }
     public static func serviceAccount(_ principal: String) -> Substring? { component(after: "sa", in: principal) }
 
     static func component(after label: String, in principal: String) -> Substring? {

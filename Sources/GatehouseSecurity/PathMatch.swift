@@ -1,5 +1,5 @@
 /// One `paths` value: an Istio glob (`/a`, `/a*`, `*.png`, `*`) or a URI template with `{*}` (exactly one
-/// segment) and `{**}` (the rest of the path, last only). Matched against the normalized path without the
+/// segment) and `{**}` (one or more segments, the last operator: only literal segments may follow). Matched against the normalized path without the
 /// query, case-sensitively.
 public enum PathMatch: Sendable, Hashable {
     case glob(ValueMatch)
@@ -17,7 +17,7 @@ public enum PathMatch: Sendable, Hashable {
 
         public var description: String {
             switch self {
-            case .misplacedRest: "{**} may only be the last segment of a path template"
+            case .misplacedRest: "{**} must be the last operator of a path template: only literal segments may follow it"
             case .mixedOperator(let segment):
                 "segment \"\(segment)\" mixes a template operator with other text; {*} and {**} must be whole segments"
             }
@@ -31,12 +31,13 @@ public enum PathMatch: Sendable, Hashable {
         }
         let pieces = value.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         var segments: [TemplateSegment] = []
-        for (index, piece) in pieces.enumerated() {
+        for piece in pieces {
+            // Istio: `{**}` is the last operator; literal segments may follow it, operators may not.
+            let afterRest = segments.contains(.anyRest)
             switch piece {
-            case "{*}": segments.append(.anyOne)
-            case "{**}":
-                guard index == pieces.count - 1 else { throw .misplacedRest }
-                segments.append(.anyRest)
+            case "{*}", "{**}":
+                guard !afterRest else { throw .misplacedRest }
+                segments.append(piece == "{*}" ? .anyOne : .anyRest)
             default:
                 guard !piece.contains("{"), !piece.contains("}"), !piece.contains("*") else {
                     throw .mixedOperator(String(piece))
@@ -52,25 +53,25 @@ public enum PathMatch: Sendable, Hashable {
         case .glob(let glob):
             return glob.matches(path)
         case .template(let segments):
-            var rest = path.utf8.dropFirst()[...]
             guard path.utf8.first == UInt8(ascii: "/") else { return false }
-            for (index, segment) in segments.enumerated() {
-                let end = rest.firstIndex(of: UInt8(ascii: "/")) ?? rest.endIndex
-                let piece = rest[rest.startIndex..<end]
-                let last = index == segments.count - 1
+            let pieces = path.utf8.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+            func matches(_ segment: TemplateSegment, _ piece: Substring.UTF8View.SubSequence) -> Bool {
                 switch segment {
-                case .anyRest:
-                    return !rest.isEmpty
-                case .anyOne:
-                    if piece.isEmpty { return false }
-                case .literal(let text):
-                    if !piece.elementsEqual(text.utf8) { return false }
+                case .anyOne: !piece.isEmpty
+                case .literal(let text): piece.elementsEqual(text.utf8)
+                case .anyRest: true
                 }
-                if last { return end == rest.endIndex }
-                guard end != rest.endIndex else { return false }
-                rest = rest[rest.index(after: end)...]
             }
-            return rest.isEmpty
+            guard let rest = segments.firstIndex(of: .anyRest) else {
+                return pieces.count == segments.count && zip(segments, pieces).allSatisfy(matches)
+            }
+            // `{**}` takes the (non-empty) middle: what the segments before and after it leave.
+            let tail = segments.count - rest - 1
+            guard pieces.count >= rest + tail + 1 else { return false }
+            let middle = pieces[rest..<(pieces.count - tail)]
+            guard middle.count > 1 || !(middle.first?.isEmpty ?? true) else { return false }
+            return zip(segments[..<rest], pieces[..<rest]).allSatisfy(matches)
+                && zip(segments[(rest + 1)...], pieces[(pieces.count - tail)...]).allSatisfy(matches)
         }
     }
 

@@ -18,6 +18,12 @@ public enum TokenLocation: Sendable, Hashable {
 public enum JWTKeySource: Sendable {
     case inline(JWKSet)
     case remote(String)
+
+    /// A rule with neither `jwks` nor `jwksUri` finds its keys by OpenID discovery from its issuer; the
+    /// key cache knows the source by this prefix and the issuer.
+    public static let discoveryPrefix = "openid-discovery:"
+
+    public static func discovery(issuer: String) -> JWTKeySource { .remote(discoveryPrefix + issuer) }
 }
 
 /// The data plane's JWKS cache. nil means "not loaded (yet)", and tokens of that issuer are refused.

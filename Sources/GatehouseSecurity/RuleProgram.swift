@@ -308,7 +308,7 @@ final class RuleProgram: @unchecked Sendable {  // immutable after init; the buf
                     test.side = Int32(others.count)
                     others.append(condition)
                 }
-            case .serviceAccounts:
+            case .serviceAccounts, .trustDomains:
                 test.side = Int32(others.count)
                 others.append(condition)
             }

@@ -16,6 +16,9 @@ struct ClusterCompiler {
     /// The cluster name for `destination` as seen from a rule in `namespace`, compiling it on first use.
     mutating func cluster(for destination: Destination, namespace: String) -> String {
         let fqdn = catalog.fqdn(destination.host, namespace: namespace)
+        if let service = catalog.kubernetesService(for: destination.host, namespace: namespace) {
+            return kubernetesService(service, destination: destination)
+        }
         guard let entry = catalog.serviceEntry(for: destination.host, namespace: namespace) else {
             // Validation rejects unknown hosts; an empty cluster answers 503 UH if one slips through.
             let name = "outbound|\(destination.port?.number ?? 0)|\(destination.subset ?? "")|\(fqdn)"
@@ -69,6 +72,28 @@ struct ClusterCompiler {
                 ?? 3_600_000_000_000,
             http2: portProtocol == "HTTP2" || portProtocol == "GRPC" || pool?.http?.h2UpgradePolicy == .UPGRADE)
         compiled[name]?.serviceNamespace = entry.namespace
+        return name
+    }
+
+    /// A Kubernetes service no ServiceEntry declares: one endpoint, the service's FQDN, whose addresses
+    /// the data plane resolves through DNS and keeps for their TTL. Validation requires the port.
+    private mutating func kubernetesService(_ fqdn: String, destination: Destination) -> String {
+        let port = Int(destination.port?.number ?? 0)
+        let name = "outbound|\(port)||\(fqdn)"
+        if compiled[name] != nil { return name }
+        let rule = catalog.destinationRule(for: fqdn, namespace: "")
+        let pool = rule?.spec.trafficPolicy?.connectionPool
+        var cluster = Cluster(
+            name: name, host: fqdn, port: port, subset: nil, discovery: .kubernetesService,
+            endpoints: [Endpoint(address: fqdn, port: port, labels: [:])],
+            connectTimeoutNanoseconds: pool?.tcp?.connectTimeout?.nanoseconds ?? 10_000_000_000,
+            maxRequestsPerConnection: Int(pool?.http?.maxRequestsPerConnection ?? 0),
+            idleTimeoutNanoseconds: pool?.http?.idleTimeout?.nanoseconds ?? pool?.tcp?.idleTimeout?.nanoseconds
+                ?? 3_600_000_000_000,
+            http2: pool?.http?.h2UpgradePolicy == .UPGRADE)
+        // NAME.NAMESPACE.svc.DOMAIN: Istio's destination_service_namespace.
+        cluster.serviceNamespace = fqdn.split(separator: ".").dropFirst().first.map(String.init) ?? ""
+        compiled[name] = cluster
         return name
     }
 }

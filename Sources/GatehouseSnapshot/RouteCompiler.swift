@@ -19,7 +19,7 @@ struct RouteCompiler {
         var seen: Set<String> = []
         for bound in servers {
             let gateway = bound.gateway
-            for vs in set.virtualServices {
+            for vs in set.virtualServices where set.appliesToGateway(vs) {
                 let references = vs.spec.gateways ?? []
                 guard references.contains(where: { ServiceCatalog.gatewayID($0, namespace: vs.namespace) == gateway.id }) else { continue }
                 for serverHost in bound.server.hosts ?? [] {
@@ -62,6 +62,13 @@ struct RouteCompiler {
         return parts.count == 2 ? (parts[0], parts[1]) : (nil, entry)
     }
 
+    /// Istio's `sourceMatchHTTP` at a gateway: a match without `gateways` keeps only if its `sourceLabels`
+    /// are among the gateway's own labels and its `sourceNamespace` is the gateway's namespace.
+    static func sourceMatches(_ match: HTTPMatchRequest, proxyLabels: [String: String], proxyNamespace: String) -> Bool {
+        guard (match.sourceLabels ?? [:]).allSatisfy({ proxyLabels[$0.key] == $0.value }) else { return false }
+        return match.sourceNamespace.map { $0.isEmpty || $0 == proxyNamespace } ?? true
+    }
+
     /// The more specific of two host patterns when one contains the other, else nil.
     static func intersect(_ a: String, _ b: String) -> String? {
         if a == b { return a }
@@ -79,8 +86,11 @@ struct RouteCompiler {
                  port: Int, clusters: inout ClusterCompiler) throws -> Route? {
         var matches: [RouteMatch] = []
         for entry in http.match ?? [] {
-            if let gateways = entry.gateways, !gateways.isEmpty,
-               !gateways.contains(where: { ServiceCatalog.gatewayID($0, namespace: vs.namespace) == gateway.id }) { continue }
+            if let gateways = entry.gateways, !gateways.isEmpty {
+                if !gateways.contains(where: { ServiceCatalog.gatewayID($0, namespace: vs.namespace) == gateway.id }) { continue }
+            } else if !Self.sourceMatches(entry, proxyLabels: set.bootstrap?.spec.labels ?? [:], proxyNamespace: set.gatewayNamespace) {
+                continue
+            }
             if let wanted = entry.port, Int(wanted) != port { continue }
             matches.append(try compile(entry))
         }
@@ -128,6 +138,7 @@ struct RouteCompiler {
             guard let match else { return nil }
             if let exact = match.exact { return .exact(exact) }
             if let prefix = match.prefix { return .prefix(prefix) }
+            if let suffix = match.suffix { return .suffix(suffix) }
             if let regex = match.regex { return regex == "*" ? .present : .regex(try CompiledRegex(regex)) }
             return .present
         }

@@ -117,6 +117,8 @@ struct SecurityCompiler {
         add(source.notRequestPrincipals, "notRequestPrincipals", negated: true) { .requestPrincipals(globs($0)) }
         add(source.namespaces, "namespaces", negated: false) { .namespaces(globs($0)) }
         add(source.notNamespaces, "notNamespaces", negated: true) { .namespaces(globs($0)) }
+        add(source.trustDomains, "trustDomains", negated: false) { .trustDomains(globs($0)) }
+        add(source.notTrustDomains, "notTrustDomains", negated: true) { .trustDomains(globs($0)) }
         add(source.serviceAccounts, "serviceAccounts", negated: false) { .serviceAccounts(accounts($0)) }
         add(source.notServiceAccounts, "notServiceAccounts", negated: true) { .serviceAccounts(accounts($0)) }
         add(source.ipBlocks, "ipBlocks", negated: false) { .sourceIP(blocks($0)) }
@@ -157,6 +159,7 @@ struct SecurityCompiler {
             case .remoteIP: return .remoteIP(values.compactMap(IPBlock.init))
             case .destinationIP: return .destinationIP(values.compactMap(IPBlock.init))
             case .sourceNamespace: return .namespaces(globs)
+            case .sourceTrustDomain: return .trustDomains(globs)
             case .sourcePrincipal: return .principals(globs)
             case .requestPrincipal: return .requestPrincipals(globs)
             case .requestAudiences: return .audiences(globs)
@@ -190,6 +193,8 @@ struct SecurityCompiler {
                     keys = .inline(parsed)
                 } else if let uri = rule.jwksUri {
                     keys = .remote(uri)
+                } else if rule.jwks == nil {
+                    keys = .discovery(issuer: rule.issuer)
                 } else {
                     continue
                 }

@@ -15,9 +15,17 @@ public final class Snapshot: Sendable {
     /// RequestAuthentication: one set of JWT rules for the whole gateway (it is not port-scoped).
     public let authentication: RequestAuthenticator
 
+    /// Resources read but not applied (they configure sidecars, or nothing this gateway routes to).
+    public let notApplicable: [InapplicableResource]
+    /// Kubernetes resources skipped in the config files, by kind.
+    public let skippedKubernetes: [String: Int]
+
     public init(version: Int, loadedAt: Date, listeners: [Listener], clusters: [String: Cluster],
-                settings: GatewaySettings, summary: String, authentication: RequestAuthenticator = .empty) {
+                settings: GatewaySettings, summary: String, authentication: RequestAuthenticator = .empty,
+                notApplicable: [InapplicableResource] = [], skippedKubernetes: [String: Int] = [:]) {
         self.authentication = authentication
+        self.notApplicable = notApplicable
+        self.skippedKubernetes = skippedKubernetes
         self.version = version
         self.loadedAt = loadedAt
         self.listeners = listeners
@@ -66,6 +74,19 @@ public struct Cluster: Sendable {
         case staticAddresses
         /// Endpoint addresses are names resolved (and cached) by the data plane.
         case dns
+        /// The one endpoint is a Kubernetes service's FQDN, resolved through the configured DNS resolvers
+        /// and kept for the answer's TTL.
+        case kubernetesService
+
+        /// As `/clusters` names it (Envoy's cluster types; a Kubernetes service is Istio's EDS there,
+        /// and DNS here).
+        public var envoyName: String {
+            switch self {
+            case .staticAddresses: "STATIC"
+            case .dns: "STRICT_DNS"
+            case .kubernetesService: "STRICT_DNS (Kubernetes service)"
+            }
+        }
     }
 
     public var name: String
@@ -110,6 +131,10 @@ public struct GatewaySettings: Sendable {
     /// HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS offered to clients.
     public var maxConcurrentStreams: Int
     public var dnsRefreshNanoseconds: Int64
+    /// Bootstrap `dns.resolvers` as written (`IP` or `IP:PORT`); empty: /etc/resolv.conf's nameservers.
+    public var dnsResolvers: [String] = []
+    /// Bootstrap `jwksRootCerts`, resolved: extra CAs for https key fetches.
+    public var jwksRootCertificates: String? = nil
     /// Where `tls.credentialName` X is found: `X/tls.crt`, `X/tls.key`, `X/ca.crt`.
     public var credentialsDirectory: String
     public var labels: [String: String]

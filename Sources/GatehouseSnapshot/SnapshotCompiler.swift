@@ -39,7 +39,8 @@ public enum SnapshotCompiler {
         }
         return Snapshot(version: version, loadedAt: now, listeners: listeners.sorted { $0.port < $1.port },
                         clusters: clusters.compiled, settings: settings, summary: set.summary,
-                        authentication: security.authentication)
+                        authentication: security.authentication, notApplicable: set.inapplicable,
+                        skippedKubernetes: set.skippedKubernetes)
     }
 
     struct BoundServer {
@@ -100,6 +101,8 @@ public enum SnapshotCompiler {
             tlsHandshakeTimeoutNanoseconds: limits?.tlsHandshakeTimeout?.nanoseconds ?? 10_000_000_000,
             maxConcurrentStreams: Int(limits?.maxConcurrentStreams ?? 100),
             dnsRefreshNanoseconds: spec?.dns?.refreshRate?.nanoseconds ?? 30_000_000_000,
+            dnsResolvers: spec?.dns?.resolvers ?? [],
+            jwksRootCertificates: spec?.jwksRootCerts.map { resolve($0, against: bootstrap?.directory) },
             credentialsDirectory: resolve(spec?.credentialsDir ?? "credentials", against: bootstrap?.directory),
             labels: spec?.labels ?? [:],
             namespace: bootstrap?.namespace ?? "istio-system",

@@ -17,6 +17,8 @@ public enum SnapshotDump {
                 ["rule": rule.label, "issuer": rule.requirements.issuer, "audiences": rule.requirements.audiences,
                  "forward_original_token": rule.forwardOriginalToken] as [String: Any]
             },
+            "not_applicable": snapshot.notApplicable.map { ["resource": $0.label, "at": "\($0.location)", "reason": $0.reason] },
+            "skipped_kubernetes_resources": snapshot.skippedKubernetes,
             "settings": [
                 "path_normalization": snapshot.settings.pathNormalization.rawValue,
                 "access_log": snapshot.settings.accessLogEnabled ? (snapshot.settings.accessLogPath ?? "stdout") : "off",
@@ -33,7 +35,7 @@ public enum SnapshotDump {
     public static func clustersText(_ snapshot: Snapshot) -> String {
         var out = ""
         for cluster in snapshot.clusters.values.sorted(by: { $0.name < $1.name }) {
-            out += "\(cluster.name)::discovery::\(cluster.discovery == .dns ? "STRICT_DNS" : "STATIC")\n"
+            out += "\(cluster.name)::discovery::\(cluster.discovery.envoyName)\n"
             for endpoint in cluster.endpoints {
                 let prefix = "\(cluster.name)::\(endpoint.description)"
                 // No health checking or outlier detection yet: every endpoint is eligible.
@@ -90,7 +92,7 @@ public enum SnapshotDump {
 
     static func cluster(_ cluster: Cluster) -> [String: Any] {
         ["name": cluster.name, "host": cluster.host, "port": cluster.port,
-         "discovery": cluster.discovery == .dns ? "STRICT_DNS" : "STATIC",
+         "discovery": cluster.discovery.envoyName,
          "protocol": cluster.http2 ? "HTTP2" : "HTTP1",
          "endpoints": cluster.endpoints.map { endpoint in
              ["address": endpoint.description, "labels": endpoint.labels, "health": "HEALTHY"] as [String: Any]

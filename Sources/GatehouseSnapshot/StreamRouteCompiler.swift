@@ -19,14 +19,27 @@ struct StreamRouteCompiler {
         }
     }
 
+    /// A server takes a VirtualService's routes when the VirtualService lists its Gateway and one of the
+    /// server's `hosts` (with its `ns/` filter) meets one of the VirtualService's `hosts`, as for HTTP.
+    static func admits(_ server: SnapshotCompiler.BoundServer, _ vs: Resource<VirtualServiceSpec>,
+                       boundTo gateways: Set<String>) -> Bool {
+        guard gateways.contains(server.gateway.id) else { return false }
+        return (server.server.hosts ?? []).contains { entry in
+            let (filter, host) = RouteCompiler.splitServerHost(entry)
+            if let filter, !RouteCompiler.namespaceAllowed(filter, virtualService: vs.namespace,
+                                                          gateway: server.gateway.namespace) { return false }
+            return (vs.spec.hosts ?? []).contains { RouteCompiler.intersect(host.lowercased(), $0.lowercased()) != nil }
+        }
+    }
+
     func compile(_ servers: [SnapshotCompiler.BoundServer], mode: StreamRoutes.Mode, port: Int,
                  clusters: inout ClusterCompiler) -> StreamRoutes {
         var sniRoutes: [(pattern: String, route: StreamRoutes.Route)] = []
         var tcpRoute: StreamRoutes.Route?
         let gatewayIDs = Set(servers.map(\.gateway.id))
-        for vs in set.virtualServices {
-            let bound = (vs.spec.gateways ?? []).map { ServiceCatalog.gatewayID($0, namespace: vs.namespace) }
-            guard bound.contains(where: gatewayIDs.contains) else { continue }
+        for vs in set.virtualServices where set.appliesToGateway(vs) {
+            let bound = Set((vs.spec.gateways ?? []).map { ServiceCatalog.gatewayID($0, namespace: vs.namespace) })
+            guard servers.contains(where: { Self.admits($0, vs, boundTo: bound) }) else { continue }
             func applies(_ gateways: [String]?, _ matchPort: UInt32?) -> Bool {
                 if let matchPort, Int(matchPort) != port { return false }
                 guard let gateways, !gateways.isEmpty else { return true }

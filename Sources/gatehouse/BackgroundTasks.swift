@@ -26,8 +26,9 @@ enum JWKSRefresh {
     static func once(snapshot: Snapshot, cache: JWKSCache, group: EventLoopGroup) async {
         let sources = snapshot.authentication.remoteKeySources
         guard !sources.isEmpty else { return }
+        let roots = snapshot.settings.jwksRootCertificates
         let messages = await cache.refresh(sources) { uri, timeout in
-            try await JWKSFetcher.fetch(uri, timeout: timeout, group: group)
+            try await JWKSFetcher.fetch(uri, timeout: timeout, group: group, extraRoots: roots)
         }
         for message in messages { Log.info(message) }
     }

@@ -114,6 +114,7 @@ actor Reloader {
         for problem in problems { Log.info("reload (\(reason)): \(problem)") }
         Log.info("reloaded: version \(version) (\(reason)), \(next.summary)"
             + (listeners.isEmpty ? "" : "; listeners \(listeners.summary)"))
+        for line in ConfigNotices.lines(next) { Log.info(line) }
         return true
     }
 }

@@ -79,6 +79,7 @@ struct RunCommand: AsyncParsableCommand {
         Log.info("gatehouse \(GatehouseVersion.string) serving \(snapshot.summary); listening on "
             + snapshot.listeners.map { "\($0.bindAddress):\($0.port)" }.joined(separator: ", ")
             + (admin != nil ? "; admin on \(settings.adminAddress ?? ""):\(settings.adminPort ?? 0)" : ""))
+        for line in ConfigNotices.lines(snapshot) { Log.info(line) }
         runtime.metrics.recordInitialConfig(version: snapshot.version, at: snapshot.loadedAt.timeIntervalSince1970)
         notifier.ready(status: "serving config version \(snapshot.version)")
 

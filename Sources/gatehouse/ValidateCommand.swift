@@ -10,20 +10,26 @@ struct ValidateCommand: ParsableCommand {
 
     @OptionGroup var config: ConfigPaths
 
+    @Flag(help: "Fail on warnings too (for CI): a policy value that never matches, a host-port trap…")
+    var strict = false
+
     func run() throws {
         var (set, diagnostics) = ConfigLoader.load(paths: config.resolved)
+        var snapshot: Snapshot?
         if !diagnostics.hasErrors {
             // Certificate files are part of the config: check that they exist and load.
-            let snapshot = try SnapshotCompiler.compile(set, version: 0)
-            diagnostics += TLSContextStore().prepare(snapshot)
+            snapshot = try SnapshotCompiler.compile(set, version: 0)
+            diagnostics += TLSContextStore().prepare(snapshot!)
         }
         for diagnostic in diagnostics.sorted(by: DiagnosticOrder.precedes) { print(diagnostic) }
         let errors = diagnostics.errors.count
-        if errors > 0 {
-            print("\(errors) error(s), \(diagnostics.warnings.count) warning(s)")
+        let warnings = diagnostics.warnings.count
+        if errors > 0 || (strict && warnings > 0) {
+            print("\(errors) error(s), \(warnings) warning(s)\(errors == 0 ? " (--strict: warnings fail)" : "")")
             throw ExitCode(1)
         }
-        print("OK: \(set.summary)\(diagnostics.isEmpty ? "" : ", \(diagnostics.count) warning(s)")")
+        print("OK: \(set.summary)\(warnings == 0 ? "" : ", \(warnings) warning(s)")")
+        if let snapshot { for line in ConfigNotices.lines(snapshot) { print(line) } }
     }
 }
 

@@ -49,7 +49,7 @@ import Testing
         ("loadBalancer: {consistentHash: {httpHeaderName: x}}", "spec.trafficPolicy.loadBalancer.consistentHash"),
     ])
     func unenforcedDestinationRuleFieldsAreErrors(_ policy: String, _ path: String) {
-        let diagnostics = errors(in: loadWithBase("""
+        let rule = """
         apiVersion: networking.istio.io/v1
         kind: DestinationRule
         metadata: {name: backend, namespace: istio-system}
@@ -58,10 +58,28 @@ import Testing
           trafficPolicy:
             \(policy)
 
-        """))
+        """
+        let diagnostics = errors(in: loadWithBase(rule + "---\n" + routeToBackend))
         #expect(diagnostics.map(\.path) == [path], "\(diagnostics)")
         #expect(diagnostics.first?.location.line == 7)
+        // A rule for a host no gateway route reaches configures nothing here: Istio's own checks only.
+        let (set, unreached) = load(["base.yaml": bootstrapYAML + "---\n" + gatewayYAML + "---\n" + serviceEntryYAML,
+                                     "test.yaml": rule])
+        #expect(errors(in: unreached).isEmpty, "\(unreached)")
+        #expect(set.inapplicable.map(\.label) == ["DestinationRule istio-system/backend"])
     }
+
+    let routeToBackend = """
+    apiVersion: networking.istio.io/v1
+    kind: VirtualService
+    metadata: {name: web, namespace: istio-system}
+    spec:
+      hosts: ["*"]
+      gateways: [edge]
+      http:
+      - route: [{destination: {host: backend.example.internal}}]
+
+    """
 
     @Test func appliedConnectionPoolSettingsLoad() {
         let diagnostics = loadWithBase("""

@@ -1,8 +1,8 @@
 import Testing
 @testable import GatehouseConfig
 
-/// Every bad AuthorizationPolicy or RequestAuthentication input is an error at its line and field: a
-/// policy that silently matches nothing is a hole, not a style problem.
+/// Every AuthorizationPolicy or RequestAuthentication input Istio refuses is an error at its line and field;
+/// a value Istio accepts but that never matches is a warning there (a hole the author should hear about).
 @Suite struct SecurityDiagnosticsTests {
     func policy(_ spec: String, annotations: String = "") -> String {
         """
@@ -35,22 +35,9 @@ import Testing
          "spec.rules[0].from[0].source.ipBlocks[0]: invalid IP address or CIDR \"10.0.0.0/33\""),
         ("  rules: [{from: [{source: {notRemoteIpBlocks: [\"::1/129\"]}}]}]",
          "spec.rules[0].from[0].source.notRemoteIpBlocks[0]: invalid IP address or CIDR \"::1/129\""),
-        ("  rules: [{from: [{source: {principals: [\"spiffe://cluster.local/ns/a/sa/b\"]}}]}]",
-         "spec.rules[0].from[0].source.principals[0]: write principals without spiffe:// (Istio adds it): \"cluster.local/ns/a/sa/b\""),
-        ("  rules: [{from: [{source: {principals: [cluster.local/default/sleep]}}]}]",
-         "expected a principal of the form <trust-domain>/ns/<namespace>/sa/<service-account>"),
-        ("  rules: [{from: [{source: {requestPrincipals: [alice]}}]}]",
-         "expected a request principal of the form <issuer>/<subject>, got \"alice\""),
         ("  rules: [{from: [{source: {namespaces: [a/b]}}]}]", "a namespace cannot contain \"/\""),
         ("  rules: [{from: [{source: {serviceAccounts: [\"ns/*\"]}}]}]", "serviceAccounts take no wildcards"),
-        ("  rules: [{to: [{operation: {paths: [\"/admin.*\"]}}]}]",
-         "spec.rules[0].to[0].operation.paths[0]: \"/admin.*\" looks like a regular expression"),
-        ("  rules: [{to: [{operation: {paths: [\"^/admin$\"]}}]}]", "looks like a regular expression"),
-        ("  rules: [{to: [{operation: {hosts: [\"api.*.com\"]}}]}]",
-         "\"api.*.com\": * is a wildcard only as the first or the last character; Istio would match this one literally"),
-        ("  rules: [{to: [{operation: {paths: [\"/a/{**}/b\"]}}]}]", "{**} may only be the last segment of a path template"),
-        ("  rules: [{to: [{operation: {paths: [admin]}}]}]", "\"admin\" never matches"),
-        ("  rules: [{to: [{operation: {methods: [get]}}]}]", "methods are case-sensitive: \"get\" never matches; write \"GET\""),
+        ("  rules: [{to: [{operation: {paths: [\"/a/{**}/{*}\"]}}]}]", "{**} must be the last operator of a path template"),
         ("  rules: [{to: [{operation: {ports: [\"70000\"]}}]}]", "expected a port number (1-65535), got \"70000\""),
         ("  rules: [{from: []}]", "spec.rules[0].from: from must not be empty"),
         ("  rules: [{to: [{}]}]", "spec.rules[0].to[0]: operation must set at least one field"),
@@ -65,6 +52,33 @@ import Testing
         let error = onlyError(policy(spec))
         #expect(error.contains(expected), "\(error)")
         #expect(error.hasPrefix("test.yaml:"), "every error names the file and line")
+    }
+
+    /// Values Istio accepts but that never match (or match literally what reads like a pattern) load, as in
+    /// Istio, with a warning at their line saying what was probably meant; `validate --strict` refuses them.
+    @Test(arguments: [
+        ("  rules: [{from: [{source: {principals: [\"spiffe://cluster.local/ns/a/sa/b\"]}}]}]",
+         "spec.rules[0].from[0].source.principals[0]: warning: \"spiffe://cluster.local/ns/a/sa/b\" never matches: Istio adds spiffe:// itself; write \"cluster.local/ns/a/sa/b\""),
+        ("  rules: [{from: [{source: {principals: [cluster.local/default/sleep]}}]}]",
+         "is not of the form <trust-domain>/ns/<namespace>/sa/<service-account>"),
+        ("  rules: [{from: [{source: {requestPrincipals: [alice]}}]}]",
+         "\"alice\" never matches: a request principal is <issuer>/<subject>"),
+        ("  rules: [{to: [{operation: {paths: [\"/admin.*\"]}}]}]",
+         "spec.rules[0].to[0].operation.paths[0]: warning: \"/admin.*\" looks like a regular expression"),
+        ("  rules: [{to: [{operation: {paths: [\"^/admin$\"]}}]}]", "looks like a regular expression"),
+        ("  rules: [{to: [{operation: {hosts: [\"api.*.com\"]}}]}]",
+         "\"api.*.com\": * is a wildcard only as the first or the last character; this one is matched literally"),
+        ("  rules: [{to: [{operation: {paths: [admin]}}]}]", "\"admin\" never matches: paths are compared with the normalized path, which starts with /; write \"/admin\""),
+        ("  rules: [{to: [{operation: {methods: [get]}}]}]", "methods are case-sensitive: \"get\" never matches; write \"GET\""),
+        ("  rules: [{when: [{key: \"request.headers[x-a]\", values: [\"a.*\"]}]}]", "looks like a regular expression"),
+    ] as [(String, String)])
+    func neverMatchingValuesLoadWithAWarning(spec: String, expected: String) {
+        let diagnostics = loadWithBase(policy(spec))
+        #expect(errors(in: diagnostics).isEmpty, "\(errors(in: diagnostics))")
+        let warnings = diagnostics.filter { $0.severity == .warning }
+        #expect(warnings.count == 1, "\(warnings)")
+        #expect(warnings.first?.description.contains(expected) == true, "\(warnings)")
+        #expect(warnings.first?.description.hasPrefix("test.yaml:") == true, "every warning names the file and line")
     }
 
     @Test func dryRunAndWaypointTargetsAreWarnings() {
@@ -89,7 +103,7 @@ import Testing
         ("{issuer: i, jwks: \"not json\"}", "test.yaml:6:23: RequestAuthentication istio-system/jwt: spec.jwtRules[0].jwks: jwks does not parse: not a JSON object"),
         ("{issuer: i, jwks: '{\"keys\": [{\"kty\": \"oct\", \"k\": \"c2VjcmV0\"}]}'}", "jwks does not parse: no usable key (keys[0]: unsupported kty \"oct\")"),
         ("{issuer: i, jwks: '{\"keys\": [{\"kty\": \"RSA\", \"n\": \"AQAB\", \"e\": \"AQAB\"}]}'}", "invalid RSA key (2048 bits or more are required)"),
-        ("{issuer: i}", "set jwks or jwksUri: OpenID discovery from the issuer is not supported"),
+        ("{issuer: i}", "with neither jwks nor jwksUri the keys are found by OpenID discovery from the issuer, which needs an http(s) URL: \"i\" is not an http(s) URL"),
         ("{issuer: i, jwksUri: \"ftp://keys/jwks\", fromParams: [t]}", "unsupported scheme \"ftp\""),
         ("{issuer: i, jwksUri: \"file://relative.json\"}", "a file URI needs an absolute path"),
         ("{issuer: i, jwksUri: \"https://a/jwks\", jwks: \"{}\"}", "set jwks or jwksUri, not both"),

@@ -92,7 +92,17 @@ spec:
     hosts: [a.test]
 """
 
+# A DestinationRule configures the gateway only when a gateway route reaches its host (Istio: otherwise it
+# changes nothing here), so the rule under test comes with a route to backend.test.
 DR_HEAD = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: to-backend}
+spec:
+  hosts: [backend.example]
+  gateways: [gw]
+  http: [{route: [{destination: {host: backend.test}}]}]
+---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: backend-policy}

@@ -54,9 +54,14 @@ final class DecodeSession {
             guard let tracker = trackers[key], tracker.complete else { continue }
             for entry in tracker.entries where !tracker.requested.contains(entry.key) {
                 let path = FieldPath.render(tracker.path + [FieldKey(entry.key)])
-                let hint = Suggestion.hint(for: entry.key, in: tracker.requested.sorted())
-                problems.append(Problem(path: path, line: entry.keyLine, column: entry.keyColumn,
-                                        message: "unknown field \"\(entry.key)\"\(hint)"))
+                let message: String
+                if IstioFieldsNotImplemented.names.contains(entry.key) {
+                    message = "\(entry.key) is a field of Istio's API this version of Gatehouse does not implement yet; "
+                        + "refusing to load a configuration it would not enforce"
+                } else {
+                    message = "unknown field \"\(entry.key)\"\(Suggestion.hint(for: entry.key, in: tracker.requested.sorted()))"
+                }
+                problems.append(Problem(path: path, line: entry.keyLine, column: entry.keyColumn, message: message))
             }
         }
     }
@@ -384,4 +389,19 @@ struct NodeSingleValueContainer: SingleValueDecodingContainer {
     func decode(_ type: UInt16.Type) throws -> UInt16 { try decoder.integer(UInt16.self) }
     func decode(_ type: UInt32.Type) throws -> UInt32 { try decoder.integer(UInt32.self) }
     func decode(_ type: UInt64.Type) throws -> UInt64 { try decoder.integer(UInt64.self) }
+}
+
+/// Fields of Istio's current (or recent) API that the config model does not carry: refused like any
+/// unknown field, but named for what they are, so nobody hunts for a typo.
+enum IstioFieldsNotImplemented {
+    static let names: Set<String> = [
+        // RequestAuthentication jwtRules[]
+        "presence", "failedStatusInMetadata", "failureMode",
+        // DestinationRule connectionPool.http
+        "http2ProtocolOptions", "http2KeepAlive",
+        // VirtualService tcp[].match[]
+        "sourceSubnet",
+        // Older VirtualService and Gateway fields Istio has dropped
+        "websocketUpgrade",
+    ]
 }

@@ -40,6 +40,9 @@ public struct AuthorizationPolicySpec: Decodable, Sendable, Hashable {
         public var notIpBlocks: [String]?
         public var remoteIpBlocks: [String]?
         public var notRemoteIpBlocks: [String]?
+        /// The trust domain of the peer's SPIFFE identity (mTLS).
+        public var trustDomains: [String]?
+        public var notTrustDomains: [String]?
 
         public var isEmpty: Bool { self == Source() }
     }

@@ -26,8 +26,14 @@ public struct BootstrapSpec: Decodable, Sendable, Hashable {
     }
 
     public struct DNS: Decodable, Sendable, Hashable {
-        /// How long a resolved address list is reused before it is resolved again.
+        /// How long a ServiceEntry DNS host's address list is reused before it is resolved again.
         public var refreshRate: ConfigDuration?
+        /// Where Kubernetes service names are resolved (`IP` or `IP:PORT`); default: the nameservers of
+        /// /etc/resolv.conf (in a pod, the cluster's DNS).
+        public var resolvers: [String]?
+        /// Route to a Kubernetes service name no ServiceEntry declares by resolving it through DNS, as
+        /// Istio resolves it from the cluster's registry. On by default.
+        public var kubernetesServices: Bool?
     }
 
     public enum PathNormalization: String, ConfigEnum { case NONE, BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES }
@@ -47,6 +53,11 @@ public struct BootstrapSpec: Decodable, Sendable, Hashable {
     public var limits: Limits?
     public var dns: DNS?
     public var rootNamespace: String?
+    /// The Kubernetes cluster domain short names expand into (`NAME.NAMESPACE.svc.DOMAIN`).
+    public var clusterDomain: String?
+    /// A PEM bundle of CAs trusted, besides the system's, when fetching `jwksUri` keys and OpenID
+    /// discovery documents over https (an in-house identity provider).
+    public var jwksRootCerts: String?
     public var numTrustedProxies: UInt32?
     public var forwardClientCertDetails: ForwardClientCertDetails?
     public var identity: UninterpretedValue?

@@ -6,11 +6,15 @@ public struct VirtualServiceSpec: Decodable, Sendable, Hashable {
     public var tls: [TLSRoute]?
     public var tcp: [TCPRoute]?
     public var exportTo: [String]?
+
+    /// Lists a Gateway (not just `mesh`): otherwise Istio applies it to sidecars only, never to a gateway.
+    public var isBoundToGateway: Bool { (gateways ?? []).contains { $0 != "mesh" } }
 }
 
 public struct StringMatch: Decodable, Sendable, Hashable {
     public var exact: String?
     public var prefix: String?
+    public var suffix: String?
     public var regex: String?
 }
 

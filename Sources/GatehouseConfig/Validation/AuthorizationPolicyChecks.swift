@@ -1,10 +1,21 @@
 import Foundation
 import GatehouseSecurity
 
-/// Istio's AuthorizationPolicy validation, plus the mistakes Istio accepts silently but that would make a
-/// policy mean something else than its author thinks (a regex where a glob is expected, a `*` in the
-/// middle, a `spiffe://` principal): those are errors here, because a policy that never matches is a hole.
+/// Istio's AuthorizationPolicy validation (errors: what Istio refuses), plus the mistakes Istio accepts
+/// but that make a value never match or mean something else than its author thinks (a regex where a glob is
+/// expected, a `*` in the middle, a `spiffe://` principal, a lowercase method). Those load, as in Istio, and
+/// Gatehouse matches them exactly as Istio does; each gets a warning saying why and what was probably
+/// meant, and `validate --strict` turns the warnings into errors for CI.
 enum AuthorizationPolicyChecks {
+    /// What a value check found: a value Istio refuses, or one Istio accepts that never matches.
+    struct ValueProblem {
+        var message: String
+        var severity: Diagnostic.Severity
+
+        static func refused(_ message: String) -> ValueProblem { .init(message: message, severity: .error) }
+        static func neverMatches(_ message: String) -> ValueProblem { .init(message: message, severity: .warning) }
+    }
+
     static func check(_ policy: Resource<AuthorizationPolicySpec>) -> [Diagnostic] {
         var out: [Diagnostic] = []
         let spec = policy.spec
@@ -87,9 +98,9 @@ enum AuthorizationPolicyChecks {
 
     /// One diagnostic per value `check` finds a problem with, at `path[index]`.
     static func valueProblems(_ values: [String]?, _ path: String, _ policy: Resource<AuthorizationPolicySpec>,
-                              _ check: (String) -> String?) -> [Diagnostic] {
+                              _ check: (String) -> ValueProblem?) -> [Diagnostic] {
         (values ?? []).enumerated().compactMap { index, value in
-            check(value).map { policy.diagnostic("\(path)[\(index)]", $0) }
+            check(value).map { policy.diagnostic("\(path)[\(index)]", $0.message, severity: $0.severity) }
         }
     }
 
@@ -119,17 +130,18 @@ enum AuthorizationPolicyChecks {
     static func checkSource(_ source: AuthorizationPolicySpec.Source, _ path: String,
                             _ policy: Resource<AuthorizationPolicySpec>) -> [Diagnostic] {
         var out: [Diagnostic] = []
-        func each(_ values: [String]?, _ field: String, _ check: (String) -> String?) {
+        func each(_ values: [String]?, _ field: String, _ check: (String) -> ValueProblem?) {
             out += valueProblems(values, "\(path).\(field)", policy, check)
         }
         for field in ["principals", "notPrincipals"] {
             each(field == "principals" ? source.principals : source.notPrincipals, field) { value in
                 if let problem = globProblem(value) { return problem }
                 if value.hasPrefix("spiffe://") {
-                    return "write principals without spiffe:// (Istio adds it): \"\(value.dropFirst(9))\""
+                    return .neverMatches("\"\(value)\" never matches: Istio adds spiffe:// itself; write \"\(value.dropFirst(9))\"")
                 }
                 if case .exact = ValueMatch(istio: value), !isPrincipalShape(value) {
-                    return "expected a principal of the form <trust-domain>/ns/<namespace>/sa/<service-account>, got \"\(value)\""
+                    return .neverMatches("\"\(value)\" is not of the form <trust-domain>/ns/<namespace>/sa/<service-account>, "
+                        + "so it matches no identity Istio issues")
                 }
                 return nil
             }
@@ -138,23 +150,29 @@ enum AuthorizationPolicyChecks {
             each(field == "requestPrincipals" ? source.requestPrincipals : source.notRequestPrincipals, field) { value in
                 if let problem = globProblem(value) { return problem }
                 if case .exact = ValueMatch(istio: value), !value.contains("/") {
-                    return "expected a request principal of the form <issuer>/<subject>, got \"\(value)\""
+                    return .neverMatches("\"\(value)\" never matches: a request principal is <issuer>/<subject>")
                 }
                 return nil
             }
         }
         for field in ["namespaces", "notNamespaces"] {
             each(field == "namespaces" ? source.namespaces : source.notNamespaces, field) { value in
-                globProblem(value) ?? (value.contains("/") ? "a namespace cannot contain \"/\"" : nil)
+                globProblem(value) ?? (value.contains("/") ? .refused("a namespace cannot contain \"/\"") : nil)
+            }
+        }
+        for field in ["trustDomains", "notTrustDomains"] {
+            each(field == "trustDomains" ? source.trustDomains : source.notTrustDomains, field) { value in
+                globProblem(value) ?? (value.contains("/") || value.hasPrefix("spiffe:")
+                    ? .neverMatches("\"\(value)\" never matches: a trust domain is a bare name such as cluster.local") : nil)
             }
         }
         for field in ["serviceAccounts", "notServiceAccounts"] {
             each(field == "serviceAccounts" ? source.serviceAccounts : source.notServiceAccounts, field) { value in
-                if value.isEmpty { return "empty value" }
-                if value.contains("*") { return "serviceAccounts take no wildcards" }
+                if value.isEmpty { return .refused("empty value") }
+                if value.contains("*") { return .refused("serviceAccounts take no wildcards") }
                 if value.split(separator: "/", omittingEmptySubsequences: false).count > 2 || value.hasPrefix("/")
                     || value.hasSuffix("/") {
-                    return "expected <service-account> or <namespace>/<service-account>, got \"\(value)\""
+                    return .refused("expected <service-account> or <namespace>/<service-account>, got \"\(value)\"")
                 }
                 return nil
             }
@@ -171,7 +189,7 @@ enum AuthorizationPolicyChecks {
             case "remoteIpBlocks": source.remoteIpBlocks
             default: source.notRemoteIpBlocks
             }
-            each(values, field) { IPBlock($0) == nil ? "invalid IP address or CIDR \"\($0)\"" : nil }
+            each(values, field) { IPBlock($0) == nil ? .refused("invalid IP address or CIDR \"\($0)\"") : nil }
         }
         return out
     }
@@ -179,7 +197,7 @@ enum AuthorizationPolicyChecks {
     static func checkOperation(_ operation: AuthorizationPolicySpec.Operation, _ path: String,
                                _ policy: Resource<AuthorizationPolicySpec>) -> [Diagnostic] {
         var out: [Diagnostic] = []
-        func each(_ values: [String]?, _ field: String, _ check: (String) -> String?) {
+        func each(_ values: [String]?, _ field: String, _ check: (String) -> ValueProblem?) {
             out += valueProblems(values, "\(path).\(field)", policy, check)
         }
         each(operation.hosts, "hosts", globProblem)
@@ -190,7 +208,7 @@ enum AuthorizationPolicyChecks {
             each(values, field) { value in
                 if let problem = globProblem(value) { return problem }
                 if value != value.uppercased() {
-                    return "methods are case-sensitive: \"\(value)\" never matches; write \"\(value.uppercased())\""
+                    return .neverMatches("methods are case-sensitive: \"\(value)\" never matches; write \"\(value.uppercased())\"")
                 }
                 return nil
             }
@@ -226,54 +244,59 @@ enum AuthorizationPolicyChecks {
         }
         for (values, field) in [(condition.values, "values"), (condition.notValues, "notValues")] {
             for (index, value) in (values ?? []).enumerated() {
-                let problem: String? = if key.takesIPBlocks {
-                    IPBlock(value) == nil ? "invalid IP address or CIDR \"\(value)\" for \(condition.key)" : nil
+                let problem: ValueProblem? = if key.takesIPBlocks {
+                    IPBlock(value) == nil ? .refused("invalid IP address or CIDR \"\(value)\" for \(condition.key)") : nil
                 } else if key == .destinationPort {
                     portProblem(value)
                 } else {
                     globProblem(value)
                 }
-                if let problem { out.append(policy.diagnostic("\(path).\(field)[\(index)]", problem)) }
+                if let problem {
+                    out.append(policy.diagnostic("\(path).\(field)[\(index)]", problem.message, severity: problem.severity))
+                }
             }
         }
         return out
     }
 
     /// Values are exact strings or `*` globs at one end. Anything that reads like a regex or puts `*`
-    /// elsewhere would be matched literally by Istio, which is never what was meant.
-    static func globProblem(_ value: String) -> String? {
-        if value.isEmpty { return "empty value" }
+    /// elsewhere is matched literally, by Istio and by Gatehouse alike, which is never what was meant. An
+    /// empty value is what Istio refuses.
+    static func globProblem(_ value: String) -> ValueProblem? {
+        if value.isEmpty { return .refused("empty value") }
         if value == "*" { return nil }
         var core = Substring(value)
         if core.hasPrefix("*") { core = core.dropFirst() } else if core.hasSuffix("*") { core = core.dropLast() }
         if core.contains("*") {
-            return "\"\(value)\": * is a wildcard only as the first or the last character; Istio would match this one literally"
+            return .neverMatches("\"\(value)\": * is a wildcard only as the first or the last character; this one is "
+                + "matched literally (as Istio does)")
         }
         let regexMarks = [".*", ".+", "\\d", "\\w", "\\.", "\\/", "(?", "[^", "|"]
         if value.hasPrefix("^") || value.hasSuffix("$") || regexMarks.contains(where: { value.contains($0) }) {
-            return "\"\(value)\" looks like a regular expression; AuthorizationPolicy values are exact strings with an "
-                + "optional * at the start or the end"
+            return .neverMatches("\"\(value)\" looks like a regular expression, but AuthorizationPolicy values are exact "
+                + "strings with an optional * at the start or the end: it is matched as written (as Istio does)")
         }
         return nil
     }
 
-    static func portProblem(_ value: String) -> String? {
+    static func portProblem(_ value: String) -> ValueProblem? {
         guard let port = Int(value), (1...65535).contains(port), !value.hasPrefix("+") else {
-            return "expected a port number (1-65535), got \"\(value)\""
+            return .refused("expected a port number (1-65535), got \"\(value)\"")
         }
         return nil
     }
 
-    static func pathProblem(_ value: String) -> String? {
+    static func pathProblem(_ value: String) -> ValueProblem? {
         do {
             if case .glob = try PathMatch(istio: value) {
                 if let problem = globProblem(value) { return problem }
             }
         } catch {
-            return error.description
+            return .refused(error.description)
         }
         if !value.hasPrefix("/"), !value.hasPrefix("*") {
-            return "\"\(value)\" never matches: paths are compared with the normalized path, which starts with /"
+            return .neverMatches("\"\(value)\" never matches: paths are compared with the normalized path, which starts "
+                + "with /; write \"/\(value)\"")
         }
         return nil
     }

@@ -1,3 +1,5 @@
+import GatehouseDNS
+
 enum BootstrapChecks {
     static func check(_ bootstrap: Resource<BootstrapSpec>) -> [Diagnostic] {
         var out: [Diagnostic] = []
@@ -10,6 +12,16 @@ enum BootstrapChecks {
         }
         if let kb = spec.limits?.maxRequestHeadersKb, kb == 0 || kb > 8192 {
             out.append(bootstrap.diagnostic("spec.limits.maxRequestHeadersKb", "must be between 1 and 8192"))
+        }
+        for (index, resolver) in (spec.dns?.resolvers ?? []).enumerated() where ResolverAddress(resolver) == nil {
+            out.append(bootstrap.diagnostic("spec.dns.resolvers[\(index)]",
+                "expected a resolver as IP or IP:PORT (e.g. 10.96.0.10 or [::1]:5353), got \"\(resolver)\""))
+        }
+        if let domain = spec.clusterDomain, domain.isEmpty || HostName.problem(domain, allowWildcard: false) != nil {
+            out.append(bootstrap.diagnostic("spec.clusterDomain", "expected a DNS domain such as cluster.local, got \"\(domain)\""))
+        }
+        if let roots = spec.jwksRootCerts, roots.isEmpty {
+            out.append(bootstrap.diagnostic("spec.jwksRootCerts", "expected the path of a PEM file of CA certificates"))
         }
         out += ConfigValidator.notSupported(spec.limits?.streamIdleTimeout != nil, "spec.limits.streamIdleTimeout",
                                            bootstrap, "streamIdleTimeout")

@@ -15,15 +15,27 @@ public enum ConfigValidator {
         }
         if let bootstrap = set.bootstrap { out += BootstrapChecks.check(bootstrap) }
         out += duplicateNames(set)
+        let routed = set.gatewayDestinationHosts(catalog)
         for gateway in set.gateways { out += GatewayChecks.check(gateway) }
         out += GatewayChecks.checkPortConflicts(set.gateways)
         for service in set.virtualServices { out += VirtualServiceChecks(catalog: catalog).check(service) }
-        for rule in set.destinationRules { out += DestinationRuleChecks.check(rule, catalog: catalog) }
-        for entry in set.serviceEntries { out += ServiceEntryChecks.check(entry) }
+        for rule in set.destinationRules {
+            out += DestinationRuleChecks.check(rule, catalog: catalog,
+                                               appliesToGateway: set.destinationRuleApplies(rule, routedHosts: routed, catalog))
+        }
+        var reachedEntries: [Resource<ServiceEntrySpec>] = []
+        for entry in set.serviceEntries {
+            let reached = entry.spec.hosts.contains { routed.contains(catalog.fqdn($0, namespace: entry.namespace)) }
+            if reached { reachedEntries.append(entry) }
+            out += ServiceEntryChecks.check(entry, appliesToGateway: reached)
+        }
+        out += ServiceEntryChecks.selectedWorkloads(set.workloadEntries, by: reachedEntries)
         for policy in set.authorizationPolicies { out += AuthorizationPolicyChecks.check(policy) }
         for authentication in set.requestAuthentications { out += RequestAuthenticationChecks.check(authentication) }
-        for workload in set.workloadEntries where (workload.spec.address ?? "").isEmpty {
-            out.append(workload.diagnostic("spec.address", "missing required field \"address\""))
+        // Istio allows no address only on another network (reached through that network's gateway).
+        for workload in set.workloadEntries where (workload.spec.address ?? "").isEmpty && workload.spec.network == nil {
+            out.append(workload.diagnostic("spec.address", "missing required field \"address\" (it may be omitted only "
+                + "with network set)"))
         }
         return out
     }
@@ -61,12 +73,12 @@ public enum ConfigValidator {
     static func stringMatchProblems<S>(_ match: StringMatch?, _ path: String, in resource: Resource<S>,
                                        allowEmpty: Bool = false) -> [Diagnostic] {
         guard let match else { return [] }
-        let set = [match.exact, match.prefix, match.regex].compactMap { $0 }
+        let set = [match.exact, match.prefix, match.suffix, match.regex].compactMap { $0 }
         if set.count > 1 {
-            return [resource.diagnostic(path, "only one of exact, prefix or regex may be set")]
+            return [resource.diagnostic(path, "only one of exact, prefix, suffix or regex may be set")]
         }
         if set.isEmpty, !allowEmpty {
-            return [resource.diagnostic(path, "one of exact, prefix or regex is required")]
+            return [resource.diagnostic(path, "one of exact, prefix, suffix or regex is required")]
         }
         if let regex = match.regex, let problem = regexProblem(regex) {
             return [resource.diagnostic("\(path).regex", problem)]

@@ -32,6 +32,10 @@ enum GatewayChecks {
                     out.append(gateway.diagnostic("\(path).hosts[\(hostIndex)]", problem))
                 }
             }
+            if server.port.targetPort != nil {
+                out.append(gateway.diagnostic("\(path).port.targetPort", "targetPort has no effect on a Gateway server "
+                    + "(Istio ignores it too): the gateway listens on port.number", severity: .warning))
+            }
             if let bind = server.bind, !HostName.isIPAddress(bind) {
                 out.append(gateway.diagnostic("\(path).bind", "expected an IP address, got \"\(bind)\""))
             }
@@ -58,7 +62,12 @@ enum GatewayChecks {
                     out += checkTermination(server.tls, path: "\(path).tls", in: gateway)
                 }
             case .TCP:
-                break
+                // Istio treats a non-HTTP server with tls as a TLS server; relaying its bytes raw would
+                // skip the TLS it asked for.
+                if server.tls != nil {
+                    out.append(gateway.diagnostic("\(path).tls", "tls on a TCP server (Istio terminates or passes TLS "
+                        + "through on it) is not supported yet; use protocol TLS with mode PASSTHROUGH, or HTTPS"))
+                }
             case .MONGO:
                 out.append(gateway.diagnostic("\(path).port.protocol",
                     "protocol MONGO is not supported; use TCP to relay it"))
@@ -129,11 +138,21 @@ enum GatewayChecks {
 
     static func checkPortConflicts(_ gateways: [Resource<GatewaySpec>]) -> [Diagnostic] {
         var firstByPort: [UInt32: (family: String, label: String)] = [:]
+        var bindByPort: [UInt32: (bind: String, label: String)] = [:]
         var out: [Diagnostic] = []
         for gateway in gateways {
             for (index, server) in (gateway.spec.servers ?? []).enumerated() {
                 guard let proto = ServerProtocol(istio: server.port.protocol) else { continue }
                 let port = server.port.number
+                // One listener per port serves every server on it, so they must bind the same address.
+                if let bind = server.bind {
+                    if let first = bindByPort[port], first.bind != bind {
+                        out.append(gateway.diagnostic("spec.servers[\(index)].bind", "port \(port) is bound to \(first.bind) "
+                            + "by \(first.label); one listener serves every server on a port, so it cannot also bind \(bind)"))
+                    } else if bindByPort[port] == nil {
+                        bindByPort[port] = (bind, gateway.label)
+                    }
+                }
                 let family = family(proto, server.tls)
                 if let first = firstByPort[port], first.family != family {
                     out.append(gateway.diagnostic("spec.servers[\(index)].port",

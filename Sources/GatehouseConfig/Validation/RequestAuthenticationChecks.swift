@@ -29,8 +29,11 @@ enum RequestAuthenticationChecks {
             case (nil, .some(let uri)):
                 if let problem = uriProblem(uri) { out.append(resource.diagnostic("\(path).jwksUri", problem)) }
             case (nil, nil):
-                out.append(resource.diagnostic(path,
-                    "set jwks or jwksUri: OpenID discovery from the issuer is not supported by this version of Gatehouse"))
+                // OpenID discovery: ISSUER/.well-known/openid-configuration names the keys.
+                if let problem = discoveryProblem(rule.issuer) {
+                    out.append(resource.diagnostic("\(path).issuer", "with neither jwks nor jwksUri the keys are found by "
+                        + "OpenID discovery from the issuer, which needs an http(s) URL: \(problem)"))
+                }
             }
             for (headerIndex, header) in (rule.fromHeaders ?? []).enumerated() where !isToken(header.name) {
                 out.append(resource.diagnostic("\(path).fromHeaders[\(headerIndex)].name", "invalid header name \"\(header.name)\""))
@@ -68,6 +71,14 @@ enum RequestAuthenticationChecks {
         default:
             return "unsupported scheme \"\(scheme)\"; expected https, http or file"
         }
+    }
+
+    static func discoveryProblem(_ issuer: String) -> String? {
+        guard !issuer.isEmpty else { return nil }  // reported as an empty issuer
+        guard let url = URL(string: issuer), let scheme = url.scheme?.lowercased(), scheme == "https" || scheme == "http" else {
+            return "\"\(issuer)\" is not an http(s) URL"
+        }
+        return (url.host ?? "").isEmpty ? "\"\(issuer)\" has no host" : nil
     }
 
     /// RFC 9110 token characters.

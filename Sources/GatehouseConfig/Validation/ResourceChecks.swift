@@ -1,17 +1,25 @@
 enum DestinationRuleChecks {
-    static func check(_ rule: Resource<DestinationRuleSpec>, catalog: ServiceCatalog) -> [Diagnostic] {
+    /// `appliesToGateway`: some route bound to a Gateway sends traffic to the rule's host. A rule for a
+    /// host only sidecars reach configures nothing here, so the features this build lacks are not refused
+    /// in it (it gets Istio's own checks only).
+    static func check(_ rule: Resource<DestinationRuleSpec>, catalog: ServiceCatalog, appliesToGateway: Bool) -> [Diagnostic] {
         var out: [Diagnostic] = []
-        if catalog.serviceEntry(for: rule.spec.host, namespace: rule.namespace) == nil, !catalog.hasBrokenServiceEntries {
+        if appliesToGateway, catalog.serviceEntry(for: rule.spec.host, namespace: rule.namespace) == nil,
+           catalog.kubernetesService(for: rule.spec.host, namespace: rule.namespace) == nil, !catalog.hasBrokenServiceEntries {
             out.append(rule.diagnostic("spec.host", "no ServiceEntry declares host \"\(rule.spec.host)\"; "
                 + "this DestinationRule applies to nothing", severity: .warning))
         }
-        out += ConfigValidator.notSupported(rule.spec.workloadSelector != nil, "spec.workloadSelector", rule, "workloadSelector")
         var names: Set<String> = []
         for (index, subset) in (rule.spec.subsets ?? []).enumerated() {
             if subset.name.isEmpty { out.append(rule.diagnostic("spec.subsets[\(index)].name", "subset name must not be empty")) }
             if !names.insert(subset.name).inserted {
                 out.append(rule.diagnostic("spec.subsets[\(index)].name", "duplicate subset \"\(subset.name)\""))
             }
+        }
+        out += ExportTo.problems(rule.spec.exportTo, in: rule)
+        guard appliesToGateway else { return out }
+        out += ConfigValidator.notSupported(rule.spec.workloadSelector != nil, "spec.workloadSelector", rule, "workloadSelector")
+        for (index, subset) in (rule.spec.subsets ?? []).enumerated() {
             out += policy(subset.trafficPolicy, "spec.subsets[\(index)].trafficPolicy", rule)
         }
         out += policy(rule.spec.trafficPolicy, "spec.trafficPolicy", rule)
@@ -57,8 +65,10 @@ enum DestinationRuleChecks {
 }
 
 enum ServiceEntryChecks {
-    static func check(_ entry: Resource<ServiceEntrySpec>) -> [Diagnostic] {
-        var out: [Diagnostic] = []
+    /// `appliesToGateway`: a gateway route reaches one of its hosts, so how its endpoints are balanced
+    /// matters here.
+    static func check(_ entry: Resource<ServiceEntrySpec>, appliesToGateway: Bool) -> [Diagnostic] {
+        var out: [Diagnostic] = ExportTo.problems(entry.spec.exportTo, in: entry)
         let spec = entry.spec
         if spec.hosts.isEmpty { out.append(entry.diagnostic("spec.hosts", "at least one host is required")) }
         for (index, host) in spec.hosts.enumerated() {
@@ -110,7 +120,28 @@ enum ServiceEntryChecks {
                 out.append(entry.diagnostic("\(path).ports.\(name)",
                     "no port named \"\(name)\" in spec.ports\(Suggestion.hint(for: name, in: portNames))"))
             }
+            if appliesToGateway { out += endpointProblems(endpoint, path, entry) }
         }
         return out
+    }
+
+    /// Endpoint fields that change where Istio sends traffic and that this build does not apply.
+    static func endpointProblems<S>(_ endpoint: WorkloadEntrySpec, _ path: String, _ resource: Resource<S>) -> [Diagnostic] {
+        ConfigValidator.notSupported(endpoint.weight != nil, "\(path).weight", resource, "endpoint weight (it balances round robin)")
+            + ConfigValidator.notSupported(endpoint.network != nil, "\(path).network", resource,
+                                           "an endpoint on another network (reached through that network's gateway)")
+    }
+
+    /// WorkloadEntries that a ServiceEntry reached from a gateway route selects.
+    static func selectedWorkloads(_ workloads: [Resource<WorkloadEntrySpec>],
+                                  by entries: [Resource<ServiceEntrySpec>]) -> [Diagnostic] {
+        workloads.flatMap { workload -> [Diagnostic] in
+            let labels = workload.labels.merging(workload.spec.labels ?? [:]) { _, spec in spec }
+            let selected = entries.contains { entry in
+                guard entry.namespace == workload.namespace, let selector = entry.spec.workloadSelector?.labels else { return false }
+                return selector.allSatisfy { labels[$0.key] == $0.value }
+            }
+            return selected ? endpointProblems(workload.spec, "spec", workload) : []
+        }
     }
 }

@@ -3,6 +3,8 @@ import Foundation
 
 struct VirtualServiceChecks {
     let catalog: ServiceCatalog
+    /// False for a VirtualService bound to no Gateway: its destinations and features are the sidecars'.
+    var appliesToGateway = true
 
     func check(_ vs: Resource<VirtualServiceSpec>) -> [Diagnostic] {
         var out: [Diagnostic] = []
@@ -15,13 +17,13 @@ struct VirtualServiceChecks {
             }
         }
         let gateways = spec.gateways ?? []
-        if gateways.isEmpty {
-            out.append(vs.diagnostic("spec", "no \"gateways\" listed: like Istio, the VirtualService then applies to "
-                + "the mesh only and is not bound to any Gateway", severity: .warning))
-        }
         out += checkGatewayReferences(gateways, path: "spec.gateways", vs)
+        // A mesh-only VirtualService configures sidecars, not this gateway: it gets Istio's own validation
+        // (what `kubectl apply` would refuse) and nothing about hosts or features only a gateway would need.
+        let checks = catalog.appliesToGateway(vs) ? self : VirtualServiceChecks(catalog: catalog, appliesToGateway: false)
+        out += ExportTo.problems(spec.exportTo, in: vs)
         for (index, route) in (spec.http ?? []).enumerated() {
-            out += checkHTTPRoute(route, path: "spec.http[\(index)]", vs)
+            out += checks.checkHTTPRoute(route, path: "spec.http[\(index)]", vs)
         }
         for (index, route) in (spec.tls ?? []).enumerated() {
             let path = "spec.tls[\(index)]"
@@ -30,10 +32,10 @@ struct VirtualServiceChecks {
                 out.append(vs.diagnostic(matches.isEmpty ? path : "\(path).match",
                                          "every tls match needs sniHosts (Istio requires them)"))
             }
-            out += checkStreamDestinations(route.route, path: path, vs)
+            out += checks.checkStreamDestinations(route.route, path: path, vs)
         }
         for (index, route) in (spec.tcp ?? []).enumerated() {
-            out += checkStreamDestinations(route.route, path: "spec.tcp[\(index)]", vs)
+            out += checks.checkStreamDestinations(route.route, path: "spec.tcp[\(index)]", vs)
         }
         return out
     }
@@ -119,6 +121,7 @@ struct VirtualServiceChecks {
             }
         }
         out += checkHeaders(route.headers, path: "\(path).headers", vs)
+        guard appliesToGateway else { return out }
         // `retries: {attempts: 0}` turns retries off, which is what this build does: it is enforced.
         out += ConfigValidator.notSupported(route.retries != nil && !route.retriesOff, "\(path).retries", vs,
                                             "retries (other than attempts: 0)")
@@ -149,10 +152,6 @@ struct VirtualServiceChecks {
             out.append(vs.diagnostic("\(path).port", "port \(port) is out of range (1-65535)"))
         }
         if let gateways = match.gateways { out += checkGatewayReferences(gateways, path: "\(path).gateways", vs) }
-        if match.sourceLabels != nil || match.sourceNamespace != nil {
-            out.append(vs.diagnostic(path, "sourceLabels and sourceNamespace only apply to sidecars; ignored at a gateway",
-                                     severity: .warning))
-        }
         return out
     }
 
@@ -179,12 +178,18 @@ struct VirtualServiceChecks {
     }
 
     func checkDestination(_ destination: Destination, path: String, _ vs: Resource<VirtualServiceSpec>) -> [Diagnostic] {
+        guard appliesToGateway else { return [] }
         guard let entry = catalog.serviceEntry(for: destination.host, namespace: vs.namespace) else {
             if catalog.hasBrokenServiceEntries { return [] }
+            if let service = catalog.kubernetesService(for: destination.host, namespace: vs.namespace) {
+                return kubernetesServiceProblems(destination, service: service, path: path, vs)
+            }
             let fqdn = catalog.fqdn(destination.host, namespace: vs.namespace)
             let expanded = fqdn == destination.host.lowercased() ? "" : " (\(fqdn))"
+            let off = !catalog.resolvesKubernetesServices && !destination.host.contains("*")
+                ? "; Kubernetes service names are not resolved (Bootstrap dns.kubernetesServices is false)" : ""
             return [vs.diagnostic("\(path).host", "unknown host \"\(destination.host)\"\(expanded): no ServiceEntry "
-                + "declares it\(Suggestion.hint(for: fqdn, in: catalog.knownHosts))")]
+                + "declares it\(Suggestion.hint(for: fqdn, in: catalog.knownHosts))\(off)")]
         }
         var out: [Diagnostic] = []
         let ports = entry.spec.ports ?? []
@@ -207,6 +212,24 @@ struct VirtualServiceChecks {
                 out.append(vs.diagnostic("\(path).subset",
                     "unknown subset \"\(subset)\"\(Suggestion.hint(for: subset, in: names)): \(owner)"))
             }
+        }
+        return out
+    }
+
+    /// A Kubernetes service resolved through DNS: the port has to be named (DNS does not list a service's
+    /// ports) and subsets cannot be honoured (they select endpoints by labels, which DNS does not give).
+    func kubernetesServiceProblems(_ destination: Destination, service: String, path: String,
+                                   _ vs: Resource<VirtualServiceSpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        if destination.port?.number == nil {
+            out.append(vs.diagnostic("\(path).port", "\"\(destination.host)\" is the Kubernetes service \(service), "
+                + "resolved through DNS, which does not say which ports it has: set port.number (or declare the "
+                + "service with a ServiceEntry)"))
+        }
+        if let subset = destination.subset {
+            out.append(vs.diagnostic("\(path).subset", "subset \"\(subset)\" of \(service): subsets select endpoints by "
+                + "their labels, and DNS gives addresses without labels; declare the endpoints with a ServiceEntry "
+                + "(and WorkloadEntries) to route to a subset"))
         }
         return out
     }

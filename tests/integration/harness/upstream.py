@@ -177,12 +177,13 @@ class Upstream:
     """Use as a context manager or call :meth:`start`/:meth:`stop`."""
 
     def __init__(self, name: str = "upstream", defaults: Mapping[str, Any] | None = None,
-                 host: str = "127.0.0.1"):
+                 host: str = "127.0.0.1", port: int = 0):
         self.name = name
         self.defaults = {k: [str(v)] if not isinstance(v, list) else [str(x) for x in v]
                          for k, v in (defaults or {}).items()}
         self.host = host
-        self.port = 0
+        #: 0: an ephemeral port, known after :meth:`start`.
+        self.port = port
         self._listener: socket.socket | None = None
         self._lock = threading.Condition()
         self._stopping = threading.Event()
@@ -200,7 +201,7 @@ class Upstream:
     def start(self) -> "Upstream":
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((self.host, 0))
+        listener.bind((self.host, self.port))
         listener.listen(256)
         listener.settimeout(0.2)
         self._listener = listener

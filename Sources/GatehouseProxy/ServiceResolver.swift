@@ -1,0 +1,144 @@
+import Foundation
+import GatehouseDNS
+import GatehouseSnapshot
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// Resolves Kubernetes service names through DNS (the Bootstrap's `dns.resolvers`, else the nameservers
+/// of /etc/resolv.conf) and keeps each answer for its TTL (`ResolutionCache`). Only the first request for
+/// a name waits; later ones use the cached addresses, and an expired entry is refreshed in the background
+/// while the old addresses keep serving. Queries are UDP from a fresh socket (a random source port) with
+/// a random id, and a reply must echo both the id and the question.
+final class ServiceResolver: Sendable {
+    private let cache = Mutex(ResolutionCache<EventLoopPromise<[DNSAddress]>>())
+    private let systemResolvers: [ResolverAddress]
+    /// One try per resolver takes this long at most; each resolver is tried twice.
+    private let attemptTimeout: TimeAmount = .seconds(1)
+
+    init(resolvConf: String = "/etc/resolv.conf") {
+        let text = (try? String(contentsOfFile: resolvConf, encoding: .utf8)) ?? ""
+        systemResolvers = ResolverAddress.fromResolvConf(text)
+    }
+
+    /// `configured`: the snapshot's `dns.resolvers` (empty: the system's).
+    func resolve(name: String, port: Int, configured: [ResolverAddress], on eventLoop: EventLoop) -> EventLoopFuture<[SocketAddress]> {
+        let promise = eventLoop.makePromise(of: [DNSAddress].self)
+        let step = cache.withLock { $0.lookup(name, now: NIODeadline.now().uptimeNanoseconds, waiter: promise) }
+        let resolvers = configured.isEmpty ? systemResolvers : configured
+        switch step {
+        case .use(let addresses):
+            promise.succeed(addresses)
+        case .useAndRefresh(let addresses):
+            promise.succeed(addresses)
+            query(name, resolvers: resolvers, on: eventLoop)
+        case .wait:
+            break
+        case .waitAndQuery:
+            query(name, resolvers: resolvers, on: eventLoop)
+        case .fail(let reason):
+            promise.fail(ResolutionFailure(name: name, reason: reason))
+        }
+        return promise.futureResult.flatMapThrowing { addresses in
+            try addresses.map { try SocketAddress(ipAddress: $0.description, port: port) }
+        }
+    }
+
+    private func query(_ name: String, resolvers: [ResolverAddress], on eventLoop: EventLoop) {
+        // IPv4 first (Istio's V4_PREFERRED), IPv6 when the name has no IPv4 address.
+        ask(name, type: .a, resolvers: resolvers, on: eventLoop).flatMap { result -> EventLoopFuture<Result<DNSAnswer, DNSFailure>> in
+            if case .failure(.noRecords) = result { return self.ask(name, type: .aaaa, resolvers: resolvers, on: eventLoop) }
+            return eventLoop.makeSucceededFuture(result)
+        }.whenSuccess { result in
+            let (waiters, outcome) = self.cache.withLock { $0.finished(name, result, now: NIODeadline.now().uptimeNanoseconds) }
+            for waiter in waiters { waiter.completeWith(outcome.mapError { $0 as Error }) }
+        }
+    }
+
+    /// Tries each resolver twice, in order, until one gives an answer (an error answer included: NXDOMAIN
+    /// from the first resolver is the answer, not a reason to ask the next).
+    private func ask(_ name: String, type: DNSRecordType, resolvers: [ResolverAddress],
+                     on eventLoop: EventLoop) -> EventLoopFuture<Result<DNSAnswer, DNSFailure>> {
+        let attempts = resolvers.flatMap { [$0, $0] }
+        func attempt(_ index: Int) -> EventLoopFuture<Result<DNSAnswer, DNSFailure>> {
+            guard index < attempts.count else {
+                return eventLoop.makeSucceededFuture(.failure(resolvers.isEmpty ? .noResolver : .timedOut))
+            }
+            let question = DNSQuestion(id: UInt16.random(in: 0...UInt16.max), name: name, type: type)
+            return exchange(question, with: attempts[index], on: eventLoop).flatMap { result in
+                switch result {
+                case .failure(.timedOut), .failure(.malformed): attempt(index + 1)
+                default: eventLoop.makeSucceededFuture(result)
+                }
+            }
+        }
+        return attempt(0)
+    }
+
+    private func exchange(_ question: DNSQuestion, with resolver: ResolverAddress,
+                          on eventLoop: EventLoop) -> EventLoopFuture<Result<DNSAnswer, DNSFailure>> {
+        guard let query = question.encoded(),
+              let address = try? SocketAddress(ipAddress: resolver.host, port: resolver.port) else {
+            return eventLoop.makeSucceededFuture(.failure(.malformed("cannot ask \(resolver) for \(question.name)")))
+        }
+        let promise = eventLoop.makePromise(of: Result<DNSAnswer, DNSFailure>.self)
+        let timeout = attemptTimeout
+        DatagramBootstrap(group: eventLoop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(DNSReplyHandler(question: question, resolver: address,
+                                                                                   promise: promise))
+                }
+            }
+            .bind(host: address.protocol == .inet6 ? "::" : "0.0.0.0", port: 0)
+            .whenComplete { bound in
+                switch bound {
+                case .failure:
+                    promise.succeed(.failure(.noResolver))
+                case .success(let channel):
+                    let timer = eventLoop.scheduleTask(in: timeout) { promise.succeed(.failure(.timedOut)) }
+                    var buffer = channel.allocator.buffer(capacity: query.count)
+                    buffer.writeBytes(query)
+                    channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+                    promise.futureResult.whenComplete { _ in
+                        timer.cancel()
+                        channel.close(promise: nil)
+                    }
+                }
+            }
+        return promise.futureResult
+    }
+}
+
+/// Completes the exchange with the first reply from the resolver that answers our question; anything
+/// else arriving on the socket (another source, another id) is dropped.
+private final class DNSReplyHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+
+    let question: DNSQuestion
+    let resolver: SocketAddress
+    let promise: EventLoopPromise<Result<DNSAnswer, DNSFailure>>
+
+    init(question: DNSQuestion, resolver: SocketAddress, promise: EventLoopPromise<Result<DNSAnswer, DNSFailure>>) {
+        self.question = question
+        self.resolver = resolver
+        self.promise = promise
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        guard envelope.remoteAddress == resolver else { return }
+        let result = question.answer(from: Array(envelope.data.readableBytesView))
+        if case .failure(.notOurs) = result { return }
+        promise.succeed(result)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // ICMP port unreachable and the like: this resolver will not answer; the timer moves on.
+    }
+}
+
+extension GatewaySettings {
+    /// `dnsResolvers` parsed (validation refused any that do not parse).
+    var resolverAddresses: [ResolverAddress] { dnsResolvers.compactMap(ResolverAddress.init) }
+}
