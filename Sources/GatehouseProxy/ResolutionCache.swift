@@ -4,11 +4,12 @@ import GatehouseDNS
 /// addresses, use them and refresh in the background, wait for a query already running, or start one.
 /// Pure (the clock is passed in), so TTL expiry, coalescing and failure handling are unit-tested
 /// without sockets; `ServiceResolver` is its I/O shell.
-struct ResolutionCache<Waiter> {
+/// `Address` is what the caller connects to (a socket address with its port), built once per answer.
+struct ResolutionCache<Address, Waiter> {
     enum Lookup {
-        case use([DNSAddress])
+        case use([Address])
         /// Use these (stale) addresses, and start one query to refresh them.
-        case useAndRefresh([DNSAddress])
+        case useAndRefresh([Address])
         /// A query for the name is running: the waiter is kept and answered when it ends.
         case wait
         /// The waiter is kept; start the query.
@@ -18,7 +19,7 @@ struct ResolutionCache<Waiter> {
     }
 
     private struct Entry {
-        var addresses: [DNSAddress] = []
+        var addresses: [Address] = []
         var failure: String?
         /// Monotonic nanoseconds after which the entry is refreshed (or, failed, asked again).
         var expiresAt: UInt64 = 0
@@ -34,7 +35,8 @@ struct ResolutionCache<Waiter> {
 
     private var entries: [String: Entry] = [:]
 
-    mutating func lookup(_ name: String, now: UInt64, waiter: Waiter) -> Lookup {
+    /// `waiter` is called only when the caller has to wait (so a cache hit builds none).
+    mutating func lookup(_ name: String, now: UInt64, waiter: () -> Waiter) -> Lookup {
         var entry = entries[name, default: Entry()]
         defer { entries[name] = entry }
         if !entry.addresses.isEmpty {
@@ -43,7 +45,7 @@ struct ResolutionCache<Waiter> {
             return .useAndRefresh(entry.addresses)
         }
         if let failure = entry.failure, now < entry.expiresAt, !entry.querying { return .fail(failure) }
-        entry.waiters.append(waiter)
+        entry.waiters.append(waiter())
         if entry.querying { return .wait }
         entry.querying = true
         return .waitAndQuery
@@ -51,8 +53,9 @@ struct ResolutionCache<Waiter> {
 
     /// A query ended: the waiters to answer, and with what. A failed refresh keeps the last good
     /// addresses (a resolver hiccup must not take a healthy service down) and asks again after the hold.
-    mutating func finished(_ name: String, _ result: Result<DNSAnswer, DNSFailure>,
-                           now: UInt64) -> (waiters: [Waiter], outcome: Result<[DNSAddress], ResolutionFailure>) {
+    /// `result`: the addresses of the answer (non-empty) and its TTL in seconds.
+    mutating func finished(_ name: String, _ result: Result<(addresses: [Address], ttl: UInt32), DNSFailure>,
+                           now: UInt64) -> (waiters: [Waiter], outcome: Result<[Address], ResolutionFailure>) {
         var entry = entries[name, default: Entry()]
         entry.querying = false
         let waiters = entry.waiters
@@ -68,7 +71,7 @@ struct ResolutionCache<Waiter> {
             if entry.addresses.isEmpty { entry.failure = "\(failure)" }
         }
         entries[name] = entry
-        let outcome: Result<[DNSAddress], ResolutionFailure> = entry.addresses.isEmpty
+        let outcome: Result<[Address], ResolutionFailure> = entry.addresses.isEmpty
             ? .failure(ResolutionFailure(name: name, reason: entry.failure ?? "no addresses"))
             : .success(entry.addresses)
         return (waiters, outcome)

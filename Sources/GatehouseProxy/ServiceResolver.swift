@@ -11,7 +11,8 @@ import Synchronization
 /// while the old addresses keep serving. Queries are UDP from a fresh socket (a random source port) with
 /// a random id, and a reply must echo both the id and the question.
 final class ServiceResolver: Sendable {
-    private let cache = Mutex(ResolutionCache<EventLoopPromise<[DNSAddress]>>())
+    /// Keyed by `name|port`: the socket addresses are built once per answer, not per request.
+    private let cache = Mutex(ResolutionCache<SocketAddress, EventLoopPromise<[SocketAddress]>>())
     private let systemResolvers: [ResolverAddress]
     /// One try per resolver takes this long at most; each resolver is tried twice.
     private let attemptTimeout: TimeAmount = .seconds(1)
@@ -23,34 +24,44 @@ final class ServiceResolver: Sendable {
 
     /// `configured`: the snapshot's `dns.resolvers` (empty: the system's).
     func resolve(name: String, port: Int, configured: [ResolverAddress], on eventLoop: EventLoop) -> EventLoopFuture<[SocketAddress]> {
-        let promise = eventLoop.makePromise(of: [DNSAddress].self)
-        let step = cache.withLock { $0.lookup(name, now: NIODeadline.now().uptimeNanoseconds, waiter: promise) }
+        let key = "\(name)|\(port)"
+        // The promise is only needed when the caller has to wait; a cache hit allocates none.
+        var promise: EventLoopPromise<[SocketAddress]>?
+        let now = NIODeadline.now().uptimeNanoseconds
+        let step = cache.withLock { cache in
+            cache.lookup(key, now: now) {
+                let waiting = eventLoop.makePromise(of: [SocketAddress].self)
+                promise = waiting
+                return waiting
+            }
+        }
         let resolvers = configured.isEmpty ? systemResolvers : configured
         switch step {
         case .use(let addresses):
-            promise.succeed(addresses)
+            return eventLoop.makeSucceededFuture(addresses)
         case .useAndRefresh(let addresses):
-            promise.succeed(addresses)
-            query(name, resolvers: resolvers, on: eventLoop)
+            query(name, port: port, key: key, resolvers: resolvers, on: eventLoop)
+            return eventLoop.makeSucceededFuture(addresses)
         case .wait:
             break
         case .waitAndQuery:
-            query(name, resolvers: resolvers, on: eventLoop)
+            query(name, port: port, key: key, resolvers: resolvers, on: eventLoop)
         case .fail(let reason):
-            promise.fail(ResolutionFailure(name: name, reason: reason))
+            return eventLoop.makeFailedFuture(ResolutionFailure(name: name, reason: reason))
         }
-        return promise.futureResult.flatMapThrowing { addresses in
-            try addresses.map { try SocketAddress(ipAddress: $0.description, port: port) }
-        }
+        return promise!.futureResult
     }
 
-    private func query(_ name: String, resolvers: [ResolverAddress], on eventLoop: EventLoop) {
+    private func query(_ name: String, port: Int, key: String, resolvers: [ResolverAddress], on eventLoop: EventLoop) {
         // IPv4 first (Istio's V4_PREFERRED), IPv6 when the name has no IPv4 address.
         ask(name, type: .a, resolvers: resolvers, on: eventLoop).flatMap { result -> EventLoopFuture<Result<DNSAnswer, DNSFailure>> in
             if case .failure(.noRecords) = result { return self.ask(name, type: .aaaa, resolvers: resolvers, on: eventLoop) }
             return eventLoop.makeSucceededFuture(result)
         }.whenSuccess { result in
-            let (waiters, outcome) = self.cache.withLock { $0.finished(name, result, now: NIODeadline.now().uptimeNanoseconds) }
+            let addresses = result.map { answer in
+                (addresses: answer.addresses.compactMap { try? SocketAddress(ipAddress: $0.description, port: port) }, ttl: answer.ttl)
+            }
+            let (waiters, outcome) = self.cache.withLock { $0.finished(key, addresses, now: NIODeadline.now().uptimeNanoseconds) }
             for waiter in waiters { waiter.completeWith(outcome.mapError { $0 as Error }) }
         }
     }
