@@ -18,6 +18,9 @@ enum ForeignResource {
             return .refuse("Kubernetes Gateway API \(kind) would configure an Istio gateway, and this version of Gatehouse "
                 + "does not implement the Gateway API; write it as an Istio Gateway and VirtualService")
         }
+        // One of Istio's or Gatehouse's kinds under another group is a typo in apiVersion, never a
+        // Kubernetes resource to skip: the apiVersion check reports it.
+        if ResourceKind(rawValue: kind) != nil { return .istio }
         if kind == "Ingress", group == "networking.k8s.io" || group == "extensions" {
             let className = root["spec"]?["ingressClassName"]?.string
                 ?? root["metadata"]?["annotations"]?["kubernetes.io/ingress.class"]?.string

@@ -88,6 +88,8 @@ public enum DNSFailure: Error, Sendable, Hashable, CustomStringConvertible {
     case malformed(String)
     case timedOut
     case noResolver
+    /// The query could not be sent.
+    case unreachable(String)
 
     public var description: String {
         switch self {
@@ -98,6 +100,7 @@ public enum DNSFailure: Error, Sendable, Hashable, CustomStringConvertible {
         case .malformed(let why): "malformed reply: \(why)"
         case .timedOut: "resolver timed out"
         case .noResolver: "no resolver configured"
+        case .unreachable(let why): why
         }
     }
 }

@@ -72,14 +72,16 @@ final class ProxyExchange: UpstreamResponseReceiver {
                 }
             }
         case .kubernetesService:
-            let resolvers = runtime.store.snapshot.settings.resolverAddresses
-            runtime.services.resolve(name: endpoint.address, port: endpoint.port, configured: resolvers,
+            runtime.services.resolve(name: endpoint.address, port: endpoint.port,
+                                     configured: runtime.store.snapshot.settings.resolverAddresses,
                                      on: loop.eventLoop).assumeIsolated().whenComplete { [self] result in
                 guard !finished else { return }
                 switch result {
-                case .success(let addresses):
+                case .success(let addresses) where !addresses.isEmpty:
                     let index = loop.roundRobin.next("\(cluster.name)|\(endpoint.address)", count: addresses.count)
                     connect(to: loop.upstreamTarget(cluster: cluster.name, resolved: addresses[index]))
+                case .success:
+                    failLocally(.noHealthyUpstream)
                 case .failure(let error):
                     downstream.updateRecord { $0.upstreamTransportFailureReason = "dns_resolution_failure: \(error)" }
                     failLocally(.noHealthyUpstream)

@@ -22,8 +22,9 @@ final class ServiceResolver: Sendable {
         systemResolvers = ResolverAddress.fromResolvConf(text)
     }
 
-    /// `configured`: the snapshot's `dns.resolvers` (empty: the system's).
-    func resolve(name: String, port: Int, configured: [ResolverAddress], on eventLoop: EventLoop) -> EventLoopFuture<[SocketAddress]> {
+    /// `configured`: the snapshot's `dns.resolvers` (empty: the system's), read only when a query is due.
+    func resolve(name: String, port: Int, configured: @autoclosure () -> [ResolverAddress],
+                 on eventLoop: EventLoop) -> EventLoopFuture<[SocketAddress]> {
         let key = "\(name)|\(port)"
         // The promise is only needed when the caller has to wait; a cache hit allocates none.
         var promise: EventLoopPromise<[SocketAddress]>?
@@ -35,17 +36,20 @@ final class ServiceResolver: Sendable {
                 return waiting
             }
         }
-        let resolvers = configured.isEmpty ? systemResolvers : configured
+        func resolvers() -> [ResolverAddress] {
+            let listed = configured()
+            return listed.isEmpty ? systemResolvers : listed
+        }
         switch step {
         case .use(let addresses):
             return eventLoop.makeSucceededFuture(addresses)
         case .useAndRefresh(let addresses):
-            query(name, port: port, key: key, resolvers: resolvers, on: eventLoop)
+            query(name, port: port, key: key, resolvers: resolvers(), on: eventLoop)
             return eventLoop.makeSucceededFuture(addresses)
         case .wait:
             break
         case .waitAndQuery:
-            query(name, port: port, key: key, resolvers: resolvers, on: eventLoop)
+            query(name, port: port, key: key, resolvers: resolvers(), on: eventLoop)
         case .fail(let reason):
             return eventLoop.makeFailedFuture(ResolutionFailure(name: name, reason: reason))
         }
@@ -66,24 +70,24 @@ final class ServiceResolver: Sendable {
         }
     }
 
-    /// Tries each resolver twice, in order, until one gives an answer (an error answer included: NXDOMAIN
-    /// from the first resolver is the answer, not a reason to ask the next).
+    /// Tries each resolver twice, in order, until one gives an answer: NXDOMAIN or "no records" from a
+    /// resolver is the answer; a timeout, a garbled reply or SERVFAIL/REFUSED moves on to the next try.
     private func ask(_ name: String, type: DNSRecordType, resolvers: [ResolverAddress],
                      on eventLoop: EventLoop) -> EventLoopFuture<Result<DNSAnswer, DNSFailure>> {
         let attempts = resolvers.flatMap { [$0, $0] }
-        func attempt(_ index: Int) -> EventLoopFuture<Result<DNSAnswer, DNSFailure>> {
+        @Sendable func attempt(_ index: Int, after last: DNSFailure?) -> EventLoopFuture<Result<DNSAnswer, DNSFailure>> {
             guard index < attempts.count else {
-                return eventLoop.makeSucceededFuture(.failure(resolvers.isEmpty ? .noResolver : .timedOut))
+                return eventLoop.makeSucceededFuture(.failure(last ?? .noResolver))
             }
             let question = DNSQuestion(id: UInt16.random(in: 0...UInt16.max), name: name, type: type)
             return exchange(question, with: attempts[index], on: eventLoop).flatMap { result in
                 switch result {
-                case .failure(.timedOut), .failure(.malformed): attempt(index + 1)
+                case .failure(let failure) where failure.isWorthAnotherTry: attempt(index + 1, after: failure)
                 default: eventLoop.makeSucceededFuture(result)
                 }
             }
         }
-        return attempt(0)
+        return attempt(0, after: nil)
     }
 
     private func exchange(_ question: DNSQuestion, with resolver: ResolverAddress,
@@ -104,8 +108,8 @@ final class ServiceResolver: Sendable {
             .bind(host: address.protocol == .inet6 ? "::" : "0.0.0.0", port: 0)
             .whenComplete { bound in
                 switch bound {
-                case .failure:
-                    promise.succeed(.failure(.noResolver))
+                case .failure(let error):
+                    promise.succeed(.failure(.unreachable("cannot open a UDP socket: \(error)")))
                 case .success(let channel):
                     let timer = eventLoop.scheduleTask(in: timeout) { promise.succeed(.failure(.timedOut)) }
                     var buffer = channel.allocator.buffer(capacity: query.count)
@@ -146,6 +150,16 @@ private final class DNSReplyHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // ICMP port unreachable and the like: this resolver will not answer; the timer moves on.
+    }
+}
+
+extension DNSFailure {
+    /// A timeout, a garbled reply or SERVFAIL/REFUSED says nothing about the name: ask again.
+    var isWorthAnotherTry: Bool {
+        switch self {
+        case .timedOut, .malformed, .serverFailure, .unreachable: true
+        case .nameError, .noRecords, .notOurs, .noResolver: false
+        }
     }
 }
 

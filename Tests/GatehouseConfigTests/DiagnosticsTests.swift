@@ -332,6 +332,16 @@ import Testing
         spec: {ingressClassName: istio}
         """])
         #expect(errors(in: refused).map(\.location.line) == [1, 6], "\(refused)")
+
+        // An Istio kind under a misspelt group is an error at its apiVersion, never a skipped resource.
+        let (typo, typoDiagnostics) = load(["base.yaml": bootstrapYAML, "typo.yaml": """
+        apiVersion: networking.istio.oi/v1
+        kind: VirtualService
+        metadata: {name: v}
+        spec: {hosts: [x]}
+        """])
+        #expect(typo.skippedKubernetes.isEmpty)
+        #expect(errors(in: typoDiagnostics).map(\.path) == ["apiVersion"], "\(typoDiagnostics)")
     }
 
     @Test func missingBootstrapIsAnError() {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 import ssl
 import subprocess
 import threading
@@ -232,6 +233,24 @@ def test_a_service_moves_when_its_ttl_expires(gateway, dns, service_upstream):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert gw.get("/productpage").headers["x-upstream-name"] == "second"
+
+
+def test_a_resolver_that_does_not_answer_is_skipped(gateway, dns, service_upstream):
+    productpage = service_upstream("productpage")
+    dns.set("productpage.default.svc.cluster.local", [productpage.host])
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))  # bound, never read: queries to it time out
+    try:
+        port = free_port()
+        gw = gateway([], gateway_resource=False, port=port,
+                     bootstrap={"labels": {"istio": "ingressgateway"},
+                                "dns": {"resolvers": [f"127.0.0.1:{silent.getsockname()[1]}", dns.address]}},
+                     files={"bookinfo-gateway.yaml": BOOKINFO_GATEWAY.format(port=port)})
+        response = gw.get("/productpage", timeout=15)
+        assert response.status_code == 200 and response.headers["x-upstream-name"] == "productpage"
+        assert dns.count("productpage.default.svc.cluster.local") == 1
+    finally:
+        silent.close()
 
 
 def test_an_unresolvable_service_is_503_UH_with_the_reason(gateway, dns):
