@@ -128,7 +128,7 @@ enum AdminRoutes {
                                  body: runtime.metrics.prometheusText(
                                      activeConnections: runtime.openConnections, draining: runtime.isDraining,
                                      accessLog: runtime.accessLog.map { ($0.writtenLines, $0.droppedLines) },
-                                     istio: IstioLabels.of(runtime.store.snapshot)),
+                                     istio: IstioLabels.of(runtime.store.snapshot)) + runtime.jwks.prometheusText(),
                                  contentType: "text/plain; version=0.0.4; charset=utf-8")
         case "/config_dump":
             return .json(SnapshotDump.configDump(runtime.store.snapshot))

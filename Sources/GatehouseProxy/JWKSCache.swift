@@ -1,5 +1,6 @@
 import Foundation
 import GatehouseSecurity
+import GatehouseTelemetry
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -15,6 +16,9 @@ public final class JWKSCache: JWKSProvider, Sendable {
         var nextAttempt: Date = .distantPast
         var failures = 0
         var lastError: String?
+        /// Since start-up, for `gatehouse_jwks_fetches_total`.
+        var fetched = 0
+        var failed = 0
     }
 
     private let entries = Mutex<[String: Entry]>([:])
@@ -72,10 +76,12 @@ public final class JWKSCache: JWKSProvider, Sendable {
                     entry.fetchedAt = Date()
                     generationCounter.add(1, ordering: .relaxed)
                     entry.failures = 0
+                    entry.fetched += 1
                     entry.lastError = nil
                     entry.nextAttempt = Date().addingTimeInterval(refreshInterval)
                 case .failure(let error):
                     entry.failures += 1
+                    entry.failed += 1
                     entry.lastError = "\(error)"
                     let backoff = min(60, pow(2, Double(min(entry.failures - 1, 6))))
                     entry.nextAttempt = Date().addingTimeInterval(backoff)
@@ -87,6 +93,29 @@ public final class JWKSCache: JWKSProvider, Sendable {
             }
         }
         return messages
+    }
+}
+
+extension JWKSCache {
+    /// `gatehouse_jwks_fetches_total{source,result}`: every key source the gateway has fetched (a
+    /// `jwksUri`, or `openid-discovery:ISSUER`), with its successes and failures since start-up. A failure
+    /// keeps the last good keys (until they are 40 minutes old), so this is where a broken identity
+    /// provider shows before tokens start failing.
+    public func prometheusText() -> String {
+        let counts = entries.withLock { entries in
+            entries.map { (source: $0.key, fetched: $0.value.fetched, failed: $0.value.failed) }.sorted { $0.source < $1.source }
+        }
+        var out = """
+        # HELP gatehouse_jwks_fetches_total Fetches of RequestAuthentication keys (a jwksUri, or OpenID discovery from an issuer), by source and result.
+        # TYPE gatehouse_jwks_fetches_total counter
+
+        """
+        for count in counts {
+            let source = GatewayMetrics.labelValue(count.source)
+            out += "gatehouse_jwks_fetches_total{source=\"\(source)\",result=\"success\"} \(count.fetched)\n"
+            out += "gatehouse_jwks_fetches_total{source=\"\(source)\",result=\"failure\"} \(count.failed)\n"
+        }
+        return out
     }
 }
 

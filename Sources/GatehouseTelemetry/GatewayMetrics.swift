@@ -193,6 +193,9 @@ public final class GatewayMetrics: Sendable {
         return out
     }
 
+    /// Prometheus label-value escaping, for series other modules print.
+    public static func labelValue(_ value: String) -> String { escape(value) }
+
     /// Prometheus label-value escaping: backslash, quote, newline.
     static func escape(_ value: String) -> String {
         var out = ""

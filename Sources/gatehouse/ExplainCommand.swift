@@ -67,8 +67,9 @@ struct ExplainCommand: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let sources = snapshot.authentication.remoteKeySources
         if !sources.isEmpty {
+            let roots = snapshot.settings.jwksRootCertificates
             for message in await keys.refresh(sources, fetch: { uri, timeout in
-                try await JWKSFetcher.fetch(uri, timeout: timeout, group: group)
+                try await JWKSFetcher.fetch(uri, timeout: timeout, group: group, extraRoots: roots)
             }) { print("note:      \(message)") }
         }
         try? await group.shutdownGracefully()

@@ -18,7 +18,7 @@ import pytest
 
 from harness import config as cfg
 from harness import jwt_keys as keys
-from harness.admin import samples
+from harness.admin import samples, wait_for_sample
 from harness.dns import DNSServer
 from harness.gateway import free_port, gatehouse_bin
 from harness.upstream import Upstream
@@ -410,14 +410,17 @@ def test_openid_discovery_finds_the_keys_of_an_https_issuer(gateway, upstream, p
     issuer = Issuer(pki)
     try:
         up = upstream("backend")
+        admin = free_port()
         gw = gateway(cfg.simple_backend(up) + [cfg.request_authentication("jwt", [{"issuer": issuer.issuer}])],
-                     bootstrap={"jwksRootCerts": str(pki.ca_file)})
+                     bootstrap={"jwksRootCerts": str(pki.ca_file), "admin": {"port": admin}})
         good = gw.get("/", headers={"Authorization": f"Bearer {keys.RSA.sign(iss=issuer.issuer)}"})
         assert good.status_code == 200, "keys are discovered before the gateway listens"
         assert issuer.discovery_hits >= 1 and issuer.key_hits >= 1
         forged = gw.get("/", headers={"Authorization": f"Bearer {keys.OTHER_RSA.sign(iss=issuer.issuer)}"})
         assert (forged.status_code, forged.text) == (401, "Jwt verification fails")
         assert gw.log_entry(lambda e: e.get("response_code") == 200)["request_principal"] == f"{issuer.issuer}/alice"
+        source = f"openid-discovery:{issuer.issuer}"
+        assert wait_for_sample(admin, "gatehouse_jwks_fetches_total", {"source": source, "result": "success"}) >= 1
     finally:
         issuer.close()
 
@@ -426,10 +429,14 @@ def test_openid_discovery_without_the_issuers_ca_fails_closed(gateway, upstream,
     issuer = Issuer(pki)
     try:
         up = upstream("backend")
-        gw = gateway(cfg.simple_backend(up) + [cfg.request_authentication("jwt", [{"issuer": issuer.issuer}])])
+        admin = free_port()
+        gw = gateway(cfg.simple_backend(up) + [cfg.request_authentication("jwt", [{"issuer": issuer.issuer}])],
+                     bootstrap={"admin": {"port": admin}})
         response = gw.get("/", headers={"Authorization": f"Bearer {keys.RSA.sign(iss=issuer.issuer)}"})
         assert (response.status_code, response.text) == (401, "Jwks remote fetch is failed")
         assert issuer.key_hits == 0
+        source = f"openid-discovery:{issuer.issuer}"
+        assert wait_for_sample(admin, "gatehouse_jwks_fetches_total", {"source": source, "result": "failure"}) >= 1
         assert "openid-discovery:" in gw.stderr_text() and "fetch failed" in gw.stderr_text()
     finally:
         issuer.close()
