@@ -53,25 +53,36 @@ public enum PathMatch: Sendable, Hashable {
         case .glob(let glob):
             return glob.matches(path)
         case .template(let segments):
-            guard path.utf8.first == UInt8(ascii: "/") else { return false }
-            let pieces = path.utf8.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
-            func matches(_ segment: TemplateSegment, _ piece: Substring.UTF8View.SubSequence) -> Bool {
-                switch segment {
-                case .anyOne: !piece.isEmpty
-                case .literal(let text): piece.elementsEqual(text.utf8)
-                case .anyRest: true
+            // Walks the path in place (a policy check allocates nothing): the segments before `{**}` from
+            // the front, the literal ones after it from the back; `{**}` takes the non-empty middle.
+            let slash = UInt8(ascii: "/")
+            guard path.utf8.first == slash else { return false }
+            var rest = path.utf8.dropFirst()[...]
+            let restIndex = segments.firstIndex(of: .anyRest)
+            let head = segments[..<(restIndex ?? segments.endIndex)]
+            for (offset, segment) in head.enumerated() {
+                let end = rest.firstIndex(of: slash) ?? rest.endIndex
+                guard Self.matches(segment, rest[..<end]) else { return false }
+                if restIndex == nil, offset == head.count - 1 { return end == rest.endIndex }
+                guard end != rest.endIndex else { return false }
+                rest = rest[rest.index(after: end)...]
+            }
+            guard let restIndex else { return rest.isEmpty }
+            for segment in segments[(restIndex + 1)...].reversed() {
+                guard let last = rest.lastIndex(of: slash), Self.matches(segment, rest[rest.index(after: last)...]) else {
+                    return false
                 }
+                rest = rest[..<last]
             }
-            guard let rest = segments.firstIndex(of: .anyRest) else {
-                return pieces.count == segments.count && zip(segments, pieces).allSatisfy(matches)
-            }
-            // `{**}` takes the (non-empty) middle: what the segments before and after it leave.
-            let tail = segments.count - rest - 1
-            guard pieces.count >= rest + tail + 1 else { return false }
-            let middle = pieces[rest..<(pieces.count - tail)]
-            guard middle.count > 1 || !(middle.first?.isEmpty ?? true) else { return false }
-            return zip(segments[..<rest], pieces[..<rest]).allSatisfy(matches)
-                && zip(segments[(rest + 1)...], pieces[(pieces.count - tail)...]).allSatisfy(matches)
+            return !rest.isEmpty
+        }
+    }
+
+    private static func matches(_ segment: TemplateSegment, _ piece: Substring.UTF8View) -> Bool {
+        switch segment {
+        case .anyOne: !piece.isEmpty
+        case .literal(let text): piece.elementsEqual(text.utf8)
+        case .anyRest: true
         }
     }
 
