@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import GatehouseConfig
 
@@ -157,5 +158,29 @@ import Testing
         """))
         #expect(found.first?.message.hasPrefix("presence is a field of Istio's API this version of Gatehouse does not implement yet") == true,
                 "\(found)")
+    }
+}
+
+@Suite struct BootstrapDiscoverySettingsTests {
+    func bootstrap(_ extra: String) -> [Diagnostic] {
+        errors(in: load(["a.yaml": """
+        apiVersion: gatehouse.dev/v1alpha1
+        kind: Bootstrap
+        metadata: {name: edge, namespace: istio-system}
+        spec:
+        \(extra)
+        """]).1)
+    }
+
+    @Test func badResolversDomainsAndRootBundlesAreErrorsAtTheirField() {
+        #expect(bootstrap("  dns: {resolvers: [dns.example, \"10.0.0.1:53\"]}").map(\.path) == ["spec.dns.resolvers[0]"])
+        #expect(bootstrap("  clusterDomain: \"*.local\"").map(\.path) == ["spec.clusterDomain"])
+        let missing = bootstrap("  jwksRootCerts: /nonexistent/ca.pem")
+        #expect(missing.map(\.path) == ["spec.jwksRootCerts"])
+        #expect(missing.first?.message.contains("cannot read /nonexistent/ca.pem") == true, "\(missing)")
+        let notPEM = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-not-pem-\(getpid()).txt").path
+        FileManager.default.createFile(atPath: notPEM, contents: Data("hello".utf8))
+        defer { try? FileManager.default.removeItem(atPath: notPEM) }
+        #expect(bootstrap("  jwksRootCerts: \(notPEM)").first?.message.hasSuffix("holds no PEM certificate") == true)
     }
 }

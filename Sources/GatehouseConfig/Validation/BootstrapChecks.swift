@@ -1,3 +1,4 @@
+import Foundation
 import GatehouseDNS
 
 enum BootstrapChecks {
@@ -20,8 +21,16 @@ enum BootstrapChecks {
         if let domain = spec.clusterDomain, domain.isEmpty || HostName.problem(domain, allowWildcard: false) != nil {
             out.append(bootstrap.diagnostic("spec.clusterDomain", "expected a DNS domain such as cluster.local, got \"\(domain)\""))
         }
-        if let roots = spec.jwksRootCerts, roots.isEmpty {
-            out.append(bootstrap.diagnostic("spec.jwksRootCerts", "expected the path of a PEM file of CA certificates"))
+        if let roots = spec.jwksRootCerts {
+            // Read now, not at the first key fetch: a missing bundle would otherwise surface only as
+            // every token of the issuer getting 401.
+            let path = roots.hasPrefix("/") ? roots : (bootstrap.directory as NSString).appendingPathComponent(roots)
+            let text = roots.isEmpty ? nil : FileManager.default.contents(atPath: path).flatMap { String(data: $0, encoding: .utf8) }
+            if text?.contains("-----BEGIN CERTIFICATE-----") != true {
+                out.append(bootstrap.diagnostic("spec.jwksRootCerts", roots.isEmpty || text == nil
+                    ? "expected the path of a PEM file of CA certificates, got \"\(roots)\"\(roots.isEmpty ? "" : " (cannot read \(path))")"
+                    : "\(path) holds no PEM certificate"))
+            }
         }
         out += ConfigValidator.notSupported(spec.limits?.streamIdleTimeout != nil, "spec.limits.streamIdleTimeout",
                                            bootstrap, "streamIdleTimeout")
