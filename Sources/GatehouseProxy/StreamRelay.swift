@@ -24,6 +24,7 @@ final class StreamRelayHandler: ChannelDuplexHandler {
     private var logged = false
     /// Counted in istio_tcp_connections_opened_total (when an upstream cluster was chosen).
     private var openCounted = false
+    private var started = false
 
     private let listenerPort: Int
 
@@ -38,8 +39,22 @@ final class StreamRelayHandler: ChannelDuplexHandler {
     /// The context holds this handler: dropping it here breaks the cycle, or every connection leaks.
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
+    /// A TCP listener adds this handler before the accepted socket is registered; connecting from
+    /// here could finish (loopback connects often do at once) before the client side is active, and
+    /// that connection would then be dropped. So the upstream is chosen once the client side is active.
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if context.channel.isActive { start(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        start(context)
+        context.fireChannelActive()
+    }
+
+    private func start(_ context: ChannelHandlerContext) {
+        guard !started else { return }
+        started = true
         record.startTimeMillis = Timestamp.nowMillis()
         record.protocol = nil
         record.downstreamLocalAddress = context.channel.localAddress.map(SocketAddressText.describe)
@@ -118,7 +133,7 @@ final class StreamRelayHandler: ChannelDuplexHandler {
             .assumeIsolated().whenComplete { [self] result in
                 switch result {
                 case .success(let channel):
-                    guard context.channel.isActive else { return channel.close(promise: nil) }
+                    guard let context, context.channel.isActive else { return channel.close(promise: nil) }
                     upstream = channel
                     record.upstreamLocalAddress = channel.localAddress.map(SocketAddressText.describe)
                     for bytes in pending { channel.write(bytes, promise: nil) }
@@ -137,7 +152,7 @@ final class StreamRelayHandler: ChannelDuplexHandler {
         // Logged here: a TCP connection refused while its handler is being added never goes active,
         // so channelInactive (which logs otherwise) would not come.
         writeLog()
-        context.close(promise: nil)
+        context?.close(promise: nil)
     }
 
     // MARK: downstream → upstream

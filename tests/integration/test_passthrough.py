@@ -131,6 +131,25 @@ def test_tcp_server_relays_bytes_both_ways(gateway):
     backend.close()
 
 
+def test_tcp_connections_in_quick_succession_each_reach_the_upstream(gateway):
+    """The relay picks its upstream once the accepted socket is active: a loopback connect can finish
+    before the client side is registered, and such a connection used to hang with nothing relayed."""
+    backend = EchoServer()
+    port = free_port()
+    stream_gateway(gateway, port, "TCP", backend.port, "tcp")
+    for i in range(200):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            message = f"connection {i}".encode()
+            conn.sendall(message)
+            received = b""
+            while len(received) < len(message):
+                chunk = conn.recv(100)
+                assert chunk, f"connection {i} closed early"
+                received += chunk
+            assert received == message
+    backend.close()
+
+
 def test_tcp_upstream_down_closes_the_connection_with_uf(gateway):
     port = free_port()
     gw = stream_gateway(gateway, port, "TCP", free_port(), "tcp")
