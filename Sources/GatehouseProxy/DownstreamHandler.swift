@@ -247,7 +247,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         } else if let request = current, !request.responseEnded {
             request.exchange?.abandon()
             request.exchange = nil
-            request.record.responseFlags = request.record.responseFlags == "-" ? "DC" : request.record.responseFlags
+            if request.record.responseFlags.isEmpty { request.record.responseFlags = .downstreamConnectionTermination }
             request.record.connectionTerminationDetails = request.record.connectionTerminationDetails
                 ?? "downstream_remote_disconnect"
             if request.record.responseCodeDetails == nil {
@@ -445,7 +445,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
     }
 
     /// The upstream failed after the response began: HTTP/1.1 can only signal that by closing.
-    func abortResponse(flag: String, details: String) {
+    func abortResponse(flag: ResponseFlags, details: String) {
         guard let request = current else { return }
         request.record.responseFlags = flag
         request.record.responseCodeDetails = details

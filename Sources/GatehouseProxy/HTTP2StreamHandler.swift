@@ -129,7 +129,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
             responseEnded = true
             exchange?.abandon()
             exchange = nil
-            if record.responseFlags == "-" { record.responseFlags = "DC" }
+            if record.responseFlags.isEmpty { record.responseFlags = .downstreamConnectionTermination }
             record.responseCodeDetails = record.responseCodeDetails ?? "downstream_remote_disconnect"
             writeLog()
         }
@@ -225,7 +225,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
     private func resetMalformed(details: String) {
         runtime.record(.http2StreamError)
         responseEnded = true
-        record.responseFlags = "DPE"
+        record.responseFlags = .downstreamProtocolError
         record.responseCodeDetails = details
         writeLog()
         context.writeAndFlush(wrapOutboundOut(.rstStream(.protocolError)), promise: nil)
@@ -293,7 +293,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
     }
 
     /// The upstream failed after the response began: HTTP/2 resets the stream.
-    func abortResponse(flag: String, details: String) {
+    func abortResponse(flag: ResponseFlags, details: String) {
         guard !responseEnded else { return }
         responseEnded = true
         record.responseFlags = flag
@@ -326,7 +326,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
             var bytes = bytes
             earlyTunnelBytes.writeBuffer(&bytes)
             if earlyTunnelBytes.readableBytes > Self.maxEarlyTunnelBytes {
-                return abortResponse(flag: "DPE", details: "websocket_data_before_tunnel")
+                return abortResponse(flag: .downstreamProtocolError, details: "websocket_data_before_tunnel")
             }
         }
         if endStream {

@@ -2,59 +2,60 @@
 /// same situation, so dashboards and greps built for Istio keep working.
 import GatehouseHTTP1
 import GatehouseRouting
+import GatehouseTelemetry
 
 struct LocalReply {
     var status: Int
     var body: [UInt8]
-    var flag: String
+    var flag: ResponseFlags
     var details: String
     var extraHeaders: [(String, String)] = []
     /// Local replies for protocol errors end the connection.
     var closeConnection = false
 
-    static let noRoute = LocalReply(status: 404, body: [], flag: "NR", details: "route_not_found")
+    static let noRoute = LocalReply(status: 404, body: [], flag: .noRouteFound, details: "route_not_found")
     static let noHealthyUpstream = LocalReply(status: 503, body: Array("no healthy upstream".utf8),
-                                              flag: "UH", details: "no_healthy_upstream")
+                                              flag: .noHealthyUpstream, details: "no_healthy_upstream")
     static let connectFailure = LocalReply(
         status: 503,
         body: Array("upstream connect error or disconnect/reset before headers. reset reason: connection failure".utf8),
-        flag: "UF", details: "upstream_reset_before_response_started{connection_failure}")
+        flag: .upstreamConnectionFailure, details: "upstream_reset_before_response_started{connection_failure}")
     static let connectionTermination = LocalReply(
         status: 503,
         body: Array("upstream connect error or disconnect/reset before headers. reset reason: connection termination".utf8),
-        flag: "UC", details: "upstream_reset_before_response_started{connection_termination}")
+        flag: .upstreamConnectionTermination, details: "upstream_reset_before_response_started{connection_termination}")
     static let upstreamProtocolError = LocalReply(
         status: 502,
         body: Array("upstream connect error or disconnect/reset before headers. reset reason: protocol error".utf8),
-        flag: "UPE", details: "upstream_reset_before_response_started{protocol_error}")
+        flag: .upstreamProtocolError, details: "upstream_reset_before_response_started{protocol_error}")
     static let upstreamTimeout = LocalReply(status: 504, body: Array("upstream request timeout".utf8),
-                                            flag: "UT", details: "upstream_response_timeout")
+                                            flag: .upstreamRequestTimeout, details: "upstream_response_timeout")
     /// The Host names a host the TLS server chosen by SNI does not serve (Istio's Host/SNI advice).
-    static let misdirectedRequest = LocalReply(status: 421, body: Array("Misdirected Request".utf8), flag: "-",
+    static let misdirectedRequest = LocalReply(status: 421, body: Array("Misdirected Request".utf8), flag: [],
                                                details: "misdirected_request")
     static let headersTooLarge = LocalReply(status: 431, body: Array("Request Header Fields Too Large".utf8),
-                                            flag: "DPE", details: "http1.headers_too_large", closeConnection: true)
+                                            flag: .downstreamProtocolError, details: "http1.headers_too_large", closeConnection: true)
     /// HTTP/2 fields past `maxRequestHeaders` or `maxRequestHeadersKb`: the HTTP/1.1 limits, answered the
     /// same way (the stream ends; the connection stays).
     static let http2HeadersTooLarge = LocalReply(status: 431, body: Array("Request Header Fields Too Large".utf8),
-                                                 flag: "DPE", details: "http2.headers_too_large")
+                                                 flag: .downstreamProtocolError, details: "http2.headers_too_large")
     static let requestHeadersTimeout = LocalReply(status: 408, body: Array("request timeout".utf8),
-                                                  flag: "-", details: "request_header_timeout", closeConnection: true)
+                                                  flag: [], details: "request_header_timeout", closeConnection: true)
 
     /// A route regex could not decide within PCRE2's limits: refused, never routed elsewhere.
-    static let regexMatchLimit = LocalReply(status: 400, body: Array("Bad Request".utf8), flag: "-",
+    static let regexMatchLimit = LocalReply(status: 400, body: Array("Bad Request".utf8), flag: [],
                                             details: "regex_match_limit_exceeded")
 
     static func badRequest(details: String = "http1.codec_error") -> LocalReply {
-        LocalReply(status: 400, body: Array("Bad Request".utf8), flag: "DPE", details: details, closeConnection: true)
+        LocalReply(status: 400, body: Array("Bad Request".utf8), flag: .downstreamProtocolError, details: details, closeConnection: true)
     }
 
     /// A CONNECT the gateway does not serve (anything but RFC 8441 WebSocket to an HTTP/1.1 upstream).
     static func connectNotServed(details: String) -> LocalReply {
-        LocalReply(status: 501, body: Array("Not Implemented".utf8), flag: "-", details: details)
+        LocalReply(status: 501, body: Array("Not Implemented".utf8), flag: [], details: details)
     }
 
-    static let notImplemented = LocalReply(status: 501, body: Array("Not Implemented".utf8), flag: "DPE",
+    static let notImplemented = LocalReply(status: 501, body: Array("Not Implemented".utf8), flag: .downstreamProtocolError,
                                            details: "http1.invalid_transfer_encoding", closeConnection: true)
 
     /// The reply's header fields, as Envoy sends them, with the route's response mutations applied.
@@ -70,10 +71,10 @@ struct LocalReply {
     }
 
     static func direct(status: Int, body: [UInt8]) -> LocalReply {
-        LocalReply(status: status, body: body, flag: "-", details: "direct_response")
+        LocalReply(status: status, body: body, flag: [], details: "direct_response")
     }
 
     static func redirect(status: Int, location: String) -> LocalReply {
-        LocalReply(status: status, body: [], flag: "-", details: "redirect", extraHeaders: [("location", location)])
+        LocalReply(status: status, body: [], flag: [], details: "redirect", extraHeaders: [("location", location)])
     }
 }

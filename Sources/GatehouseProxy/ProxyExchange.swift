@@ -400,7 +400,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
             failLocally(.connectionTermination)
         } else {
             finish()
-            downstream.abortResponse(flag: "UC", details: "upstream_reset_after_response_started{connection_termination}")
+            downstream.abortResponse(flag: .upstreamConnectionTermination, details: "upstream_reset_after_response_started{connection_termination}")
         }
     }
 
@@ -410,7 +410,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
         stream = nil
         if responseStarted {
             finish()
-            downstream.abortResponse(flag: "UPE", details: "upstream_reset_after_response_started{protocol_error}")
+            downstream.abortResponse(flag: .upstreamProtocolError, details: "upstream_reset_after_response_started{protocol_error}")
         } else {
             failLocally(.upstreamProtocolError)
         }
@@ -430,7 +430,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
         stream?.close()
         stream = nil
         if responseStarted {
-            downstream.abortResponse(flag: "UT", details: "upstream_response_timeout")
+            downstream.abortResponse(flag: .upstreamRequestTimeout, details: "upstream_response_timeout")
         } else {
             downstream.sendLocalReplyForCurrent(.upstreamTimeout)
         }
@@ -469,7 +469,7 @@ protocol DownstreamResponder: AnyObject {
     func flushDownstream()
     func respondEnd(_ trailers: HTTPHeaderBlock?)
     /// The upstream failed after the response began: end the response abnormally.
-    func abortResponse(flag: String, details: String)
+    func abortResponse(flag: ResponseFlags, details: String)
     func updateRecord(_ update: (inout AccessLogRecord) -> Void)
     /// Hold (or resume) reading the request body.
     func setUpstreamBlocked(_ blocked: Bool)

@@ -94,12 +94,12 @@ extension HeaderBlockLookup: HeaderValues {
 
 extension LocalReply {
     static func rbacDenied(details: String) -> LocalReply {
-        LocalReply(status: 403, body: Array("RBAC: access denied".utf8), flag: "-", details: details)
+        LocalReply(status: 403, body: Array("RBAC: access denied".utf8), flag: [], details: details)
     }
 
     /// Envoy's jwt_authn refusal: its status message as the body, and a bearer challenge.
     static func jwtRefused(_ failure: JWTFailure, realm: String) -> LocalReply {
-        LocalReply(status: 401, body: Array(failure.rawValue.utf8), flag: "-", details: failure.responseCodeDetails,
+        LocalReply(status: 401, body: Array(failure.rawValue.utf8), flag: [], details: failure.responseCodeDetails,
                    extraHeaders: [("www-authenticate", "Bearer realm=\"\(realm)\", error=\"invalid_token\"")])
     }
 }

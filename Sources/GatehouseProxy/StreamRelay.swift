@@ -60,12 +60,12 @@ final class StreamRelayHandler: ChannelDuplexHandler {
         record.downstreamLocalAddress = context.channel.localAddress.map(SocketAddressText.describe)
         record.downstreamRemoteAddress = context.channel.remoteAddress.map(SocketAddressText.describe)
         let snapshot = runtime.store.snapshot
-        if let refusal = authorize(snapshot, channel: context.channel) { return fail(flag: "-", details: refusal) }
-        guard let route else { return fail(flag: "NR", details: "filter_chain_not_found") }
+        if let refusal = authorize(snapshot, channel: context.channel) { return fail(flag: [], details: refusal) }
+        guard let route else { return fail(flag: .noRouteFound, details: "filter_chain_not_found") }
         record.routeName = route.name
         guard let destination = route.forward.pick(draw: loop.random.next()),
               let cluster = snapshot.clusters[destination.cluster], !cluster.endpoints.isEmpty else {
-            return fail(flag: "UH", details: "no_healthy_upstream")
+            return fail(flag: .noHealthyUpstream, details: "no_healthy_upstream")
         }
         record.upstreamCluster = cluster.name
         loop.requests.recordConnectionOpened(cluster: cluster.name)
@@ -74,14 +74,14 @@ final class StreamRelayHandler: ChannelDuplexHandler {
         switch cluster.discovery {
         case .staticAddresses:
             guard let target = loop.upstreamTarget(cluster: cluster.name, endpoint: endpoint) else {
-                return fail(flag: "UH", details: "no_healthy_upstream")
+                return fail(flag: .noHealthyUpstream, details: "no_healthy_upstream")
             }
             connect(to: target.address, timeout: .nanoseconds(cluster.connectTimeoutNanoseconds))
         case .dns:
             runtime.dns.resolve(host: endpoint.address, port: endpoint.port, on: context.eventLoop)
                 .assumeIsolated().whenComplete { [self] result in
                     guard case .success(let addresses) = result, let address = addresses.first else {
-                        return fail(flag: "UH", details: "no_healthy_upstream")
+                        return fail(flag: .noHealthyUpstream, details: "no_healthy_upstream")
                     }
                     connect(to: address, timeout: .nanoseconds(cluster.connectTimeoutNanoseconds))
                 }
@@ -94,10 +94,10 @@ final class StreamRelayHandler: ChannelDuplexHandler {
                         let index = loop.roundRobin.next("\(cluster.name)|\(endpoint.address)", count: addresses.count)
                         connect(to: addresses[index], timeout: .nanoseconds(cluster.connectTimeoutNanoseconds))
                     case .success:
-                        fail(flag: "UH", details: "no_healthy_upstream")
+                        fail(flag: .noHealthyUpstream, details: "no_healthy_upstream")
                     case .failure(let error):
                         record.upstreamTransportFailureReason = "dns_resolution_failure: \(error)"
-                        fail(flag: "UH", details: "no_healthy_upstream")
+                        fail(flag: .noHealthyUpstream, details: "no_healthy_upstream")
                     }
                 }
         }
@@ -141,12 +141,12 @@ final class StreamRelayHandler: ChannelDuplexHandler {
                     channel.flush()
                     resumeReads()
                 case .failure:
-                    fail(flag: "UF", details: "upstream_connect_failure")
+                    fail(flag: .upstreamConnectionFailure, details: "upstream_connect_failure")
                 }
             }
     }
 
-    private func fail(flag: String, details: String) {
+    private func fail(flag: ResponseFlags, details: String) {
         record.responseFlags = flag
         record.connectionTerminationDetails = details
         // Logged here: a TCP connection refused while its handler is being added never goes active,

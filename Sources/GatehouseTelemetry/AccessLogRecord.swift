@@ -8,7 +8,7 @@ public struct AccessLogRecord: Sendable {
     public var path: String?
     public var `protocol`: String? = "HTTP/1.1"
     public var responseCode: Int = 0
-    public var responseFlags: String = "-"
+    public var responseFlags: ResponseFlags = []
     public var responseCodeDetails: String?
     public var connectionTerminationDetails: String?
     public var upstreamTransportFailureReason: String?
@@ -56,7 +56,7 @@ public struct AccessLogRecord: Sendable {
         out.field("path", path)
         out.field("protocol", self.protocol)
         out.field("response_code", Int64(responseCode))
-        out.field("response_flags", responseFlags)
+        out.field("response_flags", responseFlags.description)
         out.field("response_code_details", responseCodeDetails)
         out.field("connection_termination_details", connectionTerminationDetails)
         out.field("upstream_transport_failure_reason", upstreamTransportFailureReason)

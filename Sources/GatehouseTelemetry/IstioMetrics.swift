@@ -125,14 +125,14 @@ public enum IstioMetrics {
     static func labels(_ source: String, _ destination: String, _ key: RequestMetrics.RequestKey) -> String {
         source + "," + destination + "," + pairs([
             ("request_protocol", key.grpc ? "grpc" : "http"), ("response_code", String(key.code)),
-            ("grpc_response_status", key.grpcStatus ?? ""), ("response_flags", key.flags),
+            ("grpc_response_status", key.grpcStatus ?? ""), ("response_flags", key.flags.description),
             ("connection_security_policy", "unknown"),
         ])
     }
 
     static func tcpLabels(_ source: String, _ destination: String, _ key: RequestMetrics.TCPKey) -> String {
         source + "," + destination + "," + pairs([
-            ("request_protocol", "tcp"), ("response_flags", key.flags), ("connection_security_policy", "unknown"),
+            ("request_protocol", "tcp"), ("response_flags", key.flags.description), ("connection_security_policy", "unknown"),
         ])
     }
 

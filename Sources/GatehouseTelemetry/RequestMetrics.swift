@@ -8,14 +8,14 @@ public final class RequestMetrics: Sendable {
     struct RequestKey: Hashable {
         var cluster: String?
         var code: Int
-        var flags: String
+        var flags: ResponseFlags
         var grpc: Bool
         var grpcStatus: String?
     }
 
     struct TCPKey: Hashable {
         var cluster: String?
-        var flags: String
+        var flags: ResponseFlags
     }
 
     struct RequestSeries {
@@ -55,7 +55,7 @@ public final class RequestMetrics: Sendable {
 
     /// A relayed TCP/TLS-passthrough connection picked its upstream cluster (flags `-`), or was refused
     /// before it could (with the refusal's flags).
-    public func recordConnectionOpened(cluster: String?, flags: String = "-") {
+    public func recordConnectionOpened(cluster: String?, flags: ResponseFlags = []) {
         state.withLock { $0.tcp[TCPKey(cluster: cluster, flags: flags), default: TCPSeries()].opened += 1 }
     }
 

@@ -16,7 +16,7 @@ import Testing
         record.method = "GET"
         record.path = "/a?b=1"
         record.responseCode = 503
-        record.responseFlags = "UF"
+        record.responseFlags = .upstreamConnectionFailure
         record.bytesSent = 91
         record.durationMillis = 12
         record.upstreamCluster = "outbound|80||backend.internal"
@@ -48,5 +48,16 @@ import Testing
         var bytes: [UInt8] = []
         Timestamp.appendISO8601(millis: 1_795_000_000_007, to: &bytes)
         #expect(String(decoding: bytes, as: UTF8.self) == "\"2026-11-18T11:06:40.007Z\"")
+    }
+}
+
+@Suite struct ResponseFlagsTests {
+    @Test func flagsPrintAsEnvoyDoes() {
+        #expect(ResponseFlags().description == "-")
+        #expect(ResponseFlags.noRouteFound.description == "NR")
+        // Several at once: Envoy's enum order, comma-joined, whatever order they were set in.
+        let both: ResponseFlags = [.upstreamRetryLimitExceeded, .upstreamConnectionFailure]
+        #expect(both.description == "UF,URX")
+        #expect(ResponseFlags([.downstreamProtocolError, .noHealthyUpstream]).description == "UH,DPE")
     }
 }

@@ -31,7 +31,7 @@ import Testing
         var a = record(cluster: "outbound|80||api.shop.svc.cluster.local", code: 200, millis: 3, received: 0, sent: 512)
         var b = a
         var c = record(cluster: nil, code: 404, millis: 0, received: 0, sent: 9)
-        c.responseFlags = "NR"
+        c.responseFlags = .noRouteFound
         first.recordRequest(&a)
         second.recordRequest(&b)
         second.recordRequest(&c)
