@@ -14,7 +14,7 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var config: ConfigPaths
 
-    @Option(help: "Event loop threads (default: GATEHOUSE_EVENT_LOOPS or one per core).")
+    @Option(help: "Event loop threads (default: GATEHOUSE_EVENT_LOOPS, else one per CPU the process may use: affinity and cgroup quota).")
     var eventLoops: Int?
 
     @Flag(inversion: .prefixedNo, help: "Reload when a file under the config paths changes (SIGHUP always reloads).")
@@ -31,7 +31,9 @@ struct RunCommand: AsyncParsableCommand {
         // Read the environment before any thread starts: in release builds, reading it while a new thread
         // was starting corrupted the heap in about half of the starts (reproduced with 30 start/stop runs).
         let environment = ProcessInfo.processInfo.environment
-        let threads = eventLoops ?? environment["GATEHOUSE_EVENT_LOOPS"].flatMap(Int.init) ?? System.coreCount
+        let configuredLoops = eventLoops ?? environment["GATEHOUSE_EVENT_LOOPS"].flatMap(Int.init)
+        let budget = CPUBudget.current()
+        let threads = max(1, configuredLoops ?? budget.loops)
         let notifier = SystemdNotifier(environment: environment)
         let snapshot = try SnapshotCompiler.compile(set, version: 1)
         let tlsContexts = TLSContextStore()
@@ -49,7 +51,7 @@ struct RunCommand: AsyncParsableCommand {
             Log.info("\(error)")
             throw ExitCode(1)
         }
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let threadPool = NIOThreadPool(numberOfThreads: 2)
         threadPool.start()
         let store = SnapshotStore(snapshot)
@@ -79,6 +81,8 @@ struct RunCommand: AsyncParsableCommand {
         Log.info("gatehouse \(GatehouseVersion.string) serving \(snapshot.summary); listening on "
             + snapshot.listeners.map { "\($0.bindAddress):\($0.port)" }.joined(separator: ", ")
             + (admin != nil ? "; admin on \(settings.adminAddress ?? ""):\(settings.adminPort ?? 0)" : ""))
+        Log.info("\(threads) event loop\(threads == 1 ? "" : "s") ("
+            + (configuredLoops != nil ? "configured" : "one per usable CPU, bounded by \(budget.reason)") + ")")
         for line in ConfigNotices.lines(snapshot) { Log.info(line) }
         runtime.metrics.recordInitialConfig(version: snapshot.version, at: snapshot.loadedAt.timeIntervalSince1970)
         notifier.ready(status: "serving config version \(snapshot.version)")
