@@ -38,9 +38,11 @@ let package = Package(
         ),
         .target(
             name: "GatehouseConfig",
-            dependencies: ["GatehouseRegex", "GatehouseSecurity", "GatehouseDNS", .product(name: "Yams", package: "Yams")]
+            // YAMLComposer reads libyaml's events through Yams's CYaml module, which Yams does not export
+            // as a product: it comes with the Yams dependency.
+            dependencies: ["GatehouseRegex", "GatehouseDNS", .product(name: "Yams", package: "Yams")]
         ),
-        .target(name: "GatehouseRouting", dependencies: ["GatehouseConfig", "GatehouseRegex"]),
+        .target(name: "GatehouseRouting", dependencies: ["GatehouseRegex"]),
         .target(name: "GatehouseTelemetry", dependencies: []),
         // DNS messages and resolver lists, pure: Kubernetes service names are resolved with TTLs.
         .target(name: "GatehouseDNS", dependencies: []),
@@ -48,7 +50,7 @@ let package = Package(
         .target(name: "GatehouseHTTP1", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         .target(
             name: "GatehouseSnapshot",
-            dependencies: ["GatehouseConfig", "GatehouseRouting", "GatehouseSecurity"]
+            dependencies: ["GatehouseConfig", "GatehouseRouting", "GatehouseSecurity", "GatehouseRegex"]
         ),
         // Certificates and TLS contexts: reads the files a snapshot names, watches them for rotation.
         .target(
@@ -56,7 +58,6 @@ let package = Package(
             dependencies: [
                 "GatehouseSnapshot", "GatehouseConfig",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -65,7 +66,7 @@ let package = Package(
             name: "GatehouseProxy",
             dependencies: [
                 "GatehouseSnapshot", "GatehouseRouting", "GatehouseTelemetry", "GatehouseHTTP1", "GatehouseIdentity",
-                "GatehouseRegex", "GatehouseConfig", "GatehouseDNS",
+                "GatehouseRegex", "GatehouseConfig", "GatehouseDNS", "GatehouseSecurity",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
@@ -81,8 +82,10 @@ let package = Package(
         .executableTarget(
             name: "gatehouse",
             dependencies: [
-                "GatehouseProxy", "GatehouseSnapshot", "GatehouseConfig", "GatehouseIdentity",
+                "GatehouseProxy", "GatehouseSnapshot", "GatehouseConfig", "GatehouseIdentity", "GatehouseTelemetry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // The parsers and encoders that read hostile bytes, as fuzz targets with their invariants. Always
@@ -94,10 +97,13 @@ let package = Package(
                            "GatehouseRegex", "GatehouseSnapshot", "GatehouseDNS",
                            .product(name: "NIOCore", package: "swift-nio")]
         ),
-        .testTarget(name: "GatehouseFuzzTargetsTests", dependencies: ["GatehouseFuzzTargets"]),
+        .testTarget(name: "GatehouseFuzzTargetsTests", dependencies: ["GatehouseFuzzTargets", "GatehouseHTTP1"]),
         .testTarget(name: "GatehouseRegexTests", dependencies: ["GatehouseRegex"]),
         .testTarget(name: "GatehouseConfigTests", dependencies: ["GatehouseConfig"]),
-        .testTarget(name: "GatehouseRoutingTests", dependencies: ["GatehouseRouting", "GatehouseSnapshot"]),
+        .testTarget(
+            name: "GatehouseRoutingTests",
+            dependencies: ["GatehouseRouting", "GatehouseSnapshot", "GatehouseConfig", "GatehouseRegex"]
+        ),
         .testTarget(name: "GatehouseTelemetryTests", dependencies: ["GatehouseTelemetry"]),
         .testTarget(name: "GatehouseDNSTests", dependencies: ["GatehouseDNS"]),
         .testTarget(
@@ -108,11 +114,16 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),
-        .testTarget(name: "GatehouseHTTP1Tests", dependencies: ["GatehouseHTTP1"]),
+        .testTarget(
+            name: "GatehouseHTTP1Tests",
+            dependencies: ["GatehouseHTTP1", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .testTarget(
             name: "GatehouseProxyTests",
             dependencies: [
                 "GatehouseProxy", "GatehouseRouting", "GatehouseHTTP1", "GatehouseTelemetry", "GatehouseSecurity",
+                "GatehouseDNS",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             ]

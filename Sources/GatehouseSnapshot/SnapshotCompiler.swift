@@ -4,7 +4,10 @@ import GatehouseRouting
 
 /// Compiles a validated `ConfigSet` into a `Snapshot`. Pure: no I/O, no clocks but the one passed in.
 public enum SnapshotCompiler {
-    public static func compile(_ set: ConfigSet, version: Int, now: Date = Date()) throws -> Snapshot {
+    /// Compiles a set checked by `ConfigPipeline`; throws `ConfigRefused` if it has errors.
+    public static func compile(_ loaded: LoadedConfig, version: Int, now: Date = Date()) throws -> Snapshot {
+        guard !loaded.hasErrors else { throw ConfigRefused(errors: loaded.diagnostics.errors) }
+        let set = loaded.set
         let catalog = ServiceCatalog(set)
         let settings = settings(from: set.bootstrap)
         var clusters = ClusterCompiler(set: set, catalog: catalog, defaults: settings)
@@ -32,7 +35,7 @@ public enum SnapshotCompiler {
                                           gateways: gateways))
             }
         }
-        let security = SecurityCompiler(config: set, settings: settings)
+        let security = SecurityCompiler(parsed: loaded.security, settings: settings)
         for index in listeners.indices {
             listeners[index].authorization = security.authorization(port: listeners[index].port,
                                                                     tcp: listeners[index].stream != nil)
@@ -41,6 +44,12 @@ public enum SnapshotCompiler {
                         clusters: clusters.compiled, settings: settings, summary: set.summary,
                         authentication: security.authentication, notApplicable: set.inapplicable,
                         skippedKubernetes: set.skippedKubernetes)
+    }
+
+    /// Compiles a set decoded and model-checked elsewhere (tests): its security resources are parsed
+    /// here, and any error among them refuses the compile.
+    public static func compile(_ set: ConfigSet, version: Int, now: Date = Date()) throws -> Snapshot {
+        try compile(ConfigPipeline.checked(set, diagnostics: []), version: version, now: now)
     }
 
     struct BoundServer {

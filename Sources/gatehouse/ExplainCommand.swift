@@ -42,12 +42,12 @@ struct ExplainCommand: AsyncParsableCommand {
     var port: Int?
 
     func run() async throws {
-        let (set, diagnostics) = ConfigLoader.load(paths: config.resolved)
-        guard !diagnostics.hasErrors else {
-            for diagnostic in diagnostics.errors.sorted(by: DiagnosticOrder.precedes) { print(diagnostic) }
+        let loaded = ConfigPipeline.load(paths: config.resolved)
+        guard !loaded.hasErrors else {
+            for diagnostic in loaded.diagnostics.errors.sorted(by: DiagnosticOrder.precedes) { print(diagnostic) }
             throw ExitCode(1)
         }
-        let snapshot = try SnapshotCompiler.compile(set, version: 0)
+        let snapshot = try SnapshotCompiler.compile(loaded, version: 0)
         var request = ExplainRequest(url: url)
         request.method = method
         request.sourceIP = sourceIP

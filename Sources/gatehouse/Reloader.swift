@@ -71,7 +71,8 @@ actor Reloader {
     /// true when version `version` went live.
     private func attempt(version: Int, reason: String) async -> Bool {
         let serving = store.snapshot.version
-        let (set, diagnostics) = ConfigLoader.load(paths: paths)
+        let loaded = ConfigPipeline.load(paths: paths)
+        let diagnostics = loaded.diagnostics
         for diagnostic in diagnostics.sorted(by: DiagnosticOrder.precedes) { Log.info("\(diagnostic)") }
         guard !diagnostics.hasErrors else {
             Log.info("reload rejected (\(reason)): \(diagnostics.errors.count) error(s); still serving version \(serving)")
@@ -79,7 +80,7 @@ actor Reloader {
         }
         let next: Snapshot
         do {
-            next = try SnapshotCompiler.compile(set, version: version)
+            next = try SnapshotCompiler.compile(loaded, version: version)
         } catch {
             Log.info("reload rejected (\(reason)): \(error); still serving version \(serving)")
             return false

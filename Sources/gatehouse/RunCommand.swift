@@ -22,7 +22,8 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let paths = config.resolved
-        let (set, diagnostics) = ConfigLoader.load(paths: paths)
+        let loaded = ConfigPipeline.load(paths: paths)
+        let diagnostics = loaded.diagnostics
         for diagnostic in diagnostics.sorted(by: DiagnosticOrder.precedes) { Log.info("\(diagnostic)") }
         guard !diagnostics.hasErrors else {
             Log.info("configuration has \(diagnostics.errors.count) error(s); not starting")
@@ -35,7 +36,7 @@ struct RunCommand: AsyncParsableCommand {
         let budget = CPUBudget.current()
         let threads = max(1, configuredLoops ?? budget.loops)
         let notifier = SystemdNotifier(environment: environment)
-        let snapshot = try SnapshotCompiler.compile(set, version: 1)
+        let snapshot = try SnapshotCompiler.compile(loaded, version: 1)
         let tlsContexts = TLSContextStore()
         let tlsProblems = tlsContexts.prepare(snapshot)
         guard tlsProblems.isEmpty else {

@@ -14,11 +14,12 @@ struct ValidateCommand: ParsableCommand {
     var strict = false
 
     func run() throws {
-        var (set, diagnostics) = ConfigLoader.load(paths: config.resolved)
+        let loaded = ConfigPipeline.load(paths: config.resolved)
+        var diagnostics = loaded.diagnostics
         var snapshot: Snapshot?
         if !diagnostics.hasErrors {
             // Certificate files are part of the config: check that they exist and load.
-            snapshot = try SnapshotCompiler.compile(set, version: 0)
+            snapshot = try SnapshotCompiler.compile(loaded, version: 0)
             diagnostics += TLSContextStore().prepare(snapshot!)
         }
         for diagnostic in diagnostics.sorted(by: DiagnosticOrder.precedes) { print(diagnostic) }
@@ -28,7 +29,7 @@ struct ValidateCommand: ParsableCommand {
             print("\(errors) error(s), \(warnings) warning(s)\(errors == 0 ? " (--strict: warnings fail)" : "")")
             throw ExitCode(1)
         }
-        print("OK: \(set.summary)\(warnings == 0 ? "" : ", \(warnings) warning(s)")")
+        print("OK: \(loaded.set.summary)\(warnings == 0 ? "" : ", \(warnings) warning(s)")")
         if let snapshot { for line in ConfigNotices.lines(snapshot) { print(line) } }
     }
 }

@@ -121,24 +121,6 @@ import Testing
         #expect(warning.path == "spec.http[0].match[0].uri.regex")
         #expect(warning.message.contains("nested quantifiers"))
     }
-
-    @Test func hostWithoutPortInDenyGetsTheAdvisoryWarning() {
-        let diagnostics = loadWithBase("""
-        apiVersion: security.istio.io/v1
-        kind: AuthorizationPolicy
-        metadata: {name: deny-a, namespace: istio-system}
-        spec:
-          action: DENY
-          rules:
-          - to: [{operation: {hosts: [a.com, "b.com", "b.com:*", "c.com:8080"]}}]
-
-        """)
-        #expect(errors(in: diagnostics).isEmpty)
-        let warnings = diagnostics.filter { $0.severity == .warning }
-        #expect(warnings.map(\.path) == ["spec.rules[0].to[0].operation.hosts[0]"], "\(warnings)")
-        #expect(warnings.first?.message.contains("a.com:*") == true)
-        #expect(warnings.first?.message.contains("2021-008") == true)
-    }
 }
 
 @Suite struct BoundedYAMLTests {

@@ -35,10 +35,25 @@ func compileSnapshot(_ documents: String) throws -> Snapshot {
     var diagnostics: [Diagnostic] = []
     ConfigLoader.load(text: gatewayBase + "---\n" + documents, file: "t.yaml", into: &set, diagnostics: &diagnostics)
     diagnostics += ConfigValidator.validate(set)
-    let errors = diagnostics.filter { $0.severity == .error }
-    #expect(errors.isEmpty, "\(errors)")
-    return try SnapshotCompiler.compile(set, version: 1)
+    let loaded = ConfigPipeline.checked(set, diagnostics: diagnostics)
+    #expect(loaded.diagnostics.errors.isEmpty, "\(loaded.diagnostics.errors)")
+    return try SnapshotCompiler.compile(loaded, version: 1)
 }
+
+/// Every diagnostic of `documents` in a file `test.yaml` next to the base gateway (in `base.yaml`): the
+/// model's checks and the security parse, as `validate` runs them.
+func loadWithBase(_ documents: String) -> [Diagnostic] {
+    var set = ConfigSet()
+    var diagnostics: [Diagnostic] = []
+    for (file, text) in [("base.yaml", gatewayBase), ("test.yaml", documents)] {
+        set.files.append(file)
+        ConfigLoader.load(text: text, file: file, into: &set, diagnostics: &diagnostics)
+    }
+    diagnostics += ConfigValidator.validate(set)
+    return ConfigPipeline.checked(set, diagnostics: diagnostics).diagnostics
+}
+
+func errors(in diagnostics: [Diagnostic]) -> [Diagnostic] { diagnostics.filter { $0.severity == .error } }
 
 /// One AuthorizationPolicy document from its spec (YAML flow style is fine).
 func policy(_ spec: String, name: String = "p", namespace: String = "istio-system") -> String {

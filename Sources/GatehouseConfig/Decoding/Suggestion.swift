@@ -1,5 +1,5 @@
 /// "Did you mean" hints: the closest candidate within a small edit distance.
-enum Suggestion {
+public enum Suggestion {
     static func closest(to word: String, in candidates: some Sequence<String>) -> String? {
         var best: (String, Int)?
         let limit = max(2, word.count / 3)
@@ -10,7 +10,7 @@ enum Suggestion {
         return best?.0
     }
 
-    static func hint(for word: String, in candidates: some Sequence<String>) -> String {
+    public static func hint(for word: String, in candidates: some Sequence<String>) -> String {
         guard let match = closest(to: word, in: candidates) else { return "" }
         return " (did you mean \"\(match)\"?)"
     }

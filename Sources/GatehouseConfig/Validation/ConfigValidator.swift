@@ -30,8 +30,17 @@ public enum ConfigValidator {
             out += ServiceEntryChecks.check(entry, appliesToGateway: reached)
         }
         out += ServiceEntryChecks.selectedWorkloads(set.workloadEntries, by: reachedEntries)
-        for policy in set.authorizationPolicies { out += AuthorizationPolicyChecks.check(policy) }
-        for authentication in set.requestAuthentications { out += RequestAuthenticationChecks.check(authentication) }
+        // The rest of each AuthorizationPolicy and RequestAuthentication is checked where it is compiled
+        // (GatehouseSnapshot's parsers), in the same pass that builds what the gateway enforces.
+        for policy in set.authorizationPolicies {
+            out += SecurityScopeChecks.check(policy, selector: policy.spec.selector, targetRef: policy.spec.targetRef,
+                                             targetRefs: policy.spec.targetRefs)
+        }
+        for authentication in set.requestAuthentications {
+            out += SecurityScopeChecks.check(authentication, selector: authentication.spec.selector,
+                                             targetRef: authentication.spec.targetRef,
+                                             targetRefs: authentication.spec.targetRefs)
+        }
         // Istio allows no address only on another network (reached through that network's gateway).
         for workload in set.workloadEntries where (workload.spec.address ?? "").isEmpty && workload.spec.network == nil {
             out.append(workload.diagnostic("spec.address", "missing required field \"address\" (it may be omitted only "

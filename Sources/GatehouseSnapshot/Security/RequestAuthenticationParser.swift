@@ -1,15 +1,19 @@
 import Foundation
+import GatehouseConfig
 import GatehouseSecurity
 
-/// RequestAuthentication: every rule must be able to verify something, so a typo never turns into
-/// "tokens are not checked".
-enum RequestAuthenticationChecks {
-    static func check(_ resource: Resource<RequestAuthenticationSpec>) -> [Diagnostic] {
-        var out = SecurityScopeChecks.check(resource, selector: resource.spec.selector, targetRef: resource.spec.targetRef,
-                                            targetRefs: resource.spec.targetRefs)
+/// A RequestAuthentication read once into the JWT rules the authenticator runs, with everything wrong
+/// with it. Every rule must be able to verify something, so a typo never turns into "tokens are not
+/// checked"; validation and compilation are this one pass, so an inline `jwks` that does not parse is an
+/// error, never a rule quietly left out. (`selector`/`targetRef` are checked with the model.)
+enum RequestAuthenticationParser {
+    static func parse(_ resource: Resource<RequestAuthenticationSpec>) -> ([JWTRule], [Diagnostic]) {
+        var out: [Diagnostic] = []
+        var rules: [JWTRule] = []
         var issuers: [String: Int] = [:]
         for (index, rule) in (resource.spec.jwtRules ?? []).enumerated() {
             let path = "spec.jwtRules[\(index)]"
+            var keys: JWTKeySource?
             if rule.issuer.isEmpty { out.append(resource.diagnostic("\(path).issuer", "issuer must not be empty")) }
             if let first = issuers[rule.issuer] {
                 out.append(resource.diagnostic("\(path).issuer",
@@ -22,18 +26,20 @@ enum RequestAuthenticationChecks {
                 out.append(resource.diagnostic("\(path).jwks", "set jwks or jwksUri, not both"))
             case (.some(let jwks), nil):
                 do {
-                    _ = try JWKSet(json: jwks)
+                    keys = .inline(try JWKSet(json: jwks))
                 } catch {
                     out.append(resource.diagnostic("\(path).jwks", "jwks does not parse: \(error.description)"))
                 }
             case (nil, .some(let uri)):
                 if let problem = uriProblem(uri) { out.append(resource.diagnostic("\(path).jwksUri", problem)) }
+                keys = .remote(uri)
             case (nil, nil):
                 // OpenID discovery: ISSUER/.well-known/openid-configuration names the keys.
                 if let problem = discoveryProblem(rule.issuer) {
                     out.append(resource.diagnostic("\(path).issuer", "with neither jwks nor jwksUri the keys are found by "
                         + "OpenID discovery from the issuer, which needs an http(s) URL: \(problem)"))
                 }
+                keys = .discovery(issuer: rule.issuer)
             }
             for (headerIndex, header) in (rule.fromHeaders ?? []).enumerated() where !isToken(header.name) {
                 out.append(resource.diagnostic("\(path).fromHeaders[\(headerIndex)].name", "invalid header name \"\(header.name)\""))
@@ -56,8 +62,24 @@ enum RequestAuthenticationChecks {
                     out.append(resource.diagnostic("\(path).outputClaimToHeaders[\(claimIndex)].claim", "claim must not be empty"))
                 }
             }
+            guard let keys else { continue }  // both jwks and jwksUri, or jwks that does not parse: refused above
+            var locations: [TokenLocation] = (rule.fromHeaders ?? []).map {
+                .header($0.name.lowercased(), prefix: $0.prefix ?? "")
+            }
+            locations += (rule.fromParams ?? []).map { .param($0) }
+            locations += (rule.fromCookies ?? []).map { .cookie($0) }
+            rules.append(JWTRule(
+                requirements: JWTRequirements(issuer: rule.issuer, audiences: rule.audiences ?? [],
+                                              spaceDelimitedClaims: rule.spaceDelimitedClaims ?? []),
+                locations: locations, keys: keys, forwardOriginalToken: rule.forwardOriginalToken ?? false,
+                outputPayloadToHeader: rule.outputPayloadToHeader.map { $0.lowercased() },
+                outputClaimToHeaders: (rule.outputClaimToHeaders ?? []).map {
+                    (header: $0.header.lowercased(), claim: $0.claim.split(separator: ".").map(String.init))
+                },
+                label: "\(resource.id)[jwtRules \(index)]",
+                fetchTimeout: rule.timeout.map { Double($0.nanoseconds) / 1e9 } ?? 5))
         }
-        return out
+        return (rules, out)
     }
 
     /// `file:///abs/path` (offline use) or an http(s) URL with a host.

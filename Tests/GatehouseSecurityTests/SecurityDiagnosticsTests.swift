@@ -1,5 +1,6 @@
 import Testing
-@testable import GatehouseConfig
+import GatehouseConfig
+import GatehouseSnapshot
 
 /// Every AuthorizationPolicy or RequestAuthentication input Istio refuses is an error at its line and field;
 /// a value Istio accepts but that never matches is a warning there (a hole the author should hear about).
@@ -114,5 +115,35 @@ import Testing
     func badJWTRules(rule: String, expected: String) {
         let error = onlyError(authentication(rule))
         #expect(error.contains(expected), "\(error)")
+    }
+
+    @Test func hostWithoutPortInDenyGetsTheAdvisoryWarning() {
+        let diagnostics = loadWithBase("""
+        apiVersion: security.istio.io/v1
+        kind: AuthorizationPolicy
+        metadata: {name: deny-a, namespace: istio-system}
+        spec:
+          action: DENY
+          rules:
+          - to: [{operation: {hosts: [a.com, "b.com", "b.com:*", "c.com:8080"]}}]
+
+        """)
+        #expect(errors(in: diagnostics).isEmpty)
+        let warnings = diagnostics.filter { $0.severity == .warning }
+        #expect(warnings.map(\.path) == ["spec.rules[0].to[0].operation.hosts[0]"], "\(warnings)")
+        #expect(warnings.first?.message.contains("a.com:*") == true)
+        #expect(warnings.first?.message.contains("2021-008") == true)
+    }
+
+    /// The compiler builds from the same parse `validate` reports from: handed a policy value it cannot
+    /// read, it refuses the whole config instead of compiling the rule without it (which, for a DENY
+    /// on `ipBlocks`, would deny nothing).
+    @Test func theCompilerRefusesWhatItCannotParseInsteadOfDroppingIt() throws {
+        var set = ConfigSet()
+        var diagnostics: [Diagnostic] = []
+        ConfigLoader.load(text: gatewayBase + "---\n" + policy("  action: DENY\n  rules: [{from: [{source: {ipBlocks: [10.0.0.0/33]}}]}]"),
+                          file: "t.yaml", into: &set, diagnostics: &diagnostics)
+        #expect(diagnostics.isEmpty, "the model itself is fine: \(diagnostics)")
+        #expect(throws: ConfigRefused.self) { try SnapshotCompiler.compile(set, version: 1) }
     }
 }
