@@ -35,6 +35,7 @@ final class ConnectionPool {
                 }
             }
             .connect(to: address)
+            .assumeIsolated()
             .flatMapThrowing { channel in
                 let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
                 let connection = UpstreamConnection(channel: channel, handler: handler, poolKey: key)
@@ -45,6 +46,7 @@ final class ConnectionPool {
                 }
                 return Lease(connection: connection, reused: false)
             }
+            .nonisolated()
     }
 
     /// Puts a connection whose exchange completed cleanly back for reuse.

@@ -156,7 +156,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         do {
             // This handler is the last of a plain connection's pipeline, so .last is right after it.
             let pipeline = context.pipeline.syncOperations
-            try HTTP2Server.configure(pipeline, position: .last, runtime: runtime, loop: loop,
+            try HTTP2Server.configure(pipeline, runtime: runtime, loop: loop,
                                       port: listenerPort, tls: nil)
             let bytes = inbound
             inbound = ByteBuffer()

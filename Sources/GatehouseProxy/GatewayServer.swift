@@ -83,7 +83,7 @@ public final class GatewayServer: Sendable {
         var problems: [String] = []
         for (listener, channel) in change.added {
             servers.withLockedValue { $0[listener.port] = BoundListener(address: listener.bindAddress, channel: channel) }
-            try? await channel.setOption(.autoRead, value: true)
+            try? await channel.setOption(.autoRead, value: true).get()
         }
         for port in change.removed { await close(port: port) }
         for (listener, previousAddress) in change.rebound {
@@ -186,7 +186,7 @@ public final class GatewayServer: Sendable {
                                         localURI: localURI, handshakeTimeout: handshakeTimeout)
                 try sync.addHandler(TLSSessionHandler(tls: tls, metrics: runtime.metrics) { pipeline, tls, http2 in
                     if http2 {
-                        try HTTP2Server.configure(pipeline, position: .last, runtime: runtime, loop: loop, port: port, tls: tls)
+                        try HTTP2Server.configure(pipeline, runtime: runtime, loop: loop, port: port, tls: tls)
                     } else {
                         try pipeline.addHandler(DownstreamHandler(
                             runtime: runtime, loop: loop, listenerPort: port, limits: limits,

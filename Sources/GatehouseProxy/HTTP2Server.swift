@@ -23,7 +23,7 @@ enum HTTP2Server {
         return count == preface.count ? .http2 : .needMoreBytes
     }
 
-    static func configure(_ pipeline: ChannelPipeline.SynchronousOperations, position: ChannelPipeline.Position,
+    static func configure(_ pipeline: ChannelPipeline.SynchronousOperations,
                           runtime: ProxyRuntime, loop: LoopContext, port: Int, tls: DownstreamTLS?) throws {
         let settings = runtime.store.snapshot.settings
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
@@ -35,23 +35,23 @@ enum HTTP2Server {
         ]
         let stream = NIOHTTP2Handler.StreamConfiguration()
         let drain = HTTP2DrainHandler()
-        try pipeline.addHandler(FlushCoalescingHandler(), position: position)
+        try pipeline.addHandler(FlushCoalescingHandler())
         _ = try pipeline.configureHTTP2Pipeline(mode: .server, connectionConfiguration: connection,
-                                                streamConfiguration: stream, position: position) { streamChannel in
+                                                streamConfiguration: stream) { streamChannel in
             streamChannel.eventLoop.makeCompletedFuture {
                 drain.streamOpened(streamChannel)
                 try streamChannel.pipeline.syncOperations.addHandler(
                     HTTP2StreamHandler(runtime: runtime, loop: loop, listenerPort: port, tls: tls))
             }
         }
-        try pipeline.addHandler(drain, position: position)
-        try pipeline.addHandler(HTTP2ConnectionErrorHandler(metrics: runtime.metrics), position: position)
+        try pipeline.addHandler(drain)
+        try pipeline.addHandler(HTTP2ConnectionErrorHandler(metrics: runtime.metrics))
         let idle = TimeAmount.nanoseconds(settings.idleTimeoutNanoseconds)
         if idle > .zero {
             // No frame either way for the idle timeout: the connection goes (Envoy counts open streams
             // as activity; a stream waiting that long in silence is cut too).
-            try pipeline.addHandler(IdleStateHandler(allTimeout: idle), position: position)
-            try pipeline.addHandler(IdleCloser(metrics: runtime.metrics), position: position)
+            try pipeline.addHandler(IdleStateHandler(allTimeout: idle))
+            try pipeline.addHandler(IdleCloser(metrics: runtime.metrics))
         }
     }
 }

@@ -16,7 +16,9 @@ final class HTTP2UpstreamPool {
     /// The live connection for `key`, or a new one (concurrent requests wait for the same connect).
     func connection(key: String, address: SocketAddress, connectTimeout: TimeAmount) -> EventLoopFuture<HTTP2ClientConnection> {
         eventLoop.assertInEventLoop()
-        if let existing = connections[key], existing.isUsable { return eventLoop.makeSucceededFuture(existing) }
+        if let existing = connections[key], existing.isUsable {
+            return eventLoop.assumeIsolated().makeSucceededFuture(existing)
+        }
         connections[key] = nil
         if let pending = connecting[key] { return pending }
         let future = ClientBootstrap(group: eventLoop)

@@ -207,6 +207,8 @@ public enum JWKSFetcher {
         return Data(bytes[end.upperBound...])
     }
 
+    /// `@unchecked Sendable`: its state is touched only on the fetch connection's event loop (the handler
+    /// callbacks, and `done` read back there once the connection is set up).
     final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = ByteBuffer
         let limit: Int

@@ -120,18 +120,21 @@ final class ProxyExchange: UpstreamResponseReceiver {
         let isHEAD = request.isHEAD
         loop.http2Pool.connection(key: target.poolKey, address: target.address,
                                   connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds))
-            .flatMap { [self] connection in
-                downstream.updateRecord { $0.upstreamLocalAddress = connection.localAddress }
-                return connection.openStream(for: self, requestIsHEAD: isHEAD)
-            }
             .assumeIsolated().whenComplete { [self] result in
-                switch result {
-                case .success(let stream):
-                    guard !finished else { return stream.close() }
-                    attach(stream)
-                case .failure:
+                guard case .success(let connection) = result else {
                     guard !finished else { return }
-                    failLocally(.connectFailure)
+                    return failLocally(.connectFailure)
+                }
+                downstream.updateRecord { $0.upstreamLocalAddress = connection.localAddress }
+                connection.openStream(for: self, requestIsHEAD: isHEAD).assumeIsolated().whenComplete { [self] result in
+                    switch result {
+                    case .success(let stream):
+                        guard !finished else { return stream.close() }
+                        attach(stream)
+                    case .failure:
+                        guard !finished else { return }
+                        failLocally(.connectFailure)
+                    }
                 }
             }
     }
