@@ -6,7 +6,7 @@ import NIOPosix
 /// requests on a loop only use that loop's connections, so no locks and no thread hops on the hot path.
 final class ConnectionPool {
     let eventLoop: EventLoop
-    private var idle = IdleConnectionStack<UpstreamConnection>(maxIdlePerKey: 256)
+    private var idle = IdleConnectionStack<UpstreamConnection, PoolKey>(maxIdlePerKey: 256)
 
     init(eventLoop: EventLoop) { self.eventLoop = eventLoop }
 
@@ -16,14 +16,14 @@ final class ConnectionPool {
     }
 
     /// A warm idle connection for `key`, if there is one (the synchronous fast path: no future).
-    func takeIdle(key: String, idleTimeout: TimeAmount) -> UpstreamConnection? {
+    func takeIdle(key: PoolKey, idleTimeout: TimeAmount) -> UpstreamConnection? {
         eventLoop.assertInEventLoop()
         let oldest = NIODeadline.now() - idleTimeout
         return idle.take(key, isUsable: { $0.isUsable && $0.idleSince > oldest })
     }
 
     /// A new connection to `address`.
-    func connect(key: String, address: SocketAddress, connectTimeout: TimeAmount,
+    func connect(key: PoolKey, address: SocketAddress, connectTimeout: TimeAmount,
                  limits: HTTP1Limits) -> EventLoopFuture<Lease> {
         eventLoop.assertInEventLoop()
         return ClientBootstrap(group: eventLoop)

@@ -149,9 +149,10 @@ public final class GatewayServer: Sendable {
         let limits = HTTP1Limits(maxHeadBytes: settings.maxRequestHeaderBytes, maxHeaderCount: settings.maxRequestHeaders)
         let loop = runtime.loopContext(for: channel.eventLoop)
         let headersTimeout = TimeAmount.nanoseconds(settings.requestHeadersTimeoutNanoseconds)
-        if let stream = runtime.store.snapshot.listener(port: port)?.stream {
-            return try configureRelay(channel, stream: stream, runtime: runtime, loop: loop, port: port,
-                                      timeout: .nanoseconds(settings.tlsHandshakeTimeoutNanoseconds))
+        let snapshot = runtime.store.snapshot
+        if let stream = snapshot.listener(port: port)?.stream {
+            return try configureRelay(channel, stream: stream, snapshot: snapshot, runtime: runtime, loop: loop,
+                                      port: port, timeout: .nanoseconds(settings.tlsHandshakeTimeoutNanoseconds))
         }
         guard runtime.store.snapshot.listener(port: port)?.tls != nil else {
             // One handler per connection: it decodes and encodes HTTP/1.1 itself, on the socket's bytes.
@@ -201,12 +202,12 @@ public final class GatewayServer: Sendable {
 
     /// TLS PASSTHROUGH and TCP ports: bytes are relayed, never parsed. Passthrough reads the SNI from the
     /// ClientHello (within the handshake timeout) and replays the ClientHello upstream.
-    private static func configureRelay(_ channel: Channel, stream: StreamRoutes, runtime: ProxyRuntime,
+    private static func configureRelay(_ channel: Channel, stream: StreamRoutes, snapshot: Snapshot, runtime: ProxyRuntime,
                                        loop: LoopContext, port: Int, timeout: TimeAmount) throws {
         let sync = channel.pipeline.syncOperations
         switch stream.mode {
         case .tcp:
-            try sync.addHandler(StreamRelayHandler(runtime: runtime, loop: loop, listenerPort: port,
+            try sync.addHandler(StreamRelayHandler(runtime: runtime, loop: loop, listenerPort: port, snapshot: snapshot,
                                                    route: stream.route(forSNI: nil), serverName: nil))
         case .tlsPassthrough:
             let helloTimeout = channel.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
@@ -217,10 +218,12 @@ public final class GatewayServer: Sendable {
                 helloTimeout.cancel()
                 let name: String? = if case .hostname(let host) = result { host.lowercased() } else { nil }
                 // Routed on the live snapshot; no route: the relay logs NR and closes (Envoy: no filter chain).
-                let route = runtime.store.snapshot.listener(port: port)?.stream?.route(forSNI: name)
+                let live = runtime.store.snapshot
+                let route = live.listener(port: port)?.stream?.route(forSNI: name)
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        StreamRelayHandler(runtime: runtime, loop: loop, listenerPort: port, route: route, serverName: name))
+                        StreamRelayHandler(runtime: runtime, loop: loop, listenerPort: port, snapshot: live, route: route,
+                                           serverName: name))
                 }
             }))
             try sync.addHandler(TLSRefusalHandler(metrics: runtime.metrics))

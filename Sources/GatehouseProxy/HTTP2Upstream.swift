@@ -8,13 +8,13 @@ import NIOPosix
 /// shared by every request to it, each request a stream. Confined to its loop, like the HTTP/1.1 pool.
 final class HTTP2UpstreamPool {
     let eventLoop: EventLoop
-    private var connections: [String: HTTP2ClientConnection] = [:]
-    private var connecting: [String: EventLoopFuture<HTTP2ClientConnection>] = [:]
+    private var connections: [PoolKey: HTTP2ClientConnection] = [:]
+    private var connecting: [PoolKey: EventLoopFuture<HTTP2ClientConnection>] = [:]
 
     init(eventLoop: EventLoop) { self.eventLoop = eventLoop }
 
     /// The live connection for `key`, or a new one (concurrent requests wait for the same connect).
-    func connection(key: String, address: SocketAddress, connectTimeout: TimeAmount) -> EventLoopFuture<HTTP2ClientConnection> {
+    func connection(key: PoolKey, address: SocketAddress, connectTimeout: TimeAmount) -> EventLoopFuture<HTTP2ClientConnection> {
         eventLoop.assertInEventLoop()
         if let existing = connections[key], existing.isUsable {
             return eventLoop.assumeIsolated().makeSucceededFuture(existing)

@@ -14,6 +14,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
     private let loop: LoopContext
     private let runtime: ProxyRuntime
     private let cluster: Cluster
+    private let snapshotVersion: Int
     private let request: UpstreamRequest
     private let responseMutations: [HeaderMutation]
     private let timeout: TimeAmount?
@@ -42,6 +43,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
         self.loop = loop
         self.runtime = runtime
         cluster = forwarding.cluster
+        snapshotVersion = forwarding.snapshotVersion
         request = forwarding.request
         responseMutations = forwarding.responseMutations
         timeout = forwarding.timeout
@@ -51,11 +53,12 @@ final class ProxyExchange: UpstreamResponseReceiver {
 
     func start() {
         guard !cluster.endpoints.isEmpty else { return failLocally(.noHealthyUpstream) }
-        let endpoint = cluster.endpoints[loop.roundRobin.next(cluster.name, count: cluster.endpoints.count)]
+        let endpointIndex = loop.nextEndpoint(of: cluster, version: snapshotVersion)
+        let endpoint = cluster.endpoints[endpointIndex]
         downstream.setUpstreamBlocked(true)
         switch cluster.discovery {
         case .staticAddresses:
-            guard let target = loop.upstreamTarget(cluster: cluster.name, endpoint: endpoint) else {
+            guard let target = loop.upstreamTarget(of: cluster, endpoint: endpointIndex, version: snapshotVersion) else {
                 return failLocally(.noHealthyUpstream)
             }
             connect(to: target)
@@ -64,8 +67,9 @@ final class ProxyExchange: UpstreamResponseReceiver {
                 guard !finished else { return }
                 switch result {
                 case .success(let addresses):
-                    let index = loop.roundRobin.next("\(cluster.name)|\(endpoint.address)", count: addresses.count)
-                    connect(to: loop.upstreamTarget(cluster: cluster.name, resolved: addresses[index]))
+                    let index = loop.nextResolved(of: cluster, endpoint: endpointIndex, count: addresses.count,
+                                                  version: snapshotVersion)
+                    connect(to: loop.upstreamTarget(of: cluster, resolved: addresses[index]))
                 case .failure:
                     downstream.updateRecord { $0.upstreamTransportFailureReason = "dns_resolution_failure" }
                     failLocally(.noHealthyUpstream)
@@ -78,8 +82,9 @@ final class ProxyExchange: UpstreamResponseReceiver {
                 guard !finished else { return }
                 switch result {
                 case .success(let addresses) where !addresses.isEmpty:
-                    let index = loop.roundRobin.next("\(cluster.name)|\(endpoint.address)", count: addresses.count)
-                    connect(to: loop.upstreamTarget(cluster: cluster.name, resolved: addresses[index]))
+                    let index = loop.nextResolved(of: cluster, endpoint: endpointIndex, count: addresses.count,
+                                                  version: snapshotVersion)
+                    connect(to: loop.upstreamTarget(of: cluster, resolved: addresses[index]))
                 case .success:
                     failLocally(.noHealthyUpstream)
                 case .failure(let error):

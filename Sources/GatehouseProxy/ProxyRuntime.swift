@@ -13,7 +13,9 @@ final class LoopContext: @unchecked Sendable {
     let eventLoop: EventLoop
     let pool: ConnectionPool
     let http2Pool: HTTP2UpstreamPool
-    var roundRobin = RoundRobin()
+    /// Per-cluster state (round robin, targets) for the live snapshot, by cluster index.
+    private var clusterTable = ClusterLoopTable<UpstreamTarget>()
+    private var poolIDs: [String: Int] = [:]
     var random = FastRandom()
     /// JWTs this loop verified recently (see `VerifiedTokenCache`).
     let tokenCache = VerifiedTokenCache()
@@ -25,7 +27,6 @@ final class LoopContext: @unchecked Sendable {
     let metrics: GatewayMetrics
     /// Access-log lines of this loop, handed to the writer in chunks (see `ProxyRuntime.log`).
     var logBuffer: [UInt8] = []
-    private var targets: [UpstreamTargetKey: UpstreamTarget] = [:]
 
     init(eventLoop: EventLoop, decisions: DecisionCounters = DecisionCounters(), requests: RequestMetrics = RequestMetrics(),
          metrics: GatewayMetrics = GatewayMetrics()) {
@@ -37,38 +38,63 @@ final class LoopContext: @unchecked Sendable {
         http2Pool = HTTP2UpstreamPool(eventLoop: eventLoop)
     }
 
-    /// Where a request to `endpoint` of `cluster` goes, cached per loop so the hot path neither parses
-    /// the IP nor formats the address and pool key again.
-    func upstreamTarget(cluster: String, endpoint: Endpoint) -> UpstreamTarget? {
-        let key = UpstreamTargetKey(cluster: cluster, address: endpoint.address, port: endpoint.port)
-        if let cached = targets[key] { return cached }
-        guard let address = try? SocketAddress(ipAddress: endpoint.address, port: endpoint.port) else { return nil }
-        let target = UpstreamTarget(cluster: cluster, address: address)
-        targets[key] = target
-        return target
+    /// The endpoint of `cluster` the next request goes to (round robin, this loop's position).
+    func nextEndpoint(of cluster: Cluster, version: Int) -> Int {
+        clusterTable.prepare(version: version, cluster: cluster.index, endpoints: cluster.endpoints.count)
+        return clusterTable.nextEndpoint(cluster: cluster.index, count: cluster.endpoints.count,
+                                         start: Int(random.next() % UInt64(max(1, cluster.endpoints.count))))
     }
 
-    func upstreamTarget(cluster: String, resolved address: SocketAddress) -> UpstreamTarget {
-        UpstreamTarget(cluster: cluster, address: address)
+    /// Which of the `count` addresses endpoint `endpoint`'s name resolved to comes next.
+    func nextResolved(of cluster: Cluster, endpoint: Int, count: Int, version: Int) -> Int {
+        clusterTable.prepare(version: version, cluster: cluster.index, endpoints: cluster.endpoints.count)
+        return clusterTable.nextResolved(cluster: cluster.index, endpoint: endpoint, count: count,
+                                         start: Int(random.next() % UInt64(max(1, count))))
+    }
+
+    /// Where a request to endpoint `endpoint` (an IP) of `cluster` goes, built once per snapshot version
+    /// so the hot path neither parses the IP nor formats the address again.
+    func upstreamTarget(of cluster: Cluster, endpoint: Int, version: Int) -> UpstreamTarget? {
+        clusterTable.prepare(version: version, cluster: cluster.index, endpoints: cluster.endpoints.count)
+        return clusterTable.target(cluster: cluster.index, endpoint: endpoint) {
+            let spec = cluster.endpoints[endpoint]
+            guard let address = try? SocketAddress(ipAddress: spec.address, port: spec.port) else { return nil }
+            return UpstreamTarget(pool: poolID(cluster), address: address)
+        }
+    }
+
+    /// A target for an address a name of `cluster` resolved to.
+    func upstreamTarget(of cluster: Cluster, resolved address: SocketAddress) -> UpstreamTarget {
+        UpstreamTarget(pool: poolID(cluster), address: address)
+    }
+
+    /// Pools outlive snapshots (a reload keeps warm connections), so they are keyed by a per-loop id of
+    /// the cluster's name rather than its index; the name is hashed once per cluster and snapshot.
+    private func poolID(_ cluster: Cluster) -> Int {
+        if let id = poolIDs[cluster.name] { return id }
+        let id = poolIDs.count
+        poolIDs[cluster.name] = id
+        return id
     }
 }
 
-struct UpstreamTargetKey: Hashable {
-    var cluster: String
-    var address: String
-    var port: Int
+/// Which pooled connections may serve a request: same cluster (its name: TLS and protocol settings come
+/// with it), same endpoint address. Hashes two small values, no strings.
+struct PoolKey: Hashable {
+    var cluster: Int
+    var address: SocketAddress
 }
 
 /// A resolved endpoint of a cluster: the socket address, its text for logs, and its pool key.
 struct UpstreamTarget {
     let address: SocketAddress
     let text: String
-    let poolKey: String
+    let poolKey: PoolKey
 
-    init(cluster: String, address: SocketAddress) {
+    init(pool cluster: Int, address: SocketAddress) {
         self.address = address
         text = SocketAddressText.describe(address)
-        poolKey = "\(cluster)|\(text)"
+        poolKey = PoolKey(cluster: cluster, address: address)
     }
 }
 

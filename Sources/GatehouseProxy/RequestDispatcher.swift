@@ -14,6 +14,8 @@ enum Dispatch {
     struct Forwarding {
         var request: UpstreamRequest
         var cluster: Cluster
+        /// The snapshot the cluster belongs to: per-loop cluster state is kept by snapshot version.
+        var snapshotVersion: Int
         var responseMutations: [HeaderMutation]
         var timeout: TimeAmount?
     }
@@ -108,7 +110,7 @@ enum RequestDispatcher {
             return .reply(.redirect(status: redirect.code, location: redirect.location(for: input)), route: route)
         case .forward(let forward):
             guard let destination = forward.pick(draw: loop.random.next()),
-                  let cluster = snapshot.clusters[destination.cluster] else {
+                  let cluster = snapshot.cluster(at: destination.clusterIndex) else {
                 return .reply(.noHealthyUpstream, route: nil)
             }
             record.upstreamCluster = cluster.name
@@ -126,7 +128,7 @@ enum RequestDispatcher {
             }
             guard let request = built else { return .reply(.badRequest(details: "invalid_upstream_request"), route: route) }
             return .forward(Dispatch.Forwarding(
-                request: request, cluster: cluster, responseMutations: [destination.responseHeaders, route.responseHeaders],
+                request: request, cluster: cluster, snapshotVersion: snapshot.version, responseMutations: [destination.responseHeaders, route.responseHeaders],
                 timeout: route.timeoutNanoseconds.map { .nanoseconds($0) }))
         }
     }

@@ -1,12 +1,60 @@
-/// Round-robin position per cluster. One per event loop: loops advance independently, which spreads
-/// load just as evenly without sharing a counter across threads.
-struct RoundRobin {
-    private var positions: [String: Int] = [:]
-
-    mutating func next(_ cluster: String, count: Int) -> Int {
+/// Round-robin positions. Each event loop keeps its own (in `ClusterLoopTable`): loops advance
+/// independently, which spreads load just as evenly without sharing a counter across threads.
+enum RoundRobin {
+    /// The index to use from `count` choices, advancing `position`; a first use starts at `start` (a
+    /// random draw, so loops and restarts do not all begin on the first endpoint).
+    static func next(_ position: inout Int?, count: Int, start: @autoclosure () -> Int) -> Int {
         guard count > 0 else { return 0 }
-        let position = positions[cluster, default: Int.random(in: 0..<count)]
-        positions[cluster] = (position + 1) % count
-        return position % count
+        let current = (position ?? start()) % count
+        position = (current + 1) % count
+        return current
+    }
+}
+
+/// One event loop's per-cluster state for the live snapshot, found by `Cluster.index` (an array index,
+/// not a hash of the cluster's name): the round-robin positions over endpoints and over the addresses a
+/// name resolved to, and each endpoint's cached upstream target. A new snapshot version starts it afresh,
+/// since an index then names another cluster. Pure: the shell builds targets, this only keeps them.
+struct ClusterLoopTable<Target> {
+    struct Entry {
+        var position: Int?
+        /// Per endpoint: the position among the addresses its name resolved to.
+        var resolvedPositions: [Int?]
+        var targets: [Target?]
+    }
+
+    private(set) var version = -1
+    private var entries: [Entry?] = []
+
+    /// Makes `cluster` (with `endpoints` endpoints) ready for `version`, clearing every entry when the
+    /// version changed.
+    mutating func prepare(version: Int, cluster: Int, endpoints: Int) {
+        if version != self.version {
+            entries.removeAll(keepingCapacity: true)
+            self.version = version
+        }
+        if entries.count <= cluster { entries.append(contentsOf: repeatElement(nil, count: cluster + 1 - entries.count)) }
+        if entries[cluster] == nil {
+            entries[cluster] = Entry(position: nil, resolvedPositions: Array(repeating: nil, count: endpoints),
+                                     targets: Array(repeating: nil, count: endpoints))
+        }
+    }
+
+    /// The next endpoint index of a prepared cluster.
+    mutating func nextEndpoint(cluster: Int, count: Int, start: @autoclosure () -> Int) -> Int {
+        RoundRobin.next(&entries[cluster]!.position, count: count, start: start())
+    }
+
+    /// The next of `count` resolved addresses of endpoint `endpoint` of a prepared cluster.
+    mutating func nextResolved(cluster: Int, endpoint: Int, count: Int, start: @autoclosure () -> Int) -> Int {
+        RoundRobin.next(&entries[cluster]!.resolvedPositions[endpoint], count: count, start: start())
+    }
+
+    /// The cached target of an endpoint, or the one `make` builds (kept unless nil).
+    mutating func target(cluster: Int, endpoint: Int, make: () -> Target?) -> Target? {
+        if let cached = entries[cluster]!.targets[endpoint] { return cached }
+        let made = make()
+        entries[cluster]!.targets[endpoint] = made
+        return made
     }
 }

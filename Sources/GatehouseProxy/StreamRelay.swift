@@ -15,6 +15,8 @@ final class StreamRelayHandler: ChannelDuplexHandler {
     private let runtime: ProxyRuntime
     private let loop: LoopContext
     private let route: StreamRoutes.Route?
+    /// The snapshot the route came from: its destinations name clusters by index in this snapshot.
+    private let snapshot: Snapshot
     private var context: ChannelHandlerContext!
     private var record = AccessLogRecord()
     private let startedAt = NIODeadline.now()
@@ -28,8 +30,10 @@ final class StreamRelayHandler: ChannelDuplexHandler {
 
     private let listenerPort: Int
 
-    init(runtime: ProxyRuntime, loop: LoopContext, listenerPort: Int, route: StreamRoutes.Route?, serverName: String?) {
+    init(runtime: ProxyRuntime, loop: LoopContext, listenerPort: Int, snapshot: Snapshot, route: StreamRoutes.Route?,
+         serverName: String?) {
         self.runtime = runtime
+        self.snapshot = snapshot
         self.loop = loop
         self.listenerPort = listenerPort
         self.route = route
@@ -59,21 +63,21 @@ final class StreamRelayHandler: ChannelDuplexHandler {
         record.protocol = nil
         record.downstreamLocalAddress = context.channel.localAddress.map(SocketAddressText.describe)
         record.downstreamRemoteAddress = context.channel.remoteAddress.map(SocketAddressText.describe)
-        let snapshot = runtime.store.snapshot
         if let refusal = authorize(snapshot, channel: context.channel) { return fail(flag: [], details: refusal) }
         guard let route else { return fail(flag: .noRouteFound, details: "filter_chain_not_found") }
         record.routeName = route.name
         guard let destination = route.forward.pick(draw: loop.random.next()),
-              let cluster = snapshot.clusters[destination.cluster], !cluster.endpoints.isEmpty else {
+              let cluster = snapshot.cluster(at: destination.clusterIndex), !cluster.endpoints.isEmpty else {
             return fail(flag: .noHealthyUpstream, details: "no_healthy_upstream")
         }
         record.upstreamCluster = cluster.name
         loop.requests.recordConnectionOpened(cluster: cluster.name)
         openCounted = true
-        let endpoint = cluster.endpoints[loop.roundRobin.next(cluster.name, count: cluster.endpoints.count)]
+        let endpointIndex = loop.nextEndpoint(of: cluster, version: snapshot.version)
+        let endpoint = cluster.endpoints[endpointIndex]
         switch cluster.discovery {
         case .staticAddresses:
-            guard let target = loop.upstreamTarget(cluster: cluster.name, endpoint: endpoint) else {
+            guard let target = loop.upstreamTarget(of: cluster, endpoint: endpointIndex, version: snapshot.version) else {
                 return fail(flag: .noHealthyUpstream, details: "no_healthy_upstream")
             }
             connect(to: target.address, timeout: .nanoseconds(cluster.connectTimeoutNanoseconds))
@@ -91,7 +95,8 @@ final class StreamRelayHandler: ChannelDuplexHandler {
                 .assumeIsolated().whenComplete { [self] result in
                     switch result {
                     case .success(let addresses) where !addresses.isEmpty:
-                        let index = loop.roundRobin.next("\(cluster.name)|\(endpoint.address)", count: addresses.count)
+                        let index = loop.nextResolved(of: cluster, endpoint: endpointIndex, count: addresses.count,
+                                                      version: snapshot.version)
                         connect(to: addresses[index], timeout: .nanoseconds(cluster.connectTimeoutNanoseconds))
                     case .success:
                         fail(flag: .noHealthyUpstream, details: "no_healthy_upstream")

@@ -19,13 +19,13 @@ protocol UpstreamResponseReceiver: AnyObject {
 /// its loop's pool between requests.
 final class UpstreamConnection {
     let channel: Channel
-    let poolKey: String
+    let poolKey: PoolKey
     let localAddress: String?
     let handler: UpstreamHandler
     var requestsServed = 0
     var idleSince: NIODeadline = .now()
 
-    init(channel: Channel, handler: UpstreamHandler, poolKey: String) {
+    init(channel: Channel, handler: UpstreamHandler, poolKey: PoolKey) {
         self.channel = channel
         self.handler = handler
         self.poolKey = poolKey

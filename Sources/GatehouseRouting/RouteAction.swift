@@ -8,15 +8,18 @@ public enum RouteAction: Sendable {
 }
 
 public struct WeightedDestination: Sendable {
-    /// `outbound|PORT|SUBSET|HOST`, the key of the cluster in the snapshot.
+    /// `outbound|PORT|SUBSET|HOST`: the cluster's name, for logs and metrics.
     public var cluster: String
+    /// The cluster's index in the snapshot's `clusterList`: how the data plane finds it per request.
+    public var clusterIndex: Int
     public var weight: Int
     public var requestHeaders: HeaderMutation
     public var responseHeaders: HeaderMutation
 
-    public init(cluster: String, weight: Int, requestHeaders: HeaderMutation = .none,
+    public init(cluster: String, clusterIndex: Int, weight: Int, requestHeaders: HeaderMutation = .none,
                 responseHeaders: HeaderMutation = .none) {
         self.cluster = cluster
+        self.clusterIndex = clusterIndex
         self.weight = weight
         self.requestHeaders = requestHeaders
         self.responseHeaders = responseHeaders
@@ -31,7 +34,8 @@ public struct ForwardAction: Sendable {
     public init(destinations: [WeightedDestination], rewrite: Rewrite? = nil) {
         // A single destination without a weight takes all traffic.
         if destinations.count == 1, destinations[0].weight == 0 {
-            self.destinations = [WeightedDestination(cluster: destinations[0].cluster, weight: 100,
+            self.destinations = [WeightedDestination(cluster: destinations[0].cluster,
+                                                     clusterIndex: destinations[0].clusterIndex, weight: 100,
                                                      requestHeaders: destinations[0].requestHeaders,
                                                      responseHeaders: destinations[0].responseHeaders)]
         } else {

@@ -6,6 +6,10 @@ struct ClusterCompiler {
     let catalog: ServiceCatalog
     let defaults: GatewaySettings
     private(set) var compiled: [String: Cluster] = [:]
+    /// Cluster names in the order routes first referred to them: a route's destination carries its
+    /// cluster's position here, so the data plane finds the cluster without hashing its name.
+    private var order: [String] = []
+    private var indexes: [String: Int] = [:]
 
     init(set: ConfigSet, catalog: ServiceCatalog, defaults: GatewaySettings) {
         self.set = set
@@ -13,8 +17,27 @@ struct ClusterCompiler {
         self.defaults = defaults
     }
 
+    /// The cluster for `destination` as seen from a rule in `namespace` (compiled on first use): its name
+    /// and its index in `Snapshot.clusterList`.
+    mutating func reference(_ destination: Destination, namespace: String) -> (name: String, index: Int) {
+        let name = cluster(for: destination, namespace: namespace)
+        if let index = indexes[name] { return (name, index) }
+        indexes[name] = order.count
+        order.append(name)
+        return (name, order.count - 1)
+    }
+
+    /// The compiled clusters, each at its `index`.
+    var list: [Cluster] {
+        order.enumerated().compactMap { index, name in
+            guard var cluster = compiled[name] else { return nil }
+            cluster.index = index
+            return cluster
+        }
+    }
+
     /// The cluster name for `destination` as seen from a rule in `namespace`, compiling it on first use.
-    mutating func cluster(for destination: Destination, namespace: String) -> String {
+    private mutating func cluster(for destination: Destination, namespace: String) -> String {
         let fqdn = catalog.fqdn(destination.host, namespace: namespace)
         if let service = catalog.kubernetesService(for: destination.host, namespace: namespace) {
             return kubernetesService(service, destination: destination)

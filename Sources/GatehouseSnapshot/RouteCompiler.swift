@@ -111,8 +111,9 @@ struct RouteCompiler {
         } else {
             var destinations: [WeightedDestination] = []
             for entry in http.route ?? [] {
+                let cluster = clusters.reference(entry.destination, namespace: vs.namespace)
                 destinations.append(WeightedDestination(
-                    cluster: clusters.cluster(for: entry.destination, namespace: vs.namespace),
+                    cluster: cluster.name, clusterIndex: cluster.index,
                     weight: Int(entry.weight ?? 0),
                     requestHeaders: Self.mutation(entry.headers?.request),
                     responseHeaders: Self.mutation(entry.headers?.response)))

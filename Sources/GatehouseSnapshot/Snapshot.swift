@@ -9,6 +9,9 @@ public final class Snapshot: Sendable {
     public let version: Int
     public let loadedAt: Date
     public let listeners: [Listener]
+    /// Every cluster, at its `index` (routes refer to them by it).
+    public let clusterList: [Cluster]
+    /// The same clusters by name (admin views, tests).
     public let clusters: [String: Cluster]
     public let settings: GatewaySettings
     public let summary: String
@@ -20,7 +23,7 @@ public final class Snapshot: Sendable {
     /// Kubernetes resources skipped in the config files, by kind.
     public let skippedKubernetes: [String: Int]
 
-    public init(version: Int, loadedAt: Date, listeners: [Listener], clusters: [String: Cluster],
+    public init(version: Int, loadedAt: Date, listeners: [Listener], clusterList: [Cluster],
                 settings: GatewaySettings, summary: String, authentication: RequestAuthenticator = .empty,
                 notApplicable: [InapplicableResource] = [], skippedKubernetes: [String: Int] = [:]) {
         self.authentication = authentication
@@ -29,7 +32,8 @@ public final class Snapshot: Sendable {
         self.version = version
         self.loadedAt = loadedAt
         self.listeners = listeners
-        self.clusters = clusters
+        self.clusterList = clusterList
+        clusters = Dictionary(clusterList.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.settings = settings
         self.summary = summary
         listenersByPort = Dictionary(listeners.map { ($0.port, $0) }, uniquingKeysWith: { first, _ in first })
@@ -38,6 +42,9 @@ public final class Snapshot: Sendable {
     private let listenersByPort: [Int: Listener]
 
     public func listener(port: Int) -> Listener? { listenersByPort[port] }
+
+    /// The cluster a destination of this snapshot refers to.
+    public func cluster(at index: Int) -> Cluster? { clusterList.indices.contains(index) ? clusterList[index] : nil }
 }
 
 /// One bound port. Plain HTTP servers on it share one route table (Istio merges them per port); TLS
@@ -90,6 +97,8 @@ public struct Cluster: Sendable {
     }
 
     public var name: String
+    /// Its position in the snapshot's `clusterList` (set by the compiler).
+    public var index = 0
     public var host: String
     public var port: Int
     public var subset: String?

@@ -41,7 +41,7 @@ public enum SnapshotCompiler {
                                                                     tcp: listeners[index].stream != nil)
         }
         return Snapshot(version: version, loadedAt: now, listeners: listeners.sorted { $0.port < $1.port },
-                        clusters: clusters.compiled, settings: settings, summary: set.summary,
+                        clusterList: clusters.list, settings: settings, summary: set.summary,
                         authentication: security.authentication, notApplicable: set.inapplicable,
                         skippedKubernetes: set.skippedKubernetes)
     }

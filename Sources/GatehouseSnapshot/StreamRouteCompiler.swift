@@ -47,8 +47,8 @@ struct StreamRouteCompiler {
             }
             func forward(_ destinations: [RouteDestination]?) -> ForwardAction {
                 ForwardAction(destinations: (destinations ?? []).map {
-                    WeightedDestination(cluster: clusters.cluster(for: $0.destination, namespace: vs.namespace),
-                                        weight: Int($0.weight ?? 0))
+                    let cluster = clusters.reference($0.destination, namespace: vs.namespace)
+                    return WeightedDestination(cluster: cluster.name, clusterIndex: cluster.index, weight: Int($0.weight ?? 0))
                 })
             }
             switch mode {

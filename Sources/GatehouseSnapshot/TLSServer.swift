@@ -26,27 +26,24 @@ public struct TLSServer: Sendable {
     public var origin: Diagnostic
     /// The server's hosts (namespace part removed), as SNI patterns.
     public var hosts: [String]
-    public var certificateChainPath: String
-    public var privateKeyPath: String
+    public let certificateChainPath: String
+    public let privateKeyPath: String
     /// PEM bundle of CAs that sign client certificates (MUTUAL, OPTIONAL_MUTUAL): the first of these
     /// paths that exists.
-    public var caCertificatesPaths: [String]
-    public var clientCertificates: ClientCertificates
+    public let caCertificatesPaths: [String]
+    public let clientCertificates: ClientCertificates
     /// Client certificates must carry one of these SANs (DNS, URI, IP or email), when not empty.
-    public var subjectAltNames: [String]
+    public let subjectAltNames: [String]
     /// Istio's default minimum is TLS 1.2.
-    public var minimumVersion: ProtocolVersion
-    public var maximumVersion: ProtocolVersion?
+    public let minimumVersion: ProtocolVersion
+    public let maximumVersion: ProtocolVersion?
     /// OpenSSL cipher names for TLS ≤ 1.2 (TLS 1.3 suites are not configurable, as in Envoy).
-    public var cipherSuites: [String]
+    public let cipherSuites: [String]
     public var routes: RouteTable
 
-    /// Everything that decides the TLS context: two servers with the same key share one.
-    public var contextKey: String {
-        [certificateChainPath, privateKeyPath, caCertificatesPaths.joined(separator: ","), "\(clientCertificates)",
-         subjectAltNames.joined(separator: ","), "\(minimumVersion)", maximumVersion.map { "\($0)" } ?? "",
-         cipherSuites.joined(separator: ":")].joined(separator: "|")
-    }
+    /// Everything that decides the TLS context: two servers with the same key share one. Built once
+    /// here, not per handshake (every handshake looks its context up by it).
+    public let contextKey: String
 
     /// Whether a request's `Host` may be served on a connection whose SNI chose this server. A Host
     /// outside the server's hosts gets 421: otherwise SNI `guest.example.com` on a SIMPLE server could
@@ -74,6 +71,9 @@ public struct TLSServer: Sendable {
         self.cipherSuites = cipherSuites
         self.routes = routes
         hostIndex = HostIndex(hosts.map { ($0, true) })
+        contextKey = [certificateChainPath, privateKeyPath, caCertificatesPaths.joined(separator: ","), "\(clientCertificates)",
+                      subjectAltNames.joined(separator: ","), "\(minimumVersion)", maximumVersion.map { "\($0)" } ?? "",
+                      cipherSuites.joined(separator: ":")].joined(separator: "|")
     }
 }
 

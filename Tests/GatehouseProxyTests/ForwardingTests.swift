@@ -138,7 +138,7 @@ extension HTTPHeaderBlock {
         let target = try #require(RequestTarget(head: original))
         let route = Route(matches: [RouteMatch(uri: .prefix("/api/"))], action: .directResponse(status: 200, body: []),
                           requestHeaders: HeaderMutation(overwrite: [("x-route", "r")], append: [], remove: ["x-drop"]))
-        let destination = WeightedDestination(cluster: "c", weight: 100,
+        let destination = WeightedDestination(cluster: "c", clusterIndex: 0, weight: 100,
                                               requestHeaders: HeaderMutation(overwrite: [("x-route", "d")], append: [], remove: []))
         let upstream = try #require(try UpstreamRequestBuilder.build(
             head: original, target: target, route: route, matched: route.matches.first,
@@ -177,7 +177,7 @@ extension HTTPHeaderBlock {
         let route = Route(matches: [], action: .directResponse(status: 200, body: []))
         let upstream = try #require(try UpstreamRequestBuilder.build(
             head: original, target: target, route: route, matched: nil, rewrite: nil,
-            destination: WeightedDestination(cluster: "c", weight: 100), clientIP: "10.0.0.1", requestID: "rid",
+            destination: WeightedDestination(cluster: "c", clusterIndex: 0, weight: 100), clientIP: "10.0.0.1", requestID: "rid",
             http2: true, allocator: ByteBufferAllocator()))
         guard case .http2(let fields) = upstream.head else {
             Issue.record("an HTTP/2 cluster gets an HTTP/2 head")

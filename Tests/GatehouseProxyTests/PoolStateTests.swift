@@ -9,7 +9,7 @@ final class FakeConnection {
 
 @Suite struct IdleConnectionStackTests {
     @Test func reusesTheMostRecentlyReturnedConnectionFirst() throws {
-        var stack = IdleConnectionStack<FakeConnection>(maxIdlePerKey: 4)
+        var stack = IdleConnectionStack<FakeConnection, String>(maxIdlePerKey: 4)
         let a = FakeConnection(1), b = FakeConnection(2)
         #expect(stack.put(a, key: "k") == nil)
         #expect(stack.put(b, key: "k") == nil)
@@ -19,14 +19,14 @@ final class FakeConnection {
     }
 
     @Test func keysAreSeparate() throws {
-        var stack = IdleConnectionStack<FakeConnection>(maxIdlePerKey: 4)
+        var stack = IdleConnectionStack<FakeConnection, String>(maxIdlePerKey: 4)
         _ = stack.put(FakeConnection(1), key: "cluster-a|10.0.0.1:80")
         #expect(stack.take("cluster-b|10.0.0.1:80", isUsable: { _ in true }) == nil)
         #expect(stack.count("cluster-a|10.0.0.1:80") == 1)
     }
 
     @Test func unusableConnectionsAreSkippedAndDropped() throws {
-        var stack = IdleConnectionStack<FakeConnection>(maxIdlePerKey: 4)
+        var stack = IdleConnectionStack<FakeConnection, String>(maxIdlePerKey: 4)
         let dead = FakeConnection(1), alive = FakeConnection(2), deadToo = FakeConnection(3)
         dead.usable = false
         deadToo.usable = false
@@ -38,7 +38,7 @@ final class FakeConnection {
     }
 
     @Test func overCapacityEvictsTheOldest() throws {
-        var stack = IdleConnectionStack<FakeConnection>(maxIdlePerKey: 2)
+        var stack = IdleConnectionStack<FakeConnection, String>(maxIdlePerKey: 2)
         _ = stack.put(FakeConnection(1), key: "k")
         _ = stack.put(FakeConnection(2), key: "k")
         #expect(stack.put(FakeConnection(3), key: "k")?.id == 1)
@@ -46,7 +46,7 @@ final class FakeConnection {
     }
 
     @Test func removeForgetsAConnectionClosedWhileIdle() throws {
-        var stack = IdleConnectionStack<FakeConnection>(maxIdlePerKey: 4)
+        var stack = IdleConnectionStack<FakeConnection, String>(maxIdlePerKey: 4)
         let a = FakeConnection(1)
         _ = stack.put(a, key: "k")
         stack.remove(a, key: "k")
@@ -54,26 +54,54 @@ final class FakeConnection {
     }
 }
 
-@Suite struct RoundRobinTests {
-    @Test func cyclesThroughEveryEndpointEvenly() throws {
-        var roundRobin = RoundRobin()
+@Suite struct ClusterLoopTableTests {
+    @Test func cyclesThroughEveryEndpointEvenlyFromTheStartGiven() {
+        var table = ClusterLoopTable<String>()
+        table.prepare(version: 1, cluster: 0, endpoints: 3)
         var counts = [0, 0, 0]
-        for _ in 0..<300 { counts[roundRobin.next("c", count: 3)] += 1 }
+        var order: [Int] = []
+        for _ in 0..<300 {
+            let index = table.nextEndpoint(cluster: 0, count: 3, start: 2)
+            counts[index] += 1
+            if order.count < 4 { order.append(index) }
+        }
         #expect(counts == [100, 100, 100])
+        #expect(order == [2, 0, 1, 2])
     }
 
-    @Test func clustersHaveTheirOwnPosition() throws {
-        var roundRobin = RoundRobin()
-        let first = roundRobin.next("a", count: 2)
-        #expect(roundRobin.next("a", count: 2) == (first + 1) % 2)
-        _ = roundRobin.next("b", count: 5)
-        #expect(roundRobin.next("a", count: 2) == first)
+    @Test func clustersAndResolvedAddressesHaveTheirOwnPositions() {
+        var table = ClusterLoopTable<String>()
+        table.prepare(version: 1, cluster: 0, endpoints: 2)
+        table.prepare(version: 1, cluster: 3, endpoints: 1)
+        #expect(table.nextEndpoint(cluster: 0, count: 2, start: 0) == 0)
+        #expect(table.nextEndpoint(cluster: 3, count: 1, start: 0) == 0)
+        #expect(table.nextResolved(cluster: 0, endpoint: 1, count: 4, start: 1) == 1)
+        #expect(table.nextEndpoint(cluster: 0, count: 2, start: 0) == 1)
+        #expect(table.nextResolved(cluster: 0, endpoint: 1, count: 4, start: 0) == 2)
+        #expect(table.nextResolved(cluster: 0, endpoint: 0, count: 4, start: 3) == 3)
     }
 
-    @Test func survivesEndpointCountChanges() throws {
-        var roundRobin = RoundRobin()
-        for _ in 0..<5 { _ = roundRobin.next("c", count: 5) }
-        #expect((0..<2).contains(roundRobin.next("c", count: 2)))
-        #expect(roundRobin.next("c", count: 0) == 0)
+    @Test func targetsAreBuiltOncePerSnapshotVersion() {
+        var table = ClusterLoopTable<String>()
+        var built = 0
+        func target(version: Int) -> String? {
+            table.prepare(version: version, cluster: 1, endpoints: 2)
+            return table.target(cluster: 1, endpoint: 1) {
+                built += 1
+                return "v\(version)"
+            }
+        }
+        #expect(target(version: 1) == "v1")
+        #expect(target(version: 1) == "v1")
+        #expect(built == 1)
+        // A reload: index 1 may be another cluster now, so nothing carries over.
+        #expect(target(version: 2) == "v2")
+        #expect(built == 2)
+    }
+
+    @Test func anEndpointCountChangeOrNoEndpointsStaysInRange() {
+        var position: Int? = 4
+        #expect(RoundRobin.next(&position, count: 2, start: 0) == 0)
+        #expect(RoundRobin.next(&position, count: 0, start: 0) == 0)
     }
 }

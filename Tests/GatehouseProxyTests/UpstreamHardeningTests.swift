@@ -16,7 +16,7 @@ import Testing
         let route = Route(matches: [], action: .directResponse(status: 200, body: []))
         let upstream = try #require(try UpstreamRequestBuilder.build(
             head: original, target: target, route: route, matched: nil, rewrite: nil,
-            destination: WeightedDestination(cluster: "c", weight: 100), clientIP: "10.0.0.1", requestID: "rid",
+            destination: WeightedDestination(cluster: "c", clusterIndex: 0, weight: 100), clientIP: "10.0.0.1", requestID: "rid",
             authentication: authentication, clientCert: clientCert, allocator: ByteBufferAllocator()))
         guard case .http1(var bytes) = upstream.head else { throw Unexpected() }
         let text = String(buffer: bytes)

@@ -5,9 +5,9 @@ import Testing
 @Suite struct RouteActionTests {
     @Test func weightedChoiceFollowsTheWeights() throws {
         let action = ForwardAction(destinations: [
-            WeightedDestination(cluster: "a", weight: 80),
-            WeightedDestination(cluster: "b", weight: 20),
-            WeightedDestination(cluster: "never", weight: 0),
+            WeightedDestination(cluster: "a", clusterIndex: 0, weight: 80),
+            WeightedDestination(cluster: "b", clusterIndex: 0, weight: 20),
+            WeightedDestination(cluster: "never", clusterIndex: 0, weight: 0),
         ])
         var generator = SystemRandomNumberGenerator()
         var counts: [String: Int] = [:]
@@ -19,8 +19,8 @@ import Testing
     }
 
     @Test func weightedChoiceIsDeterministicForADraw() throws {
-        let action = ForwardAction(destinations: [WeightedDestination(cluster: "a", weight: 50),
-                                                  WeightedDestination(cluster: "b", weight: 50)])
+        let action = ForwardAction(destinations: [WeightedDestination(cluster: "a", clusterIndex: 0, weight: 50),
+                                                  WeightedDestination(cluster: "b", clusterIndex: 0, weight: 50)])
         #expect(action.pick(draw: 0)?.cluster == "a")
         #expect(action.pick(draw: 49)?.cluster == "a")
         #expect(action.pick(draw: 50)?.cluster == "b")
@@ -29,7 +29,7 @@ import Testing
     }
 
     @Test func singleDestinationWithoutWeightTakesEverything() throws {
-        let action = ForwardAction(destinations: [WeightedDestination(cluster: "only", weight: 0)])
+        let action = ForwardAction(destinations: [WeightedDestination(cluster: "only", clusterIndex: 0, weight: 0)])
         #expect(action.pick(draw: 12345)?.cluster == "only")
     }
 
