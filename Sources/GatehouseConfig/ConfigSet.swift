@@ -1,3 +1,4 @@
+import GatehouseRegex
 /// One decoded resource with its metadata and where it came from.
 public struct Resource<Spec: Sendable>: Sendable {
     public var kind: ResourceKind
@@ -86,6 +87,8 @@ public struct ConfigSet: Sendable {
     /// Kubernetes resources (Deployment, Service, ServiceAccount…) in the same files, skipped: by kind.
     public var skippedKubernetes: [String: Int] = [:]
     public var files: [String] = []
+    /// The regexes of this load, compiled once for validation and compilation alike.
+    public let regexes = RegexCache()
 
     public init() {}
 

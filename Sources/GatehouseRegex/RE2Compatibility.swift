@@ -66,20 +66,20 @@ enum RE2Compatibility {
         var index = 0
         var inClass = false
         func markUnbounded() { if !groups.isEmpty { groups[groups.count - 1].unbounded = true } }
-        /// The quantifier at `at`: (length, unbounded), or nil when there is none.
-        func quantifier(at at: Int) -> (length: Int, unbounded: Bool, repeats: Bool)? {
-            guard at < chars.count else { return nil }
-            switch chars[at] {
+        /// The quantifier at `index`: (length, unbounded), or nil when there is none.
+        func quantifier(at index: Int) -> (length: Int, unbounded: Bool, repeats: Bool)? {
+            guard index < chars.count else { return nil }
+            switch chars[index] {
             case "*", "+": return (1, true, true)
             case "?": return (1, false, false)
             case "{":
-                guard let close = chars[at...].firstIndex(of: "}") else { return nil }
-                let body = String(String.UnicodeScalarView(chars[(at + 1)..<close]))
+                guard let close = chars[index...].firstIndex(of: "}") else { return nil }
+                let body = String(String.UnicodeScalarView(chars[(index + 1)..<close]))
                 let parts = body.split(separator: ",", omittingEmptySubsequences: false)
                 guard (1...2).contains(parts.count), parts.allSatisfy({ $0.allSatisfy(\.isNumber) }), !parts[0].isEmpty
                 else { return nil }
                 let upper = parts.count == 2 ? Int(parts[1]) : Int(parts[0])
-                return (close - at + 1, parts.count == 2 && parts[1].isEmpty, upper.map { $0 > 1 } ?? true)
+                return (close - index + 1, parts.count == 2 && parts[1].isEmpty, upper.map { $0 > 1 } ?? true)
             default: return nil
             }
         }

@@ -122,7 +122,7 @@ struct RouteCompiler {
             if let spec = http.rewrite {
                 var regex: (CompiledRegex, template: String)?
                 if let regexRewrite = spec.uriRegexRewrite, let pattern = regexRewrite.match {
-                    regex = (try CompiledRegex(pattern, mode: .search), regexRewrite.rewrite ?? "")
+                    regex = (try set.regexes.compile(pattern, mode: .search), regexRewrite.rewrite ?? "")
                 }
                 rewrite = Rewrite(uri: spec.uri, regex: regex, authority: spec.authority)
             }
@@ -140,7 +140,7 @@ struct RouteCompiler {
             if let exact = match.exact { return .exact(exact) }
             if let prefix = match.prefix { return .prefix(prefix) }
             if let suffix = match.suffix { return .suffix(suffix) }
-            if let regex = match.regex { return regex == "*" ? .present : .regex(try CompiledRegex(regex)) }
+            if let regex = match.regex { return regex == "*" ? .present : .regex(try set.regexes.compile(regex)) }
             return .present
         }
         func list(_ entries: [String: StringMatch]?, lowercase: Bool) throws -> [(name: String, matcher: StringMatcher)] {

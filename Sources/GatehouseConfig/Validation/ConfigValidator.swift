@@ -18,7 +18,9 @@ public enum ConfigValidator {
         let routed = set.gatewayDestinationHosts(catalog)
         for gateway in set.gateways { out += GatewayChecks.check(gateway) }
         out += GatewayChecks.checkPortConflicts(set.gateways)
-        for service in set.virtualServices { out += VirtualServiceChecks(catalog: catalog).check(service) }
+        for service in set.virtualServices {
+            out += VirtualServiceChecks(catalog: catalog, regexes: set.regexes).check(service)
+        }
         for rule in set.destinationRules {
             out += DestinationRuleChecks.check(rule, catalog: catalog,
                                                appliesToGateway: set.destinationRuleApplies(rule, routedHosts: routed, catalog))
@@ -70,9 +72,9 @@ public enum ConfigValidator {
         return out
     }
 
-    static func regexProblem(_ pattern: String) -> String? {
+    static func regexProblem(_ pattern: String, mode: CompiledRegex.Mode = .fullMatch, in regexes: RegexCache) -> String? {
         do {
-            _ = try CompiledRegex(pattern)
+            _ = try regexes.compile(pattern, mode: mode)
             return nil
         } catch {
             return error.description
@@ -80,7 +82,7 @@ public enum ConfigValidator {
     }
 
     static func stringMatchProblems<S>(_ match: StringMatch?, _ path: String, in resource: Resource<S>,
-                                       allowEmpty: Bool = false) -> [Diagnostic] {
+                                       regexes: RegexCache, allowEmpty: Bool = false) -> [Diagnostic] {
         guard let match else { return [] }
         let set = [match.exact, match.prefix, match.suffix, match.regex].compactMap { $0 }
         if set.count > 1 {
@@ -89,7 +91,7 @@ public enum ConfigValidator {
         if set.isEmpty, !allowEmpty {
             return [resource.diagnostic(path, "one of exact, prefix, suffix or regex is required")]
         }
-        if let regex = match.regex, let problem = regexProblem(regex) {
+        if let regex = match.regex, let problem = regexProblem(regex, in: regexes) {
             return [resource.diagnostic("\(path).regex", problem)]
         }
         if let regex = match.regex, let hazard = CompiledRegex.backtrackingHazard(in: regex) {

@@ -3,6 +3,7 @@ import Foundation
 
 struct VirtualServiceChecks {
     let catalog: ServiceCatalog
+    let regexes: RegexCache
     /// False for a VirtualService bound to no Gateway: its destinations and features are the sidecars'.
     var appliesToGateway = true
 
@@ -20,7 +21,7 @@ struct VirtualServiceChecks {
         out += checkGatewayReferences(gateways, path: "spec.gateways", vs)
         // A mesh-only VirtualService configures sidecars, not this gateway: it gets Istio's own validation
         // (what `kubectl apply` would refuse) and nothing about hosts or features only a gateway would need.
-        let checks = catalog.appliesToGateway(vs) ? self : VirtualServiceChecks(catalog: catalog, appliesToGateway: false)
+        let checks = catalog.appliesToGateway(vs) ? self : VirtualServiceChecks(catalog: catalog, regexes: regexes, appliesToGateway: false)
         out += ExportTo.problems(spec.exportTo, in: vs)
         for (index, route) in (spec.http ?? []).enumerated() {
             out += checks.checkHTTPRoute(route, path: "spec.http[\(index)]", vs)
@@ -107,7 +108,7 @@ struct VirtualServiceChecks {
             }
             if let regexRewrite = rewrite.uriRegexRewrite {
                 if let pattern = regexRewrite.match {
-                    if let problem = ConfigValidator.regexProblem(pattern) {
+                    if let problem = ConfigValidator.regexProblem(pattern, mode: .search, in: regexes) {
                         out.append(vs.diagnostic("\(path).rewrite.uriRegexRewrite.match", problem))
                     } else if let hazard = CompiledRegex.backtrackingHazard(in: pattern) {
                         out.append(vs.diagnostic("\(path).rewrite.uriRegexRewrite.match", hazard, severity: .warning))
@@ -134,10 +135,10 @@ struct VirtualServiceChecks {
 
     func checkMatch(_ match: HTTPMatchRequest, path: String, _ vs: Resource<VirtualServiceSpec>) -> [Diagnostic] {
         var out: [Diagnostic] = []
-        out += ConfigValidator.stringMatchProblems(match.uri, "\(path).uri", in: vs)
-        out += ConfigValidator.stringMatchProblems(match.scheme, "\(path).scheme", in: vs)
-        out += ConfigValidator.stringMatchProblems(match.method, "\(path).method", in: vs)
-        out += ConfigValidator.stringMatchProblems(match.authority, "\(path).authority", in: vs)
+        out += ConfigValidator.stringMatchProblems(match.uri, "\(path).uri", in: vs, regexes: regexes)
+        out += ConfigValidator.stringMatchProblems(match.scheme, "\(path).scheme", in: vs, regexes: regexes)
+        out += ConfigValidator.stringMatchProblems(match.method, "\(path).method", in: vs, regexes: regexes)
+        out += ConfigValidator.stringMatchProblems(match.authority, "\(path).authority", in: vs, regexes: regexes)
         for (field, entries) in [("headers", match.headers), ("withoutHeaders", match.withoutHeaders),
                                  ("queryParams", match.queryParams)] {
             for (name, value) in (entries ?? [:]).sorted(by: { $0.key < $1.key }) {
@@ -145,7 +146,7 @@ struct VirtualServiceChecks {
                 if field != "queryParams", name != name.lowercased() {
                     out.append(vs.diagnostic(entryPath, "header names must be lowercase (\"\(name.lowercased())\")"))
                 }
-                out += ConfigValidator.stringMatchProblems(value, entryPath, in: vs, allowEmpty: true)
+                out += ConfigValidator.stringMatchProblems(value, entryPath, in: vs, regexes: regexes, allowEmpty: true)
             }
         }
         if let port = match.port, port == 0 || port > 65535 {
