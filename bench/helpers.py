@@ -358,6 +358,15 @@ def med(runs, key):
     return statistics.median(vals) if vals else None
 
 
+def placement_of(run):
+    return run.get("placement") or f"{run.get('proxy_cpu', '?')}:{run.get('load_cpu', '?')}"
+
+
+# Gatehouse against each peer in the same logging state.
+RATIO_PAIRS = [("gatehouse", "nginx"), ("gatehouse", "haproxy"),
+               ("gatehouse-log", "nginx-log"), ("gatehouse-log", "haproxy-log")]
+
+
 def cmd_summarize(results_dir):
     meta_path = os.path.join(results_dir, "meta.json")
     meta = {}
@@ -371,6 +380,8 @@ def cmd_summarize(results_dir):
             runs = [json.loads(line) for line in f if line.strip()]
     peers = meta.get("peers", ["gatehouse", "nginx", "haproxy"])
     scenarios = meta.get("scenarios", ["1k", "64k"])
+    placements = meta.get("placements") or sorted({placement_of(r) for r in runs}) \
+        or [f"{meta.get('proxy_cpu', 0)}:{meta.get('load_cpu', 1)}"]
     # Peers that could not be benchmarked: "peer<TAB>reason" lines written by bench/run.
     unavailable = {}
     ua_path = os.path.join(results_dir, "unavailable.tsv")
@@ -387,96 +398,114 @@ def cmd_summarize(results_dir):
     w("")
     w(f"1k, 64k, tls-1k: wrk -t{meta.get('threads', '?')} -c{meta.get('connections', '?')}; "
       "h2-1k: h2load -t1 -c16 -m10 over TLS; tls-new: h2load --h1 rounds of 100 new TLS connections "
-      f"(requests/s = full handshakes/s). {meta.get('duration', '?')} s per run, "
-      f"{meta.get('repeats', '?')} repeat(s) per proxy and scenario, peers alternated; "
-      f"proxy on CPU {meta.get('proxy_cpu', '?')}, wrk + origin on CPU {meta.get('load_cpu', '?')}. "
-      "Cells: median (min–max).")
+      "(requests/s = full handshakes/s); -ec: the same with an ECDSA P-256 certificate (else RSA-2048). "
+      f"{meta.get('duration', '?')} s per run, {meta.get('repeats', '?')} repeat(s) per proxy, scenario and "
+      "placement, peers alternated. CPUs: proxy:load (wrk and the origin on the load CPU). The -log peers "
+      "write a JSON access log line per request to a file on tmpfs. Cells: median (min–max).")
     w("")
-    w("| Scenario | Proxy | Runs | Requests/s | p50 ms | p99 ms | Proxy CPU s | Requests per CPU-s | Peak RSS MiB |")
-    w("|---|---|---|---|---|---|---|---|---|")
+    w("| Scenario | Proxy | CPUs | Runs | Requests/s | p50 ms | p99 ms | Proxy CPU s | Requests per CPU-s | Peak RSS MiB |")
+    w("|---|---|---|---|---|---|---|---|---|---|")
     medians = {}
     invalid = []
+    keys = ("rps", "p50_ms", "p99_ms", "req_per_cpu_s", "cpu_s", "peak_rss_mib")
     for sc in scenarios:
         for peer in peers:
-            all_runs = [r for r in runs if r["scenario"] == sc and r["peer"] == peer]
-            ok = [r for r in all_runs if r.get("valid")]
-            invalid += [r for r in all_runs if not r.get("valid")]
-            if not ok:
-                why = "not available" if peer in unavailable or not all_runs else "no valid runs"
-                w(f"| {sc} | {peer}: {why} | 0/{len(all_runs)} | – | – | – | – | – | – |")
-                continue
-            medians[(sc, peer)] = {k: med(ok, k) for k in ("rps", "p50_ms", "p99_ms", "req_per_cpu_s", "cpu_s")}
-            w(f"| {sc} | {peer} | {len(ok)}/{len(all_runs)} "
-              f"| {cell([r['rps'] for r in ok], 'int')} "
-              f"| {cell([r['p50_ms'] for r in ok], 'ms')} "
-              f"| {cell([r['p99_ms'] for r in ok], 'ms')} "
-              f"| {cell([r.get('cpu_s') for r in ok], 's')} "
-              f"| {cell([r.get('req_per_cpu_s') for r in ok], 'int')} "
-              f"| {cell([r.get('peak_rss_mib') for r in ok], 'mib')} |")
-    load_cpu = meta.get("load_cpu", 1)
+            for pl in placements:
+                all_runs = [r for r in runs if r["scenario"] == sc and r["peer"] == peer and placement_of(r) == pl]
+                ok = [r for r in all_runs if r.get("valid")]
+                invalid += [r for r in all_runs if not r.get("valid")]
+                if not ok:
+                    why = "not available" if peer in unavailable or not all_runs else "no valid runs"
+                    w(f"| {sc} | {peer}: {why} | {pl} | 0/{len(all_runs)} | – | – | – | – | – | – |")
+                    continue
+                medians[(sc, peer, pl)] = {k: med(ok, k) for k in keys}
+                w(f"| {sc} | {peer} | {pl} | {len(ok)}/{len(all_runs)} "
+                  f"| {cell([r['rps'] for r in ok], 'int')} "
+                  f"| {cell([r['p50_ms'] for r in ok], 'ms')} "
+                  f"| {cell([r['p99_ms'] for r in ok], 'ms')} "
+                  f"| {cell([r.get('cpu_s') for r in ok], 's')} "
+                  f"| {cell([r.get('req_per_cpu_s') for r in ok], 'int')} "
+                  f"| {cell([r.get('peak_rss_mib') for r in ok], 'mib')} |")
+            ok_all = [r for r in runs if r["scenario"] == sc and r["peer"] == peer and r.get("valid")]
+            if ok_all:
+                medians[(sc, peer, None)] = {k: med(ok_all, k) for k in keys}
     busy = []
     for sc in scenarios:
-        vals = [r.get(f"cpu{load_cpu}_busy_pct") for r in runs if r["scenario"] == sc and r.get("valid")]
+        vals = [r.get(f"cpu{r.get('load_cpu')}_busy_pct") for r in runs if r["scenario"] == sc and r.get("valid")]
         vals = [v for v in vals if v is not None]
         if vals:
             busy.append(f"{sc} {statistics.median(vals):.0f} %")
     if busy:
         w("")
-        w(f"Load core (CPU {load_cpu}: wrk + origin) busy, median of all runs: {', '.join(busy)}. "
+        w(f"Load CPU (wrk + origin) busy, median of all runs: {', '.join(busy)}. "
           "Near 100 % the client side, not the proxy, limits requests/s: compare requests per CPU-s then.")
+
+    def mean_over_placements(sc, peer, key):
+        vals = [medians[(sc, peer, pl)][key] for pl in placements
+                if (sc, peer, pl) in medians and medians[(sc, peer, pl)].get(key)]
+        return statistics.mean(vals) if len(vals) == len(placements) else None
+
     w("")
-    w("Ratios (medians):")
+    w("Ratios, Gatehouse / peer in the same logging state: per placement (CPUs proxy:load), then on the mean "
+      "of the placements' medians. rps = requests/s; per CPU-s = requests per proxy CPU-second; p99 lower is better.")
     w("")
     for sc in scenarios:
-        g = medians.get((sc, "gatehouse"))
-        others = {p: medians[(sc, p)] for p in peers
-                  if not p.startswith("gatehouse") and (sc, p) in medians}
-        if g is None:
-            w(f"- {sc}: gatehouse not available")
-            continue
-        parts = []
-        if others:
-            best = max(others, key=lambda p: others[p]["rps"])
-            parts.append(f"Gatehouse/best peer rps = {g['rps'] / others[best]['rps']:.2f} (best: {best})")
-            cpu_peers = {p: v for p, v in others.items() if v.get("req_per_cpu_s")}
-            if cpu_peers and g.get("req_per_cpu_s"):
-                bestc = max(cpu_peers, key=lambda p: cpu_peers[p]["req_per_cpu_s"])
-                parts.append(f"Gatehouse/best peer requests per CPU-s = "
-                             f"{g['req_per_cpu_s'] / cpu_peers[bestc]['req_per_cpu_s']:.2f} (best: {bestc})")
-        n = others.get("nginx")
-        if n and n["rps"]:
-            parts.append(f"Gatehouse/nginx rps = {g['rps'] / n['rps']:.2f}")
-        if n and n["p99_ms"] and g["p99_ms"]:
-            parts.append(f"Gatehouse p99 / nginx p99 = {g['p99_ms'] / n['p99_ms']:.2f}")
-        plain = medians.get(("token-1k", "gatehouse"))
-        if sc == "authz-1k" and plain and plain["rps"]:
-            parts.append(f"50 policies + a JWT rule cost Gatehouse {100 * (1 - g['rps'] / plain['rps']):.1f} % of its "
+        lines = []
+        for g, peer in RATIO_PAIRS:
+            if g not in peers or peer not in peers:
+                continue
+            parts = []
+            for key, label in (("rps", "rps"), ("req_per_cpu_s", "per CPU-s"), ("p99_ms", "p99")):
+                per = []
+                for pl in placements:
+                    a, b = medians.get((sc, g, pl)), medians.get((sc, peer, pl))
+                    if a and b and a.get(key) and b.get(key):
+                        per.append(f"{a[key] / b[key]:.2f} ({pl})")
+                ma, mb = mean_over_placements(sc, g, key), mean_over_placements(sc, peer, key)
+                mean = f", mean {ma / mb:.2f}" if ma and mb else ""
+                if per:
+                    parts.append(f"{label} " + " ".join(per) + mean)
+            if parts:
+                lines.append(f"  - {g} / {peer}: " + "; ".join(parts))
+        extra = []
+        g = medians.get((sc, "gatehouse", None))
+        plain = medians.get(("token-1k", "gatehouse", None))
+        if sc == "authz-1k" and g and plain and plain["rps"]:
+            extra.append(f"50 policies + a JWT rule cost Gatehouse {100 * (1 - g['rps'] / plain['rps']):.1f} % of its "
                          f"token-1k rps ({g['rps'] / plain['rps']:.2f}× of the medians; target ≥ 0.90×)")
-            # Repeat r of authz-1k ran right after repeat r of token-1k: their ratio cancels the drift
-            # that moves both (other tenants), which the medians of each column do not.
+            # Repeat r of authz-1k ran right after repeat r of token-1k on the same placement: their ratio
+            # cancels the drift that moves both (other tenants), which the medians of each column do not.
             by_rep = {}
             for r in runs:
                 if r.get("valid") and r["peer"] == "gatehouse" and r["scenario"] in ("token-1k", "authz-1k"):
-                    by_rep.setdefault(r.get("repeat"), {})[r["scenario"]] = r["rps"]
+                    by_rep.setdefault((r.get("repeat"), placement_of(r)), {})[r["scenario"]] = r["rps"]
             pairs = [v["authz-1k"] / v["token-1k"] for v in by_rep.values()
                      if v.get("token-1k") and v.get("authz-1k")]
             if pairs:
-                parts.append(f"median of the {len(pairs)} paired repeats {statistics.median(pairs):.2f}× "
+                extra.append(f"median of the {len(pairs)} paired runs {statistics.median(pairs):.2f}× "
                              f"({min(pairs):.2f}–{max(pairs):.2f})")
-        base = medians.get((sc, "gatehouse-base"))
-        if base and base["rps"]:
-            parts.append(f"Gatehouse/baseline build rps = {g['rps'] / base['rps']:.2f}")
-        logged = medians.get((sc, "gatehouse-log"))
-        if logged and g["rps"]:
-            parts.append(f"with its JSON access log Gatehouse keeps {logged['rps'] / g['rps']:.2f} of its rps")
-        w(f"- {sc}: " + "; ".join(parts) if parts else f"- {sc}: no peer results to compare")
+        base = medians.get((sc, "gatehouse-base", None))
+        if g and base and base["rps"]:
+            extra.append(f"Gatehouse/baseline build rps = {g['rps'] / base['rps']:.2f}")
+        logged = medians.get((sc, "gatehouse-log", None))
+        if g and logged and g["rps"]:
+            extra.append(f"with its JSON access log Gatehouse keeps {logged['rps'] / g['rps']:.2f} of its rps")
+        for peer in ("nginx", "haproxy"):
+            plain_p, logged_p = medians.get((sc, peer, None)), medians.get((sc, f"{peer}-log", None))
+            if plain_p and logged_p and plain_p["rps"]:
+                extra.append(f"{peer} keeps {logged_p['rps'] / plain_p['rps']:.2f} with its log")
+        if not lines and not extra:
+            w(f"- {sc}: no peer results to compare")
+            continue
+        w(f"- {sc}" + (": " + "; ".join(extra) if extra else ""))
+        out.extend(lines)
     disturbed = [r for r in runs if r.get("valid") and r.get("disturbed")]
     if disturbed:
         w("")
         w(f"Disturbed runs (other work took more than {DISTURBED_PCT:.0f} % of a benchmark CPU; "
           "kept in the medians, consider a re-run):")
         for r in disturbed:
-            w(f"- {r['scenario']} {r['peer']} repeat {r.get('repeat', '?')}: other work "
+            w(f"- {r['scenario']} {r['peer']} {placement_of(r)} repeat {r.get('repeat', '?')}: other work "
               f"{r.get('proxy_core_other_pct', 0):.0f} % of the proxy CPU, "
               f"{r.get('load_core_other_pct', 0):.0f} % of the load CPU")
     if unavailable:
@@ -487,7 +516,8 @@ def cmd_summarize(results_dir):
         w("")
         w("Invalid runs (left out of the medians):")
         for r in invalid:
-            w(f"- {r['scenario']} {r['peer']} repeat {r.get('repeat', '?')}: {', '.join(r['invalid_reasons'])}")
+            w(f"- {r['scenario']} {r['peer']} {placement_of(r)} repeat {r.get('repeat', '?')}: "
+              f"{', '.join(r['invalid_reasons'])}")
     busy = meta.get("busy_pct_before")
     if busy is not None and float(busy) > 15:
         w("")
@@ -510,7 +540,7 @@ def cmd_oneline():
 
 def cmd_meta(args):
     """meta KEY=VALUE... ; keys in LIST_KEYS are split on spaces."""
-    list_keys = {"peers", "scenarios"}
+    list_keys = {"peers", "scenarios", "placements"}
     meta = {}
     for a in args:
         k, v = a.split("=", 1)
