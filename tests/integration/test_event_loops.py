@@ -23,6 +23,37 @@ def wait_for_stderr(gw, text: str, timeout: float = 5.0) -> str:
     raise AssertionError(f"{text!r} not in stderr:\n{gw.describe()}")
 
 
+def usable_cpus() -> int:
+    """What the gateway should find: the affinity mask, bounded by any cgroup CPU quota (v2 cpu.max up
+    the hierarchy, v1 cfs quota), rounded up."""
+    count = len(os.sched_getaffinity(0))
+    quotas: list[str] = []
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        if line.startswith("0::"):
+            parts = [p for p in line[3:].split("/") if p]
+            while True:
+                quotas.append(f"/sys/fs/cgroup/{'/'.join(parts)}/cpu.max".replace("//", "/"))
+                if not parts:
+                    break
+                parts.pop()
+    for path in quotas:
+        try:
+            quota, period = Path(path).read_text().split()[:2]
+        except (OSError, ValueError):
+            continue
+        if quota != "max" and int(quota) > 0:
+            count = min(count, -(-int(quota) // int(period)))
+    try:
+        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        if quota > 0:
+            count = min(count, -(-quota // period))
+    except (OSError, ValueError):
+        pass
+    return max(1, count)
+
+
+@pytest.mark.skipif(usable_cpus() < 2, reason="with one usable CPU, pinning bounds nothing")
 def test_a_gateway_pinned_to_one_cpu_runs_one_event_loop(gateway):
     gw = gateway(start=False)
     gw.preexec_fn = lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -32,9 +63,9 @@ def test_a_gateway_pinned_to_one_cpu_runs_one_event_loop(gateway):
     assert gw.get("/").status_code == 404
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to tell the bounds apart")
+@pytest.mark.skipif(usable_cpus() < 2, reason="needs two CPUs to tell the bounds apart")
 def test_unpinned_it_runs_one_loop_per_cpu_and_a_configured_count_wins(gateway):
-    cpus = len(os.sched_getaffinity(0))
+    cpus = usable_cpus()
     gw = gateway()
     wait_for_stderr(gw, f"{cpus} event loops (one per usable CPU")
     assert event_loop_threads(gw.pid) == cpus
