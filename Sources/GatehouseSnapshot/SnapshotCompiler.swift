@@ -80,11 +80,6 @@ public enum SnapshotCompiler {
         return byPort.sorted { $0.key < $1.key }
     }
 
-    /// Relative paths resolve against the directory of the file that names them.
-    static func resolve(_ path: String, against directory: String?) -> String {
-        path.hasPrefix("/") ? path : ((directory ?? ".") as NSString).appendingPathComponent(path)
-    }
-
     static func settings(from bootstrap: Resource<BootstrapSpec>?) -> GatewaySettings {
         let spec = bootstrap?.spec
         let limits = spec?.limits
@@ -94,7 +89,7 @@ public enum SnapshotCompiler {
             if path.isEmpty || path == "off" {
                 logEnabled = false
             } else {
-                logPath = resolve(path, against: bootstrap?.directory)
+                logPath = ConfigPath.resolve(path, against: bootstrap?.directory)
             }
         }
         return GatewaySettings(
@@ -111,8 +106,8 @@ public enum SnapshotCompiler {
             maxConcurrentStreams: Int(limits?.maxConcurrentStreams ?? 100),
             dnsRefreshNanoseconds: spec?.dns?.refreshRate?.nanoseconds ?? 30_000_000_000,
             dnsResolvers: spec?.dns?.resolvers ?? [],
-            jwksRootCertificates: spec?.jwksRootCerts.map { resolve($0, against: bootstrap?.directory) },
-            credentialsDirectory: resolve(spec?.credentialsDir ?? "credentials", against: bootstrap?.directory),
+            jwksRootCertificates: spec?.jwksRootCerts.map { ConfigPath.resolve($0, against: bootstrap?.directory) },
+            credentialsDirectory: ConfigPath.resolve(spec?.credentialsDir ?? "credentials", against: bootstrap?.directory),
             labels: spec?.labels ?? [:],
             namespace: bootstrap?.namespace ?? "istio-system",
             // Istio's admin port, on loopback unless told otherwise.

@@ -58,11 +58,11 @@ public struct CredentialFiles: Sendable, Equatable {
 
     public static func resolve(_ tls: GatewaySpec.ServerTLSSettings, directory: String,
                                credentialsDirectory: String) -> CredentialFiles {
-        func local(_ path: String) -> String { SnapshotCompiler.resolve(path, against: directory) }
+        func local(_ path: String) -> String { ConfigPath.resolve(path, against: directory) }
         if let name = tls.credentialName ?? tls.credentialNames?.first {
-            let base = SnapshotCompiler.resolve(name, against: credentialsDirectory)
+            let base = ConfigPath.resolve(name, against: credentialsDirectory)
             let ca = tls.caCertificates.map { [local($0)] }
-                ?? ["\(base)/ca.crt", SnapshotCompiler.resolve("\(name)-cacert/ca.crt", against: credentialsDirectory)]
+                ?? ["\(base)/ca.crt", ConfigPath.resolve("\(name)-cacert/ca.crt", against: credentialsDirectory)]
             return CredentialFiles(certificateChain: "\(base)/tls.crt", privateKey: "\(base)/tls.key", caCertificates: ca)
         }
         return CredentialFiles(certificateChain: local(tls.serverCertificate ?? ""),

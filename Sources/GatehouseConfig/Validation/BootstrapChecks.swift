@@ -24,7 +24,7 @@ enum BootstrapChecks {
         if let roots = spec.jwksRootCerts {
             // Read now, not at the first key fetch: a missing bundle would otherwise surface only as
             // every token of the issuer getting 401.
-            let path = roots.hasPrefix("/") ? roots : (bootstrap.directory as NSString).appendingPathComponent(roots)
+            let path = ConfigPath.resolve(roots, against: bootstrap.directory)
             let text = roots.isEmpty ? nil : FileManager.default.contents(atPath: path).flatMap { String(data: $0, encoding: .utf8) }
             if text?.contains("-----BEGIN CERTIFICATE-----") != true {
                 out.append(bootstrap.diagnostic("spec.jwksRootCerts", roots.isEmpty || text == nil
