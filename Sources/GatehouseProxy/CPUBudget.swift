@@ -1,9 +1,5 @@
+import Foundation
 import NIOCore
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// How many event loops the process can keep busy: one per CPU it may actually run on. NIO's
 /// `System.coreCount` reads a container's cgroup quota and cpuset, but not the scheduler affinity
@@ -35,7 +31,7 @@ public struct CPUBudget: Equatable, Sendable {
     static func countCPUs(list: String) -> Int? {
         var count = 0
         for part in list.split(separator: ",") {
-            let bounds = part.trimmingWhitespace.split(separator: "-", omittingEmptySubsequences: false)
+            let bounds = part.trimmingCharacters(in: .whitespaces).split(separator: "-", omittingEmptySubsequences: false)
             guard let low = bounds.first.flatMap({ Int($0) }) else { return nil }
             switch bounds.count {
             case 1: count += 1
@@ -68,7 +64,7 @@ public struct CPUBudget: Equatable, Sendable {
     static func affinityList(status: String?) -> String? {
         guard let status else { return nil }
         for line in status.split(separator: "\n") where line.hasPrefix("Cpus_allowed_list:") {
-            return String(line.dropFirst("Cpus_allowed_list:".count)).trimmingWhitespace
+            return line.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces)
         }
         return nil
     }
@@ -90,22 +86,6 @@ public struct CPUBudget: Equatable, Sendable {
     }
 
     private static func readFile(_ path: String) -> String? {
-        guard let handle = fopen(path, "r") else { return nil }
-        defer { fclose(handle) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = fread(&chunk, 1, chunk.count, handle)
-            if count <= 0 { break }
-            bytes += chunk[0..<count]
-            if bytes.count > 1 << 20 { break }
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-}
-
-private extension StringProtocol {
-    var trimmingWhitespace: String {
-        String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" || $0 == "\n" }).reversed())
+        FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) }
     }
 }
