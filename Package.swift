@@ -122,8 +122,10 @@ let package = Package(
             name: "GatehouseProxyTests",
             dependencies: [
                 "GatehouseProxy", "GatehouseRouting", "GatehouseHTTP1", "GatehouseTelemetry", "GatehouseSecurity",
-                "GatehouseDNS",
+                "GatehouseDNS", "GatehouseConfig", "GatehouseSnapshot",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             ]

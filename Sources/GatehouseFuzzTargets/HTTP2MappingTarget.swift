@@ -26,7 +26,7 @@ enum HTTP2MappingTarget {
     }
 
     /// Encodes `head` as the upstream builder does (framing regenerated) and parses it back.
-    static func roundTrip(_ head: HTTP1RequestHead) -> String? {
+    static func roundTrip(_ head: RequestHead) -> String? {
         var headers = head.headers
         headers.removeAll { _, _, role in role.isFraming }
         var out = ByteBuffer()
@@ -42,7 +42,7 @@ enum HTTP2MappingTarget {
         out.writeStaticString("\r\n")
         let wire = String(buffer: out)
         var decoder = HTTP1RequestDecoder(limits: HTTP1Limits(maxHeadBytes: 1 << 20, maxHeaderCount: 1000))
-        let parsed: HTTP1RequestHead
+        let parsed: RequestHead
         do {
             guard case .head(let head)? = try decoder.next(&out) else { return "no head parsed back from \(wire.debugDescription)" }
             parsed = head

@@ -5,7 +5,7 @@ import NIOCore
 /// applies back-pressure without queueing parsed messages.
 public struct HTTP1RequestDecoder {
     public enum Event: Sendable {
-        case head(HTTP1RequestHead)
+        case head(RequestHead)
         case body(ByteBuffer)
         case end(HTTPHeaderBlock?)
     }

@@ -36,7 +36,7 @@ enum HTTP1HeadParser {
 
     // MARK: requests
 
-    static func parseRequest(_ head: ByteBuffer, limits: HTTP1Limits) throws -> HTTP1RequestHead {
+    static func parseRequest(_ head: ByteBuffer, limits: HTTP1Limits) throws -> RequestHead {
         try head.withUnsafeReadableBytes { bytes in
             let firstLF = lineFeed(in: bytes, from: 0)
             let lineEnd = firstLF - 1
@@ -67,7 +67,7 @@ enum HTTP1HeadParser {
             } else {
                 framing = .none
             }
-            return HTTP1RequestHead(method: method, target: target, version: version,
+            return RequestHead(method: method, target: target, version: version,
                                     headers: HTTPHeaderBlock(source: head, fields: fields), framing: framing,
                                     connection: facts.connection, hostCount: facts.hostCount,
                                     expectsContinue: facts.expectsContinue, declaredContentLength: facts.contentLength)

@@ -36,7 +36,10 @@ public struct ConnectionOptions: Sendable, Equatable {
     public init() {}
 }
 
-public struct HTTP1RequestHead: Sendable {
+/// A request head as the proxy sees it, whichever protocol carried it: an HTTP/1.1 head as decoded, or
+/// an HTTP/2 HEADERS block mapped onto the same shape (`HTTP2RequestMapping`), so routing, policy and
+/// forwarding have one input.
+public struct RequestHead: Sendable {
     public var method: String
     /// The request-target exactly as sent.
     public var target: String

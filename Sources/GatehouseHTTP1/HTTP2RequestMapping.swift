@@ -1,7 +1,7 @@
 /// An HTTP/2 request's HEADERS mapped onto the request head the HTTP/1.1 side produces, so both go
 /// through one dispatcher and one upstream encoder.
 public struct HTTP2MappedRequest: Sendable {
-    public var head: HTTP1RequestHead
+    public var head: RequestHead
     /// `:authority`, else the `Host` field.
     public var host: String?
     /// The key the gateway made for an RFC 8441 WebSocket (an extended CONNECT sent upstream as an
@@ -128,7 +128,7 @@ public enum HTTP2RequestMapping {
         } else {
             framing = .chunked
         }
-        let head = HTTP1RequestHead(method: method, target: path, version: .http1_1, headers: headers,
+        let head = RequestHead(method: method, target: path, version: .http1_1, headers: headers,
                                     framing: framing, connection: connection, hostCount: host == nil ? 0 : 1,
                                     expectsContinue: false, declaredContentLength: contentLength)
         return HTTP2MappedRequest(head: head, host: host, webSocketKey: webSocketKey)

@@ -42,7 +42,7 @@ final class AdminHandler: ChannelInboundHandler {
     private let runtime: ProxyRuntime
     private var decoder = HTTP1RequestDecoder(limits: HTTP1Limits(maxHeadBytes: 16 * 1024, maxHeaderCount: 64))
     private var inbound = ByteBuffer()
-    private var head: HTTP1RequestHead?
+    private var head: RequestHead?
 
     init(runtime: ProxyRuntime) { self.runtime = runtime }
 
@@ -65,7 +65,7 @@ final class AdminHandler: ChannelInboundHandler {
         }
     }
 
-    private func respond(_ context: ChannelHandlerContext, to request: HTTP1RequestHead) {
+    private func respond(_ context: ChannelHandlerContext, to request: RequestHead) {
         let parts = request.target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         let response = AdminRoutes.answer(method: request.method, path: String(parts.first ?? ""),
                                           query: parts.count > 1 ? String(parts[1]) : "", runtime: runtime)

@@ -6,36 +6,13 @@ import GatehouseTelemetry
 import NIOCore
 
 /// Serves one downstream HTTP/1.1 connection, straight from the socket's bytes: decodes requests one at
-/// a time (a pipelined request stays undecoded until the one before it is answered), routes each, answers
-/// locally or hands it to a `ProxyExchange`, applies back-pressure by holding `read`, and writes one
-/// access-log line per request.
+/// a time, routes each, answers locally or hands it to a `ProxyExchange`, and writes one access-log line
+/// per request. Every keep-alive, pipelining, upgrade, drain, read-gating and timer decision is
+/// `HTTP1ServerConnectionState`'s; this handler carries out the actions it returns.
 final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, DownstreamResponder {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
-
-    /// The request currently being answered.
-    final class RequestState {
-        let version: HTTP1Version
-        let hasBody: Bool
-        var record: AccessLogRecord
-        let startedAt: NIODeadline
-        var keepAlive: Bool
-        var requestEnded = false
-        var responseStarted = false
-        var responseEnded = false
-        /// The response body is sent with chunked framing.
-        var chunkedResponse = false
-        var exchange: ProxyExchange?
-
-        init(version: HTTP1Version, hasBody: Bool, record: AccessLogRecord, keepAlive: Bool) {
-            self.version = version
-            self.hasBody = hasBody
-            self.record = record
-            self.keepAlive = keepAlive
-            startedAt = .now()
-        }
-    }
 
     let runtime: ProxyRuntime
     let loop: LoopContext
@@ -45,20 +22,13 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
     private var inbound = ByteBuffer()
     private var headersTimer: RequestHeadersTimer
     private var context: ChannelHandlerContext!
-    private(set) var current: RequestState?
+    private var connection: HTTP1ServerConnectionState
+    /// The request being answered (its protocol state is `connection`'s).
+    private(set) var current: RequestContext?
+    /// Re-entrancy guard: a callback from the exchange may ask to decode while decoding.
     private var processing = false
-    /// Until the first bytes rule HTTP/2's preface out (plain ports only).
-    private var awaitingFirstBytes: Bool
-    /// The connection turned out to be HTTP/2 and belongs to its handler now: pass everything through.
-    private var handedOff = false
-    /// A WebSocket upgrade succeeded: bytes go to and from the upstream untouched.
-    private var tunneling = false
-    private var readPending = false
     /// Between channelRead and channelReadComplete: writes upstream can wait for the one flush there.
     private(set) var inReadCycle = false
-    private var upstreamBlocked = false
-    private var closing = false
-    private var quiescing = false
     private var localAddress: String?
     private var remoteAddress: String?
     private var remoteIP: String?
@@ -82,7 +52,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         self.listenerPort = listenerPort
         decoder = HTTP1RequestDecoder(limits: limits)
         headersTimer = RequestHeadersTimer(timeout: headersTimeout)
-        awaitingFirstBytes = tls == nil
+        connection = HTTP1ServerConnectionState(sniffsPreface: tls == nil)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -108,49 +78,62 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
     }
 
     private func idleTimerFired() {
-        guard !closing, !handedOff else { return }
-        // A request or a tunnel in progress is not idle: look again a whole timeout later.
-        if current != nil || tunneling {
+        switch connection.idleTimerFired(quietPeriodElapsed: idleTimer.expired) {
+        case .none:
+            break
+        case .extend:
             idleTimer.activity()
-            return armIdleTimer()
+            armIdleTimer()
+        case .rearm:
+            armIdleTimer()
+        case .close:
+            runtime.record(.idleTimeout)
+            headersTimer.cancel()
+            context.close(promise: nil)
         }
-        // Active since the timer was set: look again when the quiet period since then ends.
-        guard idleTimer.expired else { return armIdleTimer() }
-        runtime.record(.idleTimeout)
-        closeConnection()
     }
 
     // MARK: inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !handedOff else { return context.fireChannelRead(data) }
+        let action = connection.bytesArrived()
+        if action == .passThrough { return context.fireChannelRead(data) }
         inReadCycle = true
         idleTimer.activity()
         var bytes = unwrapInboundIn(data)
-        if tunneling {
+        switch action {
+        case .passThrough, .discard:
+            return
+        case .tunnel:
             current?.record.bytesReceived += bytes.readableBytes
             current?.exchange?.tunnelToUpstream(bytes)
             return
+        case .checkPreface, .decode:
+            if inbound.readableBytes == 0 { inbound = bytes } else { inbound.writeBuffer(&bytes) }
         }
-        if inbound.readableBytes == 0 { inbound = bytes } else { inbound.writeBuffer(&bytes) }
-        if awaitingFirstBytes {
+        if action == .checkPreface {
             // A plain connection may be HTTP/2 with prior knowledge (h2c): its preface decides.
-            switch HTTP2Server.check(inbound) {
-            case .needMoreBytes:
+            let check: HTTP1ServerConnectionState.PrefaceCheck = switch HTTP2Server.check(inbound) {
+            case .needMoreBytes: .needMoreBytes
+            case .http2: .http2
+            case .http1: .http1
+            }
+            switch connection.prefaceChecked(check) {
+            case .waitForMoreBytes:
                 // Still timed: a client that sends a few bytes of the preface and stops gets cut off.
                 headersTimer.headIncomplete(on: context.eventLoop) { [weak self] in self?.headersTimedOut() }
                 return
-            case .http2: return switchToHTTP2(context)
-            case .http1: awaitingFirstBytes = false
+            case .switchToHTTP2(let owedRead):
+                return switchToHTTP2(context, owedRead: owedRead)
+            case .decode:
+                break
             }
         }
         processInbound()
     }
 
     /// Hands the connection to the HTTP/2 handler, with the bytes read so far, and leaves the pipeline.
-    private func switchToHTTP2(_ context: ChannelHandlerContext) {
-        awaitingFirstBytes = false
-        handedOff = true
+    private func switchToHTTP2(_ context: ChannelHandlerContext, owedRead: Bool) {
         headersTimer.cancel()
         idleTimer.cancel()
         do {
@@ -163,10 +146,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
             context.fireChannelRead(NIOAny(bytes))
             pipeline.removeHandler(context: context, promise: nil)
             // A read held back here would leave the connection unread for good.
-            if readPending {
-                readPending = false
-                context.read()
-            }
+            if owedRead { context.read() }
         } catch {
             context.close(promise: nil)
         }
@@ -184,23 +164,28 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         processing = true
         defer { processing = false }
         do {
-            while !closing, !upstreamBlocked {
-                // The next pipelined request waits until this one is answered.
-                if let current, current.requestEnded { break }
+            // The next pipelined request waits until this one is answered (`mayDecode`).
+            while connection.mayDecode {
                 guard let event = try decoder.next(&inbound) else { break }
                 switch event {
                 case .head(let head):
                     headersTimer.cancel()
                     startRequest(head)
                 case .body(let body):
-                    guard let request = current else { continue }
+                    guard connection.bodyHasAReader, let request = current else { continue }
                     request.record.bytesReceived += body.readableBytes
                     request.exchange?.requestBody(body)
                 case .end(let trailers):
-                    guard let request = current else { continue }
-                    request.requestEnded = true
-                    request.exchange?.requestEnd(trailers)
-                    if request.responseEnded { completeRequest(request) }
+                    let request = current
+                    switch connection.requestEnded() {
+                    case .ignore:
+                        break
+                    case .forward:
+                        request?.exchange?.requestEnd(trailers)
+                    case .forwardAndComplete:
+                        request?.exchange?.requestEnd(trailers)
+                        requestCompleted()
+                    }
                 }
             }
         } catch let error as HTTP1Error {
@@ -210,7 +195,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         }
         // Body decoded outside a read (the upstream became writable) has no channelReadComplete to flush it.
         if !inReadCycle { current?.exchange?.flushUpstream() }
-        if current == nil, !closing, decoder.expectsHead, inbound.readableBytes > 0 {
+        if connection.state == .idle, decoder.expectsHead, inbound.readableBytes > 0 {
             headersTimer.headIncomplete(on: context.eventLoop) { [weak self] in self?.headersTimedOut() }
         }
         resumeReadsIfAllowed()
@@ -218,7 +203,10 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
 
     private func decodingFailed(_ error: HTTP1Error) {
         runtime.record(error == .headersTooLarge ? .requestHeadersTooLarge : .malformedRequest)
-        guard current?.responseStarted != true else { closeConnection(); return }
+        switch connection.unfinishedRequest() {
+        case .send: break
+        case .abort, .ignore: return closeConnection()
+        }
         let request = current ?? makeStubRequest()
         switch error {
         case .headersTooLarge: sendLocalReply(.headersTooLarge, for: request)
@@ -229,7 +217,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
 
     private func headersTimedOut() {
         headersTimer.fired()
-        guard current == nil, !closing else { return }
+        guard connection.headersTimedOut() == .send else { return }
         runtime.record(.requestHeadersTimeout)
         sendLocalReply(.requestHeadersTimeout, for: makeStubRequest())
     }
@@ -238,22 +226,13 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         headersTimer.cancel()
         idleTimer.cancel()
         tls?.handshakeTimeout.cancel()
-        if let request = current, tunneling {
-            // The client ended its tunnel: the normal end of a WebSocket session, logged once.
-            request.exchange?.abandon()
-            request.exchange = nil
-            request.record.connectionTerminationDetails = "downstream_tunnel_closed"
-            writeLog(request)
-        } else if let request = current, !request.responseEnded {
-            request.exchange?.abandon()
-            request.exchange = nil
-            if request.record.responseFlags.isEmpty { request.record.responseFlags = .downstreamConnectionTermination }
-            request.record.connectionTerminationDetails = request.record.connectionTerminationDetails
-                ?? "downstream_remote_disconnect"
-            if request.record.responseCodeDetails == nil {
-                request.record.responseCodeDetails = "downstream_remote_disconnect"
-            }
-            writeLog(request)
+        switch connection.channelInactive() {
+        case .none:
+            break
+        case .logTunnelClosed:
+            current?.tunnelClosed(by: .downstream)
+        case .logDownstreamDisconnect:
+            current?.clientDisconnected(connectionClosed: true)
         }
         current = nil
         context.fireChannelInactive()
@@ -267,8 +246,10 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case is ChannelShouldQuiesceEvent:
-            quiescing = true
-            if let current { current.keepAlive = false } else if inbound.readableBytes == 0 { closeConnection() }
+            if connection.quiesce(bufferedBytes: inbound.readableBytes > 0) == .close {
+                headersTimer.cancel()
+                context.close(promise: nil)
+            }
         default:
             context.fireUserInboundEventTriggered(event)
         }
@@ -277,20 +258,11 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
     // MARK: outbound (read gating)
 
     func read(context: ChannelHandlerContext) {
-        if shouldHoldReads, !handedOff { readPending = true } else { context.read() }
-    }
-
-    /// Reads stop while the upstream cannot take more, and while undecoded bytes wait for the request
-    /// in progress: at most one read's worth of a pipelined request is ever buffered.
-    private var shouldHoldReads: Bool {
-        if tunneling { return closing || upstreamBlocked }
-        return closing || upstreamBlocked || (current?.requestEnded == true && inbound.readableBytes > 0)
+        if connection.readRequested(bufferedBytes: inbound.readableBytes > 0) { context.read() }
     }
 
     private func resumeReadsIfAllowed() {
-        guard readPending, !shouldHoldReads else { return }
-        readPending = false
-        context.read()
+        if connection.resumeReads(bufferedBytes: inbound.readableBytes > 0) { context.read() }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -300,11 +272,12 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
 
     // MARK: requests
 
-    private func makeStubRequest() -> RequestState {
+    /// The record of a request whose head never arrived whole (the connection state already counts it).
+    private func makeStubRequest() -> RequestContext {
         var record = baseRecord()
         record.method = nil
         record.path = nil
-        let request = RequestState(version: .http1_1, hasBody: false, record: record, keepAlive: false)
+        let request = RequestContext(runtime: runtime, loop: loop, record: record)
         current = request
         return request
     }
@@ -317,21 +290,18 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         return record
     }
 
-    private func startRequest(_ head: HTTP1RequestHead) {
+    private func startRequest(_ head: RequestHead) {
+        connection.requestHeadReceived(version: head.version, keepAlive: head.keepAlive,
+                                       hasBody: head.framing != .none, expectsContinue: head.expectsContinue,
+                                       draining: runtime.isDraining)
         // The record is filled in place: a local copy handed over would be copied field by field.
-        let request = RequestState(version: head.version, hasBody: head.framing != .none, record: baseRecord(),
-                                   keepAlive: head.keepAlive && !quiescing && !runtime.isDraining)
+        let request = RequestContext(runtime: runtime, loop: loop, record: baseRecord())
         current = request
         let host = head.headers.first(role: .host)
-        let requestID = head.headers.first(role: .requestID).flatMap { $0.isEmpty ? nil : $0 }
-            ?? RequestID.generate(using: &loop.random)
         request.record.method = head.method
         request.record.path = head.target
         request.record.protocol = head.version.text
-        request.record.userAgent = head.headers.first(role: .userAgent)
-        request.record.xForwardedFor = head.headers.first(role: .forwardedFor)
-        request.record.authority = host
-        request.record.requestID = requestID
+        let requestID = request.describe(headers: head.headers, host: host)
 
         let origin = DownstreamOrigin(listenerPort: listenerPort, tls: tls, clientIP: remoteIP, localIP: localIP,
                                       clientAddress: clientAddress, localAddress: localIPAddress)
@@ -343,7 +313,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         case .reply(let reply, let route):
             sendLocalReply(reply, for: request, route: route)
         case .forward(let forwarding):
-            if head.expectsContinue, head.version == .http1_1 {
+            if connection.forwarding() {
                 context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")),
                                       promise: nil)
             }
@@ -355,19 +325,14 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
 
     // MARK: responses (called by the exchange and for local replies)
 
-    func sendLocalReply(_ reply: LocalReply, for request: RequestState, route: Route? = nil) {
-        guard !request.responseStarted else {
-            abortResponse(flag: reply.flag, details: reply.details)
-            return
+    func sendLocalReply(_ reply: LocalReply, for request: RequestContext, route: Route? = nil) {
+        switch connection.localReply(closeConnection: reply.closeConnection) {
+        case .send: break
+        case .abort: return abortResponse(flag: reply.flag, details: reply.details)
+        case .ignore: return
         }
-        // A body we have not read yet would have to be drained first: close instead, as Envoy does.
-        if reply.closeConnection || (!request.requestEnded && request.hasBody) { request.keepAlive = false }
         let headers = reply.headers(route: route)
-        request.record.responseFlags = reply.flag
-        request.record.responseCodeDetails = reply.details
-        // The exchange holds this handler unowned: it must never call back once it has been dropped.
-        request.exchange?.abandon()
-        request.exchange = nil
+        request.answeredLocally(reply)
         respondHead(status: reply.status, headers: headers, framing: .contentLength(Int64(reply.body.count)),
                     bodyBytes: reply.body)
         respondEnd(nil)
@@ -377,29 +342,21 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
     /// Content-Length body as is, anything else chunked (HTTP/1.1) or ended by the close (HTTP/1.0).
     /// `bodyBytes` are written in the same buffer (local replies).
     func respondHead(status: Int, headers: HTTPHeaderBlock, framing: HTTP1BodyFraming, bodyBytes: [UInt8] = []) {
-        guard let request = current else { return }
-        switch framing {
-        case .chunked, .untilClose:
-            if request.version == .http1_1 { request.chunkedResponse = true } else { request.keepAlive = false }
-        case .none, .contentLength:
-            break
-        }
-        if quiescing || runtime.isDraining { request.keepAlive = false }
+        guard let request = current,
+              let plan = connection.responseHeadStarting(status: status, bodyFraming: framing,
+                                                         draining: runtime.isDraining) else { return }
         var out = context.channel.allocator.buffer(capacity: headers.estimatedSize + bodyBytes.count + 96)
         HTTP1Encoder.writeStatusLine(status: status, into: &out)
         runtime.metrics.record(.invalidField, count: headers.write(into: &out))
-        if request.chunkedResponse { out.writeStaticString("transfer-encoding: chunked\r\n") }
-        if status == 101 {
-            // Switching protocols: the headers carry `connection: upgrade`; no keep-alive talk.
-        } else if !request.keepAlive {
-            out.writeStaticString("connection: close\r\n")
-        } else if request.version == .http1_0 {
-            out.writeStaticString("connection: keep-alive\r\n")
+        if plan.chunked { out.writeStaticString("transfer-encoding: chunked\r\n") }
+        switch plan.connectionField {
+        case .omitted: break
+        case .close: out.writeStaticString("connection: close\r\n")
+        case .keepAlive: out.writeStaticString("connection: keep-alive\r\n")
         }
         out.writeStaticString("\r\n")
         out.writeBytes(bodyBytes)
         request.record.bytesSent += bodyBytes.count
-        request.responseStarted = true
         request.record.responseCode = status
         context.write(wrapOutboundOut(out), promise: nil)
     }
@@ -408,7 +365,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
     func respondBody(_ body: ByteBuffer) -> Bool {
         guard let request = current, body.readableBytes > 0 else { return context.channel.isWritable }
         request.record.bytesSent += body.readableBytes
-        if request.chunkedResponse {
+        if connection.exchange?.chunkedResponse == true {
             var header = context.channel.allocator.buffer(capacity: 18)
             HTTP1Encoder.writeChunkHeader(size: body.readableBytes, into: &header)
             context.write(wrapOutboundOut(header), promise: nil)
@@ -424,36 +381,36 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
 
     func respondEnd(_ trailers: HTTPHeaderBlock?) {
         guard let request = current else { return }
-        request.responseEnded = true
-        request.exchange = nil
-        if request.chunkedResponse {
+        let chunked = connection.exchange?.chunkedResponse == true
+        let action = connection.responseEnded()
+        if action == .ignore { return }
+        if chunked {
             var last = context.channel.allocator.buffer(capacity: 5 + (trailers?.estimatedSize ?? 0))
             runtime.metrics.record(.invalidField, count: HTTP1Encoder.writeLastChunk(trailers: trailers, into: &last))
             context.write(wrapOutboundOut(last), promise: nil)
         }
-        let keepAlive = request.keepAlive
-        if keepAlive {
+        switch action {
+        case .flush(let requestComplete):
             // No promise on the common path: a promise and its callback per request show in the profile.
             context.flush()
-        } else {
+            request.responseEnded()
+            if requestComplete { requestCompleted() }
+        case .flushAndClose, .ignore:
+            headersTimer.cancel()
             let channel = context.channel
             context.writeAndFlush(wrapOutboundOut(ByteBuffer())).whenComplete { _ in channel.close(promise: nil) }
-            closing = true
+            request.responseEnded()
+            current = nil
         }
-        writeLog(request)
-        if request.requestEnded || !keepAlive { completeRequest(request) }
     }
 
     /// The upstream failed after the response began: HTTP/1.1 can only signal that by closing.
     func abortResponse(flag: ResponseFlags, details: String) {
-        guard let request = current else { return }
-        request.record.responseFlags = flag
-        request.record.responseCodeDetails = details
-        request.responseEnded = true
-        request.exchange?.abandon()
-        request.exchange = nil
-        writeLog(request)
-        closeConnection()
+        guard let request = current, connection.responseAborted() else { return }
+        request.aborted(flag: flag, details: details)
+        current = nil
+        headersTimer.cancel()
+        context.close(promise: nil)
     }
 
     // MARK: tunnel (WebSocket after a 101)
@@ -461,7 +418,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
     var canTunnel: Bool { true }
 
     func startTunnel() {
-        tunneling = true
+        connection.tunnelStarted()
         headersTimer.cancel()
         // Bytes the client sent after its upgrade request (its first frames) go up the tunnel now.
         if inbound.readableBytes > 0, let request = current {
@@ -481,14 +438,13 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
 
     /// The upstream closed the tunnel: one access-log line for the whole tunnel, then close.
     func tunnelClosed() {
-        guard let request = current else { return closeConnection() }
-        request.responseEnded = true
-        request.exchange = nil
-        request.record.connectionTerminationDetails = "upstream_tunnel_closed"
-        writeLog(request)
+        let action = connection.tunnelClosedByUpstream()
+        guard action != .none else { return }
+        headersTimer.cancel()
+        guard action == .logAndClose, let request = current else { return context.close(promise: nil) }
+        request.tunnelClosed(by: .upstream)
         current = nil
         let channel = context.channel
-        closing = true
         context.writeAndFlush(wrapOutboundOut(ByteBuffer())).whenComplete { _ in channel.close(promise: nil) }
     }
 
@@ -498,28 +454,27 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
     }
 
     func setUpstreamBlocked(_ blocked: Bool) {
-        upstreamBlocked = blocked
+        connection.setUpstreamBlocked(blocked)
         if !blocked { processInbound() }
     }
 
-    private func completeRequest(_ request: RequestState) {
-        guard current === request else { return }
+    /// The request was answered and read to its end: on to the next one, or close if draining.
+    private func requestCompleted() {
         current = nil
         idleTimer.activity()
-        upstreamBlocked = false
-        if closing { return }
-        if quiescing, inbound.readableBytes == 0 { closeConnection(); return }
-        processInbound()
-    }
-
-    private func writeLog(_ request: RequestState) {
-        request.record.durationMillis = (NIODeadline.now() - request.startedAt).nanoseconds / 1_000_000
-        runtime.log(&request.record, on: loop)
+        switch connection.requestCompleted(bufferedBytes: inbound.readableBytes > 0) {
+        case .decode:
+            processInbound()
+        case .close:
+            headersTimer.cancel()
+            context.close(promise: nil)
+        case .none:
+            break
+        }
     }
 
     private func closeConnection() {
-        guard !closing else { return }
-        closing = true
+        guard connection.close() else { return }
         headersTimer.cancel()
         context.close(promise: nil)
     }

@@ -22,9 +22,8 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
     private let listenerPort: Int
     private let tls: DownstreamTLS?
     private var context: ChannelHandlerContext!
-    private var record = AccessLogRecord()
-    private var startedAt = NIODeadline.now()
-    private var exchange: ProxyExchange?
+    /// The stream's request: its record, its exchange, its one log line.
+    private let request: RequestContext
     private var headReceived = false
     private var requestEnded = false
     private var responseStarted = false
@@ -50,21 +49,21 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
         self.loop = loop
         self.listenerPort = listenerPort
         self.tls = tls
+        request = RequestContext(runtime: runtime, loop: loop, record: AccessLogRecord())
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        record.startTimeMillis = Timestamp.nowMillis()
-        record.protocol = "HTTP/2"
+        request.record.startTimeMillis = Timestamp.nowMillis()
+        request.record.protocol = "HTTP/2"
         let connection = context.channel.parent
-        record.downstreamLocalAddress = connection?.localAddress.map(SocketAddressText.describe)
-        record.downstreamRemoteAddress = connection?.remoteAddress.map(SocketAddressText.describe)
+        request.record.downstreamLocalAddress = connection?.localAddress.map(SocketAddressText.describe)
+        request.record.downstreamRemoteAddress = connection?.remoteAddress.map(SocketAddressText.describe)
     }
 
     /// The context holds this handler: dropping it here breaks the cycle once the stream is gone.
     func handlerRemoved(context: ChannelHandlerContext) {
-        exchange?.abandon()
-        exchange = nil
+        request.releaseExchange()
         self.context = nil
     }
 
@@ -84,27 +83,27 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
             }
         case .data(let data):
             guard case .byteBuffer(let body) = data.data else { break }
-            record.bytesReceived += body.readableBytes
+            request.record.bytesReceived += body.readableBytes
             if webSocket {
                 tunnelFromClient(body, endStream: data.endStream)
                 break
             }
-            exchange?.requestBody(body)
-            if data.endStream { endRequest(trailers: nil) } else { exchange?.flushUpstream() }
+            request.exchange?.requestBody(body)
+            if data.endStream { endRequest(trailers: nil) } else { request.exchange?.flushUpstream() }
         default:
             break
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        exchange?.flushUpstream()
+        request.exchange?.flushUpstream()
         context.fireChannelReadComplete()
     }
 
     private func endRequest(trailers: HTTPHeaderBlock?) {
         guard !requestEnded else { return }
         requestEnded = true
-        exchange?.requestEnd(trailers)
+        request.exchange?.requestEnd(trailers)
     }
 
     func read(context: ChannelHandlerContext) {
@@ -112,26 +111,16 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { exchange?.downstreamBecameWritable() }
+        if context.channel.isWritable { request.exchange?.downstreamBecameWritable() }
         context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         // The client reset the stream, or the connection went away, before the response ended.
-        if !responseEnded, tunneling {
-            // The client reset its WebSocket stream: a normal end of a session, logged once.
+        if !responseEnded {
             responseEnded = true
-            exchange?.abandon()
-            exchange = nil
-            record.connectionTerminationDetails = "downstream_tunnel_closed"
-            writeLog()
-        } else if !responseEnded {
-            responseEnded = true
-            exchange?.abandon()
-            exchange = nil
-            if record.responseFlags.isEmpty { record.responseFlags = .downstreamConnectionTermination }
-            record.responseCodeDetails = record.responseCodeDetails ?? "downstream_remote_disconnect"
-            writeLog()
+            // A reset WebSocket stream is the normal end of a session.
+            if tunneling { request.tunnelClosed(by: .downstream) } else { request.clientDisconnected(connectionClosed: false) }
         }
         context.fireChannelInactive()
     }
@@ -143,8 +132,8 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
     // MARK: request
 
     private func startRequest(_ fields: HPACKHeaders, endStream: Bool) {
-        record.method = fields.first(name: ":method")
-        record.path = fields.first(name: ":path")
+        request.record.method = fields.first(name: ":method")
+        request.record.path = fields.first(name: ":path")
         let settings = runtime.store.snapshot.settings
         let mapped: HTTP2MappedRequest
         do {
@@ -167,12 +156,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
         let webSocketKey = mapped.webSocketKey
         webSocket = webSocketKey != nil
         requestEnded = endStream
-        let requestID = headers.first(role: .requestID).flatMap { $0.isEmpty ? nil : $0 }
-            ?? RequestID.generate(using: &loop.random)
-        record.userAgent = headers.first(role: .userAgent)
-        record.xForwardedFor = headers.first(role: .forwardedFor)
-        record.authority = host
-        record.requestID = requestID
+        let requestID = request.describe(headers: headers, host: host)
         let snapshot = runtime.store.snapshot
         // The local address is formatted per stream only when a policy could ask for destination.ip.
         let policed = snapshot.listener(port: listenerPort).map { !$0.authorization.isEmpty } ?? false
@@ -182,7 +166,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
         let dispatch = RequestDispatcher.dispatch(head, host: host, requestID: requestID, origin: origin,
                                                   snapshot: snapshot, loop: loop,
                                                   allocator: context.channel.allocator, keys: runtime.jwks,
-                                                  counters: loop.decisions, record: &record)
+                                                  counters: loop.decisions, record: &request.record)
         switch dispatch {
         case .reply(let reply, let route):
             sendLocalReply(reply, route: route)
@@ -196,7 +180,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
                 forwarding.request.expectedWebSocketAccept = WebSocketHandshake.accept(forKey: webSocketKey)
             }
             let exchange = ProxyExchange(downstream: self, loop: loop, runtime: runtime, forwarding: forwarding)
-            self.exchange = exchange
+            request.exchange = exchange
             exchange.start()
             // The upgrade request has no body: it ends with its head, the stream stays open for the tunnel.
             if endStream || webSocket { exchange.requestEnd(nil) }
@@ -211,10 +195,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
             return
         }
         let headers = reply.headers(route: route)
-        record.responseFlags = reply.flag
-        record.responseCodeDetails = reply.details
-        exchange?.abandon()
-        exchange = nil
+        request.answeredLocally(reply)
         respondHead(status: reply.status, headers: headers, framing: .contentLength(Int64(reply.body.count)),
                     bodyBytes: reply.body)
         respondEnd(nil)
@@ -225,9 +206,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
     private func resetMalformed(details: String) {
         runtime.record(.http2StreamError)
         responseEnded = true
-        record.responseFlags = .downstreamProtocolError
-        record.responseCodeDetails = details
-        writeLog()
+        request.aborted(flag: .downstreamProtocolError, details: details)
         context.writeAndFlush(wrapOutboundOut(.rstStream(.protocolError)), promise: nil)
         context.close(promise: nil)
     }
@@ -248,8 +227,8 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
             status = 200
             headers.remove("sec-websocket-accept")
         }
-        record.responseCode = status
-        if record.grpc { record.grpcStatus = headers.first("grpc-status") }  // a trailers-only response
+        request.record.responseCode = status
+        if request.record.grpc { request.record.grpcStatus = headers.first("grpc-status") }  // a trailers-only response
         var fields = HPACKHeaders()
         fields.reserveCapacity(headers.count + 1)
         fields.add(name: ":status", value: String(status))
@@ -260,14 +239,14 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
         if !bodyBytes.isEmpty {
             var body = context.channel.allocator.buffer(capacity: bodyBytes.count)
             body.writeBytes(bodyBytes)
-            record.bytesSent += bodyBytes.count
+            request.record.bytesSent += bodyBytes.count
             context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(body)))), promise: nil)
         }
     }
 
     func respondBody(_ body: ByteBuffer) -> Bool {
         guard !endStreamSent, body.readableBytes > 0 else { return context.channel.isWritable }
-        record.bytesSent += body.readableBytes
+        request.record.bytesSent += body.readableBytes
         context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(body)))), promise: nil)
         return context.channel.isWritable
     }
@@ -277,11 +256,10 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
     func respondEnd(_ trailers: HTTPHeaderBlock?) {
         guard !responseEnded else { return }
         responseEnded = true
-        exchange = nil
         if !endStreamSent {
             endStreamSent = true
             if let trailers, !trailers.isEmpty {
-                if record.grpc, let status = trailers.first("grpc-status") { record.grpcStatus = status }
+                if request.record.grpc, let status = trailers.first("grpc-status") { request.record.grpcStatus = status }
                 context.write(wrapOutboundOut(.headers(.init(headers: trailers.http2Trailers, endStream: true))),
                               promise: nil)
             } else {
@@ -289,22 +267,18 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
             }
         }
         context.flush()
-        writeLog()
+        request.responseEnded()
     }
 
     /// The upstream failed after the response began: HTTP/2 resets the stream.
     func abortResponse(flag: ResponseFlags, details: String) {
         guard !responseEnded else { return }
         responseEnded = true
-        record.responseFlags = flag
-        record.responseCodeDetails = details
-        exchange?.abandon()
-        exchange = nil
-        writeLog()
+        request.aborted(flag: flag, details: details)
         context.close(promise: nil)
     }
 
-    func updateRecord(_ update: (inout AccessLogRecord) -> Void) { update(&record) }
+    func updateRecord(_ update: (inout AccessLogRecord) -> Void) { update(&request.record) }
 
     // MARK: tunnel (RFC 8441 WebSocket)
 
@@ -313,15 +287,15 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
     func startTunnel() {
         tunneling = true
         if earlyTunnelBytes.readableBytes > 0 {
-            exchange?.tunnelToUpstream(earlyTunnelBytes)
+            request.exchange?.tunnelToUpstream(earlyTunnelBytes)
             earlyTunnelBytes = ByteBuffer()
         }
-        if clientEndedTunnel { exchange?.tunnelClientEnded() }
+        if clientEndedTunnel { request.exchange?.tunnelClientEnded() }
     }
 
     private func tunnelFromClient(_ bytes: ByteBuffer, endStream: Bool) {
         if tunneling {
-            if bytes.readableBytes > 0 { exchange?.tunnelToUpstream(bytes) }
+            if bytes.readableBytes > 0 { request.exchange?.tunnelToUpstream(bytes) }
         } else if bytes.readableBytes > 0 {
             var bytes = bytes
             earlyTunnelBytes.writeBuffer(&bytes)
@@ -331,12 +305,12 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
         }
         if endStream {
             clientEndedTunnel = true
-            if tunneling { exchange?.tunnelClientEnded() }
+            if tunneling { request.exchange?.tunnelClientEnded() }
         }
     }
 
     func tunnelToClient(_ bytes: ByteBuffer) -> Bool {
-        record.bytesSent += bytes.readableBytes
+        request.record.bytesSent += bytes.readableBytes
         context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(bytes)))), promise: nil)
         return context.channel.isWritable
     }
@@ -345,14 +319,12 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
     func tunnelClosed() {
         guard !responseEnded else { return }
         responseEnded = true
-        exchange = nil
-        record.connectionTerminationDetails = "upstream_tunnel_closed"
         if !endStreamSent {
             endStreamSent = true
             context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))),
                                   promise: nil)
         }
-        writeLog()
+        request.tunnelClosed(by: .upstream)
     }
 
     func setUpstreamBlocked(_ blocked: Bool) {
@@ -361,11 +333,6 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
             readPending = false
             context.read()
         }
-    }
-
-    private func writeLog() {
-        record.durationMillis = (NIODeadline.now() - startedAt).nanoseconds / 1_000_000
-        runtime.log(&record, on: loop)
     }
 
     /// Regular fields of an HPACK block as a header block (trailers).

@@ -44,7 +44,7 @@ final class DispatchObserver {
 
 enum RequestDispatcher {
     /// Routes `head` (HTTP/1.1, or HTTP/2 mapped onto the same shape) as Istio would.
-    static func dispatch(_ head: HTTP1RequestHead, host: String?, requestID: String, origin: DownstreamOrigin,
+    static func dispatch(_ head: RequestHead, host: String?, requestID: String, origin: DownstreamOrigin,
                          snapshot: Snapshot, loop: LoopContext, allocator: ByteBufferAllocator,
                          keys: any JWKSProvider, counters: DecisionCounters?,
                          record: inout AccessLogRecord, observer: DispatchObserver? = nil) -> Dispatch {

@@ -43,7 +43,7 @@ public enum RequestExplainer {
         var headers = HTTPHeaderBlock()
         if !request.headers.contains(where: { $0.0.lowercased() == "host" }) { headers.add("host", authority) }
         for (name, value) in request.headers { headers.add(name, value) }
-        let head = HTTP1RequestHead(method: request.method, target: target, version: .http1_1, headers: headers,
+        let head = RequestHead(method: request.method, target: target, version: .http1_1, headers: headers,
                                     framing: .none, connection: .init(), hostCount: 1, expectsContinue: false)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }

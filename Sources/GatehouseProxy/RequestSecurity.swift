@@ -12,7 +12,7 @@ struct RequestSecurity {
     var headerChanges: HeaderChanges?
 
     /// nil when the request may go on; otherwise the reply that refuses it.
-    mutating func check(head: HTTP1RequestHead, target: RequestTarget, scheme: String, origin: DownstreamOrigin,
+    mutating func check(head: RequestHead, target: RequestTarget, scheme: String, origin: DownstreamOrigin,
                         listener: Listener, snapshot: Snapshot, keys: any JWKSProvider, tokenCache: VerifiedTokenCache?,
                         counters: DecisionCounters?,
                         record: inout AccessLogRecord, observer: DispatchObserver? = nil,

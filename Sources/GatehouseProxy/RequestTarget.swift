@@ -11,7 +11,7 @@ struct RequestTarget {
     /// Whether the request had a `Host` header (HTTP/1.0 may omit it).
     var hadHost: Bool
 
-    init?(head: HTTP1RequestHead) {
+    init?(head: RequestHead) {
         self.init(uri: head.target, method: head.method, version: head.version, host: head.headers.first(role: .host),
                   hostCount: head.hostCount)
     }

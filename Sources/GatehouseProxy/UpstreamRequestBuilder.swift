@@ -33,7 +33,7 @@ struct UpstreamRequest {
 enum UpstreamRequestBuilder {
     /// nil when the encoder refuses the request line or the `Host` it would write (a path, method or
     /// authority that is not valid on the wire): such a request is answered 400, never forwarded.
-    static func build(head: HTTP1RequestHead, target: RequestTarget, route: Route, matched: RouteMatch?,
+    static func build(head: RequestHead, target: RequestTarget, route: Route, matched: RouteMatch?,
                       rewrite: Rewrite?, destination: WeightedDestination, clientIP: String?,
                       scheme: String = "http", requestID: String, http2: Bool = false,
                       authentication: HeaderChanges? = nil, clientCert: ClientCertForwarding = .sanitize,

@@ -31,7 +31,7 @@ import Testing
         // Checks that could never fail would pass every corpus: each one is shown a violation.
         var smuggled = HTTPHeaderBlock()
         smuggled.add("x-a", "1\r\nx-b: 2")
-        let head = HTTP1RequestHead(method: "GET", target: "/", version: .http1_1, headers: smuggled, framing: .none,
+        let head = RequestHead(method: "GET", target: "/", version: .http1_1, headers: smuggled, framing: .none,
                                     connection: ConnectionOptions(), hostCount: 0, expectsContinue: false)
         #expect(HTTP2MappingTarget.roundTrip(head) != nil)
         var split = HTTP1DecoderTargets.Transcript()

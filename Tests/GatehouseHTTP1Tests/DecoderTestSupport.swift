@@ -3,7 +3,7 @@ import NIOCore
 
 /// Feeds bytes to a decoder the way a socket would (optionally one byte at a time) and collects events.
 struct RequestEvents {
-    var heads: [HTTP1RequestHead] = []
+    var heads: [RequestHead] = []
     var body: [UInt8] = []
     var trailers: [HTTPHeaderBlock?] = []
     var ends = 0

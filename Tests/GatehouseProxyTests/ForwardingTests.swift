@@ -7,7 +7,7 @@ import Testing
 
 /// A request head as the downstream decoder would produce it from these fields.
 func requestHead(target: String = "/", version: String = "HTTP/1.1", method: String = "GET",
-                 _ fields: [(String, String)]) -> HTTP1RequestHead {
+                 _ fields: [(String, String)]) -> RequestHead {
     var text = "\(method) \(target) \(version)\r\n"
     for (name, value) in fields { text += "\(name): \(value)\r\n" }
     text += "\r\n"
@@ -105,7 +105,7 @@ extension HTTPHeaderBlock {
 }
 
 @Suite struct RequestTargetTests {
-    func head(_ uri: String, host: String? = "a.com", version: String = "HTTP/1.1") -> HTTP1RequestHead {
+    func head(_ uri: String, host: String? = "a.com", version: String = "HTTP/1.1") -> RequestHead {
         requestHead(target: uri, version: version, host.map { [("host", $0)] } ?? [])
     }
 

@@ -10,8 +10,8 @@ import Testing
 /// headers kept, client-set identity headers replaced, claim values checked.
 @Suite struct UpstreamHardeningTests {
     /// The upstream head for `original`, parsed back as an HTTP/1.1 server would.
-    func sentHead(_ original: HTTP1RequestHead, authentication: HeaderChanges? = nil,
-                  clientCert: ClientCertForwarding = .sanitize) throws -> (HTTP1RequestHead, String) {
+    func sentHead(_ original: RequestHead, authentication: HeaderChanges? = nil,
+                  clientCert: ClientCertForwarding = .sanitize) throws -> (RequestHead, String) {
         let target = try #require(RequestTarget(head: original))
         let route = Route(matches: [], action: .directResponse(status: 200, body: []))
         let upstream = try #require(try UpstreamRequestBuilder.build(

@@ -1,0 +1,100 @@
+import GatehouseHTTP1
+import GatehouseTelemetry
+import NIOCore
+
+/// What every downstream request does whatever protocol carried it: its access-log record and timing,
+/// the upstream exchange serving it, and the ways it can end (answered, answered locally, aborted, the
+/// client gone, a tunnel closed), each logged exactly once. `DownstreamHandler` (HTTP/1.1) and
+/// `HTTP2StreamHandler` only write their protocol's frames around it.
+final class RequestContext {
+    /// Filled in place: a copy handed around would be copied field by field.
+    var record: AccessLogRecord
+    var exchange: ProxyExchange?
+    private(set) var startedAt: NIODeadline
+    /// The request's line is written: nothing about it is logged again.
+    private(set) var logged = false
+    private let runtime: ProxyRuntime
+    private let loop: LoopContext
+
+    init(runtime: ProxyRuntime, loop: LoopContext, record: AccessLogRecord) {
+        self.runtime = runtime
+        self.loop = loop
+        self.record = record
+        startedAt = .now()
+    }
+
+    /// The fields every protocol takes from the request's head. Returns the request id: the client's, or
+    /// a new one when it sent none (or an empty one).
+    func describe(headers: HTTPHeaderBlock, host: String?) -> String {
+        let requestID = headers.first(role: .requestID).flatMap { $0.isEmpty ? nil : $0 }
+            ?? RequestID.generate(using: &loop.random)
+        record.userAgent = headers.first(role: .userAgent)
+        record.xForwardedFor = headers.first(role: .forwardedFor)
+        record.authority = host
+        record.requestID = requestID
+        return requestID
+    }
+
+    /// The upstream side is no longer wanted: the exchange holds its responder unowned, so it must never
+    /// call back once dropped.
+    func releaseExchange() {
+        exchange?.abandon()
+        exchange = nil
+    }
+
+    /// The gateway answers itself (routing, policy, a failed upstream before the response began).
+    func answeredLocally(_ reply: LocalReply) {
+        record.responseFlags = reply.flag
+        record.responseCodeDetails = reply.details
+        releaseExchange()
+    }
+
+    /// The response ended normally.
+    func responseEnded() {
+        exchange = nil
+        finish()
+    }
+
+    /// The upstream failed after the response began: the protocol ends the response abnormally.
+    func aborted(flag: ResponseFlags, details: String) {
+        record.responseFlags = flag
+        record.responseCodeDetails = details
+        releaseExchange()
+        finish()
+    }
+
+    /// The client went away before its response was complete: Envoy's `DC`. `connectionClosed`: the
+    /// connection ended (HTTP/1.1), not only a stream (an HTTP/2 reset), so the termination is recorded.
+    func clientDisconnected(connectionClosed: Bool) {
+        releaseExchange()
+        if record.responseFlags.isEmpty { record.responseFlags = .downstreamConnectionTermination }
+        if connectionClosed {
+            record.connectionTerminationDetails = record.connectionTerminationDetails ?? "downstream_remote_disconnect"
+        }
+        record.responseCodeDetails = record.responseCodeDetails ?? "downstream_remote_disconnect"
+        finish()
+    }
+
+    enum TunnelSide { case downstream, upstream }
+
+    /// A tunnel (WebSocket after its upgrade) ended: the normal end of a session, one line for all of it.
+    func tunnelClosed(by side: TunnelSide) {
+        switch side {
+        case .downstream:
+            releaseExchange()
+            record.connectionTerminationDetails = "downstream_tunnel_closed"
+        case .upstream:
+            exchange = nil
+            record.connectionTerminationDetails = "upstream_tunnel_closed"
+        }
+        finish()
+    }
+
+    /// Writes the request's access-log line, once.
+    func finish() {
+        guard !logged else { return }
+        logged = true
+        record.durationMillis = (NIODeadline.now() - startedAt).nanoseconds / 1_000_000
+        runtime.log(&record, on: loop)
+    }
+}
