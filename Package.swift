@@ -19,6 +19,9 @@ let package = Package(
         // X.509 parsing for what NIOSSL does not expose: a client certificate's subject (for
         // x-forwarded-client-cert), and the SPIFFE identities of the upstream side to come.
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        // `gatehouse run` is a ServiceGroup of services, and its diagnostics go through swift-log.
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         .systemLibrary(
@@ -86,6 +89,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The parsers and encoders that read hostile bytes, as fuzz targets with their invariants. Always

@@ -243,9 +243,13 @@ public final class GatewayServer: Sendable {
         for channel in runtime.connections.all {
             channel.eventLoop.execute { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
         }
-        let deadline = NIODeadline.now() + timeout
-        while runtime.connections.count > 0, NIODeadline.now() < deadline {
-            try? await Task.sleep(nanoseconds: 20_000_000)
+        // Whichever comes first: the last connection closing, or the drain timeout.
+        let connections = runtime.connections
+        await withTaskGroup(of: Void.self) { waits in
+            waits.addTask { await connections.waitUntilEmpty() }
+            waits.addTask { try? await Task.sleep(nanoseconds: UInt64(max(0, timeout.nanoseconds))) }
+            await waits.next()
+            waits.cancelAll()
         }
         for channel in runtime.connections.all { channel.close(promise: nil) }
         await runtime.flushLogs()

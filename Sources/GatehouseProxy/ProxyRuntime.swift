@@ -185,18 +185,61 @@ public final class ProxyRuntime: Sendable {
     }
 }
 
-/// Open downstream connections, so drain can tell each to finish and wait for them to go.
+/// Open downstream connections, so drain can tell each to finish and wait, without polling, for the
+/// last to go.
 final class ConnectionRegistry: Sendable {
-    private let channels = Mutex<[ObjectIdentifier: Channel]>([:])
+    private struct State {
+        var channels: [ObjectIdentifier: Channel] = [:]
+        /// Drains waiting for the last connection to close.
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        /// Waits cancelled before they registered (the cancellation handler can run first).
+        var cancelled: Set<Int> = []
+        var nextWaiter = 0
+    }
+
+    private let state = Mutex(State())
 
     func add(_ channel: Channel) -> Int {
-        channels.withLock { $0[ObjectIdentifier(channel)] = channel; return $0.count }
+        state.withLock { $0.channels[ObjectIdentifier(channel)] = channel; return $0.channels.count }
     }
 
     func remove(_ channel: Channel) {
-        _ = channels.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) }
+        let woken = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.channels.removeValue(forKey: ObjectIdentifier(channel))
+            guard state.channels.isEmpty, !state.waiters.isEmpty else { return [] }
+            defer { state.waiters.removeAll() }
+            return Array(state.waiters.values)
+        }
+        for waiter in woken { waiter.resume() }
     }
 
-    var count: Int { channels.withLock { $0.count } }
-    var all: [Channel] { channels.withLock { Array($0.values) } }
+    var count: Int { state.withLock { $0.channels.count } }
+    var all: [Channel] { state.withLock { Array($0.channels.values) } }
+
+    /// Returns once no connection is open, or when the task is cancelled.
+    func waitUntilEmpty() async {
+        let id = state.withLock { state -> Int in
+            defer { state.nextWaiter += 1 }
+            return state.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.channels.isEmpty || state.cancelled.remove(id) != nil { return true }
+                    state.waiters[id] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                guard let waiter = state.waiters.removeValue(forKey: id) else {
+                    state.cancelled.insert(id)
+                    return nil
+                }
+                return waiter
+            }
+            waiter?.resume()
+        }
+    }
 }

@@ -6,11 +6,10 @@ import NIOCore
 /// Certificate rotation: every two seconds, rebuild the TLS contexts whose files changed on disk (off
 /// the event loops). New handshakes use the new files; open connections keep theirs.
 enum CertificateWatch {
-    static let interval: UInt64 = 2_000_000_000
+    static let interval: Duration = .seconds(2)
 
-    static func run(store: SnapshotStore, contexts: TLSContextStore) async {
-        while !Task.isCancelled {
-            try? await Task.sleep(nanoseconds: interval)
+    static func service(store: SnapshotStore, contexts: TLSContextStore) -> PeriodicService {
+        PeriodicService(description: "certificate watch", interval: interval) {
             for message in contexts.reloadChangedFiles(of: store.snapshot) { Log.info(message) }
         }
     }
@@ -33,9 +32,8 @@ enum JWKSRefresh {
         for message in messages { Log.info(message) }
     }
 
-    static func run(store: SnapshotStore, cache: JWKSCache, group: EventLoopGroup) async {
-        while !Task.isCancelled {
-            try? await Task.sleep(nanoseconds: 1_000_000_000)
+    static func service(store: SnapshotStore, cache: JWKSCache, group: EventLoopGroup) -> PeriodicService {
+        PeriodicService(description: "JWKS refresh", interval: .seconds(1)) {
             await once(store: store, cache: cache, group: group)
         }
     }

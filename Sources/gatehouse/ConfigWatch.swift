@@ -1,26 +1,32 @@
 import GatehouseConfig
 import GatehouseIdentity
+import ServiceLifecycle
 
 /// Reloads when something under the config paths changes: a file written, renamed over (the atomic
 /// way editors and config-management tools save), added or removed. Polled twice a second; a change is
 /// acted on once the files have stayed the same for a whole poll, so an editor's several writes or a
 /// copy in progress give one reload of the finished file. A file that stops changing half-written is
 /// rejected by the loader like any bad config, and the write that completes it reloads again.
-enum ConfigWatch {
+struct ConfigWatch: Service {
     static let interval: Duration = .milliseconds(500)
 
-    static func run(paths: [String], reloader: Reloader) async {
-        var seen = stamps(paths)
-        var unsettled = false
-        while !Task.isCancelled {
-            try? await Task.sleep(for: interval)
-            let now = stamps(paths)
-            if now != seen {
-                seen = now
-                unsettled = true
-            } else if unsettled {
-                unsettled = false
-                await reloader.request(reason: "config files changed")
+    let paths: [String]
+    let reloader: Reloader
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown { [paths, reloader] in
+            var seen = Self.stamps(paths)
+            var unsettled = false
+            while !Task.isCancelled {
+                try await Task.sleep(for: Self.interval)
+                let now = Self.stamps(paths)
+                if now != seen {
+                    seen = now
+                    unsettled = true
+                } else if unsettled {
+                    unsettled = false
+                    await reloader.request(reason: "config files changed")
+                }
             }
         }
     }

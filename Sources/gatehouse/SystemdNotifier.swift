@@ -40,14 +40,11 @@ final class SystemdNotifier: Sendable {
 
     func watchdog() { send("WATCHDOG=1") }
 
-    /// Keep-alives every half `WATCHDOG_USEC` until cancelled. Sent from a task, not an event loop, so a
-    /// wedged event loop does not stop them; systemd's watchdog catches a wedged process.
-    func runWatchdog() async {
-        guard let watchdogInterval, socketPath != nil else { return }
-        while !Task.isCancelled {
-            watchdog()
-            try? await Task.sleep(for: watchdogInterval)
-        }
+    /// Keep-alives every half `WATCHDOG_USEC`, when systemd asked for them. Sent from a task, not an event
+    /// loop, so a wedged event loop does not stop them; systemd's watchdog catches a wedged process.
+    func watchdogService() -> PeriodicService? {
+        guard let watchdogInterval, socketPath != nil else { return nil }
+        return PeriodicService(description: "systemd watchdog", interval: watchdogInterval) { [self] in watchdog() }
     }
 
     func send(_ message: String) {

@@ -1,6 +1,7 @@
 """SIGTERM/SIGINT: stop accepting, finish in-flight requests, flush the log, exit 0."""
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import threading
@@ -172,3 +173,38 @@ def test_a_second_sigterm_exits_at_once(gateway, upstream):
     code = gw.wait(timeout=5)
     assert time.monotonic() - signalled < 3
     assert code == 1 and "second signal: exiting without waiting" in gw.stderr_text()
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_json_diagnostics_for_log_shippers(gateway, upstream, how):
+    """`--log-format json` (or GATEHOUSE_LOG_FORMAT=json): every diagnostic line on stderr is one JSON
+    object with time, level and message, from start-up through the drain to "stopped"."""
+    up = upstream("backend")
+    if how == "flag":
+        gw = gateway(cfg.simple_backend(up), extra_args=["--log-format", "json"])
+    else:
+        gw = gateway(cfg.simple_backend(up), env={"GATEHOUSE_LOG_FORMAT": "json"})
+    assert gw.get("/x").status_code == 200
+    assert gw.stop(signal.SIGTERM, timeout=10) == 0
+    lines = [line for line in gw.stderr_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]
+    assert all({"time", "level", "message", "logger"} <= set(r) for r in records), records
+    messages = [r["message"] for r in records]
+    assert any(m.startswith("gatehouse ") and "serving" in m for m in messages), messages
+    assert any(m.startswith("received SIGTERM: draining") for m in messages), messages
+    assert messages[-1] == "stopped"
+    assert all(r["level"] == "info" for r in records)
+
+
+def test_an_unknown_log_format_is_refused(gateway, upstream):
+    up = upstream("backend")
+    gw = gateway(cfg.simple_backend(up), extra_args=["--log-format", "xml"], wait=False)
+    assert gw.wait(timeout=10) != 0
+    assert "xml" in gw.stderr_text()
+
+
+def test_an_unknown_log_format_in_the_environment_is_refused(gateway, upstream):
+    up = upstream("backend")
+    gw = gateway(cfg.simple_backend(up), env={"GATEHOUSE_LOG_FORMAT": "jsn"}, wait=False)
+    assert gw.wait(timeout=10) == 64
+    assert "GATEHOUSE_LOG_FORMAT=jsn is not one of text, json" in gw.stderr_text()

@@ -1,0 +1,39 @@
+import NIOCore
+import NIOEmbedded
+import Testing
+@testable import GatehouseProxy
+
+/// The drain waits on the registry for the last connection to close: no polling, and a wait that the
+/// drain timeout cancels returns.
+@Suite struct ConnectionRegistryTests {
+    @Test func aWaitReturnsWhenTheLastConnectionCloses() async {
+        let registry = ConnectionRegistry()
+        let first = EmbeddedChannel(), second = EmbeddedChannel()
+        #expect(registry.add(first) == 1)
+        #expect(registry.add(second) == 2)
+        let (events, continuation) = AsyncStream.makeStream(of: String.self)
+        let waiter = Task {
+            await registry.waitUntilEmpty()
+            continuation.yield("empty")
+        }
+        registry.remove(first)
+        #expect(registry.count == 1)
+        registry.remove(second)
+        var iterator = events.makeAsyncIterator()
+        #expect(await iterator.next() == "empty")
+        await waiter.value
+    }
+
+    @Test func aWaitWithNoConnectionsReturnsAtOnce() async {
+        await ConnectionRegistry().waitUntilEmpty()
+    }
+
+    @Test func aCancelledWaitReturnsWhileConnectionsStayOpen() async {
+        let registry = ConnectionRegistry()
+        _ = registry.add(EmbeddedChannel())
+        let waiter = Task { await registry.waitUntilEmpty() }
+        waiter.cancel()
+        await waiter.value
+        #expect(registry.count == 1)
+    }
+}
