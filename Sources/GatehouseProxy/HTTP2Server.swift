@@ -3,9 +3,9 @@ import GatehouseTelemetry
 import NIOCore
 import NIOHTTP2
 
-/// Serves HTTP/2 on a connection (after ALPN `h2`, or h2c prior knowledge on a plain port): one
-/// `HTTP2StreamHandler` per stream, each an exchange of its own, multiplexed by NIO's HTTP/2 handler,
-/// which also enforces the protocol's limits (CONTINUATION floods, rapid resets, header list size).
+/// Serves HTTP/2 on a connection (after ALPN `h2`, or h2c prior knowledge on a plain port): NIO's HTTP/2
+/// handler for the frame layer and the protocol's limits (CONTINUATION floods, rapid resets, header
+/// list size), and one `HTTP2ConnectionHandler` serving every stream of the connection.
 enum HTTP2Server {
     /// The HTTP/2 connection preface a prior-knowledge client starts with (RFC 9113 §3.4).
     static let preface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
@@ -26,26 +26,26 @@ enum HTTP2Server {
     static func configure(_ pipeline: ChannelPipeline.SynchronousOperations,
                           runtime: ProxyRuntime, loop: LoopContext, port: Int, tls: DownstreamTLS?) throws {
         let settings = runtime.store.snapshot.settings
+        let limit = Int(settings.maxConcurrentStreams)
+        // NIO enforces a higher cap than the client is told (see HTTP2PrefaceSettings): streams between the
+        // two are refused one by one by the connection handler.
+        let hardCap = HTTP2PrefaceSettings.hardCap(for: limit)
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
-            HTTP2Setting(parameter: .maxConcurrentStreams, value: settings.maxConcurrentStreams),
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: hardCap),
             HTTP2Setting(parameter: .maxHeaderListSize, value: settings.maxRequestHeaderBytes),
             // RFC 8441: clients may open WebSocket streams with an extended CONNECT.
             HTTP2Setting(parameter: .enableConnectProtocol, value: 1),
         ]
-        let stream = NIOHTTP2Handler.StreamConfiguration()
-        let drain = HTTP2DrainHandler()
+        // Late frames on a refused stream are ignored only while NIO remembers the reset.
+        connection.maximumRecentlyResetStreams = max(connection.maximumRecentlyResetStreams, hardCap)
+        let handler = HTTP2ConnectionHandler(runtime: runtime, loop: loop, listenerPort: port, tls: tls,
+                                             maxConcurrentStreams: limit)
         try pipeline.addHandler(FlushCoalescingHandler())
-        _ = try pipeline.configureHTTP2Pipeline(mode: .server, connectionConfiguration: connection,
-                                                streamConfiguration: stream) { streamChannel in
-            streamChannel.eventLoop.makeCompletedFuture {
-                drain.streamOpened(streamChannel)
-                try streamChannel.pipeline.syncOperations.addHandler(
-                    HTTP2StreamHandler(runtime: runtime, loop: loop, listenerPort: port, tls: tls))
-            }
-        }
-        try pipeline.addHandler(drain)
-        try pipeline.addHandler(HTTP2ConnectionErrorHandler(metrics: runtime.metrics))
+        try pipeline.addHandler(HTTP2PrefaceSettingsHandler(maxConcurrentStreams: limit))
+        try pipeline.addHandler(NIOHTTP2Handler(mode: .server, frameDelegate: handler.frameDelegate,
+                                                connectionConfiguration: connection,
+                                                streamConfiguration: NIOHTTP2Handler.StreamConfiguration()))
         let idle = TimeAmount.nanoseconds(settings.idleTimeoutNanoseconds)
         if idle > .zero {
             // No frame either way for the idle timeout: the connection goes (Envoy counts open streams
@@ -53,67 +53,8 @@ enum HTTP2Server {
             try pipeline.addHandler(IdleStateHandler(allTimeout: idle))
             try pipeline.addHandler(IdleCloser(metrics: runtime.metrics))
         }
-    }
-}
-
-
-/// Drain (SIGTERM) or a removed listener on an HTTP/2 connection: a GOAWAY naming the last stream the
-/// gateway took, so the client opens no more streams here and sends new requests elsewhere; the streams
-/// in flight finish, then the connection closes. NIO's handler only passes the quiesce event on to the
-/// streams, so without this an idle HTTP/2 connection held the drain for its whole timeout.
-///
-/// Streams are counted by the stream initializer and their channels' close: with NIO's inline
-/// multiplexer the stream events do not come down the connection's pipeline. All on the connection's
-/// event loop.
-final class HTTP2DrainHandler: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = NIOAny
-    typealias OutboundOut = HTTP2Frame
-
-    private var openStreams = 0
-    private var lastStreamID = HTTP2StreamID.rootStream
-    private var draining = false
-    private var context: ChannelHandlerContext?
-
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
-
-    func streamOpened(_ channel: Channel) {
-        openStreams += 1
-        if let id = try? channel.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID) {
-            lastStreamID = max(lastStreamID, id)
-        }
-        channel.closeFuture.whenComplete { _ in self.streamClosed() }
-    }
-
-    private func streamClosed() {
-        openStreams -= 1
-        if draining, openStreams == 0, let context { closeAfterWrites(context) }
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        switch event {
-        case is ChannelShouldQuiesceEvent where !draining:
-            draining = true
-            if openStreams == 0 {
-                closeAfterWrites(context)
-            } else {
-                context.writeAndFlush(wrapOutboundOut(goAway), promise: nil)
-            }
-        default:
-            break
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    private var goAway: HTTP2Frame {
-        HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))
-    }
-
-    /// A (final) GOAWAY, and the close once it is written: writes complete in order, so the last
-    /// responses went out before it (closing at once would drop what was still queued).
-    private func closeAfterWrites(_ context: ChannelHandlerContext) {
-        let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(goAway)).whenComplete { _ in channel.close(promise: nil) }
+        try pipeline.addHandler(handler)
+        try pipeline.addHandler(HTTP2ConnectionErrorHandler(metrics: runtime.metrics))
     }
 }
 

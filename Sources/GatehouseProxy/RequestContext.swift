@@ -5,7 +5,7 @@ import NIOCore
 /// What every downstream request does whatever protocol carried it: its access-log record and timing,
 /// the upstream exchange serving it, and the ways it can end (answered, answered locally, aborted, the
 /// client gone, a tunnel closed), each logged exactly once. `DownstreamHandler` (HTTP/1.1) and
-/// `HTTP2StreamHandler` only write their protocol's frames around it.
+/// `HTTP2ServerStream` only write their protocol's frames around it.
 final class RequestContext {
     /// Filled in place: a copy handed around would be copied field by field.
     var record: AccessLogRecord

@@ -25,6 +25,9 @@ public enum ProtectionEvent: String, CaseIterable, Sendable {
     case connectionLimit = "connection_limit"
     /// An HTTP/2 stream reset by the gateway for a protocol error (malformed headers, for instance).
     case http2StreamError = "http2_stream_error"
+    /// An HTTP/2 stream refused (REFUSED_STREAM) because the client went over the concurrent-stream
+    /// limit; the connection goes on (RFC 9113 §5.1.2).
+    case http2RefusedStream = "http2_refused_stream"
     /// An HTTP/2 connection closed with GOAWAY for a protocol error.
     case http2ConnectionError = "http2_connection_error"
     /// An HTTP/2 connection closed for a flood: resets (CVE-2023-44487), CONTINUATION frames, empty

@@ -58,7 +58,7 @@ def test_admin_serves_ready_and_prometheus_text(guarded):
     assert set(counts) >= {"tls_handshake_timeout", "tls_handshake_error", "tls_unknown_server_name",
                            "request_headers_timeout", "idle_timeout", "request_headers_too_large",
                            "malformed_request", "connection_limit", "http2_stream_error",
-                           "http2_connection_error", "http2_flood"}
+                           "http2_connection_error", "http2_flood", "http2_refused_stream"}
     assert all(value == 0 for value in counts.values()), counts
     _, text = admin_get(guarded.admin, "/stats/prometheus")
     assert f"# TYPE {EVENT} counter" in text

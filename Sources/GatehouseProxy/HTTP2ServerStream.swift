@@ -5,33 +5,30 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP2
 
-/// One HTTP/2 stream: one request, routed like an HTTP/1.1 one (the head is mapped onto the same
-/// shape: pseudo-headers become the request line and `Host`, cookie crumbs are joined), forwarded over
-/// HTTP/1.1 upstream, and answered with HEADERS, DATA and trailing HEADERS. Back-pressure: reads of the
-/// stream stop while the upstream is not writable (so the client's flow-control window stays closed),
-/// and upstream reads stop while the stream's window is exhausted. An extended CONNECT for WebSocket
-/// (RFC 8441) is bridged to an HTTP/1.1 upgrade upstream; once the upstream answers 101 the stream's DATA
-/// frames and the upstream's bytes are a tunnel.
-final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
-    typealias InboundIn = HTTP2Frame.FramePayload
-    typealias OutboundIn = HTTP2Frame.FramePayload
-    typealias OutboundOut = HTTP2Frame.FramePayload
-
-    private let runtime: ProxyRuntime
-    private let loop: LoopContext
-    private let listenerPort: Int
-    private let tls: DownstreamTLS?
-    private var context: ChannelHandlerContext!
+/// One HTTP/2 stream of a downstream connection: one request, routed like an HTTP/1.1 one (the head is
+/// mapped onto the same shape: pseudo-headers become the request line and `Host`, cookie crumbs are
+/// joined), forwarded upstream, and answered with HEADERS, DATA and trailing HEADERS. A plain object in
+/// its connection's stream table (`HTTP2ConnectionHandler`), not a channel: its frames are written
+/// through the connection, and its flow control is the connection's bookkeeping.
+///
+/// An extended CONNECT for WebSocket (RFC 8441) is bridged to an HTTP/1.1 upgrade upstream; once the
+/// upstream answers 101 the stream's DATA frames and the upstream's bytes are a tunnel.
+final class HTTP2ServerStream: DownstreamResponder {
+    let id: HTTP2StreamID
+    private unowned let connection: HTTP2ConnectionHandler
     /// The stream's request: its record, its exchange, its one log line.
-    private let request: RequestContext
-    private var headReceived = false
+    let request: RequestContext
     private var requestEnded = false
     private var responseStarted = false
-    private var responseEnded = false
+    private(set) var responseEnded = false
     /// The response's last frame (END_STREAM) is out.
     private var endStreamSent = false
-    private var upstreamBlocked = false
-    private var readPending = false
+    /// The head of a response without a body, held for `respondEnd` to send as one frame with END_STREAM.
+    private var deferredHead: HPACKHeaders?
+    /// The connection reset or closed the stream: nothing more is written on it.
+    private(set) var closed = false
+    /// The upstream cannot take more: DATA is held (its window stays closed) until it can.
+    private(set) var upstreamBlocked = false
     /// The stream is an RFC 8441 WebSocket: its DATA frames are tunnel bytes, never a request body.
     private var webSocket = false
     private var tunneling = false
@@ -40,64 +37,55 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
     private var earlyTunnelBytes = ByteBuffer()
     private var clientEndedTunnel = false
     private static let maxEarlyTunnelBytes = 64 * 1024
-    /// Streams flush upstream writes as they go: the multiplexer does not promise every stream a
-    /// read-complete after its frames, and a write left unflushed would stall the exchange.
+
+    /// The client's side of the receive window.
+    var inboundWindow: HTTP2InboundWindow
+    /// DATA written and not yet handed to the connection's encoder (held by the client's window).
+    var pendingOutboundBytes = 0
+    /// The exchange was told this stream cannot take more; it hears when it can.
+    var awaitingWritable = false
+
+    /// Streams flush upstream writes as they go: a connection's read cycle spans many streams.
     var inReadCycle: Bool { false }
 
-    init(runtime: ProxyRuntime, loop: LoopContext, listenerPort: Int, tls: DownstreamTLS?) {
-        self.runtime = runtime
-        self.loop = loop
-        self.listenerPort = listenerPort
-        self.tls = tls
+    init(id: HTTP2StreamID, connection: HTTP2ConnectionHandler, runtime: ProxyRuntime, loop: LoopContext,
+         inboundWindow: HTTP2InboundWindow) {
+        self.id = id
+        self.connection = connection
+        self.inboundWindow = inboundWindow
         request = RequestContext(runtime: runtime, loop: loop, record: AccessLogRecord())
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
         request.record.startTimeMillis = Timestamp.nowMillis()
         request.record.protocol = "HTTP/2"
-        let connection = context.channel.parent
-        request.record.downstreamLocalAddress = connection?.localAddress.map(SocketAddressText.describe)
-        request.record.downstreamRemoteAddress = connection?.remoteAddress.map(SocketAddressText.describe)
-    }
-
-    /// The context holds this handler: dropping it here breaks the cycle once the stream is gone.
-    func handlerRemoved(context: ChannelHandlerContext) {
-        request.releaseExchange()
-        self.context = nil
+        request.record.downstreamLocalAddress = connection.localAddressText
+        request.record.downstreamRemoteAddress = connection.remoteAddressText
     }
 
     // MARK: inbound
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .headers(let headers):
-            if !headReceived {
-                headReceived = true
-                startRequest(headers.headers, endStream: headers.endStream)
-            } else if webSocket {
-                tunnelFromClient(ByteBuffer(), endStream: true)
-            } else {
-                // Trailers: a second HEADERS, which always ends the stream.
-                endRequest(trailers: Self.block(headers.headers, skippingPseudo: true))
-            }
-        case .data(let data):
-            guard case .byteBuffer(let body) = data.data else { break }
-            request.record.bytesReceived += body.readableBytes
-            if webSocket {
-                tunnelFromClient(body, endStream: data.endStream)
-                break
-            }
-            request.exchange?.requestBody(body)
-            if data.endStream { endRequest(trailers: nil) } else { request.exchange?.flushUpstream() }
-        default:
-            break
+    func receiveHeaders(_ headers: HTTP2Frame.FramePayload.Headers, first: Bool) {
+        if first {
+            startRequest(headers.headers, endStream: headers.endStream)
+        } else if webSocket {
+            tunnelFromClient(ByteBuffer(), endStream: true)
+        } else {
+            // Trailers: a second HEADERS, which always ends the stream.
+            endRequest(trailers: Self.block(headers.headers, skippingPseudo: true))
         }
+        if headers.endStream { inboundWindow.peerEnded() }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
-        request.exchange?.flushUpstream()
-        context.fireChannelReadComplete()
+    /// Returns whether the bytes are held (not consumed) because the upstream cannot take them yet.
+    func receiveData(_ data: HTTP2Frame.FramePayload.Data) -> Bool {
+        if data.endStream { inboundWindow.peerEnded() }
+        guard case .byteBuffer(let body) = data.data else { return false }
+        request.record.bytesReceived += body.readableBytes
+        if webSocket {
+            tunnelFromClient(body, endStream: data.endStream)
+        } else {
+            request.exchange?.requestBody(body)
+            if data.endStream { endRequest(trailers: nil) } else { request.exchange?.flushUpstream() }
+        }
+        return upstreamBlocked && !responseEnded
     }
 
     private func endRequest(trailers: HTTPHeaderBlock?) {
@@ -106,32 +94,27 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
         request.exchange?.requestEnd(trailers)
     }
 
-    func read(context: ChannelHandlerContext) {
-        if upstreamBlocked { readPending = true } else { context.read() }
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { request.exchange?.downstreamBecameWritable() }
-        context.fireChannelWritabilityChanged()
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        // The client reset the stream, or the connection went away, before the response ended.
+    /// The stream closed (both sides ended, a reset either way, the connection gone). `reason` is nil for
+    /// a clean close. Before the response ended, the client went away (or the tunnel it held closed).
+    func closedByConnection() {
+        closed = true
         if !responseEnded {
             responseEnded = true
             // A reset WebSocket stream is the normal end of a session.
             if tunneling { request.tunnelClosed(by: .downstream) } else { request.clientDisconnected(connectionClosed: false) }
         }
-        context.fireChannelInactive()
+        request.releaseExchange()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        context.close(promise: nil)
+    func becameWritable() {
+        request.exchange?.downstreamBecameWritable()
     }
 
     // MARK: request
 
     private func startRequest(_ fields: HPACKHeaders, endStream: Bool) {
+        let runtime = connection.runtime
+        let loop = connection.loop
         request.record.method = fields.first(name: ":method")
         request.record.path = fields.first(name: ":path")
         let settings = runtime.store.snapshot.settings
@@ -151,21 +134,16 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
             }
         }
         let head = mapped.head
-        let headers = head.headers
         let host = mapped.host
         let webSocketKey = mapped.webSocketKey
         webSocket = webSocketKey != nil
         requestEnded = endStream
-        let requestID = request.describe(headers: headers, host: host)
+        let requestID = request.describe(headers: head.headers, host: host)
         let snapshot = runtime.store.snapshot
-        // The local address is formatted per stream only when a policy could ask for destination.ip.
-        let policed = snapshot.listener(port: listenerPort).map { !$0.authorization.isEmpty } ?? false
-        let origin = DownstreamOrigin(listenerPort: listenerPort, tls: tls,
-                                      clientIP: context.channel.parent?.remoteAddress?.ipAddress,
-                                      localIP: policed ? context.channel.parent?.localAddress?.ipAddress : nil)
+        let origin = connection.origin(snapshot: snapshot)
         let dispatch = RequestDispatcher.dispatch(head, host: host, requestID: requestID, origin: origin,
                                                   snapshot: snapshot, loop: loop,
-                                                  allocator: context.channel.allocator, keys: runtime.jwks,
+                                                  allocator: connection.allocator, keys: runtime.jwks,
                                                   counters: loop.decisions, record: &request.record)
         switch dispatch {
         case .reply(let reply, let route):
@@ -189,6 +167,11 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
 
     // MARK: response
 
+    private func write(_ payload: HTTP2Frame.FramePayload) {
+        guard !closed else { return }
+        connection.write(payload, on: self)
+    }
+
     private func sendLocalReply(_ reply: LocalReply, route: Route?) {
         guard !responseStarted else {
             abortResponse(flag: reply.flag, details: reply.details)
@@ -204,11 +187,10 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
     /// A malformed request (RFC 9113 §8.1.1): a stream error of type PROTOCOL_ERROR, logged as a
     /// downstream protocol error; nothing reaches an upstream.
     private func resetMalformed(details: String) {
-        runtime.record(.http2StreamError)
+        connection.runtime.record(.http2StreamError)
         responseEnded = true
         request.aborted(flag: .downstreamProtocolError, details: details)
-        context.writeAndFlush(wrapOutboundOut(.rstStream(.protocolError)), promise: nil)
-        context.close(promise: nil)
+        connection.reset(self, code: .protocolError)
     }
 
     func sendLocalReplyForCurrent(_ reply: LocalReply) {
@@ -232,42 +214,53 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
         var fields = HPACKHeaders()
         fields.reserveCapacity(headers.count + 1)
         fields.add(name: ":status", value: String(status))
-        runtime.metrics.record(.invalidField, count: headers.appendHTTP2Fields(to: &fields))
+        connection.runtime.metrics.record(.invalidField, count: headers.appendHTTP2Fields(to: &fields))
         let noBody = bodyBytes.isEmpty && (framing == .none || framing == .contentLength(0)) && !opensTunnel
-        context.write(wrapOutboundOut(.headers(.init(headers: fields, endStream: noBody))), promise: nil)
-        endStreamSent = noBody
+        if noBody {
+            // One HEADERS frame with END_STREAM, written when the response ends: written now, it could
+            // close the stream (when the client has ended its side) before the exchange finished with it.
+            deferredHead = fields
+            return
+        }
+        write(.headers(.init(headers: fields, endStream: false)))
         if !bodyBytes.isEmpty {
-            var body = context.channel.allocator.buffer(capacity: bodyBytes.count)
+            var body = connection.allocator.buffer(capacity: bodyBytes.count)
             body.writeBytes(bodyBytes)
             request.record.bytesSent += bodyBytes.count
-            context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(body)))), promise: nil)
+            write(.data(.init(data: .byteBuffer(body))))
         }
     }
 
     func respondBody(_ body: ByteBuffer) -> Bool {
-        guard !endStreamSent, body.readableBytes > 0 else { return context.channel.isWritable }
+        guard !endStreamSent, body.readableBytes > 0 else { return connection.isWritable(self) }
         request.record.bytesSent += body.readableBytes
-        context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(body)))), promise: nil)
-        return context.channel.isWritable
+        write(.data(.init(data: .byteBuffer(body))))
+        return connection.isWritable(self)
     }
 
-    func flushDownstream() { context.flush() }
+    func flushDownstream() { connection.flush() }
 
     func respondEnd(_ trailers: HTTPHeaderBlock?) {
         guard !responseEnded else { return }
         responseEnded = true
         if !endStreamSent {
             endStreamSent = true
-            if let trailers, !trailers.isEmpty {
-                if request.record.grpc, let status = trailers.first("grpc-status") { request.record.grpcStatus = status }
-                context.write(wrapOutboundOut(.headers(.init(headers: trailers.http2Trailers, endStream: true))),
-                              promise: nil)
-            } else {
-                context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))), promise: nil)
+            let trailerBlock = trailers.flatMap { $0.isEmpty ? nil : $0 }
+            if let head = deferredHead {
+                deferredHead = nil
+                write(.headers(.init(headers: head, endStream: trailerBlock == nil)))
+            } else if trailerBlock == nil {
+                write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
+            }
+            if let trailerBlock {
+                if request.record.grpc, let status = trailerBlock.first("grpc-status") { request.record.grpcStatus = status }
+                write(.headers(.init(headers: trailerBlock.http2Trailers, endStream: true)))
             }
         }
-        context.flush()
+        connection.flush()
         request.responseEnded()
+        // Whatever the client still sends has nowhere to go: it is consumed as it comes.
+        connection.consumeHeld(of: self)
     }
 
     /// The upstream failed after the response began: HTTP/2 resets the stream.
@@ -275,7 +268,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
         guard !responseEnded else { return }
         responseEnded = true
         request.aborted(flag: flag, details: details)
-        context.close(promise: nil)
+        connection.reset(self, code: .cancel)
     }
 
     func updateRecord(_ update: (inout AccessLogRecord) -> Void) { update(&request.record) }
@@ -311,8 +304,9 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
 
     func tunnelToClient(_ bytes: ByteBuffer) -> Bool {
         request.record.bytesSent += bytes.readableBytes
-        context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(bytes)))), promise: nil)
-        return context.channel.isWritable
+        write(.data(.init(data: .byteBuffer(bytes))))
+        connection.flush()
+        return connection.isWritable(self)
     }
 
     /// The upstream closed the tunnel: END_STREAM to the client, one access-log line for the session.
@@ -321,18 +315,16 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, DownstreamResponder {
         responseEnded = true
         if !endStreamSent {
             endStreamSent = true
-            context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))),
-                                  promise: nil)
+            write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
+            connection.flush()
         }
         request.tunnelClosed(by: .upstream)
     }
 
     func setUpstreamBlocked(_ blocked: Bool) {
+        guard blocked != upstreamBlocked else { return }
         upstreamBlocked = blocked
-        if !blocked, readPending {
-            readPending = false
-            context.read()
-        }
+        if !blocked { connection.consumeHeld(of: self) }
     }
 
     /// Regular fields of an HPACK block as a header block (trailers).
