@@ -5,7 +5,10 @@ GATEHOUSE_RSS_SLACK_MB sets the allowed RSS growth over the warmed-up baseline (
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import socket
 import time
 
 import pytest
@@ -180,3 +183,112 @@ def test_slow_reader_does_not_make_the_gateway_buffer(proxied):
     assert r.body_length == size and r.body_sha256 == pattern.sha256(size)
     assert stalled_peak - baseline < RSS_SLACK_KB, \
         f"RSS grew by {(stalled_peak - baseline) / 1024:.0f} MiB while the client was not reading"
+
+
+# ------------------------------------------------------------------------------------------- HTTP/2
+
+
+def _h2_request(path: str, method: str = "GET") -> list[tuple[str, str]]:
+    return [(":method", method), (":scheme", "http"), (":authority", "gatehouse.test"), (":path", path)]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_http2_slow_reader_does_not_make_the_gateway_buffer(proxied):
+    """An HTTP/2 client that opens its windows wide (16 MiB) and then stops reading: flow control does not
+    bound what the gateway could queue, so its own send back-pressure must (the stream stops reading its
+    upstream), and the whole body still arrives once the client reads again."""
+    import h2.events
+    import h2.settings
+    from harness.h2raw import RawH2
+
+    gw = proxied.gw
+    size = 256 * MiB
+    expected = pattern.sha256(size)
+    baseline = _baseline(gw)
+    client = RawH2(gw.port, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 16 * MiB})
+    client.conn.increment_flow_control_window(16 * MiB)
+    stream = client.headers(_h2_request(f"/stall?bytes={size}&chunk={MiB}"))
+    with RssSampler(gw) as rss:
+        time.sleep(3)  # read nothing while the upstream tries to push 256 MiB
+        stalled_peak = rss.max_kb
+        received, digest, ended = 0, hashlib.sha256(), False
+        client.sock.settimeout(30)
+        while not ended:
+            data = client.sock.recv(1 << 20)
+            assert data, "the gateway closed the connection"
+            for event in client.conn.receive_data(data):
+                if isinstance(event, h2.events.DataReceived) and event.stream_id == stream:
+                    received += len(event.data)
+                    digest.update(event.data)
+                    client.conn.acknowledge_received_data(event.flow_controlled_length, stream)
+                elif isinstance(event, h2.events.StreamEnded) and event.stream_id == stream:
+                    ended = True
+                elif isinstance(event, (h2.events.StreamReset, h2.events.ConnectionTerminated)):
+                    raise AssertionError(f"the gateway ended the download: {event}")
+            client.flush()
+    client.close()
+    assert received == size and digest.hexdigest() == expected
+    assert stalled_peak - baseline < RSS_SLACK_KB, \
+        f"RSS grew by {(stalled_peak - baseline) / 1024:.0f} MiB while the HTTP/2 client was not reading"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_http2_upload_follows_the_gateways_windows_with_constant_memory(proxied):
+    """An HTTP/2 upload sent exactly as fast as the gateway's receive windows allow: the gateway opens
+    them again as its upstream takes the bytes (a stream that never got a WINDOW_UPDATE would stall after
+    64 KiB), and the whole body reaches the upstream intact without the gateway buffering it."""
+    import h2.events
+    from harness.h2raw import RawH2
+
+    gw = proxied.gw
+    size = 64 * MiB
+    baseline = _baseline(gw)
+    client = RawH2(gw.port)
+    # Many small writes each waiting for a WINDOW_UPDATE: Nagle would hold each one for a delayed ACK.
+    client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    stream = client.headers(_h2_request("/h2-up", method="PUT") + [("content-length", str(size))], end=False)
+    response_body, status, ended = b"", None, False
+    client.sock.settimeout(30)
+
+    def read_events() -> None:
+        nonlocal response_body, status, ended
+        data = client.sock.recv(1 << 20)
+        assert data, "the gateway closed the connection"
+        for event in client.conn.receive_data(data):
+            if isinstance(event, h2.events.ResponseReceived):
+                status = dict(event.headers)[":status"]
+            elif isinstance(event, h2.events.StreamEnded) and event.stream_id == stream:
+                ended = True
+            elif isinstance(event, h2.events.DataReceived):
+                response_body += event.data
+                client.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, (h2.events.StreamReset, h2.events.ConnectionTerminated)):
+                raise AssertionError(f"the gateway ended the upload: {event}")
+        client.flush()
+
+    with RssSampler(gw) as rss:
+        chunks = pattern.chunks(size, 16384)
+        pending = b""
+        sent = 0
+        while sent < size:
+            if not pending:
+                pending = next(chunks)
+            window = min(client.conn.local_flow_control_window(stream), client.conn.max_outbound_frame_size)
+            if window <= 0:
+                read_events()
+                continue
+            piece, pending = pending[:window], pending[window:]
+            sent += len(piece)
+            client.conn.send_data(stream, bytes(piece), end_stream=sent == size)
+            client.flush()
+        while not ended:
+            read_events()
+    client.close()
+    assert status == "200", response_body[:300]
+    echo = json.loads(response_body)
+    assert echo["body_length"] == size
+    assert echo["body_sha256"] == pattern.sha256(size)
+    assert rss.max_kb - baseline < RSS_SLACK_KB, \
+        f"RSS grew by {(rss.max_kb - baseline) / 1024:.0f} MiB while streaming an HTTP/2 upload"
