@@ -613,6 +613,51 @@ def cmd_authz_fixture(directory):
         f.write("---\n".join(docs))
 
 
+def cmd_alloc_sites(out_path):
+    """alloc-sites OUT: reads `perf script -F ip,sym` of malloc uprobe samples (one stack per sample,
+    blank line between) on stdin; prints the number of samples, and writes to OUT the allocation sites:
+    for each stack, the first frame outside the allocator and the Swift runtime, counted and ranked."""
+    import subprocess
+    runtime = ("malloc", "swift_slowAlloc", "swift_allocObject", "swift_allocBox", "_swift_", "swift::",
+               "operator new", "__libc_", "posix_memalign", "aligned_alloc", "realloc", "_int_malloc",
+               "swift_allocEmptyBox", "tryAllocate", "ArrayBuffer", "_allocateUninitialized",
+               "_ContiguousArrayBuffer", "_reserveCapacity", "_copyToNewBuffer", "_growArrayCapacity",
+               "_StringGuts", "_StringObject", "__StringStorage", "String.init", "_allocate")
+    samples, sites, stack = 0, {}, []
+
+    def flush():
+        nonlocal samples, stack
+        if not stack:
+            return
+        samples += 1
+        site = next((frame for frame in stack if not any(marker in frame for marker in runtime)), stack[-1])
+        sites[site] = sites.get(site, 0) + 1
+        stack = []
+
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            flush()
+            continue
+        parts = line.split(None, 1)
+        stack.append(parts[1] if len(parts) > 1 else parts[0])
+    flush()
+    print(samples)
+    ranked = sorted(sites.items(), key=lambda item: -item[1])[:40]
+    names = [name for name, _ in ranked]
+    try:
+        demangled = subprocess.run(["swift", "demangle", "--simplified"], input="\n".join(names), text=True,
+                                   capture_output=True, timeout=60).stdout.splitlines()
+        if len(demangled) == len(names):
+            names = demangled
+    except (OSError, subprocess.SubprocessError):
+        pass
+    with open(out_path, "w") as out:
+        out.write(f"{samples} allocations; first frame outside the allocator and the Swift runtime:\n")
+        for name, (_, count) in zip(names, ranked):
+            out.write(f"{count * 100 / max(samples, 1):6.2f}%  {count:9d}  {name}\n")
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -646,6 +691,8 @@ def main(argv):
         cmd_summarize(*args)
     elif cmd == "authz-fixture":
         cmd_authz_fixture(*args)
+    elif cmd == "alloc-sites":
+        cmd_alloc_sites(*args)
     else:
         print(f"unknown command {cmd}", file=sys.stderr)
         return 2

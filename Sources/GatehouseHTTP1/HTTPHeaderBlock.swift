@@ -153,7 +153,12 @@ public struct HTTPHeaderBlock: Sendable {
         if !added.isEmpty { added.removeAll { HeaderRole.classify($0.name) == role } }
     }
 
-    public mutating func add(_ name: String, _ value: String) { added.append((name, value)) }
+    public mutating func add(_ name: String, _ value: String) {
+        // A forwarded head gains about half a dozen fields (x-forwarded-*, x-request-id, date…): one
+        // allocation for them rather than one per doubling.
+        if added.capacity == 0 { added.reserveCapacity(8) }
+        added.append((name, value))
+    }
 
     /// Replaces every field named `name` with one field.
     public mutating func set(_ name: String, _ value: String) {

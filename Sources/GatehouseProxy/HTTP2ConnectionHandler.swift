@@ -19,6 +19,8 @@ import NIOHTTP2
 ///   (`HTTP2PrefaceSettings`). Refusals past a rate are a flood, and cost the connection.
 /// - **Drain.** On quiesce: a GOAWAY naming the last stream taken; the connection closes when its
 ///   streams are done.
+/// - **Idle timeout.** No frame either way for `limits.idleTimeout` closes the connection (a stream
+///   waiting that long in silence is cut too). One timer per idle period, not a promise per write.
 ///
 /// Everything runs on the connection's event loop.
 final class HTTP2ConnectionHandler: ChannelDuplexHandler {
@@ -41,6 +43,9 @@ final class HTTP2ConnectionHandler: ChannelDuplexHandler {
     private let listenerPort: Int
     private let tls: DownstreamTLS?
     private let maxConcurrentStreams: Int
+    private let idleTimeout: TimeAmount?
+    private var lastActivity = NIODeadline.now()
+    private var idleTimer: Scheduled<Void>?
 
     private var context: ChannelHandlerContext?
     private var streams: [HTTP2StreamID: HTTP2ServerStream] = [:]
@@ -64,8 +69,10 @@ final class HTTP2ConnectionHandler: ChannelDuplexHandler {
     /// Hands NIO's "frame encoded" notifications to the handler without NIO owning it.
     let frameDelegate: FrameDelegate
 
-    init(runtime: ProxyRuntime, loop: LoopContext, listenerPort: Int, tls: DownstreamTLS?, maxConcurrentStreams: Int) {
+    init(runtime: ProxyRuntime, loop: LoopContext, listenerPort: Int, tls: DownstreamTLS?, maxConcurrentStreams: Int,
+         idleTimeout: TimeAmount?) {
         self.runtime = runtime
+        self.idleTimeout = idleTimeout
         self.loop = loop
         self.listenerPort = listenerPort
         self.tls = tls
@@ -90,10 +97,28 @@ final class HTTP2ConnectionHandler: ChannelDuplexHandler {
         remoteAddressText = channel.remoteAddress.map(SocketAddressText.describe)
         remoteIP = channel.remoteAddress?.ipAddress
         localIP = channel.localAddress?.ipAddress
+        lastActivity = .now()
+        armIdleTimer(context)
+    }
+
+    private func armIdleTimer(_ context: ChannelHandlerContext) {
+        guard let idleTimeout else { return }
+        idleTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: lastActivity + idleTimeout) { [weak self] in
+            self?.idleTimerFired()
+        }
+    }
+
+    private func idleTimerFired() {
+        guard let context, let idleTimeout else { return }
+        guard NIODeadline.now() - lastActivity >= idleTimeout else { return armIdleTimer(context) }
+        runtime.metrics.record(.idleTimeout)
+        context.close(promise: nil)
     }
 
     /// The context holds this handler: dropping it (and every stream's exchange) breaks the cycle.
     func handlerRemoved(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        idleTimer = nil
         closeAllStreams()
         frameDelegate.handler = nil
         self.context = nil
@@ -102,6 +127,7 @@ final class HTTP2ConnectionHandler: ChannelDuplexHandler {
     // MARK: inbound frames
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastActivity = .now()
         let frame = unwrapInboundIn(data)
         switch frame.payload {
         case .headers(let headers):
@@ -220,6 +246,8 @@ final class HTTP2ConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        idleTimer = nil
         // NIO reports no stream closures when the connection goes: every stream still open lost its client.
         closeAllStreams()
         context.fireChannelInactive()
@@ -252,6 +280,7 @@ final class HTTP2ConnectionHandler: ChannelDuplexHandler {
 
     func write(_ payload: HTTP2Frame.FramePayload, on stream: HTTP2ServerStream) {
         guard let context else { return }
+        lastActivity = .now()
         if case .data(let data) = payload { stream.pendingOutboundBytes += data.data.readableBytes }
         context.write(wrapOutboundOut(HTTP2Frame(streamID: stream.id, payload: payload)), promise: nil)
     }

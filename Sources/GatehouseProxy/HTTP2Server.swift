@@ -39,20 +39,14 @@ enum HTTP2Server {
         ]
         // Late frames on a refused stream are ignored only while NIO remembers the reset.
         connection.maximumRecentlyResetStreams = max(connection.maximumRecentlyResetStreams, hardCap)
+        let idle = TimeAmount.nanoseconds(settings.idleTimeoutNanoseconds)
         let handler = HTTP2ConnectionHandler(runtime: runtime, loop: loop, listenerPort: port, tls: tls,
-                                             maxConcurrentStreams: limit)
+                                             maxConcurrentStreams: limit, idleTimeout: idle > .zero ? idle : nil)
         try pipeline.addHandler(FlushCoalescingHandler())
         try pipeline.addHandler(HTTP2PrefaceSettingsHandler(maxConcurrentStreams: limit))
         try pipeline.addHandler(NIOHTTP2Handler(mode: .server, frameDelegate: handler.frameDelegate,
                                                 connectionConfiguration: connection,
                                                 streamConfiguration: NIOHTTP2Handler.StreamConfiguration()))
-        let idle = TimeAmount.nanoseconds(settings.idleTimeoutNanoseconds)
-        if idle > .zero {
-            // No frame either way for the idle timeout: the connection goes (Envoy counts open streams
-            // as activity; a stream waiting that long in silence is cut too).
-            try pipeline.addHandler(IdleStateHandler(allTimeout: idle))
-            try pipeline.addHandler(IdleCloser(metrics: runtime.metrics))
-        }
         try pipeline.addHandler(handler)
         try pipeline.addHandler(HTTP2ConnectionErrorHandler(metrics: runtime.metrics))
     }
@@ -95,23 +89,6 @@ final class HTTP2ConnectionErrorHandler: ChannelInboundHandler {
             .http2StreamError
         default:
             .http2ConnectionError
-        }
-    }
-}
-
-/// Closes a connection when `IdleStateHandler` reports it idle.
-final class IdleCloser: ChannelInboundHandler {
-    typealias InboundIn = NIOAny
-
-    private let metrics: GatewayMetrics
-    init(metrics: GatewayMetrics) { self.metrics = metrics }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            metrics.record(.idleTimeout)
-            context.close(promise: nil)
-        } else {
-            context.fireUserInboundEventTriggered(event)
         }
     }
 }

@@ -69,9 +69,10 @@ extension RequestTarget {
             authority.removeLast()
             return
         }
-        guard let colon = authority.lastIndex(of: ":"), colon > authority.startIndex,
-              authority[authority.index(before: colon)] == ".",
-              authority[authority.index(after: colon)...].allSatisfy(\.isASCII) else { return }
-        authority.remove(at: authority.index(before: colon))
+        // Bytes, not Characters: every request with a dotted host comes through here.
+        guard let colon = utf8.lastIndex(of: UInt8(ascii: ":")), colon > utf8.startIndex else { return }
+        let dot = utf8.index(before: colon)
+        guard utf8[dot] == UInt8(ascii: "."), utf8[colon...].allSatisfy({ $0 < 0x80 }) else { return }
+        authority = String(Substring(utf8[..<dot])) + String(Substring(utf8[colon...]))
     }
 }

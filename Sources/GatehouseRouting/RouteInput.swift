@@ -32,10 +32,14 @@ public struct RouteInput {
 
     /// Splits a request target into path and query, dropping any fragment.
     public static func split(target: String) -> (path: String, query: String?) {
-        var target = Substring(target)
-        if let hash = target.firstIndex(of: "#") { target = target[..<hash] }
-        guard let mark = target.firstIndex(of: "?") else { return (String(target), nil) }
-        return (String(target[..<mark]), String(target[target.index(after: mark)...]))
+        // On the UTF-8 bytes: `?` and `#` are ASCII, and Character-by-Character scanning cost a tenth of
+        // a request's routing.
+        let utf8 = target.utf8
+        let end = utf8.firstIndex(of: UInt8(ascii: "#")) ?? utf8.endIndex
+        guard let mark = utf8[..<end].firstIndex(of: UInt8(ascii: "?")) else {
+            return (end == utf8.endIndex ? target : String(Substring(utf8[..<end])), nil)
+        }
+        return (String(Substring(utf8[..<mark])), String(Substring(utf8[utf8.index(after: mark)..<end])))
     }
 }
 

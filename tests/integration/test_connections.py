@@ -122,3 +122,31 @@ def test_a_slow_response_is_not_cut_by_the_idle_timeout(gateway, upstream):
     gw = gateway(cfg.simple_backend(up), limits={"idleTimeout": "1s"})
     with gw.raw() as conn:
         assert conn.request("GET", "/slow?sleep=2.5").status == 200
+
+
+def test_idle_http2_connections_are_closed_after_the_idle_timeout(gateway, upstream):
+    """The idle timeout applies to HTTP/2 too: no frame either way for 1 s closes the connection; one
+    that keeps sending requests stays."""
+    from harness.h2raw import RawH2
+
+    up = upstream("backend")
+    gw = gateway(cfg.simple_backend(up), limits={"idleTimeout": "1s"})
+    request = [(":method", "GET"), (":scheme", "http"), (":authority", "gatehouse.test"), (":path", "/h2")]
+    idle, active = RawH2(gw.port), RawH2(gw.port)
+    try:
+        first = idle.headers(request)
+        idle.pump(lambda events: idle.ended(first))
+        assert idle.ended(first)
+        for _ in range(4):
+            stream = active.headers(request)
+            active.pump(lambda events: active.ended(stream))
+            assert active.ended(stream)
+            time.sleep(0.5)
+        idle.pump(lambda events: "closed" in events, timeout=3)
+        assert "closed" in idle.events, "1 s without a frame closes an HTTP/2 connection"
+        last = active.headers(request)
+        active.pump(lambda events: active.ended(last))
+        assert active.ended(last), "a connection that kept sending is still open"
+    finally:
+        idle.close()
+        active.close()
