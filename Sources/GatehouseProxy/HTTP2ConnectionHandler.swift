@@ -19,8 +19,9 @@ import NIOHTTP2
 ///   (`HTTP2PrefaceSettings`). Refusals past a rate are a flood, and cost the connection.
 /// - **Drain.** On quiesce: a GOAWAY naming the last stream taken; the connection closes when its
 ///   streams are done.
-/// - **Idle timeout.** No frame either way for `limits.idleTimeout` closes the connection (a stream
-///   waiting that long in silence is cut too). One timer per idle period, not a promise per write.
+/// - **Idle timeout.** A connection with no open stream and no frame either way for `limits.idleTimeout`
+///   is closed (Envoy's `idle_timeout`: open streams keep a connection, as an HTTP/1.1 request in
+///   flight does). One timer per idle period, not a promise per write.
 ///
 /// Everything runs on the connection's event loop.
 final class HTTP2ConnectionHandler: ChannelDuplexHandler {
@@ -110,6 +111,8 @@ final class HTTP2ConnectionHandler: ChannelDuplexHandler {
 
     private func idleTimerFired() {
         guard let context, let idleTimeout else { return }
+        // A stream waiting on a slow upstream is not idleness: the period starts again.
+        if !streams.isEmpty { lastActivity = .now() }
         guard NIODeadline.now() - lastActivity >= idleTimeout else { return armIdleTimer(context) }
         runtime.metrics.record(.idleTimeout)
         context.close(promise: nil)

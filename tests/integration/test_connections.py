@@ -150,3 +150,21 @@ def test_idle_http2_connections_are_closed_after_the_idle_timeout(gateway, upstr
     finally:
         idle.close()
         active.close()
+
+
+def test_a_slow_http2_response_is_not_cut_by_the_idle_timeout(gateway, upstream):
+    """As on HTTP/1.1 (and as Envoy's idle_timeout): an open stream keeps its connection, even when
+    nothing moves for longer than the idle timeout while the upstream thinks."""
+    from harness.h2raw import RawH2
+
+    up = upstream("backend")
+    gw = gateway(cfg.simple_backend(up), limits={"idleTimeout": "1s"})
+    client = RawH2(gw.port)
+    try:
+        slow = client.headers([(":method", "GET"), (":scheme", "http"), (":authority", "gatehouse.test"),
+                               (":path", "/slow?sleep=2.5")])
+        client.pump(lambda events: client.ended(slow) or "closed" in events, timeout=10)
+        assert client.ended(slow), client.events[-3:]
+        assert dict(client.response_of(slow).headers)[":status"] == "200"
+    finally:
+        client.close()

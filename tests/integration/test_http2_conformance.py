@@ -170,3 +170,24 @@ def test_streams_over_the_concurrent_limit_are_refused_and_the_connection_goes_o
     client.pump(lambda events: client.ended(again))
     assert dict(client.response_of(again).headers)[":status"] == "200"
     still_serving(proxied)
+
+
+def test_a_client_that_keeps_opening_streams_past_the_limit_loses_the_connection(raw_h2, proxied):
+    """Refusing a stream costs the gateway almost nothing, but a client that makes it refuse hundreds is
+    probing for a reset flood: after 200 refusals in 30 s the connection gets GOAWAY ENHANCE_YOUR_CALM.
+    Other connections are unaffected."""
+    client = raw_h2()
+    client.pump(lambda events: any(isinstance(e, h2.events.SettingsAcknowledged) for e in events))
+    client.conn.remote_settings[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS] = 10000
+    client.conn.remote_settings.acknowledge()
+    for i in range(100):
+        client.headers(request(f"/held{i}?sleep=5"))
+    for i in range(250):
+        client.headers(request(f"/over{i}"))
+    client.pump(lambda events: client.goaway() or "closed" in events, timeout=10)
+    goaway = client.goaway()
+    assert goaway is not None and goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, client.events[-3:]
+    refused = [e for e in client.events if isinstance(e, h2.events.StreamReset)
+               and e.error_code == h2.errors.ErrorCodes.REFUSED_STREAM]
+    assert len(refused) == 200
+    still_serving(proxied)
