@@ -37,6 +37,7 @@ public enum HTTP2RequestMapping {
         var connectProtocol: String?
         var contentLength: Int64?
         var cookies: [String] = []
+        var cookieCrumbs = 0
         var headers = HTTPHeaderBlock()
         var regularFields = 0
         // The size of the HTTP/1.1 head this becomes (`name: value\r\n` per field), so one limit means
@@ -79,11 +80,18 @@ public enum HTTP2RequestMapping {
                 contentLength = length
                 headers.add(name, value)
             default:
-                if name == "cookie" { cookies.append(value) } else { headers.add(name, value) }
+                if name == "cookie" {
+                    cookieCrumbs += 1
+                    // An empty crumb carries nothing; joined, it would leave a trailing "; " that an
+                    // HTTP/1.1 upstream reads back as a different value (found by the http2-request fuzzer).
+                    if !value.isEmpty { cookies.append(value) }
+                } else {
+                    headers.add(name, value)
+                }
             }
         }
         // Crumbs count as the one field they are joined into, as on HTTP/1.1.
-        guard regularFields - max(cookies.count - 1, 0) <= limits.maxHeaderCount else { throw .tooManyHeaders }
+        guard regularFields - max(cookieCrumbs - 1, 0) <= limits.maxHeaderCount else { throw .tooManyHeaders }
         if !cookies.isEmpty { headers.add("cookie", cookies.joined(separator: "; ")) }
         guard var method, FieldSyntax.isValidMethod(method) else { throw .malformed(details: "http2.invalid_method") }
         // A CONNECT without :protocol is a tunnel to :authority (no :path, RFC 9113 §8.5): not served.
