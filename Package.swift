@@ -136,7 +136,7 @@ let package = Package(
             name: "GatehouseProxyTests",
             dependencies: [
                 "GatehouseProxy", "GatehouseRouting", "GatehouseHTTP1", "GatehouseTelemetry", "GatehouseSecurity",
-                "GatehouseDNS", "GatehouseConfig", "GatehouseSnapshot",
+                "GatehouseDNS", "GatehouseSnapshot",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

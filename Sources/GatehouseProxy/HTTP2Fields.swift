@@ -24,6 +24,12 @@ extension HTTPHeaderBlock {
         return refused
     }
 
+    /// The regular fields of a received HTTP/2 block (trailers), pseudo-headers left out.
+    init(regularFieldsOf fields: HPACKHeaders) {
+        self.init()
+        for (name, value, _) in fields where !name.hasPrefix(":") { add(name, value) }
+    }
+
     /// The block as HTTP/2 trailers (a trailing HEADERS frame).
     var http2Trailers: HPACKHeaders {
         var fields = HPACKHeaders()

@@ -69,7 +69,7 @@ final class HTTP2ServerStream: DownstreamResponder {
             tunnelFromClient(ByteBuffer(), endStream: true)
         } else {
             // Trailers: a second HEADERS, which always ends the stream.
-            endRequest(trailers: Self.block(headers.headers, skippingPseudo: true))
+            endRequest(trailers: HTTPHeaderBlock(regularFieldsOf: headers.headers))
         }
         if headers.endStream { inboundWindow.peerEnded() }
     }
@@ -325,12 +325,5 @@ final class HTTP2ServerStream: DownstreamResponder {
         guard blocked != upstreamBlocked else { return }
         upstreamBlocked = blocked
         if !blocked { connection.consumeHeld(of: self) }
-    }
-
-    /// Regular fields of an HPACK block as a header block (trailers).
-    static func block(_ fields: HPACKHeaders, skippingPseudo: Bool) -> HTTPHeaderBlock {
-        var block = HTTPHeaderBlock()
-        for (name, value, _) in fields where !(skippingPseudo && name.hasPrefix(":")) { block.add(name, value) }
-        return block
     }
 }

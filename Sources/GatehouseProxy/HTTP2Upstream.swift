@@ -167,9 +167,7 @@ final class HTTP2UpstreamStreamHandler: ChannelDuplexHandler {
                                                                 declaredContentLength: contentLength))
                 if frame.endStream { finish(nil) }
             } else {
-                var trailers = HTTPHeaderBlock()
-                for (name, value, _) in frame.headers where !name.hasPrefix(":") { trailers.add(name, value) }
-                finish(trailers)
+                finish(HTTPHeaderBlock(regularFieldsOf: frame.headers))
             }
         case .data(let frame):
             guard headReceived else { return protocolError() }

@@ -18,6 +18,15 @@ public enum ConfigPipeline {
         return checked(set, diagnostics: diagnostics)
     }
 
+    /// Loads and checks one configuration given as text (tests, the microbenchmark), as a file would be.
+    public static func load(text: String, file: String) -> LoadedConfig {
+        var set = ConfigSet()
+        var diagnostics: [Diagnostic] = []
+        ConfigLoader.load(text: text, file: file, into: &set, diagnostics: &diagnostics)
+        diagnostics += ConfigValidator.validate(set)
+        return checked(set, diagnostics: diagnostics)
+    }
+
     /// Adds the security checks to a set decoded and model-checked elsewhere (tests, the fuzzer).
     public static func checked(_ set: ConfigSet, diagnostics: [Diagnostic]) -> LoadedConfig {
         let security = ParsedSecurity(set)

@@ -89,11 +89,7 @@ func config(hosts: Int, policies: Int) -> String {
 }
 
 func snapshot(hosts: Int, policies: Int) -> Snapshot {
-    var set = ConfigSet()
-    var diagnostics: [Diagnostic] = []
-    ConfigLoader.load(text: config(hosts: hosts, policies: policies), file: "bench.yaml", into: &set, diagnostics: &diagnostics)
-    diagnostics += ConfigValidator.validate(set)
-    let loaded = ConfigPipeline.checked(set, diagnostics: diagnostics)
+    let loaded = ConfigPipeline.load(text: config(hosts: hosts, policies: policies), file: "bench.yaml")
     guard !loaded.diagnostics.hasErrors, let compiled = try? SnapshotCompiler.compile(loaded, version: 1) else {
         print("the generated configuration does not load: \(loaded.diagnostics.errors.prefix(3))")
         exit(1)

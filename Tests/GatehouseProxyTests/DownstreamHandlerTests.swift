@@ -1,4 +1,3 @@
-import GatehouseConfig
 import GatehouseHTTP1
 import GatehouseSnapshot
 import NIOCore
@@ -42,11 +41,7 @@ import Testing
         """
 
     init() throws {
-        var set = ConfigSet()
-        var diagnostics: [Diagnostic] = []
-        ConfigLoader.load(text: Self.config, file: "t.yaml", into: &set, diagnostics: &diagnostics)
-        diagnostics += ConfigValidator.validate(set)
-        let loaded = ConfigPipeline.checked(set, diagnostics: diagnostics)
+        let loaded = ConfigPipeline.load(text: Self.config, file: "t.yaml")
         let snapshot = try SnapshotCompiler.compile(loaded, version: 1)
         let runtime = ProxyRuntime(store: SnapshotStore(snapshot), accessLog: nil, group: group, threadPool: threadPool)
         let loop = LoopContext(eventLoop: channel.eventLoop)
