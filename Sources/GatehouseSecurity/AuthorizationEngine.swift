@@ -2,9 +2,9 @@
 /// DENY rule denies; otherwise, with no ALLOW policy the request is allowed; otherwise some ALLOW rule must
 /// match. AUDIT rules only mark the request.
 ///
-/// Rules whose every `to` entry names exact hosts (or `host:*`) are indexed by host name, so a request only tests the rules
-/// that could apply to its `Host` plus the host-agnostic ones: adding policies for other hosts costs it
-/// nothing.
+/// Rules are indexed by the host and the path directory they require (`RuleSet`), so a request only
+/// tests the rules that could apply to its `Host` and path: adding policies for other hosts or other
+/// paths costs it next to nothing.
 public struct AuthorizationEngine: Sendable {
     /// The policies that apply, in evaluation order (for `explain` and `config_dump`).
     public let policies: [String]
@@ -82,58 +82,5 @@ public struct AuthorizationDecision: Sendable {
     public var responseCodeDetails: String {
         reason == .deniedByRule ? "rbac_access_denied_matched_policy[\(rule?.envoyID ?? "none")]"
             : "rbac_access_denied_matched_policy[none]"
-    }
-}
-
-/// Rules of one action, in evaluation order, with the host index and their compiled form.
-struct RuleSet: Sendable {
-    let rules: [PolicyRule]
-    let program: RuleProgram
-    let byHost: [Substring: [Int]]
-    let anyHost: [Int]
-
-    init(_ rules: [PolicyRule]) {
-        self.rules = rules
-        program = RuleProgram(rules)
-        var byHost: [Substring: [Int]] = [:]
-        var anyHost: [Int] = []
-        for (index, rule) in rules.enumerated() {
-            if let hosts = rule.requiredHosts {
-                for host in Set(hosts) { byHost[host[...], default: []].append(index) }
-            } else {
-                anyHost.append(index)
-            }
-        }
-        self.byHost = byHost
-        self.anyHost = anyHost
-    }
-
-    /// The first rule, in order, that matches; both index lists are sorted, so they are merged as walked.
-    /// `host` is the request's `Host`, lowercased; `key` its name without port.
-    func firstMatch(_ request: AuthorizationRequest, host: String, key: Substring,
-                    observe: ((PolicyRule, RuleMismatch?) -> Void)?) -> PolicyRule? {
-        if rules.isEmpty { return nil }
-        let hosted = byHost.isEmpty ? [] : byHost[key] ?? []
-        var first: PolicyRule?
-        var a = 0
-        var b = 0
-        while a < anyHost.count || b < hosted.count {
-            let index: Int
-            if b >= hosted.count || (a < anyHost.count && anyHost[a] < hosted[b]) {
-                index = anyHost[a]
-                a += 1
-            } else {
-                index = hosted[b]
-                b += 1
-            }
-            let mismatch = program.mismatch(rule: index, request, host: host)
-            if let observe {
-                observe(rules[index], mismatch)
-                if mismatch == nil, first == nil { first = rules[index] }
-            } else if mismatch == nil {
-                return rules[index]
-            }
-        }
-        return first
     }
 }

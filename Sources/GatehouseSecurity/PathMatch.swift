@@ -86,6 +86,26 @@ public enum PathMatch: Sendable, Hashable {
         }
     }
 
+    /// The literal text every path this value matches begins with, cut back to its last `/` (`/api/v1/*`
+    /// and `/api/v1/users` → `/api/v1/`, `/api/{*}` → `/api/`); nil when a match may begin otherwise.
+    var literalDirectory: String? {
+        let literal: Substring
+        switch self {
+        case .glob(.exact(let value)), .glob(.prefix(let value)): literal = value[...]
+        case .glob(.suffix), .glob(.present): return nil
+        case .template(let segments):
+            // The literal segments before the first operator, each followed by its `/` (the operator's
+            // segment comes after it: `/a/{*}` requires `/a/`).
+            var leading = segments.prefix { if case .literal = $0 { true } else { false } }
+            if leading.count == segments.count { leading = leading.dropLast() }
+            literal = ("/" + leading.map { if case .literal(let text) = $0 { text + "/" } else { "" } }.joined())[...]
+        }
+        guard literal.utf8.first == UInt8(ascii: "/"), let last = literal.utf8.lastIndex(of: UInt8(ascii: "/")) else {
+            return nil
+        }
+        return String(literal[...last])
+    }
+
     public var istioSpelling: String {
         switch self {
         case .glob(let glob): glob.istioSpelling

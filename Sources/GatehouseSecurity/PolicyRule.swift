@@ -98,6 +98,26 @@ public final class PolicyRule: Sendable {
         }
         return hosts
     }
+
+    /// The path directories (literal text up to and including its last `/`) of which every `to` entry
+    /// requires one at the start of the path, so the engine can skip the rule for paths outside them
+    /// without testing it. nil when some entry accepts any path, tests `notPaths` only, or has a value
+    /// that does not begin with a literal `/` (`*.png`, `*`).
+    var requiredPathDirectories: [String]? {
+        guard let to, !to.isEmpty else { return nil }
+        var directories: [String] = []
+        for entry in to {
+            guard let values = entry.lazy.compactMap({ condition -> [PathMatch]? in
+                guard !condition.negated, case .paths(let values) = condition.test else { return nil }
+                return values
+            }).first else { return nil }
+            for value in values {
+                guard let directory = value.literalDirectory else { return nil }
+                directories.append(directory)
+            }
+        }
+        return directories
+    }
 }
 
 extension PolicyRule {

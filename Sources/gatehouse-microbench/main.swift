@@ -11,14 +11,15 @@ import NIOCore
 //
 // and prints `CASE ns/op OUTCOME`. The cases: `http1-parse` (the HTTP/1.1 codec on a typical browser
 // request head); `route-10`, `route-1000`, `route-10000` (a request's whole decision against that many
-// generated VirtualServices, one host each); `policy-1000` (1,000 hosts, each with its own ALLOW
+// generated VirtualServices, one host each); `policy-10` (10 hosts, each with its own ALLOW policy:
+// the baseline of the policy cases); `policy-1000` (1,000 hosts, each with its own ALLOW
 // policy: 1,000 AuthorizationPolicies, of which the host index leaves one to check); `policy-1000-shared`
-// (10 hosts sharing 1,000 policies: 100 apply to the request's host and are checked in turn).
+// (10 hosts sharing 1,000 policies: 100 apply to the request's host, and the path index leaves one).
 // `bench/micro` runs them all, in release, with allocation counts.
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {
-    print("usage: gatehouse-microbench CASE [ITERATIONS]; cases: http1-parse route-10 route-1000 route-10000 policy-1000 policy-1000-shared")
+    print("usage: gatehouse-microbench CASE [ITERATIONS]; cases: http1-parse route-10 route-1000 route-10000 policy-10 policy-1000 policy-1000-shared")
     exit(2)
 }
 let name = arguments[1]
@@ -140,6 +141,7 @@ case "http1-parse": result = http1ParseCase()
 case "route-10": result = dispatchCase(hosts: 10, policies: 0)
 case "route-1000": result = dispatchCase(hosts: 1_000, policies: 0)
 case "route-10000": result = dispatchCase(hosts: 10_000, policies: 0)
+case "policy-10": result = dispatchCase(hosts: 10, policies: 10)
 case "policy-1000": result = dispatchCase(hosts: 1_000, policies: 1_000)
 case "policy-1000-shared": result = dispatchCase(hosts: 10, policies: 1_000)
 default:

@@ -284,6 +284,63 @@ import Testing
     }
 }
 
+/// Rules indexed by the path directory they require: every path form still decides as written, and a
+/// request tests only the rules whose directory its path begins with.
+@Suite struct AuthorizationPathIndexTests {
+    @Test func everyPathFormDecidesAsWritten() throws {
+        let documents = [
+            policy("{action: DENY, rules: [{to: [{operation: {paths: [/api/v1/users]}}]}]}", name: "d1-exact"),
+            policy("{action: DENY, rules: [{to: [{operation: {paths: [\"/api/v2/*\"]}}]}]}", name: "d2-prefix"),
+            policy("{action: DENY, rules: [{to: [{operation: {paths: [\"/files/{*}/raw\"]}}]}]}", name: "d3-template"),
+            policy("{action: DENY, rules: [{to: [{operation: {paths: [\"/docs/{**}\"]}}]}]}", name: "d4-rest"),
+            policy("{action: DENY, rules: [{to: [{operation: {paths: [\"*.secret\"]}}]}]}", name: "d5-suffix"),
+            policy("{action: DENY, rules: [{to: [{operation: {paths: [\"/x/*\"]}}, {operation: {methods: [DELETE]}}]}]}",
+                   name: "d6-either"),
+            policy("{action: DENY, rules: [{to: [{operation: {notPaths: [\"/ok/*\"], methods: [PATCH]}}]}]}", name: "d7-not"),
+            policy("{action: DENY, rules: [{to: [{operation: {paths: [\"/tmp*\"]}}]}]}", name: "d8-bare-prefix"),
+        ].joined(separator: "---\n")
+        let engine = try engine(documents)
+        let cases: [(method: String, path: String, denied: Bool)] = [
+            ("GET", "/api/v1/users", true), ("GET", "/api/v1/users/7", false), ("GET", "/api/v1", false),
+            ("GET", "/api/v2/a/b", true), ("GET", "/api/v2", false), ("GET", "/api/v3/a", false),
+            ("GET", "/files/a/raw", true), ("GET", "/files/raw", false),
+            ("GET", "/docs/a/b", true), ("GET", "/docs/", false),
+            ("GET", "/a/b.secret", true), ("GET", "/x/1", true), ("DELETE", "/anything", true),
+            ("PATCH", "/nope", true), ("PATCH", "/ok/1", false),
+            ("GET", "/tmpfile", true), ("GET", "/tm", false), ("GET", "*", false), ("GET", "", false),
+        ]
+        for test in cases {
+            let decision = engine.evaluate(request { $0.method = test.method; $0.path = test.path })
+            #expect(decision.allowed == !test.denied, "\(test.method) \(test.path): \(decision.logName ?? "allowed")")
+        }
+    }
+
+    @Test func onlyRulesForThePathsDirectoriesAreTested() throws {
+        var documents = ""
+        for index in 0..<100 {
+            documents += policy("{rules: [{to: [{operation: {hosts: [api.example.com], paths: [\"/api/\(index)/*\"]}}]}]}",
+                                name: "allow-\(index)") + "---\n"
+        }
+        documents += policy("{rules: [{to: [{operation: {paths: [\"/api/7/*\", \"/api/7/items/*\"]}}, {operation: {paths: [/api/7/]}}]}]}",
+                            name: "allow-any-host")
+        documents += "---\n" + policy("{rules: [{to: [{operation: {paths: [\"*.png\"]}}]}]}", name: "allow-png")
+        let engine = try engine(documents)
+        var seen: [String] = []
+        let decision = engine.evaluate(request { $0.host = "api.example.com"; $0.path = "/api/7/items/3" }) { rule, _ in
+            seen.append(rule.label.policy)
+        }
+        #expect(decision.allowed)
+        // In policy order (by name), each once though filed under three directories.
+        #expect(seen == ["istio-system/allow-7", "istio-system/allow-any-host", "istio-system/allow-png"])
+        #expect(decision.logName == "istio-system/allow-7[rule 0]")
+        #expect(!engine.evaluate(request { $0.host = "api.example.com"; $0.path = "/api/100/x" }).allowed)
+        #expect(engine.evaluate(request { $0.host = "other.example.com"; $0.path = "/api/7/" }).logName
+                == "istio-system/allow-any-host[rule 0]")
+        #expect(engine.evaluate(request { $0.host = "api.example.com"; $0.path = "/api/99/a.png" }).logName
+                == "istio-system/allow-99[rule 0]")
+    }
+}
+
 @Suite struct ValueMatchTests {
     @Test func istioGlobForms() {
         #expect(ValueMatch(istio: "*") == .present)
