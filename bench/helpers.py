@@ -184,7 +184,7 @@ def cmd_tree(pid):
 
 
 def cmd_sample(pid):
-    cpu_ticks, hwm_kb, rss_kb, n = 0, 0, 0, 0
+    cpu_ticks, hwm_kb, rss_kb, anon_kb, n = 0, 0, 0, 0, 0
     for p in tree(pid):
         try:
             with open(f"/proc/{p}/stat") as f:
@@ -197,10 +197,13 @@ def cmd_sample(pid):
                         hwm_kb += int(line.split()[1])
                     elif line.startswith("VmRSS:"):
                         rss_kb += int(line.split()[1])
+                    elif line.startswith("RssAnon:"):
+                        anon_kb += int(line.split()[1])
             n += 1
         except (OSError, IndexError, ValueError):
             continue
-    print(json.dumps({"cpu_s": cpu_ticks / CLK_TCK, "hwm_kb": hwm_kb, "rss_kb": rss_kb, "procs": n}))
+    print(json.dumps({"cpu_s": cpu_ticks / CLK_TCK, "hwm_kb": hwm_kb, "rss_kb": rss_kb, "anon_kb": anon_kb,
+                      "procs": n}))
 
 
 def cmd_cpustat():
@@ -267,6 +270,8 @@ def cmd_record(args):
     wrk = rec.pop("wrk", None) or {}
     before = rec.pop("sample_before", None) or {}
     after = rec.pop("sample_after", None) or {}
+    during = rec.pop("sample_during", None) or {}
+    idle = rec.pop("sample_idle", None) or {}
     cs0 = rec.pop("cpustat_before", None) or {}
     cs1 = rec.pop("cpustat_after", None) or {}
     o0 = rec.pop("origin_before", None) or {}
@@ -297,6 +302,13 @@ def cmd_record(args):
     if before and after and after.get("procs"):
         rec["cpu_s"] = after["cpu_s"] - before["cpu_s"]
         rec["peak_rss_mib"] = after["hwm_kb"] / 1024.0
+        # Private (anonymous) memory halfway through the load, connections open: what the process adds,
+        # without the shared, clean pages of its binary and libraries that RSS also counts.
+        if during.get("procs"):
+            rec["load_anon_mib"] = during["anon_kb"] / 1024.0
+        if idle.get("procs"):
+            rec["idle_rss_mib"] = idle["rss_kb"] / 1024.0
+            rec["idle_anon_mib"] = idle.get("anon_kb", 0) / 1024.0
         rec["procs"] = after["procs"]
         if wrk and rec["cpu_s"] > 0:
             rec["req_per_cpu_s"] = wrk["requests"] / rec["cpu_s"]
@@ -403,11 +415,13 @@ def cmd_summarize(results_dir):
       "placement, peers alternated. CPUs: proxy:load (wrk and the origin on the load CPU). The -log peers "
       "write a JSON access log line per request to a file on tmpfs. Cells: median (min–max).")
     w("")
-    w("| Scenario | Proxy | CPUs | Runs | Requests/s | p50 ms | p99 ms | Proxy CPU s | Requests per CPU-s | Peak RSS MiB |")
-    w("|---|---|---|---|---|---|---|---|---|---|")
+    w("| Scenario | Proxy | CPUs | Runs | Requests/s | p50 ms | p99 ms | Proxy CPU s | Requests per CPU-s | Idle RSS MiB "
+      "| Peak RSS MiB | Anon RSS MiB idle | Anon RSS MiB under load |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     medians = {}
     invalid = []
-    keys = ("rps", "p50_ms", "p99_ms", "req_per_cpu_s", "cpu_s", "peak_rss_mib")
+    keys = ("rps", "p50_ms", "p99_ms", "req_per_cpu_s", "cpu_s", "idle_rss_mib", "peak_rss_mib", "idle_anon_mib",
+            "load_anon_mib")
     for sc in scenarios:
         for peer in peers:
             for pl in placements:
@@ -416,7 +430,7 @@ def cmd_summarize(results_dir):
                 invalid += [r for r in all_runs if not r.get("valid")]
                 if not ok:
                     why = "not available" if peer in unavailable or not all_runs else "no valid runs"
-                    w(f"| {sc} | {peer}: {why} | {pl} | 0/{len(all_runs)} | – | – | – | – | – | – |")
+                    w(f"| {sc} | {peer}: {why} | {pl} | 0/{len(all_runs)} | – | – | – | – | – | – | – | – | – |")
                     continue
                 medians[(sc, peer, pl)] = {k: med(ok, k) for k in keys}
                 w(f"| {sc} | {peer} | {pl} | {len(ok)}/{len(all_runs)} "
@@ -425,7 +439,10 @@ def cmd_summarize(results_dir):
                   f"| {cell([r['p99_ms'] for r in ok], 'ms')} "
                   f"| {cell([r.get('cpu_s') for r in ok], 's')} "
                   f"| {cell([r.get('req_per_cpu_s') for r in ok], 'int')} "
-                  f"| {cell([r.get('peak_rss_mib') for r in ok], 'mib')} |")
+                  f"| {cell([r.get('idle_rss_mib') for r in ok], 'mib')} "
+                  f"| {cell([r.get('peak_rss_mib') for r in ok], 'mib')} "
+                  f"| {cell([r.get('idle_anon_mib') for r in ok], 'mib')} "
+                  f"| {cell([r.get('load_anon_mib') for r in ok], 'mib')} |")
             ok_all = [r for r in runs if r["scenario"] == sc and r["peer"] == peer and r.get("valid")]
             if ok_all:
                 medians[(sc, peer, None)] = {k: med(ok_all, k) for k in keys}
@@ -455,7 +472,9 @@ def cmd_summarize(results_dir):
             if g not in peers or peer not in peers:
                 continue
             parts = []
-            for key, label in (("rps", "rps"), ("req_per_cpu_s", "per CPU-s"), ("p99_ms", "p99")):
+            for key, label in (("rps", "rps"), ("req_per_cpu_s", "per CPU-s"), ("p99_ms", "p99"),
+                               ("idle_rss_mib", "idle RSS"), ("peak_rss_mib", "peak RSS"),
+                               ("load_anon_mib", "anon RSS under load")):
                 per = []
                 for pl in placements:
                     a, b = medians.get((sc, g, pl)), medians.get((sc, peer, pl))
