@@ -47,13 +47,16 @@ let package = Package(
         ),
         .target(name: "GatehouseRouting", dependencies: ["GatehouseRegex"]),
         .target(name: "GatehouseTelemetry", dependencies: []),
+        // Upstream state machines, pure (no sockets, no clock but the instants passed in): outlier
+        // detection now; load balancing, circuit breaking and retry decisions as issue 15 lands.
+        .target(name: "GatehouseUpstream", dependencies: []),
         // DNS messages and resolver lists, pure: Kubernetes service names are resolved with TTLs.
         .target(name: "GatehouseDNS", dependencies: []),
         // HTTP/1.1 wire format on raw bytes: pure (no sockets), so it is unit-tested byte for byte.
         .target(name: "GatehouseHTTP1", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         .target(
             name: "GatehouseSnapshot",
-            dependencies: ["GatehouseConfig", "GatehouseRouting", "GatehouseSecurity", "GatehouseRegex"]
+            dependencies: ["GatehouseConfig", "GatehouseRouting", "GatehouseSecurity", "GatehouseRegex", "GatehouseUpstream"]
         ),
         // Certificates and TLS contexts: reads the files a snapshot names, watches them for rotation.
         .target(
@@ -69,7 +72,7 @@ let package = Package(
             name: "GatehouseProxy",
             dependencies: [
                 "GatehouseSnapshot", "GatehouseRouting", "GatehouseTelemetry", "GatehouseHTTP1", "GatehouseIdentity",
-                "GatehouseRegex", "GatehouseConfig", "GatehouseDNS", "GatehouseSecurity",
+                "GatehouseRegex", "GatehouseConfig", "GatehouseDNS", "GatehouseSecurity", "GatehouseUpstream",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
@@ -120,6 +123,7 @@ let package = Package(
         ),
         .testTarget(name: "GatehouseTelemetryTests", dependencies: ["GatehouseTelemetry"]),
         .testTarget(name: "GatehouseDNSTests", dependencies: ["GatehouseDNS"]),
+        .testTarget(name: "GatehouseUpstreamTests", dependencies: ["GatehouseUpstream"]),
         .testTarget(
             name: "GatehouseSecurityTests",
             dependencies: [

@@ -23,6 +23,9 @@ final class ProxyExchange: UpstreamResponseReceiver {
     private let request: UpstreamRequest
     private let responseMutations: [HeaderMutation]
     private let timeout: TimeAmount?
+    private let hashKey: UInt64?
+    /// The endpoint this exchange counts as in flight on (LEAST_REQUEST), until it concludes.
+    private var countedEndpoint: Int?
 
     private var state = UpstreamExchangeState<ByteBuffer, HTTPHeaderBlock>()
     private var attempt: UpstreamAttempt?
@@ -40,6 +43,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
         request = forwarding.request
         responseMutations = forwarding.responseMutations
         timeout = forwarding.timeout
+        hashKey = forwarding.hashKey
     }
 
     // MARK: choosing an endpoint and opening an attempt
@@ -48,8 +52,10 @@ final class ProxyExchange: UpstreamResponseReceiver {
         // The client's body waits in the state machine until an attempt exists: hold its reads meanwhile.
         downstream.setUpstreamBlocked(true)
         guard !cluster.endpoints.isEmpty else { return attemptFailed(.noHealthyUpstream) }
-        let endpointIndex = loop.nextEndpoint(of: cluster, version: snapshotVersion)
+        let endpointIndex = loop.pickEndpoint(of: cluster, hash: hashKey, version: snapshotVersion)
         let endpoint = cluster.endpoints[endpointIndex]
+        loop.requestBegan(cluster: cluster, endpoint: endpointIndex, version: snapshotVersion)
+        countedEndpoint = endpointIndex
         switch cluster.discovery {
         case .staticAddresses:
             guard let target = loop.upstreamTarget(of: cluster, endpoint: endpointIndex, version: snapshotVersion) else {
@@ -62,7 +68,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
                 case .success(let addresses):
                     guard !state.isFinished else { return }
                     let index = loop.nextResolved(of: cluster, endpoint: endpointIndex, count: addresses.count,
-                                                  version: snapshotVersion)
+                                                  version: snapshotVersion, hash: hashKey)
                     open(to: loop.upstreamTarget(of: cluster, resolved: addresses[index]))
                 case .failure:
                     attemptFailed(.noHealthyUpstream, reason: "dns_resolution_failure")
@@ -76,7 +82,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
                 case .success(let addresses) where !addresses.isEmpty:
                     guard !state.isFinished else { return }
                     let index = loop.nextResolved(of: cluster, endpoint: endpointIndex, count: addresses.count,
-                                                  version: snapshotVersion)
+                                                  version: snapshotVersion, hash: hashKey)
                     open(to: loop.upstreamTarget(of: cluster, resolved: addresses[index]))
                 case .success:
                     attemptFailed(.noHealthyUpstream)
@@ -343,6 +349,10 @@ final class ProxyExchange: UpstreamResponseReceiver {
                           trailers: HTTPHeaderBlock? = nil) {
         timeoutTask?.cancel()
         timeoutTask = nil
+        if let endpoint = countedEndpoint {
+            loop.requestEnded(cluster: cluster, endpoint: endpoint, version: snapshotVersion)
+            countedEndpoint = nil
+        }
         let attempt = self.attempt
         self.attempt = nil
         switch outcome {

@@ -3,6 +3,7 @@ import GatehouseIdentity
 import GatehouseSecurity
 import GatehouseSnapshot
 import GatehouseTelemetry
+import GatehouseUpstream
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -38,15 +39,41 @@ final class LoopContext: @unchecked Sendable {
         http2Pool = HTTP2UpstreamPool(eventLoop: eventLoop)
     }
 
-    /// The endpoint of `cluster` the next request goes to (round robin, this loop's position).
-    func nextEndpoint(of cluster: Cluster, version: Int) -> Int {
-        clusterTable.prepare(version: version, cluster: cluster.index, endpoints: cluster.endpoints.count)
-        return clusterTable.nextEndpoint(cluster: cluster.index, count: cluster.endpoints.count,
-                                         start: Int(random.next() % UInt64(max(1, cluster.endpoints.count))))
+    /// The endpoint of `cluster` the next request goes to, by the cluster's `loadBalancing` over this
+    /// loop's state; `hash` is the request's consistent-hash key (nil: none, or not that policy).
+    func pickEndpoint(of cluster: Cluster, hash: UInt64?, version: Int) -> Int {
+        let count = cluster.endpoints.count
+        guard count > 1 else { return 0 }
+        clusterTable.prepare(version: version, cluster: cluster.index, endpoints: count)
+        switch cluster.loadBalancing {
+        case .roundRobin:
+            return clusterTable.nextEndpoint(cluster: cluster.index, count: count,
+                                             start: Int(random.next() % UInt64(count)))
+        case .random:
+            return Int(random.next() % UInt64(count))
+        case .leastRequest:
+            return EndpointChoice.leastRequest(active: clusterTable.active(cluster: cluster.index)) {
+                Int(self.random.next() % UInt64($0))
+            }
+        case .consistentHash(_, let table):
+            return table.endpoint(for: hash ?? random.next()) ?? 0
+        }
     }
 
-    /// Which of the `count` addresses endpoint `endpoint`'s name resolved to comes next.
-    func nextResolved(of cluster: Cluster, endpoint: Int, count: Int, version: Int) -> Int {
+    /// A request to `endpoint` of `cluster` is in flight (LEAST_REQUEST counts these per loop).
+    func requestBegan(cluster: Cluster, endpoint: Int, version: Int) {
+        clusterTable.prepare(version: version, cluster: cluster.index, endpoints: cluster.endpoints.count)
+        clusterTable.began(cluster: cluster.index, endpoint: endpoint)
+    }
+
+    func requestEnded(cluster: Cluster, endpoint: Int, version: Int) {
+        clusterTable.ended(version: version, cluster: cluster.index, endpoint: endpoint)
+    }
+
+    /// Which of the `count` addresses endpoint `endpoint`'s name resolved to comes next: by the
+    /// request's hash for a consistent-hash cluster, else in turn.
+    func nextResolved(of cluster: Cluster, endpoint: Int, count: Int, version: Int, hash: UInt64? = nil) -> Int {
+        if let hash, count > 0 { return Int(hash % UInt64(count)) }
         clusterTable.prepare(version: version, cluster: cluster.index, endpoints: cluster.endpoints.count)
         return clusterTable.nextResolved(cluster: cluster.index, endpoint: endpoint, count: count,
                                          start: Int(random.next() % UInt64(max(1, count))))

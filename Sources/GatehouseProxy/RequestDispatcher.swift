@@ -18,6 +18,8 @@ enum Dispatch {
         var snapshotVersion: Int
         var responseMutations: [HeaderMutation]
         var timeout: TimeAmount?
+        /// The request's consistent-hash key, when the cluster balances by one and the request has it.
+        var hashKey: UInt64?
     }
 }
 
@@ -127,9 +129,13 @@ enum RequestDispatcher {
                 return refuseUndecidedRegex(loop)
             }
             guard let request = built else { return .reply(.badRequest(details: "invalid_upstream_request"), route: route) }
+            var hashKey: UInt64?
+            if case .consistentHash(let source, _) = cluster.loadBalancing {
+                hashKey = RequestHashKey.compute(source, input: input, clientIP: origin.clientIP)
+            }
             return .forward(Dispatch.Forwarding(
                 request: request, cluster: cluster, snapshotVersion: snapshot.version, responseMutations: [destination.responseHeaders, route.responseHeaders],
-                timeout: route.timeoutNanoseconds.map { .nanoseconds($0) }))
+                timeout: route.timeoutNanoseconds.map { .nanoseconds($0) }, hashKey: hashKey))
         }
     }
 

@@ -13,11 +13,14 @@ enum RoundRobin {
 
 /// One event loop's per-cluster state for the live snapshot, found by `Cluster.index` (an array index,
 /// not a hash of the cluster's name): the round-robin positions over endpoints and over the addresses a
-/// name resolved to, and each endpoint's cached upstream target. A new snapshot version starts it afresh,
+/// name resolved to, the requests in flight per endpoint (LEAST_REQUEST), and each endpoint's cached
+/// upstream target. A new snapshot version starts it afresh,
 /// since an index then names another cluster. Pure: the shell builds targets, this only keeps them.
 struct ClusterLoopTable<Target> {
     struct Entry {
         var position: Int?
+        /// Requests in flight per endpoint, for LEAST_REQUEST.
+        var active: [Int]
         /// Per endpoint: the position among the addresses its name resolved to.
         var resolvedPositions: [Int?]
         var targets: [Target?]
@@ -35,7 +38,8 @@ struct ClusterLoopTable<Target> {
         }
         if entries.count <= cluster { entries.append(contentsOf: repeatElement(nil, count: cluster + 1 - entries.count)) }
         if entries[cluster] == nil {
-            entries[cluster] = Entry(position: nil, resolvedPositions: Array(repeating: nil, count: endpoints),
+            entries[cluster] = Entry(position: nil, active: Array(repeating: 0, count: endpoints),
+                                     resolvedPositions: Array(repeating: nil, count: endpoints),
                                      targets: Array(repeating: nil, count: endpoints))
         }
     }
@@ -43,6 +47,22 @@ struct ClusterLoopTable<Target> {
     /// The next endpoint index of a prepared cluster.
     mutating func nextEndpoint(cluster: Int, count: Int, start: @autoclosure () -> Int) -> Int {
         RoundRobin.next(&entries[cluster]!.position, count: count, start: start())
+    }
+
+    /// Requests in flight per endpoint of a prepared cluster.
+    func active(cluster: Int) -> [Int] { entries[cluster]!.active }
+
+    /// A request to `endpoint` of a prepared cluster began.
+    mutating func began(cluster: Int, endpoint: Int) {
+        entries[cluster]!.active[endpoint] += 1
+    }
+
+    /// A request that began under `version` ended; one from an earlier version is not counted (its
+    /// table was cleared).
+    mutating func ended(version: Int, cluster: Int, endpoint: Int) {
+        guard version == self.version, cluster < entries.count, entries[cluster] != nil,
+              entries[cluster]!.active[endpoint] > 0 else { return }
+        entries[cluster]!.active[endpoint] -= 1
     }
 
     /// The next of `count` resolved addresses of endpoint `endpoint` of a prepared cluster.

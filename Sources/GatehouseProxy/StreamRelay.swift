@@ -73,7 +73,9 @@ final class StreamRelayHandler: ChannelDuplexHandler {
         record.upstreamCluster = cluster.name
         loop.requests.recordConnectionOpened(cluster: cluster.name)
         openCounted = true
-        let endpointIndex = loop.nextEndpoint(of: cluster, version: snapshot.version)
+        let clientIP = context.channel.remoteAddress?.ipAddress
+        let hash = RequestHashKey.forConnection(cluster.loadBalancing, clientIP: clientIP)
+        let endpointIndex = loop.pickEndpoint(of: cluster, hash: hash, version: snapshot.version)
         let endpoint = cluster.endpoints[endpointIndex]
         switch cluster.discovery {
         case .staticAddresses:
@@ -96,7 +98,7 @@ final class StreamRelayHandler: ChannelDuplexHandler {
                     switch result {
                     case .success(let addresses) where !addresses.isEmpty:
                         let index = loop.nextResolved(of: cluster, endpoint: endpointIndex, count: addresses.count,
-                                                      version: snapshot.version)
+                                                      version: snapshot.version, hash: hash)
                         connect(to: addresses[index], timeout: .nanoseconds(cluster.connectTimeoutNanoseconds))
                     case .success:
                         fail(flag: .noHealthyUpstream, details: "no_healthy_upstream")

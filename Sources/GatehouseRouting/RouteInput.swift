@@ -30,6 +30,12 @@ public struct RouteInput {
         self.headers = headers
     }
 
+    /// The first value of query parameter `name`, raw (not percent-decoded), as route matches read it;
+    /// "" for a bare `name`, nil when absent.
+    public func queryValue(_ name: String) -> Substring? {
+        QueryParameters(query).first(name)
+    }
+
     /// Splits a request target into path and query, dropping any fragment.
     public static func split(target: String) -> (path: String, query: String?) {
         // On the UTF-8 bytes: `?` and `#` are ASCII, and Character-by-Character scanning cost a tenth of

@@ -1,4 +1,5 @@
 import GatehouseConfig
+import GatehouseUpstream
 
 /// Builds the clusters routes refer to, on demand, from ServiceEntries, WorkloadEntries and DestinationRules.
 struct ClusterCompiler {
@@ -95,6 +96,9 @@ struct ClusterCompiler {
                 ?? 3_600_000_000_000,
             http2: portProtocol == "HTTP2" || portProtocol == "GRPC" || pool?.http?.h2UpgradePolicy == .UPGRADE)
         compiled[name]?.serviceNamespace = entry.namespace
+        // `loadBalancer` is one of the sections a subset's policy replaces whole.
+        let balancer = subset?.trafficPolicy?.loadBalancer ?? rule?.spec.trafficPolicy?.loadBalancer
+        compiled[name]?.loadBalancing = Self.loadBalancing(balancer, endpoints: endpoints)
         return name
     }
 
@@ -114,9 +118,40 @@ struct ClusterCompiler {
             idleTimeoutNanoseconds: pool?.http?.idleTimeout?.nanoseconds ?? pool?.tcp?.idleTimeout?.nanoseconds
                 ?? 3_600_000_000_000,
             http2: pool?.http?.h2UpgradePolicy == .UPGRADE)
+        cluster.loadBalancing = Self.loadBalancing(rule?.spec.trafficPolicy?.loadBalancer, endpoints: cluster.endpoints)
         // NAME.NAMESPACE.svc.DOMAIN: Istio's destination_service_namespace.
         cluster.serviceNamespace = fqdn.split(separator: ".").dropFirst().first.map(String.init) ?? ""
         compiled[name] = cluster
         return name
+    }
+
+    /// A `loadBalancer` section compiled. Validation has refused what this cannot honour (PASSTHROUGH,
+    /// `httpCookie`, two hash keys), so those fall back to the default here only in theory.
+    static func loadBalancing(_ settings: LoadBalancerSettings?, endpoints: [Endpoint]) -> LoadBalancing {
+        if let hash = settings?.consistentHash {
+            let source: HashKeySource
+            if let name = hash.httpHeaderName {
+                source = .header(name.lowercased())
+            } else if let name = hash.httpQueryParameterName {
+                source = .queryParameter(name)
+            } else if hash.useSourceIp == true {
+                source = .sourceIP
+            } else {
+                return .leastRequest
+            }
+            // Named by address and port, which every replica of the gateway sees alike.
+            let named = endpoints.map { HashedEndpoint(name: "\($0.address):\($0.port)") }
+            if let maglev = hash.maglev {
+                let size = maglev.tableSize.map { Int($0) }.flatMap { $0 > 0 ? $0 : nil } ?? 65537
+                return .consistentHash(source, .maglev(MaglevTable(endpoints: named, tableSize: size)))
+            }
+            let ring = (hash.ringHash?.minimumRingSize ?? hash.minimumRingSize).map { Int($0) }.flatMap { $0 > 0 ? $0 : nil } ?? 1024
+            return .consistentHash(source, .ring(RingHashTable(endpoints: named, minimumRingSize: ring)))
+        }
+        switch settings?.simple {
+        case .ROUND_ROBIN?: return .roundRobin
+        case .RANDOM?: return .random
+        case nil, .UNSPECIFIED?, .LEAST_REQUEST?, .LEAST_CONN?, .PASSTHROUGH?: return .leastRequest
+        }
     }
 }

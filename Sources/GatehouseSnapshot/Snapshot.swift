@@ -2,6 +2,7 @@ import Foundation
 import GatehouseConfig
 import GatehouseRouting
 import GatehouseSecurity
+import GatehouseUpstream
 
 /// The compiled, immutable form of one config version. Every request reads the snapshot current when it
 /// started and keeps it to the end, so a reload never changes a request halfway.
@@ -114,6 +115,8 @@ public struct Cluster: Sendable {
     /// The namespace of the ServiceEntry behind it (Istio's `destination_service_namespace`); empty
     /// for a host no ServiceEntry declares.
     public var serviceNamespace = ""
+    /// DestinationRule `loadBalancer`; Istio's default, LEAST_REQUEST, when none is set.
+    public var loadBalancing: LoadBalancing = .leastRequest
 }
 
 public struct Endpoint: Sendable, Hashable {

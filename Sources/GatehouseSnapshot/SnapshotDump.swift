@@ -1,5 +1,6 @@
 import Foundation
 import GatehouseRouting
+import GatehouseUpstream
 
 /// The admin server's views of a snapshot: `/config_dump` (what is serving, as JSON) and `/clusters`
 /// (upstream clusters and endpoints, in Envoy's text form or JSON). Read-only and built on demand, off
@@ -36,6 +37,7 @@ public enum SnapshotDump {
         var out = ""
         for cluster in snapshot.clusters.values.sorted(by: { $0.name < $1.name }) {
             out += "\(cluster.name)::discovery::\(cluster.discovery.envoyName)\n"
+            out += "\(cluster.name)::lb_policy::\(cluster.loadBalancing.envoyName)\n"
             for endpoint in cluster.endpoints {
                 let prefix = "\(cluster.name)::\(endpoint.description)"
                 // No health checking or outlier detection yet: every endpoint is eligible.
@@ -93,6 +95,7 @@ public enum SnapshotDump {
     static func cluster(_ cluster: Cluster) -> [String: Any] {
         ["name": cluster.name, "host": cluster.host, "port": cluster.port,
          "discovery": cluster.discovery.envoyName,
+         "lb_policy": cluster.loadBalancing.envoyName,
          "protocol": cluster.http2 ? "HTTP2" : "HTTP1",
          "endpoints": cluster.endpoints.map { endpoint in
              ["address": endpoint.description, "labels": endpoint.labels, "health": "HEALTHY"] as [String: Any]

@@ -45,8 +45,19 @@ import Testing
         ("connectionPool: {tcp: {maxConnections: 10}}", "spec.trafficPolicy.connectionPool.tcp.maxConnections"),
         ("connectionPool: {http: {http1MaxPendingRequests: 1}}", "spec.trafficPolicy.connectionPool.http.http1MaxPendingRequests"),
         ("connectionPool: {http: {http2MaxRequests: 1}}", "spec.trafficPolicy.connectionPool.http.http2MaxRequests"),
-        ("loadBalancer: {simple: LEAST_REQUEST}", "spec.trafficPolicy.loadBalancer.simple"),
-        ("loadBalancer: {consistentHash: {httpHeaderName: x}}", "spec.trafficPolicy.loadBalancer.consistentHash"),
+        ("loadBalancer: {consistentHash: {httpCookie: {name: session, ttl: 0s}}}",
+         "spec.trafficPolicy.loadBalancer.consistentHash.httpCookie"),
+        ("loadBalancer: {localityLbSetting: {enabled: true}}", "spec.trafficPolicy.loadBalancer.localityLbSetting"),
+        ("loadBalancer: {simple: PASSTHROUGH}", "spec.trafficPolicy.loadBalancer.simple"),
+        ("loadBalancer: {simple: RANDOM, consistentHash: {useSourceIp: true}}", "spec.trafficPolicy.loadBalancer"),
+        ("loadBalancer: {consistentHash: {useSourceIp: false}}", "spec.trafficPolicy.loadBalancer.consistentHash"),
+        ("loadBalancer: {consistentHash: {httpHeaderName: x-user, useSourceIp: true}}", "spec.trafficPolicy.loadBalancer.consistentHash"),
+        ("loadBalancer: {consistentHash: {httpHeaderName: \"x user\"}}", "spec.trafficPolicy.loadBalancer.consistentHash.httpHeaderName"),
+        ("loadBalancer: {consistentHash: {useSourceIp: true, maglev: {tableSize: 1000}}}",
+         "spec.trafficPolicy.loadBalancer.consistentHash.maglev.tableSize"),
+        ("loadBalancer: {consistentHash: {useSourceIp: true, ringHash: {minimumRingSize: 9000000}}}",
+         "spec.trafficPolicy.loadBalancer.consistentHash.ringHash.minimumRingSize"),
+        ("loadBalancer: {consistentHash: {useSourceIp: true, ringHash: {}, maglev: {}}}", "spec.trafficPolicy.loadBalancer.consistentHash"),
     ])
     func unenforcedDestinationRuleFieldsAreErrors(_ policy: String, _ path: String) {
         let rule = """
@@ -80,6 +91,26 @@ import Testing
       - route: [{destination: {host: backend.example.internal}}]
 
     """
+
+    @Test(arguments: [
+        "{simple: ROUND_ROBIN}", "{simple: LEAST_REQUEST}", "{simple: LEAST_CONN}", "{simple: RANDOM}",
+        "{consistentHash: {httpHeaderName: x-user}}", "{consistentHash: {useSourceIp: true, ringHash: {minimumRingSize: 4096}}}",
+        "{consistentHash: {httpQueryParameterName: user, maglev: {tableSize: 65537}}}",
+        "{consistentHash: {httpHeaderName: x-user, minimumRingSize: 2048}}",
+    ])
+    func enforcedLoadBalancersLoad(_ balancer: String) {
+        let diagnostics = loadWithBase("""
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: backend, namespace: istio-system}
+        spec:
+          host: backend.example.internal
+          trafficPolicy:
+            loadBalancer: \(balancer)
+
+        """ + "---\n" + routeToBackend)
+        #expect(errors(in: diagnostics).isEmpty, "\(diagnostics)")
+    }
 
     @Test func appliedConnectionPoolSettingsLoad() {
         let diagnostics = loadWithBase("""

@@ -81,6 +81,23 @@ final class FakeConnection {
         #expect(table.nextResolved(cluster: 0, endpoint: 0, count: 4, start: 3) == 3)
     }
 
+    @Test func requestsInFlightAreCountedUntilTheyEndAndForgottenWithTheVersion() {
+        var table = ClusterLoopTable<String>()
+        table.prepare(version: 1, cluster: 0, endpoints: 3)
+        table.began(cluster: 0, endpoint: 2)
+        table.began(cluster: 0, endpoint: 2)
+        table.began(cluster: 0, endpoint: 0)
+        #expect(table.active(cluster: 0) == [1, 0, 2])
+        table.ended(version: 1, cluster: 0, endpoint: 2)
+        table.ended(version: 1, cluster: 0, endpoint: 1)  // never began: no negative count
+        #expect(table.active(cluster: 0) == [1, 0, 1])
+        // A reload starts the table afresh; requests that began under the old version end uncounted.
+        table.prepare(version: 2, cluster: 0, endpoints: 3)
+        table.began(cluster: 0, endpoint: 1)
+        table.ended(version: 1, cluster: 0, endpoint: 1)
+        #expect(table.active(cluster: 0) == [0, 1, 0])
+    }
+
     @Test func targetsAreBuiltOncePerSnapshotVersion() {
         var table = ClusterLoopTable<String>()
         var built = 0

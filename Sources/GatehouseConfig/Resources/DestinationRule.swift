@@ -29,10 +29,29 @@ public struct LoadBalancerSettings: Decodable, Sendable, Hashable {
         case UNSPECIFIED, LEAST_CONN, RANDOM, PASSTHROUGH, ROUND_ROBIN, LEAST_REQUEST
     }
     public var simple: Simple?
-    public var consistentHash: UninterpretedValue?
+    public var consistentHash: ConsistentHashSettings?
     public var localityLbSetting: UninterpretedValue?
     public var warmupDurationSecs: UninterpretedValue?
     public var warmup: UninterpretedValue?
+}
+
+/// `loadBalancer.consistentHash`: one hash key (`httpHeaderName`, `httpCookie`, `useSourceIp`,
+/// `httpQueryParameterName`) and one table (`ringHash`, or the deprecated top-level `minimumRingSize`, or
+/// `maglev`).
+public struct ConsistentHashSettings: Decodable, Sendable, Hashable {
+    public struct RingHash: Decodable, Sendable, Hashable {
+        public var minimumRingSize: UInt64?
+    }
+    public struct Maglev: Decodable, Sendable, Hashable {
+        public var tableSize: UInt64?
+    }
+    public var httpHeaderName: String?
+    public var httpCookie: UninterpretedValue?
+    public var useSourceIp: Bool?
+    public var httpQueryParameterName: String?
+    public var ringHash: RingHash?
+    public var maglev: Maglev?
+    public var minimumRingSize: UInt64?
 }
 
 public struct ConnectionPoolSettings: Decodable, Sendable, Hashable {

@@ -29,13 +29,18 @@ enum DestinationRuleChecks {
     static func policy(_ policy: TrafficPolicy?, _ path: String, _ rule: Resource<DestinationRuleSpec>) -> [Diagnostic] {
         guard let policy else { return [] }
         var out: [Diagnostic] = []
-        if let simple = policy.loadBalancer?.simple, simple != .ROUND_ROBIN, simple != .UNSPECIFIED {
-            out.append(rule.diagnostic("\(path).loadBalancer.simple",
-                "\(simple.rawValue) is not supported by this version of Gatehouse yet (it balances ROUND_ROBIN); "
-                    + "refusing to load a configuration it would not enforce"))
-        }
         let balancer = policy.loadBalancer
-        out += ConfigValidator.notSupported(balancer?.consistentHash != nil, "\(path).loadBalancer.consistentHash", rule, "consistentHash")
+        if balancer?.simple == .PASSTHROUGH {
+            out.append(rule.diagnostic("\(path).loadBalancer.simple",
+                "PASSTHROUGH forwards to the original destination address, which a gateway does not have; "
+                    + "use ROUND_ROBIN, LEAST_REQUEST, RANDOM or consistentHash"))
+        }
+        if let hash = balancer?.consistentHash {
+            if balancer?.simple != nil {
+                out.append(rule.diagnostic("\(path).loadBalancer", "simple and consistentHash are alternatives: set one"))
+            }
+            out += consistentHash(hash, "\(path).loadBalancer.consistentHash", rule)
+        }
         out += ConfigValidator.notSupported(balancer?.localityLbSetting != nil, "\(path).loadBalancer.localityLbSetting", rule, "localityLbSetting")
         out += ConfigValidator.notSupported(balancer?.warmupDurationSecs != nil || balancer?.warmup != nil,
                                             "\(path).loadBalancer.warmup", rule, "warmup")
@@ -61,6 +66,53 @@ enum DestinationRuleChecks {
             out += ConfigValidator.notSupported(present, "\(pool).\(field)", rule, "connectionPool.\(field)")
         }
         return out
+    }
+}
+
+extension DestinationRuleChecks {
+    /// Istio's rules for `consistentHash` (one key, one table), Envoy's limits on the tables, and what
+    /// this build does not do yet.
+    static func consistentHash(_ hash: ConsistentHashSettings, _ path: String, _ rule: Resource<DestinationRuleSpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        let keys = [hash.httpHeaderName != nil, hash.httpCookie != nil, hash.useSourceIp == true,
+                    hash.httpQueryParameterName != nil].filter { $0 }.count
+        if keys != 1 {
+            out.append(rule.diagnostic(path, keys == 0
+                ? "a hash key is required: httpHeaderName, httpCookie, useSourceIp: true or httpQueryParameterName"
+                : "httpHeaderName, httpCookie, useSourceIp and httpQueryParameterName are alternatives: set one"))
+        }
+        if let name = hash.httpHeaderName, name.isEmpty || !name.allSatisfy(\.isHTTPTokenCharacter) {
+            out.append(rule.diagnostic("\(path).httpHeaderName", "\"\(name)\" is not a valid HTTP header name"))
+        }
+        if let name = hash.httpQueryParameterName, name.isEmpty {
+            out.append(rule.diagnostic("\(path).httpQueryParameterName", "must not be empty"))
+        }
+        out += ConfigValidator.notSupported(hash.httpCookie != nil, "\(path).httpCookie", rule, "consistentHash.httpCookie")
+        if hash.maglev != nil, hash.ringHash != nil || hash.minimumRingSize != nil {
+            out.append(rule.diagnostic(path, "ringHash (or minimumRingSize) and maglev are alternatives: set one"))
+        }
+        if hash.ringHash != nil, hash.minimumRingSize != nil {
+            out.append(rule.diagnostic("\(path).minimumRingSize", "deprecated; set ringHash.minimumRingSize only"))
+        }
+        // Envoy's bounds: a ring of at most 8M entries; a Maglev table of a prime size below 5,000,011.
+        if let size = hash.ringHash?.minimumRingSize ?? hash.minimumRingSize, size > 8_388_608 {
+            out.append(rule.diagnostic(hash.minimumRingSize != nil ? "\(path).minimumRingSize" : "\(path).ringHash.minimumRingSize",
+                                       "\(size) is larger than the 8,388,608 entries a ring may have"))
+        }
+        if let size = hash.maglev?.tableSize, size > 0, size >= 5_000_011 || !isPrime(size) {
+            out.append(rule.diagnostic("\(path).maglev.tableSize", "\(size) is not a prime below 5,000,011 (Maglev needs a prime table size; Istio's default is 65537)"))
+        }
+        return out
+    }
+
+    static func isPrime(_ value: UInt64) -> Bool {
+        guard value >= 2 else { return false }
+        var divisor: UInt64 = 2
+        while divisor * divisor <= value {
+            if value % divisor == 0 { return false }
+            divisor += 1
+        }
+        return true
     }
 }
 
