@@ -134,8 +134,9 @@ enum AdminRoutes {
             return .json(SnapshotDump.configDump(runtime.store.snapshot))
         case "/clusters":
             let wantsJSON = query.split(separator: "&").contains("format=json")
-            return wantsJSON ? .json(SnapshotDump.clustersJSON(runtime.store.snapshot))
-                : AdminResponse(status: 200, body: SnapshotDump.clustersText(runtime.store.snapshot))
+            let ejected = { (cluster: Cluster) in runtime.outliers.ejections(of: cluster) }
+            return wantsJSON ? .json(SnapshotDump.clustersJSON(runtime.store.snapshot, ejected: ejected))
+                : AdminResponse(status: 200, body: SnapshotDump.clustersText(runtime.store.snapshot, ejected: ejected))
         default:
             return AdminResponse(status: 404, body: "not found: try \(paths.joined(separator: ", "))\n")
         }

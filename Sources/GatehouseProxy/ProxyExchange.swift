@@ -2,6 +2,7 @@ import GatehouseHTTP1
 import GatehouseRouting
 import GatehouseSnapshot
 import GatehouseTelemetry
+import GatehouseUpstream
 import NIOCore
 
 /// Forwards one request upstream and streams the response back: the I/O shell around
@@ -26,6 +27,8 @@ final class ProxyExchange: UpstreamResponseReceiver {
     private let hashKey: UInt64?
     /// The endpoint this exchange counts as in flight on (LEAST_REQUEST), until it concludes.
     private var countedEndpoint: Int?
+    /// The cluster's outlier detector, when it has one; it hears how the exchange went, once.
+    private var outliers: OutlierTracker?
 
     private var state = UpstreamExchangeState<ByteBuffer, HTTPHeaderBlock>()
     private var attempt: UpstreamAttempt?
@@ -52,7 +55,11 @@ final class ProxyExchange: UpstreamResponseReceiver {
         // The client's body waits in the state machine until an attempt exists: hold its reads meanwhile.
         downstream.setUpstreamBlocked(true)
         guard !cluster.endpoints.isEmpty else { return attemptFailed(.noHealthyUpstream) }
-        let endpointIndex = loop.pickEndpoint(of: cluster, hash: hashKey, version: snapshotVersion)
+        outliers = runtime.outliers.tracker(for: cluster, version: snapshotVersion)
+        guard let endpointIndex = loop.pickEndpoint(of: cluster, hash: hashKey, version: snapshotVersion, outliers: outliers) else {
+            // Every endpoint is ejected, and the cluster does not panic: Envoy's "no healthy upstream".
+            return attemptFailed(.noHealthyUpstream)
+        }
         let endpoint = cluster.endpoints[endpointIndex]
         loop.requestBegan(cluster: cluster, endpoint: endpointIndex, version: snapshotVersion)
         countedEndpoint = endpointIndex
@@ -218,6 +225,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
             // upstream unrouted and unauthorized. It is a protocol error, and the connection is dropped.
             return rejectResponse(reason: "unexpected_switching_protocols")
         }
+        reportToOutlierDetection(.response(status: response.status))
         let serviceTime = (NIODeadline.now() - upstreamStartedAt).nanoseconds / 1_000_000
         var headers = response.headers
         ForwardingHeaders.prepareDownstreamResponse(&headers, connection: response.connection,
@@ -341,6 +349,13 @@ final class ProxyExchange: UpstreamResponseReceiver {
         attempt?.closeOutput()
     }
 
+    /// Tells the cluster's outlier detector how the try on the chosen endpoint went (once).
+    private func reportToOutlierDetection(_ result: UpstreamResult) {
+        guard let tracker = outliers, let endpoint = countedEndpoint else { return }
+        outliers = nil
+        tracker.record(result, endpoint: endpoint, now: OutlierTracker.now)
+    }
+
     // MARK: the end
 
     /// Carries out how the exchange ended: the attempt goes back to its pool or is closed, and the client
@@ -349,6 +364,11 @@ final class ProxyExchange: UpstreamResponseReceiver {
                           trailers: HTTPHeaderBlock? = nil) {
         timeoutTask?.cancel()
         timeoutTask = nil
+        if case .failedBeforeResponse(let failure) = outcome, failure != .noHealthyUpstream {
+            // No response: a connect failure, reset or timeout, which Envoy counts as a 5xx and a
+            // gateway error alike.
+            reportToOutlierDetection(.localOriginFailure)
+        }
         if let endpoint = countedEndpoint {
             loop.requestEnded(cluster: cluster, endpoint: endpoint, version: snapshotVersion)
             countedEndpoint = nil

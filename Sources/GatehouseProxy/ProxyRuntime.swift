@@ -40,24 +40,34 @@ final class LoopContext: @unchecked Sendable {
     }
 
     /// The endpoint of `cluster` the next request goes to, by the cluster's `loadBalancing` over this
-    /// loop's state; `hash` is the request's consistent-hash key (nil: none, or not that policy).
-    func pickEndpoint(of cluster: Cluster, hash: UInt64?, version: Int) -> Int {
+    /// loop's state; `hash` is the request's consistent-hash key (nil: none, or not that policy). With
+    /// `outliers`, ejected endpoints are passed over, unless the cluster panics (`minHealthPercent`);
+    /// nil when every endpoint is ejected.
+    func pickEndpoint(of cluster: Cluster, hash: UInt64?, version: Int, outliers: OutlierTracker? = nil) -> Int? {
+        let count = cluster.endpoints.count
+        guard count > 0 else { return nil }
+        guard let outliers else { return pick(cluster, hash: hash, version: version, skipping: { _ in false }) }
+        return outliers.withDetector(now: OutlierTracker.now) { detector in
+            if detector.ejectedCount == 0 || detector.isPanicking {
+                return pick(cluster, hash: hash, version: version, skipping: { _ in false })
+            }
+            if detector.ejectedCount >= count { return nil }
+            return pick(cluster, hash: hash, version: version, skipping: { detector.isEjected($0) })
+        }
+    }
+
+    /// `pickEndpoint`'s choice over this loop's state, passing over the endpoints `skipping` names.
+    private func pick(_ cluster: Cluster, hash: UInt64?, version: Int, skipping: (Int) -> Bool) -> Int {
         let count = cluster.endpoints.count
         guard count > 1 else { return 0 }
         clusterTable.prepare(version: version, cluster: cluster.index, endpoints: count)
-        switch cluster.loadBalancing {
-        case .roundRobin:
-            return clusterTable.nextEndpoint(cluster: cluster.index, count: count,
-                                             start: Int(random.next() % UInt64(count)))
-        case .random:
-            return Int(random.next() % UInt64(count))
-        case .leastRequest:
-            return EndpointChoice.leastRequest(active: clusterTable.active(cluster: cluster.index)) {
-                Int(self.random.next() % UInt64($0))
-            }
-        case .consistentHash(_, let table):
-            return table.endpoint(for: hash ?? random.next()) ?? 0
-        }
+        return EndpointChoice.choose(
+            cluster.loadBalancing, count: count, hash: hash,
+            active: { clusterTable.active(cluster: cluster.index) },
+            nextInTurn: {
+                clusterTable.nextEndpoint(cluster: cluster.index, count: count, start: Int(random.next() % UInt64(count)))
+            },
+            random: { random.next() }, skip: skipping)
     }
 
     /// A request to `endpoint` of `cluster` is in flight (LEAST_REQUEST counts these per loop).
@@ -144,6 +154,8 @@ public final class ProxyRuntime: Sendable {
     public let metrics = GatewayMetrics()
     /// Keys of the RequestAuthentication `jwksUri`s, fetched off the event loops (see `JWKSCache`).
     public let jwks = JWKSCache()
+    /// The clusters' outlier detectors, shared by every loop.
+    let outliers = OutlierRegistry()
 
     public init(store: SnapshotStore, accessLog: AccessLogWriter?, group: MultiThreadedEventLoopGroup,
                 threadPool: NIOThreadPool, tlsContexts: TLSContextStore = TLSContextStore()) {

@@ -75,7 +75,10 @@ final class StreamRelayHandler: ChannelDuplexHandler {
         openCounted = true
         let clientIP = context.channel.remoteAddress?.ipAddress
         let hash = RequestHashKey.forConnection(cluster.loadBalancing, clientIP: clientIP)
-        let endpointIndex = loop.pickEndpoint(of: cluster, hash: hash, version: snapshot.version)
+        // Outlier detection counts HTTP responses; a TCP route's connections neither feed nor heed it.
+        guard let endpointIndex = loop.pickEndpoint(of: cluster, hash: hash, version: snapshot.version) else {
+            return fail(flag: .noHealthyUpstream, details: "no_healthy_upstream")
+        }
         let endpoint = cluster.endpoints[endpointIndex]
         switch cluster.discovery {
         case .staticAddresses:

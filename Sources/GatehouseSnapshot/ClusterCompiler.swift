@@ -99,6 +99,8 @@ struct ClusterCompiler {
         // `loadBalancer` is one of the sections a subset's policy replaces whole.
         let balancer = subset?.trafficPolicy?.loadBalancer ?? rule?.spec.trafficPolicy?.loadBalancer
         compiled[name]?.loadBalancing = Self.loadBalancing(balancer, endpoints: endpoints)
+        let outlier = subset?.trafficPolicy?.outlierDetection ?? rule?.spec.trafficPolicy?.outlierDetection
+        compiled[name]?.outlierDetection = outlier.map(Self.outlierPolicy)
         return name
     }
 
@@ -119,6 +121,7 @@ struct ClusterCompiler {
                 ?? 3_600_000_000_000,
             http2: pool?.http?.h2UpgradePolicy == .UPGRADE)
         cluster.loadBalancing = Self.loadBalancing(rule?.spec.trafficPolicy?.loadBalancer, endpoints: cluster.endpoints)
+        cluster.outlierDetection = rule?.spec.trafficPolicy?.outlierDetection.map(Self.outlierPolicy)
         // NAME.NAMESPACE.svc.DOMAIN: Istio's destination_service_namespace.
         cluster.serviceNamespace = fqdn.split(separator: ".").dropFirst().first.map(String.init) ?? ""
         compiled[name] = cluster
@@ -153,5 +156,19 @@ struct ClusterCompiler {
         case .RANDOM?: return .random
         case nil, .UNSPECIFIED?, .LEAST_REQUEST?, .LEAST_CONN?, .PASSTHROUGH?: return .leastRequest
         }
+    }
+
+    /// `outlierDetection` with Istio's defaults: 5 consecutive 5xx (0 turns it off), gateway errors off
+    /// (the deprecated `consecutiveErrors` counts as them), a 10 s interval, 30 s base ejection, 10 %
+    /// ejected at most, and no panic threshold.
+    static func outlierPolicy(_ settings: OutlierDetectionSettings) -> OutlierPolicy {
+        let gateway = settings.consecutiveGatewayErrors.map(Int.init) ?? settings.consecutiveErrors.map { Int(max($0, 0)) } ?? 0
+        return OutlierPolicy(
+            consecutive5xxErrors: settings.consecutive5xxErrors.map(Int.init) ?? 5,
+            consecutiveGatewayErrors: gateway,
+            interval: .nanoseconds(settings.interval?.nanoseconds ?? 10_000_000_000),
+            baseEjectionTime: .nanoseconds(settings.baseEjectionTime?.nanoseconds ?? 30_000_000_000),
+            maxEjectionPercent: Int(settings.maxEjectionPercent ?? 10),
+            minHealthPercent: Int(settings.minHealthPercent ?? 0))
     }
 }

@@ -117,6 +117,8 @@ public struct Cluster: Sendable {
     public var serviceNamespace = ""
     /// DestinationRule `loadBalancer`; Istio's default, LEAST_REQUEST, when none is set.
     public var loadBalancing: LoadBalancing = .leastRequest
+    /// DestinationRule `outlierDetection`, with Istio's defaults; nil when the rule has none.
+    public var outlierDetection: OutlierPolicy?
 }
 
 public struct Endpoint: Sendable, Hashable {

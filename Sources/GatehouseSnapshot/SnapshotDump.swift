@@ -13,7 +13,7 @@ public enum SnapshotDump {
             "loaded_at": ISO8601DateFormatter().string(from: snapshot.loadedAt),
             "summary": snapshot.summary,
             "listeners": snapshot.listeners.map(listener),
-            "clusters": snapshot.clusters.values.sorted { $0.name < $1.name }.map(cluster),
+            "clusters": snapshot.clusters.values.sorted { $0.name < $1.name }.map { cluster($0) },
             "request_authentication": snapshot.authentication.rules.map { rule in
                 ["rule": rule.label, "issuer": rule.requirements.issuer, "audiences": rule.requirements.audiences,
                  "forward_original_token": rule.forwardOriginalToken] as [String: Any]
@@ -33,15 +33,18 @@ public enum SnapshotDump {
 
     /// `/clusters`: Envoy's text form, one `cluster::endpoint::field::value` line per fact, so the
     /// greps people run against Envoy work here too.
-    public static func clustersText(_ snapshot: Snapshot) -> String {
+    /// `ejected` gives, for a cluster with outlier detection, which of its endpoints are ejected now
+    /// (Envoy's `/failed_outlier_check`); there is no active health checking.
+    public static func clustersText(_ snapshot: Snapshot, ejected: (Cluster) -> [Bool]? = { _ in nil }) -> String {
         var out = ""
         for cluster in snapshot.clusters.values.sorted(by: { $0.name < $1.name }) {
             out += "\(cluster.name)::discovery::\(cluster.discovery.envoyName)\n"
             out += "\(cluster.name)::lb_policy::\(cluster.loadBalancing.envoyName)\n"
-            for endpoint in cluster.endpoints {
+            let ejections = ejected(cluster)
+            for (index, endpoint) in cluster.endpoints.enumerated() {
                 let prefix = "\(cluster.name)::\(endpoint.description)"
-                // No health checking or outlier detection yet: every endpoint is eligible.
-                out += "\(prefix)::health_flags::healthy\n"
+                let isEjected = ejections.map { index < $0.count && $0[index] } ?? false
+                out += "\(prefix)::health_flags::\(isEjected ? "/failed_outlier_check" : "healthy")\n"
                 out += "\(prefix)::weight::1\n"
             }
         }
@@ -49,8 +52,8 @@ public enum SnapshotDump {
     }
 
     /// `/clusters?format=json`.
-    public static func clustersJSON(_ snapshot: Snapshot) -> [UInt8] {
-        json(["cluster_statuses": snapshot.clusters.values.sorted { $0.name < $1.name }.map(cluster)])
+    public static func clustersJSON(_ snapshot: Snapshot, ejected: (Cluster) -> [Bool]? = { _ in nil }) -> [UInt8] {
+        json(["cluster_statuses": snapshot.clusters.values.sorted { $0.name < $1.name }.map { cluster($0, ejected: ejected($0)) }])
     }
 
     static func listener(_ listener: Listener) -> [String: Any] {
@@ -92,14 +95,27 @@ public enum SnapshotDump {
         }
     }
 
-    static func cluster(_ cluster: Cluster) -> [String: Any] {
-        ["name": cluster.name, "host": cluster.host, "port": cluster.port,
-         "discovery": cluster.discovery.envoyName,
-         "lb_policy": cluster.loadBalancing.envoyName,
-         "protocol": cluster.http2 ? "HTTP2" : "HTTP1",
-         "endpoints": cluster.endpoints.map { endpoint in
-             ["address": endpoint.description, "labels": endpoint.labels, "health": "HEALTHY"] as [String: Any]
-         }]
+    static func cluster(_ cluster: Cluster, ejected: [Bool]? = nil) -> [String: Any] {
+        var out: [String: Any] = [
+            "name": cluster.name, "host": cluster.host, "port": cluster.port,
+            "discovery": cluster.discovery.envoyName,
+            "lb_policy": cluster.loadBalancing.envoyName,
+            "protocol": cluster.http2 ? "HTTP2" : "HTTP1",
+            "endpoints": cluster.endpoints.enumerated().map { index, endpoint in
+                let isEjected = ejected.map { index < $0.count && $0[index] } ?? false
+                return ["address": endpoint.description, "labels": endpoint.labels,
+                        "health": isEjected ? "FAILED_OUTLIER_CHECK" : "HEALTHY"] as [String: Any]
+            },
+        ]
+        if let policy = cluster.outlierDetection {
+            out["outlier_detection"] = [
+                "consecutive_5xx": policy.consecutive5xxErrors, "consecutive_gateway_failure": policy.consecutiveGatewayErrors,
+                "interval_seconds": Double(policy.interval.wholeNanoseconds) / 1e9,
+                "base_ejection_time_seconds": Double(policy.baseEjectionTime.wholeNanoseconds) / 1e9,
+                "max_ejection_percent": policy.maxEjectionPercent, "min_health_percent": policy.minHealthPercent,
+            ] as [String: Any]
+        }
+        return out
     }
 
     static func json(_ document: [String: Any]) -> [UInt8] {

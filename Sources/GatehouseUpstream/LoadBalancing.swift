@@ -39,16 +39,47 @@ public enum ConsistentHashTable: Sendable {
     }
 }
 
-/// The choices that need per-event-loop state, pure: the data plane keeps the state and the random
-/// source, and these decide.
+/// A cluster's choice of endpoint, pure: the data plane keeps the per-event-loop state (round-robin
+/// position, requests in flight, the random source) and passes it in.
 public enum EndpointChoice {
-    /// Power of two choices (Envoy's LEAST_REQUEST with equal weights): two draws, possibly the same
-    /// endpoint; the one with fewer requests in flight wins, the first on a tie.
-    public static func leastRequest(active: [Int], draw: (Int) -> Int) -> Int {
-        let count = active.count
+    /// The endpoint of `count` (at least one) for a request, passing over those `skip` names (ejected
+    /// ones; at least one endpoint is not skipped). `hash` is the request's consistent-hash key;
+    /// `active` the requests in flight per endpoint; `nextInTurn` advances the round-robin position.
+    public static func choose(_ balancing: LoadBalancing, count: Int, hash: UInt64?, active: () -> [Int],
+                              nextInTurn: () -> Int, random: () -> UInt64, skip: (Int) -> Bool) -> Int {
         guard count > 1 else { return 0 }
-        let first = draw(count)
-        let second = draw(count)
-        return active[second] < active[first] ? second : first
+        func draw() -> Int? {
+            for _ in 0..<4 {
+                let index = Int(random() % UInt64(count))
+                if !skip(index) { return index }
+            }
+            return nil
+        }
+        switch balancing {
+        case .roundRobin:
+            for _ in 0..<count {
+                let index = nextInTurn()
+                if !skip(index) { return index }
+            }
+        case .random:
+            if let index = draw() { return index }
+        case .leastRequest:
+            // Power of two choices (Envoy's LEAST_REQUEST with equal weights): two draws, possibly the
+            // same endpoint; the one with fewer requests in flight wins, the first on a tie.
+            if let first = draw(), let second = draw() {
+                let inFlight = active()
+                return inFlight[second] < inFlight[first] ? second : first
+            }
+        case .consistentHash(_, let table):
+            // An ejected endpoint's keys move on by a rehash; every other key stays where it was.
+            var key = hash ?? random()
+            for _ in 0..<8 {
+                if let index = table.endpoint(for: key), !skip(index) { return index }
+                key = key &* 0x9E37_79B9_7F4A_7C15 &+ 1
+            }
+        }
+        // Every draw landed on a skipped endpoint: the next one that is not, from a random place.
+        let start = Int(random() % UInt64(count))
+        return (0..<count).lazy.map { (start + $0) % count }.first { !skip($0) } ?? start
     }
 }

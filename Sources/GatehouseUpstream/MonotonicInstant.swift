@@ -16,7 +16,7 @@ public struct MonotonicInstant: Comparable, Hashable, Sendable {
 
 extension Duration {
     /// Whole nanoseconds, saturating at Int64's range (a configured duration never comes near it).
-    var wholeNanoseconds: Int64 {
+    public var wholeNanoseconds: Int64 {
         let (seconds, attoseconds) = components
         let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         if overflow { return seconds < 0 ? .min : .max }

@@ -41,7 +41,11 @@ import Testing
 
     @Test(arguments: [
         ("tls: {mode: SIMPLE}", "spec.trafficPolicy.tls"),
-        ("outlierDetection: {consecutive5xxErrors: 5}", "spec.trafficPolicy.outlierDetection"),
+        ("outlierDetection: {splitExternalLocalOriginErrors: true}", "spec.trafficPolicy.outlierDetection.splitExternalLocalOriginErrors"),
+        ("outlierDetection: {consecutiveLocalOriginFailures: 3}", "spec.trafficPolicy.outlierDetection.consecutiveLocalOriginFailures"),
+        ("outlierDetection: {maxEjectionPercent: 150}", "spec.trafficPolicy.outlierDetection.maxEjectionPercent"),
+        ("outlierDetection: {minHealthPercent: -1}", "spec.trafficPolicy.outlierDetection.minHealthPercent"),
+        ("outlierDetection: {interval: 0s}", "spec.trafficPolicy.outlierDetection.interval"),
         ("connectionPool: {tcp: {maxConnections: 10}}", "spec.trafficPolicy.connectionPool.tcp.maxConnections"),
         ("connectionPool: {http: {http1MaxPendingRequests: 1}}", "spec.trafficPolicy.connectionPool.http.http1MaxPendingRequests"),
         ("connectionPool: {http: {http2MaxRequests: 1}}", "spec.trafficPolicy.connectionPool.http.http2MaxRequests"),
@@ -99,17 +103,30 @@ import Testing
         "{consistentHash: {httpHeaderName: x-user, minimumRingSize: 2048}}",
     ])
     func enforcedLoadBalancersLoad(_ balancer: String) {
-        let diagnostics = loadWithBase("""
+        let diagnostics = loadWithBase(destinationRule("loadBalancer: \(balancer)") + "---\n" + routeToBackend)
+        #expect(errors(in: diagnostics).isEmpty, "\(diagnostics)")
+    }
+
+    @Test func outlierDetectionLoadsAndItsDeprecatedCountIsAWarning() {
+        let full = "outlierDetection: {consecutive5xxErrors: 3, consecutiveGatewayErrors: 2, interval: 1s, baseEjectionTime: 5s, "
+            + "maxEjectionPercent: 50, minHealthPercent: 20}"
+        #expect(errors(in: loadWithBase(destinationRule(full) + "---\n" + routeToBackend)).isEmpty)
+        let deprecated = loadWithBase(destinationRule("outlierDetection: {consecutiveErrors: 4}") + "---\n" + routeToBackend)
+        #expect(errors(in: deprecated).isEmpty)
+        #expect(deprecated.contains { $0.severity == .warning && $0.path == "spec.trafficPolicy.outlierDetection.consecutiveErrors" })
+    }
+
+    func destinationRule(_ policy: String) -> String {
+        """
         apiVersion: networking.istio.io/v1
         kind: DestinationRule
         metadata: {name: backend, namespace: istio-system}
         spec:
           host: backend.example.internal
           trafficPolicy:
-            loadBalancer: \(balancer)
+            \(policy)
 
-        """ + "---\n" + routeToBackend)
-        #expect(errors(in: diagnostics).isEmpty, "\(diagnostics)")
+        """
     }
 
     @Test func appliedConnectionPoolSettingsLoad() {

@@ -104,22 +104,63 @@ private func stability(count: Int, removed: Int, build: ([HashedEndpoint]) -> (U
     }
 }
 
-@Suite struct LeastRequestTests {
+@Suite struct EndpointChoiceTests {
+    /// `choose` with a scripted random source and no skipping unless given.
+    func choose(_ balancing: LoadBalancing, count: Int = 4, hash: UInt64? = nil, active: [Int] = [0, 0, 0, 0],
+                draws: [UInt64] = [], skip: @escaping (Int) -> Bool = { _ in false }) -> Int {
+        var scripted = draws.makeIterator()
+        var turn = 0
+        return EndpointChoice.choose(balancing, count: count, hash: hash, active: { active },
+                                     nextInTurn: { defer { turn += 1 }; return turn % count },
+                                     random: { scripted.next() ?? 0 }, skip: skip)
+    }
+
     @Test func ofTwoDrawsTheLessBusyWins() {
-        var draws = [3, 1].makeIterator()
-        #expect(EndpointChoice.leastRequest(active: [0, 2, 9, 5]) { _ in draws.next()! } == 1)
-        var tie = [2, 0].makeIterator()
-        #expect(EndpointChoice.leastRequest(active: [4, 1, 4]) { _ in tie.next()! } == 2, "a tie goes to the first draw")
+        #expect(choose(.leastRequest, active: [0, 2, 9, 5], draws: [3, 1]) == 1)
+        #expect(choose(.leastRequest, active: [4, 1, 4, 0], draws: [2, 0]) == 2, "a tie goes to the first draw")
     }
 
     @Test func aBusyEndpointGetsLessTraffic() {
         // One endpoint always has 10 requests in flight, the others none: it only wins when drawn twice.
-        var random = SystemRandomNumberGenerator()
+        var generator = SystemRandomNumberGenerator()
         var counts = [0, 0, 0, 0]
         for _ in 0..<8_000 {
-            counts[EndpointChoice.leastRequest(active: [10, 0, 0, 0]) { Int.random(in: 0..<$0, using: &random) }] += 1
+            counts[EndpointChoice.choose(.leastRequest, count: 4, hash: nil, active: { [10, 0, 0, 0] }, nextInTurn: { 0 },
+                                         random: { generator.next() }, skip: { _ in false })] += 1
         }
         let busyShare = Double(counts[0]) / 8_000
         #expect(abs(busyShare - 1.0 / 16) < 0.02, "\(counts)")
+    }
+
+    @Test func ejectedEndpointsArePassedOverByEveryPolicy() {
+        let ring = LoadBalancing.consistentHash(.sourceIP, .ring(RingHashTable(endpoints: endpoints(4))))
+        for balancing in [LoadBalancing.roundRobin, .random, .leastRequest, ring] {
+            var generator = SystemRandomNumberGenerator()
+            var turn = 0
+            for _ in 0..<200 {
+                let chosen = EndpointChoice.choose(balancing, count: 4, hash: generator.next(), active: { [0, 0, 0, 0] },
+                                                   nextInTurn: { defer { turn += 1 }; return turn % 4 },
+                                                   random: { generator.next() }, skip: { $0 != 2 })
+                #expect(chosen == 2, "\(balancing.envoyName)")
+            }
+        }
+    }
+
+    @Test func anEjectionMovesOnlyTheEjectedEndpointsKeys() {
+        let table = LoadBalancing.consistentHash(.header("x-user"), .maglev(MaglevTable(endpoints: endpoints(4))))
+        for key in keys.prefix(2_000) {
+            let before = choose(table, hash: key)
+            let after = choose(table, hash: key, skip: { $0 == 1 })
+            if before == 1 { #expect(after != 1) } else { #expect(after == before) }
+        }
+    }
+
+    @Test func roundRobinSkipsAnEjectedEndpointInItsTurn() {
+        var turn = 0
+        let order = (0..<6).map { _ in
+            EndpointChoice.choose(.roundRobin, count: 3, hash: nil, active: { [] }, nextInTurn: { defer { turn += 1 }; return turn % 3 },
+                                  random: { 0 }, skip: { $0 == 1 })
+        }
+        #expect(order == [0, 2, 0, 2, 0, 2])
     }
 }

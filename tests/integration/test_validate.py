@@ -348,9 +348,10 @@ spec:
     tls: {mode: SIMPLE}   # HERE
 """, "spec.trafficPolicy.tls", ("not supported", "TLS")),
 
-    "destination-outlier-detection": (DR_HEAD + """\
-    outlierDetection: {consecutive5xxErrors: 3}   # HERE
-""", "spec.trafficPolicy.outlierDetection", ("not supported",)),
+    "destination-outlier-local-origin-split": (DR_HEAD + """\
+    outlierDetection:
+      splitExternalLocalOriginErrors: true   # HERE
+""", "spec.trafficPolicy.outlierDetection.splitExternalLocalOriginErrors", ("not supported",)),
 
     "destination-connection-limit": (DR_HEAD + """\
     connectionPool:

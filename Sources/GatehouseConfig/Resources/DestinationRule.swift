@@ -16,7 +16,7 @@ public struct DestinationRuleSpec: Decodable, Sendable, Hashable {
 public struct TrafficPolicy: Decodable, Sendable, Hashable {
     public var loadBalancer: LoadBalancerSettings?
     public var connectionPool: ConnectionPoolSettings?
-    public var outlierDetection: UninterpretedValue?
+    public var outlierDetection: OutlierDetectionSettings?
     public var tls: UninterpretedValue?
     public var portLevelSettings: UninterpretedValue?
     public var tunnel: UninterpretedValue?
@@ -33,6 +33,21 @@ public struct LoadBalancerSettings: Decodable, Sendable, Hashable {
     public var localityLbSetting: UninterpretedValue?
     public var warmupDurationSecs: UninterpretedValue?
     public var warmup: UninterpretedValue?
+}
+
+/// `outlierDetection`. Unset counts take Envoy's defaults as Istio leaves them: 5 consecutive 5xx,
+/// gateway errors off.
+public struct OutlierDetectionSettings: Decodable, Sendable, Hashable {
+    /// Deprecated: consecutive 502/503/504 responses (Istio maps it to `consecutiveGatewayErrors`).
+    public var consecutiveErrors: Int32?
+    public var consecutiveGatewayErrors: UInt32?
+    public var consecutive5xxErrors: UInt32?
+    public var interval: ConfigDuration?
+    public var baseEjectionTime: ConfigDuration?
+    public var maxEjectionPercent: Int32?
+    public var minHealthPercent: Int32?
+    public var splitExternalLocalOriginErrors: Bool?
+    public var consecutiveLocalOriginFailures: UInt32?
 }
 
 /// `loadBalancer.consistentHash`: one hash key (`httpHeaderName`, `httpCookie`, `useSourceIp`,

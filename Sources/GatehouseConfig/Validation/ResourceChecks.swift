@@ -44,7 +44,7 @@ enum DestinationRuleChecks {
         out += ConfigValidator.notSupported(balancer?.localityLbSetting != nil, "\(path).loadBalancer.localityLbSetting", rule, "localityLbSetting")
         out += ConfigValidator.notSupported(balancer?.warmupDurationSecs != nil || balancer?.warmup != nil,
                                             "\(path).loadBalancer.warmup", rule, "warmup")
-        out += ConfigValidator.notSupported(policy.outlierDetection != nil, "\(path).outlierDetection", rule, "outlierDetection")
+        if let outlier = policy.outlierDetection { out += outlierDetection(outlier, "\(path).outlierDetection", rule) }
         out += ConfigValidator.notSupported(policy.tls != nil, "\(path).tls", rule, "TLS origination (tls)")
         out += ConfigValidator.notSupported(policy.portLevelSettings != nil, "\(path).portLevelSettings", rule, "portLevelSettings")
         out += ConfigValidator.notSupported(policy.tunnel != nil, "\(path).tunnel", rule, "tunnel")
@@ -102,6 +102,35 @@ extension DestinationRuleChecks {
         if let size = hash.maglev?.tableSize, size > 0, size >= 5_000_011 || !isPrime(size) {
             out.append(rule.diagnostic("\(path).maglev.tableSize", "\(size) is not a prime below 5,000,011 (Maglev needs a prime table size; Istio's default is 65537)"))
         }
+        return out
+    }
+
+    /// Istio's bounds on `outlierDetection`, and the local-origin split this build does not do.
+    static func outlierDetection(_ outlier: OutlierDetectionSettings, _ path: String,
+                                 _ rule: Resource<DestinationRuleSpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        for (field, value) in [("maxEjectionPercent", outlier.maxEjectionPercent), ("minHealthPercent", outlier.minHealthPercent)] {
+            if let value, !(0...100).contains(value) {
+                out.append(rule.diagnostic("\(path).\(field)", "\(value) is not a percentage (0 to 100)"))
+            }
+        }
+        if let errors = outlier.consecutiveErrors, errors < 0 {
+            out.append(rule.diagnostic("\(path).consecutiveErrors", "must not be negative"))
+        }
+        for (field, value) in [("interval", outlier.interval), ("baseEjectionTime", outlier.baseEjectionTime)] {
+            if let value, value.nanoseconds < 1_000_000 {
+                out.append(rule.diagnostic("\(path).\(field)", "\(value) is shorter than the 1ms minimum"))
+            }
+        }
+        if outlier.consecutiveErrors != nil {
+            out.append(rule.diagnostic("\(path).consecutiveErrors",
+                "deprecated: enforced as consecutiveGatewayErrors (502, 503 and 504), as Istio does; write that instead",
+                severity: .warning))
+        }
+        out += ConfigValidator.notSupported(outlier.splitExternalLocalOriginErrors == true,
+                                            "\(path).splitExternalLocalOriginErrors", rule, "outlierDetection.splitExternalLocalOriginErrors")
+        out += ConfigValidator.notSupported(outlier.consecutiveLocalOriginFailures != nil,
+                                            "\(path).consecutiveLocalOriginFailures", rule, "outlierDetection.consecutiveLocalOriginFailures")
         return out
     }
 

@@ -78,7 +78,9 @@ def curl(port: int, host: str, path: str, *, ca: Path, cert: tuple[Path, Path] |
 
 
 def s_client(port: int, *args: str) -> str:
-    """``openssl s_client`` output (stdout and stderr) for a handshake with ``args``."""
+    """``openssl s_client`` output (stdout and stderr) for a handshake with ``args``. What the server sends
+    after the handshake is printed too: with ALPN h2 that is the binary HTTP/2 preface, so undecodable
+    bytes are replaced rather than failing the read."""
     result = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", *args],
-                            input="", capture_output=True, text=True, timeout=20)
+                            input="", capture_output=True, text=True, errors="replace", timeout=20)
     return result.stdout + result.stderr
