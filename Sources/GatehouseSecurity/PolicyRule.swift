@@ -81,22 +81,16 @@ public final class PolicyRule: Sendable {
     /// the rule for other hosts without testing it. Exact values and `name:*` count; nil when some entry
     /// accepts any host, uses another glob, or tests `notHosts` only.
     var requiredHosts: [String]? {
-        guard let to, !to.isEmpty else { return nil }
-        var hosts: [String] = []
-        for entry in to {
-            guard let values = entry.lazy.compactMap({ condition -> [ValueMatch]? in
-                guard !condition.negated, case .hosts(let values) = condition.test else { return nil }
-                return values
-            }).first else { return nil }
-            for value in values {
+        indexKeys { test in
+            guard case .hosts(let values) = test else { return nil }
+            return values.map { value in
                 switch value {
-                case .exact(let host): hosts.append(String(HostKey.name(of: host)))
-                case .prefix(let host) where host.hasSuffix(":") && !host.dropLast().contains(":"): hosts.append(String(host.dropLast()))
-                default: return nil
+                case .exact(let host): String(HostKey.name(of: host))
+                case .prefix(let host) where host.hasSuffix(":") && !host.dropLast().contains(":"): String(host.dropLast())
+                default: nil
                 }
             }
         }
-        return hosts
     }
 
     /// The path directories (literal text up to and including its last `/`) of which every `to` entry
@@ -104,19 +98,26 @@ public final class PolicyRule: Sendable {
     /// without testing it. nil when some entry accepts any path, tests `notPaths` only, or has a value
     /// that does not begin with a literal `/` (`*.png`, `*`).
     var requiredPathDirectories: [String]? {
+        indexKeys { test in
+            guard case .paths(let values) = test else { return nil }
+            return values.map(\.literalDirectory)
+        }
+    }
+
+    /// What the engine may index the rule under: for every `to` entry, the keys `keys` gives for the
+    /// first positive condition it reads (nil: not that condition), all of them. nil when some entry
+    /// has no such condition or some value has no key, as the rule could then match any request.
+    private func indexKeys(_ keys: (Condition.Test) -> [String?]?) -> [String]? {
         guard let to, !to.isEmpty else { return nil }
-        var directories: [String] = []
+        var all: [String] = []
         for entry in to {
-            guard let values = entry.lazy.compactMap({ condition -> [PathMatch]? in
-                guard !condition.negated, case .paths(let values) = condition.test else { return nil }
-                return values
-            }).first else { return nil }
-            for value in values {
-                guard let directory = value.literalDirectory else { return nil }
-                directories.append(directory)
+            guard let found = entry.firstNonNil({ $0.negated ? nil : keys($0.test) }) else { return nil }
+            for key in found {
+                guard let key else { return nil }
+                all.append(key)
             }
         }
-        return directories
+        return all
     }
 }
 
@@ -167,5 +168,15 @@ enum HostKey {
         }
         let utf8 = host.utf8
         return host[utf8.index(utf8.startIndex, offsetBy: start)..<utf8.index(utf8.startIndex, offsetBy: end)]
+    }
+}
+
+extension Sequence {
+    /// The first non-nil result of `transform`, stopping there.
+    fileprivate func firstNonNil<Result>(_ transform: (Element) -> Result?) -> Result? {
+        for element in self {
+            if let result = transform(element) { return result }
+        }
+        return nil
     }
 }

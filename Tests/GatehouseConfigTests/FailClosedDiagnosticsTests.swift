@@ -64,16 +64,7 @@ import Testing
         ("loadBalancer: {consistentHash: {useSourceIp: true, ringHash: {}, maglev: {}}}", "spec.trafficPolicy.loadBalancer.consistentHash"),
     ])
     func unenforcedDestinationRuleFieldsAreErrors(_ policy: String, _ path: String) {
-        let rule = """
-        apiVersion: networking.istio.io/v1
-        kind: DestinationRule
-        metadata: {name: backend, namespace: istio-system}
-        spec:
-          host: backend.example.internal
-          trafficPolicy:
-            \(policy)
-
-        """
+        let rule = destinationRule(policy)
         let diagnostics = errors(in: loadWithBase(rule + "---\n" + routeToBackend))
         #expect(diagnostics.map(\.path) == [path], "\(diagnostics)")
         #expect(diagnostics.first?.location.line == 7)
