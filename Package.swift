@@ -140,7 +140,7 @@ let package = Package(
             name: "GatehouseProxyTests",
             dependencies: [
                 "GatehouseProxy", "GatehouseRouting", "GatehouseHTTP1", "GatehouseTelemetry", "GatehouseSecurity",
-                "GatehouseDNS", "GatehouseSnapshot",
+                "GatehouseDNS", "GatehouseSnapshot", "GatehouseUpstream",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -20,6 +20,11 @@ struct LocalReply {
         status: 503,
         body: Array("upstream connect error or disconnect/reset before headers. reset reason: connection failure".utf8),
         flag: .upstreamConnectionFailure, details: "upstream_reset_before_response_started{connection_failure}")
+    /// A `connectionPool` limit of the cluster was reached (Envoy's circuit breakers).
+    static let overflow = LocalReply(
+        status: 503,
+        body: Array("upstream connect error or disconnect/reset before headers. reset reason: overflow".utf8),
+        flag: .upstreamOverflow, details: "upstream_reset_before_response_started{overflow}")
     static let connectionTermination = LocalReply(
         status: 503,
         body: Array("upstream connect error or disconnect/reset before headers. reset reason: connection termination".utf8),

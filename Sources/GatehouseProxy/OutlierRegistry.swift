@@ -7,17 +7,15 @@ import Synchronization
 /// not per worker, so five errors reach the threshold whichever loops served them. Its lock is held
 /// only for a decision.
 final class OutlierTracker: Sendable {
-    /// What identifies the cluster's endpoint set: a reload that keeps it keeps the detector's state.
-    let fingerprint: Fingerprint
     private let detector: Mutex<OutlierDetector>
 
+    /// What the detector's state depends on: a reload that keeps it keeps the state.
     struct Fingerprint: Hashable, Sendable {
         var endpoints: [String]
         var policy: OutlierPolicy
     }
 
     init(cluster: Cluster, policy: OutlierPolicy, now: MonotonicInstant) {
-        fingerprint = Fingerprint(endpoints: cluster.endpoints.map(\.description), policy: policy)
         detector = Mutex(OutlierDetector(policy: policy, endpoints: cluster.endpoints.count, now: now))
     }
 
@@ -41,54 +39,21 @@ final class OutlierTracker: Sendable {
     static var now: MonotonicInstant { MonotonicInstant(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds)) }
 }
 
-/// The trackers of the live snapshot's clusters that have `outlierDetection`, by cluster index. A new
-/// snapshot version gets its own table; a cluster whose name, endpoints and policy are unchanged keeps
-/// its tracker, so a reload neither forgives an ejected endpoint nor resets a run of errors.
+/// The outlier detectors of the clusters that have `outlierDetection`.
 final class OutlierRegistry: Sendable {
-    private struct State {
-        var version = -1
-        var trackers: [OutlierTracker?] = []
-        /// This version's trackers by cluster name, and the previous version's (so that a reload keeps
-        /// what it can, and memory holds two versions at most).
-        var byName: [String: OutlierTracker] = [:]
-        var previous: [String: OutlierTracker] = [:]
-    }
-
-    private let state = Mutex(State())
+    private let registry = ClusterStateRegistry<OutlierTracker>()
 
     /// The tracker of `cluster` (of snapshot `version`), or nil when it has no outlier detection.
     func tracker(for cluster: Cluster, version: Int) -> OutlierTracker? {
         guard let policy = cluster.outlierDetection else { return nil }
-        return state.withLock { state in
-            if version > state.version {
-                state.version = version
-                state.trackers.removeAll(keepingCapacity: true)
-                state.previous = state.byName
-                state.byName = [:]
-            } else if version < state.version {
-                // A request still on an older snapshot: its cluster's tracker by name, if there is one.
-                return state.byName[cluster.name] ?? state.previous[cluster.name]
-            }
-            if cluster.index < state.trackers.count, let tracker = state.trackers[cluster.index] { return tracker }
-            let fingerprint = OutlierTracker.Fingerprint(endpoints: cluster.endpoints.map(\.description), policy: policy)
-            let tracker: OutlierTracker
-            if let kept = state.byName[cluster.name] ?? state.previous[cluster.name], kept.fingerprint == fingerprint {
-                tracker = kept
-            } else {
-                tracker = OutlierTracker(cluster: cluster, policy: policy, now: OutlierTracker.now)
-            }
-            state.byName[cluster.name] = tracker
-            if state.trackers.count <= cluster.index {
-                state.trackers.append(contentsOf: repeatElement(nil, count: cluster.index + 1 - state.trackers.count))
-            }
-            state.trackers[cluster.index] = tracker
-            return tracker
-        }
+        return registry.state(for: cluster, version: version,
+                              fingerprint: { OutlierTracker.Fingerprint(endpoints: cluster.endpoints.map(\.description), policy: policy) },
+                              make: { OutlierTracker(cluster: cluster, policy: policy, now: OutlierTracker.now) })
     }
 
-    /// For `/clusters`: per cluster name, which endpoints are ejected.
+    /// For `/clusters`: which endpoints of `cluster` are ejected now.
     func ejections(of cluster: Cluster) -> [Bool]? {
-        guard cluster.outlierDetection != nil, let tracker = state.withLock({ $0.byName[cluster.name] }) else { return nil }
+        guard cluster.outlierDetection != nil, let tracker = registry.current(named: cluster.name) else { return nil }
         return tracker.ejected(now: OutlierTracker.now)
     }
 }

@@ -29,6 +29,9 @@ final class ProxyExchange: UpstreamResponseReceiver {
     private var countedEndpoint: Int?
     /// The cluster's outlier detector, when it has one; it hears how the exchange went, once.
     private var outliers: OutlierTracker?
+    /// The cluster's circuit breaker, when it has limits; the exchange holds one of its request slots
+    /// until it concludes.
+    private var circuitBreaker: ClusterCircuitBreaker?
 
     private var state = UpstreamExchangeState<ByteBuffer, HTTPHeaderBlock>()
     private var attempt: UpstreamAttempt?
@@ -55,6 +58,10 @@ final class ProxyExchange: UpstreamResponseReceiver {
         // The client's body waits in the state machine until an attempt exists: hold its reads meanwhile.
         downstream.setUpstreamBlocked(true)
         guard !cluster.endpoints.isEmpty else { return attemptFailed(.noHealthyUpstream) }
+        if let breaker = runtime.breakers.breaker(for: cluster, version: snapshotVersion) {
+            guard breaker.beginRequest() else { return attemptFailed(.overflow) }
+            circuitBreaker = breaker
+        }
         outliers = runtime.outliers.tracker(for: cluster, version: snapshotVersion)
         guard let endpointIndex = loop.pickEndpoint(of: cluster, hash: hashKey, version: snapshotVersion, outliers: outliers) else {
             // Every endpoint is ejected, and the cluster does not panic: Envoy's "no healthy upstream".
@@ -109,10 +116,14 @@ final class ProxyExchange: UpstreamResponseReceiver {
            let idle = loop.pool.takeIdle(key: target.poolKey, idleTimeout: .nanoseconds(cluster.idleTimeoutNanoseconds)) {
             return opened(http1Attempt(ConnectionPool.Lease(connection: idle, reused: true)))
         }
+        // Waiting for a new connection is what Envoy calls a pending request (`http1MaxPendingRequests`).
+        let pendingBreaker = circuitBreaker?.limits.maxPendingRequests == nil ? nil : circuitBreaker
+        if let pendingBreaker, !pendingBreaker.beginPending() { return attemptFailed(.overflow) }
         loop.pool.connect(key: target.poolKey, address: target.address,
                           connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds),
                           limits: runtime.upstreamLimits)
             .assumeIsolated().whenComplete { [self] result in
+                pendingBreaker?.endPending()
                 switch result {
                 case .success(let lease):
                     guard !state.isFinished else { return lease.connection.close() }
@@ -364,7 +375,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
                           trailers: HTTPHeaderBlock? = nil) {
         timeoutTask?.cancel()
         timeoutTask = nil
-        if case .failedBeforeResponse(let failure) = outcome, failure != .noHealthyUpstream {
+        if case .failedBeforeResponse(let failure) = outcome, failure.isEndpointFailure {
             // No response: a connect failure, reset or timeout, which Envoy counts as a 5xx and a
             // gateway error alike.
             reportToOutlierDetection(.localOriginFailure)
@@ -373,6 +384,8 @@ final class ProxyExchange: UpstreamResponseReceiver {
             loop.requestEnded(cluster: cluster, endpoint: endpoint, version: snapshotVersion)
             countedEndpoint = nil
         }
+        circuitBreaker?.endRequest()
+        circuitBreaker = nil
         let attempt = self.attempt
         self.attempt = nil
         switch outcome {
@@ -396,6 +409,15 @@ final class ProxyExchange: UpstreamResponseReceiver {
 }
 
 extension UpstreamExchangeState.Failure {
+    /// The endpoint tried was at fault (outlier detection counts it); not so when no endpoint was
+    /// tried or a circuit breaker refused the request before it left.
+    var isEndpointFailure: Bool {
+        switch self {
+        case .noHealthyUpstream, .overflow: false
+        case .connectFailure, .connectionTermination, .protocolError, .timeout: true
+        }
+    }
+
     /// The answer when nothing reached the client yet: Envoy's status, body, flag and details.
     var localReply: LocalReply {
         switch self {
@@ -404,6 +426,7 @@ extension UpstreamExchangeState.Failure {
         case .connectionTermination: .connectionTermination
         case .protocolError: .upstreamProtocolError
         case .timeout: .upstreamTimeout
+        case .overflow: .overflow
         }
     }
 
@@ -418,6 +441,8 @@ extension UpstreamExchangeState.Failure {
             (.upstreamProtocolError, "upstream_reset_after_response_started{protocol_error}")
         case .timeout:
             (.upstreamRequestTimeout, "upstream_response_timeout")
+        case .overflow:
+            (.upstreamOverflow, "upstream_reset_after_response_started{overflow}")
         }
     }
 }

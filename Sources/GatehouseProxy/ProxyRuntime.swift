@@ -154,8 +154,9 @@ public final class ProxyRuntime: Sendable {
     public let metrics = GatewayMetrics()
     /// Keys of the RequestAuthentication `jwksUri`s, fetched off the event loops (see `JWKSCache`).
     public let jwks = JWKSCache()
-    /// The clusters' outlier detectors, shared by every loop.
+    /// The clusters' outlier detectors and circuit breakers, shared by every loop.
     let outliers = OutlierRegistry()
+    let breakers = CircuitBreakerRegistry()
 
     public init(store: SnapshotStore, accessLog: AccessLogWriter?, group: MultiThreadedEventLoopGroup,
                 threadPool: NIOThreadPool, tlsContexts: TLSContextStore = TLSContextStore()) {

@@ -23,6 +23,8 @@ struct UpstreamExchangeState<Body, Trailers> {
         case protocolError
         /// The route timeout fired (UT).
         case timeout
+        /// A circuit breaker of the cluster (`connectionPool` limits) refused the request (UO).
+        case overflow
     }
 
     /// How the exchange ended. Every case but `completed(reusable: true)` closes the attempt (an HTTP/2

@@ -101,6 +101,7 @@ struct ClusterCompiler {
         compiled[name]?.loadBalancing = Self.loadBalancing(balancer, endpoints: endpoints)
         let outlier = subset?.trafficPolicy?.outlierDetection ?? rule?.spec.trafficPolicy?.outlierDetection
         compiled[name]?.outlierDetection = outlier.map(Self.outlierPolicy)
+        compiled[name]?.circuitBreakers = Self.circuitBreakers(pool)
         return name
     }
 
@@ -122,6 +123,7 @@ struct ClusterCompiler {
             http2: pool?.http?.h2UpgradePolicy == .UPGRADE)
         cluster.loadBalancing = Self.loadBalancing(rule?.spec.trafficPolicy?.loadBalancer, endpoints: cluster.endpoints)
         cluster.outlierDetection = rule?.spec.trafficPolicy?.outlierDetection.map(Self.outlierPolicy)
+        cluster.circuitBreakers = Self.circuitBreakers(pool)
         // NAME.NAMESPACE.svc.DOMAIN: Istio's destination_service_namespace.
         cluster.serviceNamespace = fqdn.split(separator: ".").dropFirst().first.map(String.init) ?? ""
         compiled[name] = cluster
@@ -170,5 +172,14 @@ struct ClusterCompiler {
             baseEjectionTime: .nanoseconds(settings.baseEjectionTime?.nanoseconds ?? 30_000_000_000),
             maxEjectionPercent: Int(settings.maxEjectionPercent ?? 10),
             minHealthPercent: Int(settings.minHealthPercent ?? 0))
+    }
+
+    /// The `connectionPool.http` limits enforced as circuit breakers; 0 or unset is Istio's "no limit"
+    /// (2³²-1). nil when neither is set.
+    static func circuitBreakers(_ pool: ConnectionPoolSettings?) -> CircuitBreakerLimits? {
+        func limit(_ value: Int32?) -> Int? { value.flatMap { $0 > 0 ? Int($0) : nil } }
+        let limits = CircuitBreakerLimits(maxRequests: limit(pool?.http?.http2MaxRequests),
+                                          maxPendingRequests: limit(pool?.http?.http1MaxPendingRequests))
+        return limits.maxRequests == nil && limits.maxPendingRequests == nil ? nil : limits
     }
 }

@@ -119,6 +119,8 @@ public struct Cluster: Sendable {
     public var loadBalancing: LoadBalancing = .leastRequest
     /// DestinationRule `outlierDetection`, with Istio's defaults; nil when the rule has none.
     public var outlierDetection: OutlierPolicy?
+    /// DestinationRule `connectionPool` limits enforced as circuit breakers; nil when none is set.
+    public var circuitBreakers: CircuitBreakerLimits?
 }
 
 public struct Endpoint: Sendable, Hashable {

@@ -47,8 +47,9 @@ import Testing
         ("outlierDetection: {minHealthPercent: -1}", "spec.trafficPolicy.outlierDetection.minHealthPercent"),
         ("outlierDetection: {interval: 0s}", "spec.trafficPolicy.outlierDetection.interval"),
         ("connectionPool: {tcp: {maxConnections: 10}}", "spec.trafficPolicy.connectionPool.tcp.maxConnections"),
-        ("connectionPool: {http: {http1MaxPendingRequests: 1}}", "spec.trafficPolicy.connectionPool.http.http1MaxPendingRequests"),
-        ("connectionPool: {http: {http2MaxRequests: 1}}", "spec.trafficPolicy.connectionPool.http.http2MaxRequests"),
+        ("connectionPool: {http: {http1MaxPendingRequests: -1}}", "spec.trafficPolicy.connectionPool.http.http1MaxPendingRequests"),
+        ("connectionPool: {http: {http2MaxRequests: -5}}", "spec.trafficPolicy.connectionPool.http.http2MaxRequests"),
+        ("connectionPool: {http: {maxRetries: 3}}", "spec.trafficPolicy.connectionPool.http.maxRetries"),
         ("loadBalancer: {consistentHash: {httpCookie: {name: session, ttl: 0s}}}",
          "spec.trafficPolicy.loadBalancer.consistentHash.httpCookie"),
         ("loadBalancer: {localityLbSetting: {enabled: true}}", "spec.trafficPolicy.loadBalancer.localityLbSetting"),
@@ -128,7 +129,7 @@ import Testing
         spec:
           host: backend.example.internal
           trafficPolicy:
-            connectionPool: {tcp: {connectTimeout: 2s}, http: {idleTimeout: 30s}}
+            connectionPool: {tcp: {connectTimeout: 2s}, http: {idleTimeout: 30s, http2MaxRequests: 100, http1MaxPendingRequests: 10}}
 
         """)
         #expect(errors(in: diagnostics).isEmpty, "\(diagnostics)")

@@ -355,8 +355,8 @@ spec:
 
     "destination-connection-limit": (DR_HEAD + """\
     connectionPool:
-      http: {http1MaxPendingRequests: 10}   # HERE
-""", "spec.trafficPolicy.connectionPool.http.http1MaxPendingRequests", ("not supported",)),
+      http: {maxRetries: 10}   # HERE
+""", "spec.trafficPolicy.connectionPool.http.maxRetries", ("not supported",)),
 
     "destination-max-connections": (DR_HEAD + """\
     connectionPool:

@@ -50,16 +50,18 @@ enum DestinationRuleChecks {
         out += ConfigValidator.notSupported(policy.tunnel != nil, "\(path).tunnel", rule, "tunnel")
         out += ConfigValidator.notSupported(policy.proxyProtocol != nil, "\(path).proxyProtocol", rule, "proxyProtocol")
         out += ConfigValidator.notSupported(policy.retryBudget != nil, "\(path).retryBudget", rule, "retryBudget")
-        // connectTimeout, idle timeouts, maxRequestsPerConnection and h2UpgradePolicy are applied; the
-        // limits are not enforced yet, and an unenforced limit admits what the operator meant to refuse.
+        // connectTimeout, idle timeouts, maxRequestsPerConnection, h2UpgradePolicy, http2MaxRequests and
+        // http1MaxPendingRequests are applied; the other limits are not enforced yet, and an unenforced
+        // limit admits what the operator meant to refuse.
         let tcp = policy.connectionPool?.tcp
         let http = policy.connectionPool?.http
         let pool = "\(path).connectionPool"
+        for (field, value) in [("http2MaxRequests", http?.http2MaxRequests), ("http1MaxPendingRequests", http?.http1MaxPendingRequests)] {
+            if let value, value < 0 { out.append(rule.diagnostic("\(pool).http.\(field)", "must not be negative")) }
+        }
         for (field, present) in [("tcp.maxConnections", tcp?.maxConnections != nil),
                                  ("tcp.tcpKeepalive", tcp?.tcpKeepalive != nil),
                                  ("tcp.maxConnectionDuration", tcp?.maxConnectionDuration != nil),
-                                 ("http.http1MaxPendingRequests", http?.http1MaxPendingRequests != nil),
-                                 ("http.http2MaxRequests", http?.http2MaxRequests != nil),
                                  ("http.maxRetries", http?.maxRetries != nil),
                                  ("http.useClientProtocol", http?.useClientProtocol != nil),
                                  ("http.maxConcurrentStreams", http?.maxConcurrentStreams != nil)] {

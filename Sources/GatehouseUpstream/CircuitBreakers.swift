@@ -1,0 +1,19 @@
+/// A DestinationRule's `connectionPool` limits that Envoy enforces as circuit breakers, per cluster and
+/// across every worker: a request over a limit is refused at once with 503 `UO`, never queued for later.
+public struct CircuitBreakerLimits: Sendable, Hashable {
+    /// `http.http2MaxRequests`: requests in flight to the cluster, over either protocol.
+    public var maxRequests: Int?
+    /// `http.http1MaxPendingRequests`: requests waiting for an upstream connection to be established.
+    public var maxPendingRequests: Int?
+
+    public init(maxRequests: Int? = nil, maxPendingRequests: Int? = nil) {
+        self.maxRequests = maxRequests
+        self.maxPendingRequests = maxPendingRequests
+    }
+
+    /// Whether one more may start when `current` are under way against `limit` (nil: no limit).
+    public static func admits(_ current: Int, under limit: Int?) -> Bool {
+        guard let limit else { return true }
+        return current < limit
+    }
+}

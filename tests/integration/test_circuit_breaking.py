@@ -1,0 +1,103 @@
+"""DestinationRule ``connectionPool`` limits as Envoy's circuit breakers: a request over
+``http2MaxRequests`` in flight, or over ``http1MaxPendingRequests`` waiting for a new upstream
+connection, is refused at once with 503 ``UO``; the limits hold across event loops."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+from harness import config as cfg
+from harness.upstream import echo_of
+
+OVERFLOW_BODY = "upstream connect error or disconnect/reset before headers. reset reason: overflow"
+
+
+def with_pool_limits(gateway, endpoint, http, tcp=None):
+    pool = {"http": http}
+    if tcp:
+        pool["tcp"] = tcp
+    return gateway([cfg.service_entry(cfg.BACKEND_HOST, [cfg.endpoint(endpoint)]),
+                    cfg.resource("DestinationRule", "backend",
+                                 {"host": cfg.BACKEND_HOST, "trafficPolicy": {"connectionPool": pool}}),
+                    cfg.virtual_service("main", [cfg.route()])])
+
+
+def in_background(gw, path):
+    """GET ``path`` on its own connection in a thread; returns (thread, result dict)."""
+    result = {}
+
+    def run():
+        result["response"] = gw.get(path, timeout=30)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, result
+
+
+def test_requests_over_http2_max_requests_overflow(gateway, upstream):
+    slow = upstream("slow")
+    gw = with_pool_limits(gateway, slow, {"http2MaxRequests": 1})
+    thread, first = in_background(gw, "/first?sleep=2")
+    slow.wait_for_active(1)
+    refused = gw.get("/second")
+    assert refused.status_code == 503 and refused.text == OVERFLOW_BODY
+    entry = gw.log_for_path("/second")
+    assert entry["response_flags"] == "UO"
+    assert entry["response_code_details"] == "upstream_reset_before_response_started{overflow}"
+    thread.join(timeout=30)
+    assert first["response"].status_code == 200
+    # The slot came back with the first request's end.
+    assert echo_of(gw.get("/third")).upstream == "slow"
+    assert len(slow.requests) == 2
+
+
+def syn_sent_to(port: int) -> int:
+    """Connections in SYN-SENT to 127.0.0.1:``port`` (from /proc, so no tool is needed)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            remote, state = fields[2], fields[3]
+            if state == "02" and int(remote.rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
+
+
+def test_requests_waiting_for_a_connection_over_http1_max_pending_overflow(gateway):
+    # A listener whose accept queue is full: the kernel drops further SYNs, so a connect to it hangs
+    # until the gateway's connect timeout, and the request waiting on it stays pending.
+    tarpit = socket.socket()
+    tarpit.bind(("127.0.0.1", 0))
+    tarpit.listen(0)
+    port = tarpit.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    try:
+        gw = with_pool_limits(gateway, port, {"http1MaxPendingRequests": 1}, tcp={"connectTimeout": "3s"})
+        already = syn_sent_to(port)
+        thread, first = in_background(gw, "/pending")
+        deadline = time.monotonic() + 5
+        while syn_sent_to(port) <= already:
+            assert time.monotonic() < deadline, "the gateway never started connecting"
+            time.sleep(0.02)
+        refused = gw.get("/over")
+        assert refused.status_code == 503 and refused.text == OVERFLOW_BODY
+        assert gw.log_for_path("/over")["response_flags"] == "UO"
+        thread.join(timeout=30)
+        # The pending request itself ends when its connect times out.
+        assert first["response"].status_code == 503
+        assert gw.log_for_path("/pending")["response_flags"] == "UF"
+    finally:
+        for filler in fillers:
+            filler.close()
+        tarpit.close()
