@@ -18,7 +18,8 @@ final class ClusterStateRegistry<State: AnyObject & Sendable>: Sendable {
     private let table = Mutex(Table())
 
     /// The state of `cluster` (of snapshot `version`), made by `make` the first time its fingerprint is
-    /// seen. A request still on an older snapshot gets the state its cluster's name has now, if any.
+    /// seen. A request still on an older snapshot gets the state its cluster's name has now only if that
+    /// state was made for the same endpoints and policy (else nil: its endpoint indices would not match).
     func state(for cluster: Cluster, version: Int, fingerprint: () -> AnyHashable, make: () -> State) -> State? {
         table.withLock { table in
             if version > table.version {
@@ -27,7 +28,9 @@ final class ClusterStateRegistry<State: AnyObject & Sendable>: Sendable {
                 table.previous = table.byName
                 table.byName = [:]
             } else if version < table.version {
-                return (table.byName[cluster.name] ?? table.previous[cluster.name])?.state
+                guard let kept = table.byName[cluster.name] ?? table.previous[cluster.name],
+                      kept.fingerprint == fingerprint() else { return nil }
+                return kept.state
             }
             if cluster.index < table.states.count, let state = table.states[cluster.index] { return state }
             // First use in this version: computed once per cluster and version, not per request.
@@ -47,8 +50,12 @@ final class ClusterStateRegistry<State: AnyObject & Sendable>: Sendable {
         }
     }
 
-    /// The live state kept under `name`, for the admin views.
-    func current(named name: String) -> State? {
-        table.withLock { $0.byName[name]?.state }
+    /// The live state of the cluster named `cluster`, for the admin views: this version's, or the previous
+    /// version's until a request asks for it, if made for the same `fingerprint`.
+    func current(named name: String, fingerprint: () -> AnyHashable) -> State? {
+        table.withLock { table in
+            guard let kept = table.byName[name] ?? table.previous[name], kept.fingerprint == fingerprint() else { return nil }
+            return kept.state
+        }
     }
 }

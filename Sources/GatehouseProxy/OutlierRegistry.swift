@@ -46,14 +46,18 @@ final class OutlierRegistry: Sendable {
     /// The tracker of `cluster` (of snapshot `version`), or nil when it has no outlier detection.
     func tracker(for cluster: Cluster, version: Int) -> OutlierTracker? {
         guard let policy = cluster.outlierDetection else { return nil }
-        return registry.state(for: cluster, version: version,
-                              fingerprint: { OutlierTracker.Fingerprint(endpoints: cluster.endpoints.map(\.description), policy: policy) },
+        return registry.state(for: cluster, version: version, fingerprint: { Self.fingerprint(cluster, policy) },
                               make: { OutlierTracker(cluster: cluster, policy: policy, now: OutlierTracker.now) })
     }
 
     /// For `/clusters`: which endpoints of `cluster` are ejected now.
     func ejections(of cluster: Cluster) -> [Bool]? {
-        guard cluster.outlierDetection != nil, let tracker = registry.current(named: cluster.name) else { return nil }
+        guard let policy = cluster.outlierDetection,
+              let tracker = registry.current(named: cluster.name, fingerprint: { Self.fingerprint(cluster, policy) }) else { return nil }
         return tracker.ejected(now: OutlierTracker.now)
+    }
+
+    private static func fingerprint(_ cluster: Cluster, _ policy: OutlierPolicy) -> AnyHashable {
+        OutlierTracker.Fingerprint(endpoints: cluster.endpoints.map(\.description), policy: policy)
     }
 }
