@@ -122,16 +122,9 @@ import Testing
     }
 
     @Test func appliedConnectionPoolSettingsLoad() {
-        let diagnostics = loadWithBase("""
-        apiVersion: networking.istio.io/v1
-        kind: DestinationRule
-        metadata: {name: backend, namespace: istio-system}
-        spec:
-          host: backend.example.internal
-          trafficPolicy:
-            connectionPool: {tcp: {connectTimeout: 2s}, http: {idleTimeout: 30s, http2MaxRequests: 100, http1MaxPendingRequests: 10}}
-
-        """)
+        // Routed to, so the gateway's own checks apply to the rule, not only Istio's.
+        let pool = "connectionPool: {tcp: {connectTimeout: 2s}, http: {idleTimeout: 30s, http2MaxRequests: 100, http1MaxPendingRequests: 10}}"
+        let diagnostics = loadWithBase(destinationRule(pool) + "---\n" + routeToBackend)
         #expect(errors(in: diagnostics).isEmpty, "\(diagnostics)")
     }
 
