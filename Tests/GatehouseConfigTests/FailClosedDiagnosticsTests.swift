@@ -40,7 +40,16 @@ import Testing
     }
 
     @Test(arguments: [
-        ("tls: {mode: SIMPLE}", "spec.trafficPolicy.tls"),
+        ("tls: {mode: ISTIO_MUTUAL}", "spec.trafficPolicy.tls.mode"),
+        ("tls: {mode: SIMPLE, clientCertificate: /c.pem}", "spec.trafficPolicy.tls.clientCertificate"),
+        ("tls: {mode: MUTUAL, privateKey: /k.pem}", "spec.trafficPolicy.tls.clientCertificate"),
+        ("tls: {mode: DISABLE, sni: api.example.com}", "spec.trafficPolicy.tls.sni"),
+        ("tls: {mode: SIMPLE, sni: 10.0.0.1}", "spec.trafficPolicy.tls.sni"),
+        ("tls: {mode: SIMPLE, caCrl: /crl.pem}", "spec.trafficPolicy.tls.caCrl"),
+        ("tls: {mode: SIMPLE, insecureSkipVerify: true, subjectAltNames: [a]}", "spec.trafficPolicy.tls.insecureSkipVerify"),
+        ("portLevelSettings: [{loadBalancer: {simple: RANDOM}}]", "spec.trafficPolicy.portLevelSettings[0].port"),
+        ("portLevelSettings: [{port: {number: 80}, tls: {mode: ISTIO_MUTUAL}}]", "spec.trafficPolicy.portLevelSettings[0].tls.mode"),
+        ("portLevelSettings: [{port: {number: 80}}, {port: {number: 80}}]", "spec.trafficPolicy.portLevelSettings[1].port.number"),
         ("outlierDetection: {splitExternalLocalOriginErrors: true}", "spec.trafficPolicy.outlierDetection.splitExternalLocalOriginErrors"),
         ("outlierDetection: {consecutiveLocalOriginFailures: 3}", "spec.trafficPolicy.outlierDetection.consecutiveLocalOriginFailures"),
         ("outlierDetection: {maxEjectionPercent: 150}", "spec.trafficPolicy.outlierDetection.maxEjectionPercent"),
@@ -96,6 +105,17 @@ import Testing
     ])
     func enforcedLoadBalancersLoad(_ balancer: String) {
         let diagnostics = loadWithBase(destinationRule("loadBalancer: \(balancer)") + "---\n" + routeToBackend)
+        #expect(errors(in: diagnostics).isEmpty, "\(diagnostics)")
+    }
+
+    @Test(arguments: [
+        "tls: {mode: SIMPLE}", "tls: {mode: DISABLE}", "tls: {mode: SIMPLE, sni: api.example.com, subjectAltNames: [api.example.com]}",
+        "tls: {mode: SIMPLE, insecureSkipVerify: true}", "tls: {mode: MUTUAL, clientCertificate: /c.pem, privateKey: /k.pem}",
+        "tls: {mode: MUTUAL, credentialName: partner}",
+        "portLevelSettings: [{port: {number: 80}, tls: {mode: SIMPLE}, loadBalancer: {simple: RANDOM}}]",
+    ])
+    func enforcedTLSSettingsLoad(_ policy: String) {
+        let diagnostics = loadWithBase(destinationRule(policy) + "---\n" + routeToBackend)
         #expect(errors(in: diagnostics).isEmpty, "\(diagnostics)")
     }
 

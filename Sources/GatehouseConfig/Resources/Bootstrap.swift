@@ -36,6 +36,18 @@ public struct BootstrapSpec: Decodable, Sendable, Hashable {
         public var kubernetesServices: Bool?
     }
 
+    /// The gateway's mesh identity, as istio-agent writes it for a proxy: a SPIFFE certificate
+    /// (`spiffe://TRUST_DOMAIN/ns/NS/sa/SA`) with its chain and key, and the mesh root that signs the
+    /// certificates of mesh workloads. Used for DestinationRule `ISTIO_MUTUAL`. Paths are relative to the
+    /// Bootstrap's file; the files are watched and a rotation applies to new connections.
+    public struct Identity: Decodable, Sendable, Hashable {
+        public var certChain: String?
+        public var privateKey: String?
+        public var rootCert: String?
+        /// Default `cluster.local`; the certificate's SPIFFE id must be in it.
+        public var trustDomain: String?
+    }
+
     public enum PathNormalization: String, ConfigEnum { case NONE, BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES }
 
     /// Istio's `gatewayTopology.forwardClientCertDetails` (Envoy's `forward_client_cert_details`): what
@@ -60,6 +72,6 @@ public struct BootstrapSpec: Decodable, Sendable, Hashable {
     public var jwksRootCerts: String?
     public var numTrustedProxies: UInt32?
     public var forwardClientCertDetails: ForwardClientCertDetails?
-    public var identity: UninterpretedValue?
+    public var identity: Identity?
     public var rateLimitStore: UninterpretedValue?
 }

@@ -17,11 +17,38 @@ public struct TrafficPolicy: Decodable, Sendable, Hashable {
     public var loadBalancer: LoadBalancerSettings?
     public var connectionPool: ConnectionPoolSettings?
     public var outlierDetection: OutlierDetectionSettings?
-    public var tls: UninterpretedValue?
-    public var portLevelSettings: UninterpretedValue?
+    public var tls: ClientTLSSettings?
+    public var portLevelSettings: [PortTrafficPolicy]?
     public var tunnel: UninterpretedValue?
     public var proxyProtocol: UninterpretedValue?
     public var retryBudget: UninterpretedValue?
+}
+
+/// `portLevelSettings[]`: the sections that apply to one port of the host. They replace every section of
+/// the level they are written at, and a section they omit takes the default (Istio's `MergeTrafficPolicy`).
+public struct PortTrafficPolicy: Decodable, Sendable, Hashable {
+    public struct Port: Decodable, Sendable, Hashable {
+        public var number: UInt32?
+    }
+    public var port: Port?
+    public var loadBalancer: LoadBalancerSettings?
+    public var connectionPool: ConnectionPoolSettings?
+    public var outlierDetection: OutlierDetectionSettings?
+    public var tls: ClientTLSSettings?
+}
+
+/// `trafficPolicy.tls`: how the gateway talks TLS to the destination (Istio's `ClientTLSSettings`).
+public struct ClientTLSSettings: Decodable, Sendable, Hashable {
+    public enum Mode: String, ConfigEnum { case DISABLE, SIMPLE, MUTUAL, ISTIO_MUTUAL }
+    public var mode: Mode?
+    public var clientCertificate: String?
+    public var privateKey: String?
+    public var caCertificates: String?
+    public var credentialName: String?
+    public var subjectAltNames: [String]?
+    public var sni: String?
+    public var insecureSkipVerify: Bool?
+    public var caCrl: String?
 }
 
 public struct LoadBalancerSettings: Decodable, Sendable, Hashable {

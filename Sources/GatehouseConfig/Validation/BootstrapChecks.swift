@@ -34,7 +34,16 @@ enum BootstrapChecks {
         }
         out += ConfigValidator.notSupported(spec.limits?.streamIdleTimeout != nil, "spec.limits.streamIdleTimeout",
                                            bootstrap, "streamIdleTimeout")
-        out += ConfigValidator.notSupported(spec.identity != nil, "spec.identity", bootstrap, "identity")
+        if let identity = spec.identity {
+            for (field, value) in [("certChain", identity.certChain), ("privateKey", identity.privateKey), ("rootCert", identity.rootCert)]
+            where value?.isEmpty != false {
+                out.append(bootstrap.diagnostic("spec.identity.\(field)", "required: the path of a PEM file"))
+            }
+            if let domain = identity.trustDomain, domain.isEmpty || domain.contains("/") || domain.contains(":")
+                || HostName.problem(domain, allowWildcard: false) != nil {
+                out.append(bootstrap.diagnostic("spec.identity.trustDomain", "expected a trust domain such as cluster.local, got \"\(domain)\""))
+            }
+        }
         out += ConfigValidator.notSupported(spec.rateLimitStore != nil, "spec.rateLimitStore", bootstrap, "rateLimitStore")
         return out
     }

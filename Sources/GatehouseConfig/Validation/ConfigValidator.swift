@@ -23,7 +23,8 @@ public enum ConfigValidator {
         }
         for rule in set.destinationRules {
             out += DestinationRuleChecks.check(rule, catalog: catalog,
-                                               appliesToGateway: set.destinationRuleApplies(rule, routedHosts: routed, catalog))
+                                               appliesToGateway: set.destinationRuleApplies(rule, routedHosts: routed, catalog),
+                                               hasMeshIdentity: set.bootstrap?.spec.identity != nil)
         }
         var reachedEntries: [Resource<ServiceEntrySpec>] = []
         for entry in set.serviceEntries {

@@ -2,7 +2,8 @@ enum DestinationRuleChecks {
     /// `appliesToGateway`: some route bound to a Gateway sends traffic to the rule's host. A rule for a
     /// host only sidecars reach configures nothing here, so the features this build lacks are not refused
     /// in it (it gets Istio's own checks only).
-    static func check(_ rule: Resource<DestinationRuleSpec>, catalog: ServiceCatalog, appliesToGateway: Bool) -> [Diagnostic] {
+    static func check(_ rule: Resource<DestinationRuleSpec>, catalog: ServiceCatalog, appliesToGateway: Bool,
+                      hasMeshIdentity: Bool = false) -> [Diagnostic] {
         var out: [Diagnostic] = []
         if appliesToGateway, catalog.serviceEntry(for: rule.spec.host, namespace: rule.namespace) == nil,
            catalog.kubernetesService(for: rule.spec.host, namespace: rule.namespace) == nil, !catalog.hasBrokenServiceEntries {
@@ -19,15 +20,49 @@ enum DestinationRuleChecks {
         out += ExportTo.problems(rule.spec.exportTo, in: rule)
         guard appliesToGateway else { return out }
         out += ConfigValidator.notSupported(rule.spec.workloadSelector != nil, "spec.workloadSelector", rule, "workloadSelector")
+        let context = Context(rule: rule, hasMeshIdentity: hasMeshIdentity)
         for (index, subset) in (rule.spec.subsets ?? []).enumerated() {
-            out += policy(subset.trafficPolicy, "spec.subsets[\(index)].trafficPolicy", rule)
+            out += policy(subset.trafficPolicy, "spec.subsets[\(index)].trafficPolicy", context)
         }
-        out += policy(rule.spec.trafficPolicy, "spec.trafficPolicy", rule)
+        out += policy(rule.spec.trafficPolicy, "spec.trafficPolicy", context)
         return out
     }
 
-    static func policy(_ policy: TrafficPolicy?, _ path: String, _ rule: Resource<DestinationRuleSpec>) -> [Diagnostic] {
+    /// What the checks of one rule need besides the rule.
+    struct Context {
+        var rule: Resource<DestinationRuleSpec>
+        /// The Bootstrap has an `identity` (ISTIO_MUTUAL needs it).
+        var hasMeshIdentity: Bool
+    }
+
+    static func policy(_ policy: TrafficPolicy?, _ path: String, _ context: Context) -> [Diagnostic] {
         guard let policy else { return [] }
+        let rule = context.rule
+        var out = sections(ClusterTrafficPolicy(loadBalancer: policy.loadBalancer, connectionPool: policy.connectionPool,
+                                                outlierDetection: policy.outlierDetection, tls: policy.tls), path, context)
+        var ports: Set<UInt32> = []
+        for (index, level) in (policy.portLevelSettings ?? []).enumerated() {
+            let levelPath = "\(path).portLevelSettings[\(index)]"
+            if let number = level.port?.number, (1...65535).contains(number) {
+                if !ports.insert(number).inserted {
+                    out.append(rule.diagnostic("\(levelPath).port.number", "port \(number) already has settings in this list"))
+                }
+            } else {
+                out.append(rule.diagnostic("\(levelPath).port", level.port?.number == nil
+                    ? "a port-level setting needs port.number" : "port \(level.port?.number ?? 0) is out of range (1-65535)"))
+            }
+            out += sections(ClusterTrafficPolicy(loadBalancer: level.loadBalancer, connectionPool: level.connectionPool,
+                                                 outlierDetection: level.outlierDetection, tls: level.tls), levelPath, context)
+        }
+        out += ConfigValidator.notSupported(policy.tunnel != nil, "\(path).tunnel", rule, "tunnel")
+        out += ConfigValidator.notSupported(policy.proxyProtocol != nil, "\(path).proxyProtocol", rule, "proxyProtocol")
+        out += ConfigValidator.notSupported(policy.retryBudget != nil, "\(path).retryBudget", rule, "retryBudget")
+        return out
+    }
+
+    /// The four sections a traffic policy and each of its port-level entries share.
+    static func sections(_ policy: ClusterTrafficPolicy, _ path: String, _ context: Context) -> [Diagnostic] {
+        let rule = context.rule
         var out: [Diagnostic] = []
         let balancer = policy.loadBalancer
         if balancer?.simple == .PASSTHROUGH {
@@ -45,11 +80,7 @@ enum DestinationRuleChecks {
         out += ConfigValidator.notSupported(balancer?.warmupDurationSecs != nil || balancer?.warmup != nil,
                                             "\(path).loadBalancer.warmup", rule, "warmup")
         if let outlier = policy.outlierDetection { out += outlierDetection(outlier, "\(path).outlierDetection", rule) }
-        out += ConfigValidator.notSupported(policy.tls != nil, "\(path).tls", rule, "TLS origination (tls)")
-        out += ConfigValidator.notSupported(policy.portLevelSettings != nil, "\(path).portLevelSettings", rule, "portLevelSettings")
-        out += ConfigValidator.notSupported(policy.tunnel != nil, "\(path).tunnel", rule, "tunnel")
-        out += ConfigValidator.notSupported(policy.proxyProtocol != nil, "\(path).proxyProtocol", rule, "proxyProtocol")
-        out += ConfigValidator.notSupported(policy.retryBudget != nil, "\(path).retryBudget", rule, "retryBudget")
+        if let tls = policy.tls { out += ClientTLSChecks.check(tls, "\(path).tls", rule, hasMeshIdentity: context.hasMeshIdentity) }
         // connectTimeout, idle timeouts, maxRequestsPerConnection, h2UpgradePolicy, http2MaxRequests and
         // http1MaxPendingRequests are applied; the other limits are not enforced yet, and an unenforced
         // limit admits what the operator meant to refuse.
