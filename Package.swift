@@ -125,6 +125,14 @@ let package = Package(
         .testTarget(name: "GatehouseDNSTests", dependencies: ["GatehouseDNS"]),
         .testTarget(name: "GatehouseUpstreamTests", dependencies: ["GatehouseUpstream"]),
         .testTarget(
+            name: "GatehouseIdentityTests",
+            dependencies: [
+                "GatehouseIdentity", "GatehouseSnapshot", "GatehouseConfig",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .testTarget(
             name: "GatehouseSecurityTests",
             dependencies: [
                 "GatehouseSecurity", "GatehouseSnapshot", "GatehouseConfig",

@@ -18,11 +18,11 @@ public enum TLSContextFactory {
 
     /// The context, and the first URI SAN of the serving certificate.
     static func makeMaterial(for server: TLSServer) throws -> (context: NIOSSLContext, localURI: String?) {
-        let chain = try load("certificate chain", server.certificateChainPath) { try NIOSSLCertificate.fromPEMFile($0) }
+        let chain = try PEMFiles.load("certificate chain", server.certificateChainPath) { try NIOSSLCertificate.fromPEMFile($0) }
         guard !chain.isEmpty else {
             throw TLSMaterialError(message: "\(server.certificateChainPath): no PEM certificate in the file")
         }
-        let key = try load("private key", server.privateKeyPath) { try NIOSSLPrivateKey(file: $0, format: .pem) }
+        let key = try PEMFiles.load("private key", server.privateKeyPath) { try NIOSSLPrivateKey(file: $0, format: .pem) }
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         configuration.minimumTLSVersion = version(server.minimumVersion)
@@ -36,7 +36,7 @@ public enum TLSContextFactory {
             guard let path = server.caCertificatesPaths.first(where: FileStamp.exists) ?? server.caCertificatesPaths.first else {
                 throw TLSMaterialError(message: "client certificates are verified but no CA bundle is configured")
             }
-            let roots = try load("CA bundle", path) { try NIOSSLCertificate.fromPEMFile($0) }
+            let roots = try PEMFiles.load("CA bundle", path) { try NIOSSLCertificate.fromPEMFile($0) }
             guard !roots.isEmpty else { throw TLSMaterialError(message: "\(path): no PEM certificate in the CA bundle") }
             configuration.trustRoots = .certificates(roots)
             configuration.sendCANameList = true
@@ -54,16 +54,6 @@ public enum TLSContextFactory {
     /// All files a server's context is built from, to watch for rotation.
     public static func files(of server: TLSServer) -> [String] {
         [server.certificateChainPath, server.privateKeyPath] + server.caCertificatesPaths
-    }
-
-    private static func load<T>(_ what: String, _ path: String, _ body: (String) throws -> T) throws -> T {
-        guard !path.isEmpty else { throw TLSMaterialError(message: "no \(what) file is configured") }
-        guard FileStamp.exists(path) else { throw TLSMaterialError(message: "\(what) \(path): no such file") }
-        do {
-            return try body(path)
-        } catch {
-            throw TLSMaterialError(message: "\(what) \(path) is not valid PEM: \(error)")
-        }
     }
 
     static func version(_ version: TLSServer.ProtocolVersion) -> TLSVersion {

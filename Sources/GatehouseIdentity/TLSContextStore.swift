@@ -20,6 +20,8 @@ public final class TLSContextStore: Sendable {
     }
 
     private let entries = Mutex<[String: Entry]>([:])
+    /// The client contexts of the clusters' DestinationRule `tls`, staged and swapped with these.
+    private let upstream = UpstreamTLSContexts()
 
     public init() {}
 
@@ -28,6 +30,7 @@ public final class TLSContextStore: Sendable {
         fileprivate var entries: [String: Entry]
         /// The context keys the snapshot uses.
         fileprivate var keys: Set<String>
+        fileprivate var upstream = UpstreamTLSContexts.Staged()
     }
 
     /// Builds a context for every TLS server of `snapshot` that has none yet (or whose files changed),
@@ -52,7 +55,9 @@ public final class TLSContextStore: Sendable {
                 }
             }
         }
-        return (staged, diagnostics)
+        let (upstreamStaged, upstreamProblems) = upstream.stage(snapshot)
+        staged.upstream = upstreamStaged
+        return (staged, diagnostics + upstreamProblems)
     }
 
     /// Adds the staged contexts. Every live context stays: the snapshot still serving may use it until
@@ -61,11 +66,19 @@ public final class TLSContextStore: Sendable {
         entries.withLock { entries in
             for (key, entry) in staged.entries { entries[key] = entry }
         }
+        upstream.install(staged.upstream)
     }
 
     /// Drops the contexts no server of `staged`'s snapshot uses, once that snapshot is live.
     public func prune(keeping staged: Staged) {
         entries.withLock { entries in entries = entries.filter { staged.keys.contains($0.key) } }
+        upstream.prune(keeping: staged.upstream)
+    }
+
+    /// What a new connection to an upstream with `tls` is made with (nil only if the snapshot naming it
+    /// was never prepared).
+    public func upstreamMaterial(for tls: UpstreamTLS) -> UpstreamTLSMaterial? {
+        upstream.material(for: tls)
     }
 
     /// stage, install and prune at once: for the first snapshot, and for `validate`. Nothing is
@@ -112,7 +125,7 @@ public final class TLSContextStore: Sendable {
                 }
             }
         }
-        return messages
+        return messages + upstream.reloadChangedFiles(of: snapshot)
     }
 
     static func stamps(of server: TLSServer) -> [String: FileStamp?] {

@@ -1,3 +1,4 @@
+import GatehouseIdentity
 import GatehouseHTTP1
 import GatehouseTelemetry
 import GatehouseSnapshot
@@ -128,7 +129,8 @@ enum AdminRoutes {
                                  body: runtime.metrics.prometheusText(
                                      activeConnections: runtime.openConnections, draining: runtime.isDraining,
                                      accessLog: runtime.accessLog.map { ($0.writtenLines, $0.droppedLines) },
-                                     istio: IstioLabels.of(runtime.store.snapshot)) + runtime.jwks.prometheusText(),
+                                     istio: IstioLabels.of(runtime.store.snapshot)) + runtime.jwks.prometheusText()
+                                     + MeshIdentityStatus.prometheusText(runtime.store.snapshot.settings.meshIdentity),
                                  contentType: "text/plain; version=0.0.4; charset=utf-8")
         case "/config_dump":
             return .json(SnapshotDump.configDump(runtime.store.snapshot))

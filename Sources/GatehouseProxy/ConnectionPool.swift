@@ -1,6 +1,5 @@
 import NIOCore
 import GatehouseHTTP1
-import NIOPosix
 
 /// Upstream HTTP/1.1 connections of one event loop, keyed by cluster and endpoint. Confined to its loop:
 /// requests on a loop only use that loop's connections, so no locks and no thread hops on the hot path.
@@ -22,31 +21,25 @@ final class ConnectionPool {
         return idle.take(key, isUsable: { $0.isUsable && $0.idleSince > oldest })
     }
 
-    /// A new connection to `address`.
+    /// A new connection to `address`, over TLS when `transport` says so.
     func connect(key: PoolKey, address: SocketAddress, connectTimeout: TimeAmount,
-                 limits: HTTP1Limits) -> EventLoopFuture<Lease> {
+                 limits: HTTP1Limits, transport: UpstreamTransport? = nil) -> EventLoopFuture<Lease> {
         eventLoop.assertInEventLoop()
-        return ClientBootstrap(group: eventLoop)
-            .connectTimeout(connectTimeout)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler(limits: limits))
-                }
+        return UpstreamConnector.connect(on: eventLoop, to: address, timeout: connectTimeout, transport: transport) { channel in
+            try channel.pipeline.syncOperations.addHandler(UpstreamHandler(limits: limits))
+        }
+        .assumeIsolated()
+        .flatMapThrowing { channel in
+            let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
+            let connection = UpstreamConnection(channel: channel, handler: handler, poolKey: key)
+            // Set once, not per release: a connection the upstream closes while idle leaves the pool.
+            handler.onIdleClose = { [weak self, weak connection] in
+                guard let self, let connection else { return }
+                idle.remove(connection, key: connection.poolKey)
             }
-            .connect(to: address)
-            .assumeIsolated()
-            .flatMapThrowing { channel in
-                let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
-                let connection = UpstreamConnection(channel: channel, handler: handler, poolKey: key)
-                // Set once, not per release: a connection the upstream closes while idle leaves the pool.
-                handler.onIdleClose = { [weak self, weak connection] in
-                    guard let self, let connection else { return }
-                    idle.remove(connection, key: connection.poolKey)
-                }
-                return Lease(connection: connection, reused: false)
-            }
-            .nonisolated()
+            return Lease(connection: connection, reused: false)
+        }
+        .nonisolated()
     }
 
     /// Puts a connection whose exchange completed cleanly back for reuse.

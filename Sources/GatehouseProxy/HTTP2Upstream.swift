@@ -14,32 +14,27 @@ final class HTTP2UpstreamPool {
     init(eventLoop: EventLoop) { self.eventLoop = eventLoop }
 
     /// The live connection for `key`, or a new one (concurrent requests wait for the same connect).
-    func connection(key: PoolKey, address: SocketAddress, connectTimeout: TimeAmount) -> EventLoopFuture<HTTP2ClientConnection> {
+    func connection(key: PoolKey, address: SocketAddress, connectTimeout: TimeAmount,
+                    transport: UpstreamTransport? = nil) -> EventLoopFuture<HTTP2ClientConnection> {
         eventLoop.assertInEventLoop()
         if let existing = connections[key], existing.isUsable {
             return eventLoop.assumeIsolated().makeSucceededFuture(existing)
         }
         connections[key] = nil
         if let pending = connecting[key] { return pending }
-        let future = ClientBootstrap(group: eventLoop)
-            .connectTimeout(connectTimeout)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                        mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
-                    ) { pushed in
-                        // Server push is not used: refuse pushed streams.
-                        pushed.close()
-                    }
-                    try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionErrorHandler(metrics: nil))
-                }
+        let future = UpstreamConnector.connect(on: eventLoop, to: address, timeout: connectTimeout, transport: transport) { channel in
+            _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
+            ) { pushed in
+                // Server push is not used: refuse pushed streams.
+                pushed.close()
             }
-            .connect(to: address)
-            .flatMapThrowing { channel in
-                let multiplexer = try channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer()
-                return HTTP2ClientConnection(channel: channel, multiplexer: multiplexer)
-            }
+            try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionErrorHandler(metrics: nil))
+        }
+        .flatMapThrowing { channel in
+            let multiplexer = try channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer()
+            return HTTP2ClientConnection(channel: channel, multiplexer: multiplexer)
+        }
         connecting[key] = future
         future.assumeIsolated().whenComplete { [weak self] (result: Result<HTTP2ClientConnection, Error>) in
             guard let self else { return }

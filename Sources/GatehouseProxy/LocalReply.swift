@@ -20,6 +20,14 @@ struct LocalReply {
         status: 503,
         body: Array("upstream connect error or disconnect/reset before headers. reset reason: connection failure".utf8),
         flag: .upstreamConnectionFailure, details: "upstream_reset_before_response_started{connection_failure}")
+    /// A connect that failed in its TLS handshake: Envoy's body names the transport failure, and so do
+    /// the details (spaces turned to underscores, as Envoy writes them).
+    static func connectFailure(transportFailureReason reason: String) -> LocalReply {
+        LocalReply(status: 503,
+                   body: Array("upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: \(reason)".utf8),
+                   flag: .upstreamConnectionFailure,
+                   details: "upstream_reset_before_response_started{connection_failure|\(String(reason.map { $0 == " " ? "_" : $0 }))}")
+    }
     /// A `connectionPool` limit of the cluster was reached (Envoy's circuit breakers).
     static let overflow = LocalReply(
         status: 503,

@@ -39,6 +39,8 @@ final class ProxyExchange: UpstreamResponseReceiver {
     private var target: UpstreamTarget?
     private var upstreamStartedAt = NIODeadline.now()
     private var timeoutTask: Scheduled<Void>?
+    /// Why the last connect failed below HTTP (a TLS handshake), for the local reply's body.
+    private var transportFailureReason: String?
 
     init(downstream: DownstreamResponder, loop: LoopContext, runtime: ProxyRuntime, forwarding: Dispatch.Forwarding) {
         self.downstream = downstream
@@ -110,26 +112,34 @@ final class ProxyExchange: UpstreamResponseReceiver {
     private func open(to target: UpstreamTarget, forceNew: Bool = false) {
         self.target = target
         downstream.updateRecord { $0.upstreamHost = target.text }
-        if cluster.http2 { return openStream(to: target) }
+        var key = target.poolKey
+        var transport: UpstreamTransport?
+        if let tls = cluster.tls {
+            guard let made = loop.transport(for: tls, host: request.authority, contexts: runtime.tlsContexts) else {
+                // Never plaintext instead: a cluster whose context is missing fails like a failed handshake.
+                return attemptFailed(.connectFailure, reason: "TLS_error:|no client TLS context for the cluster:TLS_error_end")
+            }
+            transport = made
+            key.transport = made.key
+        }
+        if cluster.http2 { return openStream(to: target, key: key, transport: transport) }
         // The fast path: a warm connection, synchronously, without a future.
-        if !forceNew,
-           let idle = loop.pool.takeIdle(key: target.poolKey, idleTimeout: .nanoseconds(cluster.idleTimeoutNanoseconds)) {
+        if !forceNew, let idle = loop.pool.takeIdle(key: key, idleTimeout: .nanoseconds(cluster.idleTimeoutNanoseconds)) {
             return opened(http1Attempt(ConnectionPool.Lease(connection: idle, reused: true)))
         }
         // Waiting for a new connection is what Envoy calls a pending request (`http1MaxPendingRequests`).
         let pendingBreaker = circuitBreaker?.limits.maxPendingRequests == nil ? nil : circuitBreaker
         if let pendingBreaker, !pendingBreaker.beginPending() { return attemptFailed(.overflow) }
-        loop.pool.connect(key: target.poolKey, address: target.address,
-                          connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds),
-                          limits: runtime.upstreamLimits)
+        loop.pool.connect(key: key, address: target.address, connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds),
+                          limits: runtime.upstreamLimits, transport: transport)
             .assumeIsolated().whenComplete { [self] result in
                 pendingBreaker?.endPending()
                 switch result {
                 case .success(let lease):
                     guard !state.isFinished else { return lease.connection.close() }
                     opened(http1Attempt(lease))
-                case .failure:
-                    attemptFailed(.connectFailure)
+                case .failure(let error):
+                    attemptFailed(.connectFailure, reason: (error as? UpstreamConnectError)?.transportFailureReason)
                 }
             }
     }
@@ -141,14 +151,19 @@ final class ProxyExchange: UpstreamResponseReceiver {
                             metrics: loop.metrics)
     }
 
-    private func openStream(to target: UpstreamTarget) {
+    private func openStream(to target: UpstreamTarget, key: PoolKey, transport: UpstreamTransport?) {
         guard case .http2(let fields) = request.head else { preconditionFailure("an HTTP/2 cluster gets an HTTP/2 head") }
         let isHEAD = request.isHEAD
         let bodyless = request.framing == .none
-        loop.http2Pool.connection(key: target.poolKey, address: target.address,
-                                  connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds))
+        loop.http2Pool.connection(key: key, address: target.address,
+                                  connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds), transport: transport)
             .assumeIsolated().whenComplete { [self] result in
-                guard case .success(let connection) = result else { return attemptFailed(.connectFailure) }
+                let connection: HTTP2ClientConnection
+                switch result {
+                case .success(let made): connection = made
+                case .failure(let error):
+                    return attemptFailed(.connectFailure, reason: (error as? UpstreamConnectError)?.transportFailureReason)
+                }
                 guard !state.isFinished else { return }
                 connection.openStream(for: self, requestIsHEAD: isHEAD).assumeIsolated().whenComplete { [self] result in
                     switch result {
@@ -181,7 +196,10 @@ final class ProxyExchange: UpstreamResponseReceiver {
 
     private func attemptFailed(_ failure: UpstreamExchangeState<ByteBuffer, HTTPHeaderBlock>.Failure, reason: String? = nil) {
         guard !state.isFinished else { return }
-        if let reason { downstream.updateRecord { $0.upstreamTransportFailureReason = reason } }
+        if let reason {
+            transportFailureReason = reason
+            downstream.updateRecord { $0.upstreamTransportFailureReason = reason }
+        }
         if let outcome = state.attemptFailed(failure) { conclude(outcome) }
     }
 
@@ -394,7 +412,9 @@ final class ProxyExchange: UpstreamResponseReceiver {
             downstream.respondEnd(trailers)
         case .failedBeforeResponse(let failure):
             attempt?.close()
-            downstream.sendLocalReplyForCurrent(failure.localReply)
+            var reply = failure.localReply
+            if failure == .connectFailure, let reason = transportFailureReason { reply = .connectFailure(transportFailureReason: reason) }
+            downstream.sendLocalReplyForCurrent(reply)
         case .failedDuringResponse(let failure):
             attempt?.close()
             let abort = failure.abort

@@ -17,6 +17,9 @@ final class LoopContext: @unchecked Sendable {
     /// Per-cluster state (round robin, targets) for the live snapshot, by cluster index.
     private var clusterTable = ClusterLoopTable<UpstreamTarget>()
     private var poolIDs: [String: Int] = [:]
+    /// Pool-key ids of (TLS material generation, SNI) pairs; see `transport(for:host:contexts:)`.
+    private var transportIDs: [TransportID: Int] = [:]
+    private var nextTransportID = 0
     var random = FastRandom()
     /// JWTs this loop verified recently (see `VerifiedTokenCache`).
     let tokenCache = VerifiedTokenCache()
@@ -105,6 +108,39 @@ final class LoopContext: @unchecked Sendable {
         UpstreamTarget(pool: poolID(cluster), address: address)
     }
 
+    /// How a new connection of a cluster with `tls` speaks TLS, for a request naming `host` (the SNI and
+    /// the name checked when the rule sets neither `sni` nor `subjectAltNames`, as Istio's automatic SNI
+    /// and SAN validation do). nil when the cluster's context is missing, which fails the request.
+    func transport(for tls: UpstreamTLS, host: Substring, contexts: TLSContextStore, streams: Bool = false) -> UpstreamTransport? {
+        guard let material = contexts.upstreamMaterial(for: streams ? tls.forStreams : tls) else { return nil }
+        let name: String? = tls.sni ?? (host.isEmpty ? nil : String(host))
+        let names: UpstreamPeerPolicy.Names
+        if !tls.subjectAltNames.isEmpty {
+            names = .oneOf(tls.subjectAltNames)
+        } else if tls.mode == .istioMutual {
+            names = .any
+        } else if let name {
+            names = .host(name)
+        } else {
+            names = .any
+        }
+        // SNI carries names only (RFC 6066); an IP host is still checked against the IP SANs.
+        let serverName = name.flatMap { $0.contains(":") || $0.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : $0 }
+        let id = TransportID(generation: material.generation, serverName: serverName)
+        let key: Int
+        if let known = transportIDs[id] {
+            key = known
+        } else {
+            // Hosts come from requests, so the table is bounded; ids are never reused, so a forgotten
+            // pair's pooled connections can only go unused, never serve another SNI.
+            if transportIDs.count >= 4096 { transportIDs.removeAll(keepingCapacity: true) }
+            nextTransportID += 1
+            key = nextTransportID
+            transportIDs[id] = key
+        }
+        return UpstreamTransport(material: material, serverName: serverName, names: names, key: key)
+    }
+
     /// Pools outlive snapshots (a reload keeps warm connections), so they are keyed by a per-loop id of
     /// the cluster's name rather than its index; the name is hashed once per cluster and snapshot.
     private func poolID(_ cluster: Cluster) -> Int {
@@ -115,11 +151,18 @@ final class LoopContext: @unchecked Sendable {
     }
 }
 
+struct TransportID: Hashable {
+    var generation: Int
+    var serverName: String?
+}
+
 /// Which pooled connections may serve a request: same cluster (its name: TLS and protocol settings come
 /// with it), same endpoint address. Hashes two small values, no strings.
 struct PoolKey: Hashable {
     var cluster: Int
     var address: SocketAddress
+    /// 0 for plaintext; else `LoopContext.transport`'s id of the TLS material generation and SNI.
+    var transport = 0
 }
 
 /// A resolved endpoint of a cluster: the socket address, its text for logs, and its pool key.

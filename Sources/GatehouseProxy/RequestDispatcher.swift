@@ -121,7 +121,7 @@ enum RequestDispatcher {
                 built = try UpstreamRequestBuilder.build(
                     head: head, target: target, route: route, matched: selection.matched, rewrite: forward.rewrite,
                     destination: destination, clientIP: origin.clientIP, scheme: scheme, requestID: requestID,
-                    http2: cluster.http2, authentication: security.headerChanges,
+                    http2: cluster.http2, upstreamTLS: cluster.tls != nil, authentication: security.headerChanges,
                     clientCert: ClientCertForwarding(mode: snapshot.settings.forwardClientCertDetails,
                                                      current: origin.tls?.clientCertDetails),
                     metrics: loop.metrics, allocator: allocator)

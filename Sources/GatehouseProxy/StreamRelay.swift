@@ -13,6 +13,8 @@ final class StreamRelayHandler: ChannelDuplexHandler {
     typealias OutboundOut = ByteBuffer
 
     private let runtime: ProxyRuntime
+    /// How the upstream connection speaks TLS (DestinationRule `tls`); nil: plaintext.
+    private var transport: UpstreamTransport?
     private let loop: LoopContext
     private let route: StreamRoutes.Route?
     /// The snapshot the route came from: its destinations name clusters by index in this snapshot.
@@ -80,6 +82,14 @@ final class StreamRelayHandler: ChannelDuplexHandler {
             return fail(flag: .noHealthyUpstream, details: "no_healthy_upstream")
         }
         let endpoint = cluster.endpoints[endpointIndex]
+        if let tls = cluster.tls {
+            // A TCP route has no Host: the SNI is the rule's `sni`, or none.
+            guard let made = loop.transport(for: tls, host: "", contexts: runtime.tlsContexts, streams: true) else {
+                record.upstreamTransportFailureReason = "TLS_error:|no client TLS context for the cluster:TLS_error_end"
+                return fail(flag: .upstreamConnectionFailure, details: "upstream_connect_failure")
+            }
+            transport = made
+        }
         switch cluster.discovery {
         case .staticAddresses:
             guard let target = loop.upstreamTarget(of: cluster, endpoint: endpointIndex, version: snapshot.version) else {
@@ -131,15 +141,9 @@ final class StreamRelayHandler: ChannelDuplexHandler {
     private func connect(to address: SocketAddress, timeout: TimeAmount) {
         record.upstreamHost = SocketAddressText.describe(address)
         let relay = NIOLoopBound(self, eventLoop: context.eventLoop)
-        ClientBootstrap(group: context.eventLoop)
-            .connectTimeout(timeout)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(UpstreamRelayHandler(downstream: relay.value))
-                }
-            }
-            .connect(to: address)
+        UpstreamConnector.connect(on: context.eventLoop, to: address, timeout: timeout, transport: transport) { channel in
+            try channel.pipeline.syncOperations.addHandler(UpstreamRelayHandler(downstream: relay.value))
+        }
             .assumeIsolated().whenComplete { [self] result in
                 switch result {
                 case .success(let channel):
@@ -150,7 +154,8 @@ final class StreamRelayHandler: ChannelDuplexHandler {
                     pending.removeAll()
                     channel.flush()
                     resumeReads()
-                case .failure:
+                case .failure(let error):
+                    record.upstreamTransportFailureReason = (error as? UpstreamConnectError)?.transportFailureReason
                     fail(flag: .upstreamConnectionFailure, details: "upstream_connect_failure")
                 }
             }

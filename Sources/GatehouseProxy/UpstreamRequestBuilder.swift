@@ -24,6 +24,9 @@ struct UpstreamRequest {
     /// The `Sec-WebSocket-Accept` the upstream must answer with, when the gateway made the key itself
     /// (bridging WebSocket over HTTP/2 to an HTTP/1.1 upgrade): anything else is not a WebSocket.
     var expectedWebSocketAccept: String? = nil
+    /// The host the request names upstream (after any authority rewrite): the SNI and the name checked
+    /// in the certificate of a TLS upstream whose rule sets no `sni` (Istio's automatic SNI).
+    var authority: Substring = ""
 }
 
 /// Builds the request sent upstream: rewrites, forwarding headers, then the destination's and the
@@ -35,7 +38,7 @@ enum UpstreamRequestBuilder {
     /// authority that is not valid on the wire): such a request is answered 400, never forwarded.
     static func build(head: RequestHead, target: RequestTarget, route: Route, matched: RouteMatch?,
                       rewrite: Rewrite?, destination: WeightedDestination, clientIP: String?,
-                      scheme: String = "http", requestID: String, http2: Bool = false,
+                      scheme: String = "http", requestID: String, http2: Bool = false, upstreamTLS: Bool = false,
                       authentication: HeaderChanges? = nil, clientCert: ClientCertForwarding = .sanitize,
                       metrics: GatewayMetrics? = nil, allocator: ByteBufferAllocator) throws(RegexLimitExceeded)
         -> UpstreamRequest? {
@@ -90,7 +93,7 @@ enum UpstreamRequestBuilder {
                   FieldSyntax.isValidAuthority(authority) else { return nil }
             var fields = HPACKHeaders()
             fields.add(name: ":method", value: head.method)
-            fields.add(name: ":scheme", value: "http")
+            fields.add(name: ":scheme", value: upstreamTLS ? "https" : "http")
             fields.add(name: ":authority", value: authority)
             fields.add(name: ":path", value: uri)
             if trailersAccepted { fields.add(name: "te", value: "trailers") }
@@ -98,7 +101,8 @@ enum UpstreamRequestBuilder {
             let refused = headers.appendHTTP2Fields(to: &fields, excluding: [.host, .contentLength])
             if let length { fields.add(name: "content-length", value: String(length)) }
             metrics?.record(.invalidField, count: refused)
-            return UpstreamRequest(head: .http2(fields), framing: head.framing, isHEAD: head.isHEAD)
+            return UpstreamRequest(head: .http2(fields), framing: head.framing, isHEAD: head.isHEAD,
+                                   authority: HostAndPort.host(of: authority))
         }
         if let upgrade {
             headers.add("connection", "upgrade")
@@ -116,7 +120,8 @@ enum UpstreamRequestBuilder {
         }
         out.writeStaticString("\r\n")
         metrics?.record(.invalidField, count: refused)
-        return UpstreamRequest(head: .http1(out), framing: head.framing, isHEAD: head.isHEAD, upgrade: upgrade)
+        return UpstreamRequest(head: .http1(out), framing: head.framing, isHEAD: head.isHEAD, upgrade: upgrade,
+                               authority: HostAndPort.host(of: authority ?? target.authority))
     }
 
     static func usuallyHasBody(_ method: String) -> Bool {
@@ -137,4 +142,17 @@ extension HTTPHeaderBlock {
 struct HeaderBlockLookup: HeaderLookup {
     let headers: HTTPHeaderBlock
     func values(_ name: String) -> [String] { headers.values(name) }
+}
+
+/// The host part of an authority: `example.com:8443` → `example.com`, `[::1]:80` → `::1`.
+enum HostAndPort {
+    static func host(of authority: String) -> Substring {
+        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+            return authority[authority.index(after: authority.startIndex)..<close]
+        }
+        if let colon = authority.lastIndex(of: ":"), authority.firstIndex(of: ":") == colon {
+            return authority[..<colon]
+        }
+        return authority[...]
+    }
 }

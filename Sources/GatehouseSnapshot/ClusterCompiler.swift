@@ -60,24 +60,42 @@ struct ClusterCompiler {
         if compiled[name] != nil { return name }
 
         let rule = catalog.destinationRule(for: destination.host, namespace: namespace)
-        let subset = destination.subset.flatMap { wanted in rule?.spec.subsets?.first { $0.name == wanted } }
+        let subsetIndex = destination.subset.flatMap { wanted in rule?.spec.subsets?.firstIndex { $0.name == wanted } }
+        let subset = subsetIndex.flatMap { rule?.spec.subsets?[$0] }
         let subsetLabels = subset?.labels ?? [:]
-        // Subset policy replaces the top-level one section by section (Istio's MergeTrafficPolicy).
-        let pool = subset?.trafficPolicy?.connectionPool ?? rule?.spec.trafficPolicy?.connectionPool
+        // Subset policy replaces the top-level one section by section, and a port's settings replace all
+        // four (Istio's MergeTrafficPolicy).
+        let policy = ClusterTrafficPolicy.merged(rule: rule?.spec.trafficPolicy, subset: subset?.trafficPolicy,
+                                                 subsetPath: "spec.subsets[\(subsetIndex ?? 0)].trafficPolicy",
+                                                 port: UInt32(exactly: portNumber))
+        let pool = policy.connectionPool
 
         var endpoints: [Endpoint] = []
-        func add(address: String, ports: [String: UInt32]?, labels: [String: String]) {
+        // The identities the service's workloads run as, for ISTIO_MUTUAL's SAN check (as Istio derives
+        // them from the service accounts of its endpoints).
+        var spiffeIDs: [String] = []
+        func add(address: String, ports: [String: UInt32]?, labels: [String: String], serviceAccount: String? = nil,
+                 namespace: String = entry.namespace) {
             guard subsetLabels.allSatisfy({ labels[$0.key] == $0.value }) else { return }
+            if let serviceAccount, !serviceAccount.isEmpty, let domain = defaults.meshIdentity?.trustDomain {
+                let id = "spiffe://\(domain)/ns/\(namespace)/sa/\(serviceAccount)"
+                if !spiffeIDs.contains(id) { spiffeIDs.append(id) }
+            }
             let target = servicePort?.name.flatMap { ports?[$0] } ?? servicePort?.targetPort ?? servicePort?.number
             endpoints.append(Endpoint(address: address, port: Int(target ?? UInt32(portNumber)), labels: labels))
         }
         if let listed = entry.spec.endpoints {
-            for endpoint in listed { if let address = endpoint.address { add(address: address, ports: endpoint.ports, labels: endpoint.labels ?? [:]) } }
+            for endpoint in listed {
+                if let address = endpoint.address {
+                    add(address: address, ports: endpoint.ports, labels: endpoint.labels ?? [:], serviceAccount: endpoint.serviceAccount)
+                }
+            }
         } else if let selector = entry.spec.workloadSelector?.labels {
             for workload in set.workloadEntries where workload.namespace == entry.namespace {
                 let labels = workload.labels.merging(workload.spec.labels ?? [:]) { _, spec in spec }
                 guard selector.allSatisfy({ labels[$0.key] == $0.value }), let address = workload.spec.address else { continue }
-                add(address: address, ports: workload.spec.ports, labels: labels)
+                add(address: address, ports: workload.spec.ports, labels: labels, serviceAccount: workload.spec.serviceAccount,
+                    namespace: workload.namespace)
             }
         } else if entry.spec.resolution == .DNS || entry.spec.resolution == .DNS_ROUND_ROBIN {
             // With no endpoints, DNS resolution targets the host itself.
@@ -96,12 +114,15 @@ struct ClusterCompiler {
                 ?? 3_600_000_000_000,
             http2: portProtocol == "HTTP2" || portProtocol == "GRPC" || pool?.http?.h2UpgradePolicy == .UPGRADE)
         compiled[name]?.serviceNamespace = entry.namespace
-        // `loadBalancer` is one of the sections a subset's policy replaces whole.
-        let balancer = subset?.trafficPolicy?.loadBalancer ?? rule?.spec.trafficPolicy?.loadBalancer
-        compiled[name]?.loadBalancing = Self.loadBalancing(balancer, endpoints: endpoints)
-        let outlier = subset?.trafficPolicy?.outlierDetection ?? rule?.spec.trafficPolicy?.outlierDetection
-        compiled[name]?.outlierDetection = outlier.map(Self.outlierPolicy)
+        compiled[name]?.loadBalancing = Self.loadBalancing(policy.loadBalancer, endpoints: endpoints)
+        compiled[name]?.outlierDetection = policy.outlierDetection.map(Self.outlierPolicy)
         compiled[name]?.circuitBreakers = Self.circuitBreakers(pool)
+        if let rule {
+            let tls = upstreamTLS(policy, rule: rule, host: fqdn, port: portNumber, subset: destination.subset,
+                                  http2: compiled[name]?.http2 ?? false,
+                                  serviceIdentities: (entry.spec.subjectAltNames ?? []) + spiffeIDs)
+            compiled[name]?.tls = tls
+        }
         return name
     }
 
@@ -112,7 +133,8 @@ struct ClusterCompiler {
         let name = "outbound|\(port)||\(fqdn)"
         if compiled[name] != nil { return name }
         let rule = catalog.destinationRule(for: fqdn, namespace: "")
-        let pool = rule?.spec.trafficPolicy?.connectionPool
+        let policy = ClusterTrafficPolicy.merged(rule: rule?.spec.trafficPolicy, subset: nil, port: UInt32(exactly: port))
+        let pool = policy.connectionPool
         var cluster = Cluster(
             name: name, host: fqdn, port: port, subset: nil, discovery: .kubernetesService,
             endpoints: [Endpoint(address: fqdn, port: port, labels: [:])],
@@ -121,13 +143,58 @@ struct ClusterCompiler {
             idleTimeoutNanoseconds: pool?.http?.idleTimeout?.nanoseconds ?? pool?.tcp?.idleTimeout?.nanoseconds
                 ?? 3_600_000_000_000,
             http2: pool?.http?.h2UpgradePolicy == .UPGRADE)
-        cluster.loadBalancing = Self.loadBalancing(rule?.spec.trafficPolicy?.loadBalancer, endpoints: cluster.endpoints)
-        cluster.outlierDetection = rule?.spec.trafficPolicy?.outlierDetection.map(Self.outlierPolicy)
+        cluster.loadBalancing = Self.loadBalancing(policy.loadBalancer, endpoints: cluster.endpoints)
+        cluster.outlierDetection = policy.outlierDetection.map(Self.outlierPolicy)
         cluster.circuitBreakers = Self.circuitBreakers(pool)
+        if let rule {
+            cluster.tls = upstreamTLS(policy, rule: rule, host: fqdn, port: port, subset: nil, http2: cluster.http2,
+                                      serviceIdentities: [])
+        }
         // NAME.NAMESPACE.svc.DOMAIN: Istio's destination_service_namespace.
         cluster.serviceNamespace = fqdn.split(separator: ".").dropFirst().first.map(String.init) ?? ""
         compiled[name] = cluster
         return name
+    }
+
+    /// A `tls` section compiled; nil for DISABLE. `serviceIdentities` are the SANs the service's
+    /// workloads may present (ServiceEntry `subjectAltNames`, SPIFFE ids of its WorkloadEntries), which
+    /// ISTIO_MUTUAL checks when the rule names none.
+    func upstreamTLS(_ policy: ClusterTrafficPolicy, rule: Resource<DestinationRuleSpec>, host: String, port: Int,
+                     subset: String?, http2: Bool, serviceIdentities: [String]) -> UpstreamTLS? {
+        guard let tls = policy.tls, let mode = tls.mode, mode != .DISABLE else { return nil }
+        let origin = rule.diagnostic(policy.tlsPath ?? "spec.trafficPolicy.tls", "")
+        func local(_ path: String) -> String { ConfigPath.resolve(path, against: rule.directory) }
+        // A credential X is the directory X (tls.crt, tls.key, ca.crt), its CA possibly in X-cacert.
+        let credential = tls.credentialName.map { ConfigPath.resolve($0, against: defaults.credentialsDirectory) }
+        let credentialCA = tls.credentialName.map {
+            ["\(credential!)/ca.crt", ConfigPath.resolve("\($0)-cacert/ca.crt", against: defaults.credentialsDirectory)]
+        }
+        let protocols = [http2 ? "h2" : "http/1.1"]
+        switch mode {
+        case .DISABLE:
+            return nil
+        case .SIMPLE, .MUTUAL:
+            let mutual = mode == .MUTUAL
+            return UpstreamTLS(
+                mode: mutual ? .mutual : .simple,
+                certificateChainPath: mutual ? credential.map { "\($0)/tls.crt" } ?? tls.clientCertificate.map(local) : nil,
+                privateKeyPath: mutual ? credential.map { "\($0)/tls.key" } ?? tls.privateKey.map(local) : nil,
+                caCertificatesPaths: credentialCA ?? tls.caCertificates.map { [local($0)] } ?? [],
+                sni: tls.sni, subjectAltNames: tls.subjectAltNames ?? [], insecureSkipVerify: tls.insecureSkipVerify ?? false,
+                applicationProtocols: protocols, origin: origin)
+        case .ISTIO_MUTUAL:
+            guard let identity = defaults.meshIdentity else { return nil }
+            var origin = identity.origin
+            origin.message = ""
+            return UpstreamTLS(
+                mode: .istioMutual, certificateChainPath: identity.certificateChainPath,
+                privateKeyPath: identity.privateKeyPath, caCertificatesPaths: [identity.rootCertificatePath],
+                // Istio's SNI for mesh traffic, which east-west gateways route by.
+                sni: tls.sni ?? "outbound_.\(port)_.\(subset ?? "")_.\(host)",
+                subjectAltNames: tls.subjectAltNames ?? serviceIdentities,
+                insecureSkipVerify: tls.insecureSkipVerify ?? false,
+                applicationProtocols: [http2 ? "istio-h2" : "istio-http/1.1", "istio"] + protocols, origin: origin)
+        }
     }
 
     /// A `loadBalancer` section compiled. Validation has refused what this cannot honour (PASSTHROUGH,

@@ -121,6 +121,8 @@ public struct Cluster: Sendable {
     public var outlierDetection: OutlierPolicy?
     /// DestinationRule `connectionPool` limits enforced as circuit breakers; nil when none is set.
     public var circuitBreakers: CircuitBreakerLimits?
+    /// DestinationRule `tls`; nil: plaintext.
+    public var tls: UpstreamTLS?
 }
 
 public struct Endpoint: Sendable, Hashable {
@@ -168,4 +170,6 @@ public struct GatewaySettings: Sendable {
     public var numTrustedProxies: Int = 0
     /// What `x-forwarded-client-cert` becomes upstream (Istio's gateway default: SANITIZE_SET).
     public var forwardClientCertDetails: BootstrapSpec.ForwardClientCertDetails = .SANITIZE_SET
+    /// Bootstrap `identity`: the gateway's SPIFFE identity (ISTIO_MUTUAL); nil when it has none.
+    public var meshIdentity: MeshIdentity? = nil
 }

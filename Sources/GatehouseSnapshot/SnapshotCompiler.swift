@@ -117,6 +117,16 @@ public enum SnapshotCompiler {
             gatewayName: bootstrap?.name ?? "",
             rootNamespace: spec?.rootNamespace ?? "istio-system",
             numTrustedProxies: Int(spec?.numTrustedProxies ?? 0),
-            forwardClientCertDetails: spec?.forwardClientCertDetails.flatMap { $0 == .UNDEFINED ? nil : $0 } ?? .SANITIZE_SET)
+            forwardClientCertDetails: spec?.forwardClientCertDetails.flatMap { $0 == .UNDEFINED ? nil : $0 } ?? .SANITIZE_SET,
+            meshIdentity: bootstrap.flatMap(meshIdentity))
+    }
+
+    static func meshIdentity(_ bootstrap: Resource<BootstrapSpec>) -> MeshIdentity? {
+        guard let identity = bootstrap.spec.identity, let chain = identity.certChain, let key = identity.privateKey,
+              let root = identity.rootCert else { return nil }
+        func resolve(_ path: String) -> String { ConfigPath.resolve(path, against: bootstrap.directory) }
+        return MeshIdentity(certificateChainPath: resolve(chain), privateKeyPath: resolve(key), rootCertificatePath: resolve(root),
+                            trustDomain: identity.trustDomain ?? "cluster.local",
+                            origin: bootstrap.diagnostic("spec.identity", ""))
     }
 }

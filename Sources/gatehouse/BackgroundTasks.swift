@@ -2,6 +2,8 @@ import GatehouseIdentity
 import GatehouseProxy
 import GatehouseSnapshot
 import NIOCore
+import Synchronization
+import Foundation
 
 /// Certificate rotation: every two seconds, rebuild the TLS contexts whose files changed on disk (off
 /// the event loops). New handshakes use the new files; open connections keep theirs.
@@ -9,8 +11,19 @@ enum CertificateWatch {
     static let interval: Duration = .seconds(2)
 
     static func service(store: SnapshotStore, contexts: TLSContextStore) -> PeriodicService {
-        PeriodicService(description: "certificate watch", interval: interval) {
+        let ticks = Mutex(0)
+        return PeriodicService(description: "certificate watch", interval: interval) {
             for message in contexts.reloadChangedFiles(of: store.snapshot) { Log.info(message) }
+            // The mesh identity's lifetime, once a minute: a warning while it nears its end unrotated.
+            let tick = ticks.withLock { $0 += 1; return $0 }
+            if tick % 30 == 1, let identity = store.snapshot.settings.meshIdentity {
+                switch Result(catching: { try MeshIdentityStatus.read(identity) }) {
+                case .success(let status):
+                    if let warning = status.expiryWarning(now: Date()) { Log.warning(warning) }
+                case .failure(let error):
+                    Log.warning("mesh identity cannot be read: \(error)")
+                }
+            }
         }
     }
 }

@@ -8,5 +8,6 @@ enum Log {
     static let logger = Logger(label: "gatehouse")
 
     static func info(_ message: String) { logger.info("\(message)") }
+    static func warning(_ message: String) { logger.warning("\(message)") }
     static func error(_ message: String) { logger.error("\(message)") }
 }

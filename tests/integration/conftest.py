@@ -83,8 +83,8 @@ def upstream() -> Callable[..., Upstream]:
     """Factory: ``upstream(name="a", **defaults)`` -> a started :class:`Upstream`."""
     started: list[Upstream] = []
 
-    def make(name: str = "upstream", **defaults: Any) -> Upstream:
-        server = Upstream(name=name, defaults=defaults).start()
+    def make(name: str = "upstream", tls: Any = None, **defaults: Any) -> Upstream:
+        server = Upstream(name=name, defaults=defaults, tls=tls).start()
         started.append(server)
         return server
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -177,8 +178,16 @@ class Upstream:
     """Use as a context manager or call :meth:`start`/:meth:`stop`."""
 
     def __init__(self, name: str = "upstream", defaults: Mapping[str, Any] | None = None,
-                 host: str = "127.0.0.1", port: int = 0):
+                 host: str = "127.0.0.1", port: int = 0, tls: "ssl.SSLContext | None" = None):
         self.name = name
+        #: A server-side context: connections are TLS, and the echo says who the peer was (``tls``).
+        self.tls = tls
+        #: Handshakes that failed, as ``ssl`` described them (a refused client is not a harness error).
+        self.tls_failures: list[str] = []
+        if tls is not None:
+            def remember_sni(sock: Any, name: str | None, _context: Any) -> None:
+                sock.gatehouse_sni = name
+            tls.sni_callback = remember_sni
         self.defaults = {k: [str(v)] if not isinstance(v, list) else [str(x) for x in v]
                          for k, v in (defaults or {}).items()}
         self.host = host
@@ -299,6 +308,18 @@ class Upstream:
             thread.start()
 
     def _serve(self, conn: socket.socket, index: int) -> None:
+        if self.tls is not None:
+            try:
+                plain = conn
+                conn = self.tls.wrap_socket(conn, server_side=True)
+                with self._lock:
+                    self._connections = [conn if c is plain else c for c in self._connections]
+            except (ssl.SSLError, OSError) as error:
+                with self._lock:
+                    self.tls_failures.append(str(error))
+                    self._lock.notify_all()
+                _hard_close(conn)
+                return
         reader = SocketReader(conn)
         served = 0
         try:
@@ -469,6 +490,7 @@ class Upstream:
                     "body": prefix.decode("latin-1") if length <= KEEP_BODY else None,
                     "connection": index,
                     "request_on_connection": served,
+                    "tls": self._tls_facts(conn),
                 }
                 body = json.dumps(echo).encode()
                 content_type = "application/json"
@@ -487,6 +509,16 @@ class Upstream:
             with self._lock:
                 self.active_requests -= 1
                 self._lock.notify_all()
+
+    @staticmethod
+    def _tls_facts(conn: socket.socket) -> dict[str, Any] | None:
+        """Who connected over TLS: the client certificate's first URI SAN, the SNI, ALPN and version."""
+        if not isinstance(conn, ssl.SSLSocket):
+            return None
+        cert = conn.getpeercert() or {}
+        uris = [value for kind, value in cert.get("subjectAltName", ()) if kind == "URI"]
+        return {"peer": uris[0] if uris else None, "sni": getattr(conn, "gatehouse_sni", None),
+                "alpn": conn.selected_alpn_protocol(), "version": conn.version()}
 
     @staticmethod
     def _send_head(conn: socket.socket, status: int, headers: list[tuple[str, str]]) -> None:

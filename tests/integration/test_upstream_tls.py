@@ -1,0 +1,215 @@
+"""DestinationRule ``tls``: the gateway originates TLS to upstreams (SIMPLE, MUTUAL, ISTIO_MUTUAL with its
+own SPIFFE identity from the Bootstrap), checks their certificates, and fails a request whose upstream
+presents a bad one with 503 ``UF`` and a transport failure reason that says why — never plaintext
+instead. The upstreams are TLS servers the tests start; they report who connected (SPIFFE id), the SNI
+and the ALPN protocol."""
+from __future__ import annotations
+
+import ssl
+import time
+
+import pytest
+
+from harness import config as cfg
+from harness.certs import CA
+from harness.upstream import echo_of
+
+GATEWAY_ID = "spiffe://cluster.local/ns/istio-system/sa/edge-gateway"
+BACKEND_ID = "spiffe://cluster.local/ns/apps/sa/backend"
+
+
+class Mesh:
+    """A throwaway mesh CA, the gateway's identity files and certificates for test upstreams."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        self.root = CA("mesh root")
+        self.root_file = self.root.write(directory / "root-cert.pem")
+        self.chain_file, self.key_file = self.root.issue("edge-gateway", uris=[GATEWAY_ID], client=True).write(directory, "gateway")
+
+    def identity(self, trust_domain: str = "cluster.local") -> dict:
+        return {"certChain": str(self.chain_file), "privateKey": str(self.key_file), "rootCert": str(self.root_file),
+                "trustDomain": trust_domain}
+
+    def server_context(self, issued=None, *, require_client: bool = True, alpn=("h2", "http/1.1")) -> ssl.SSLContext:
+        """A server context for an upstream: ``issued`` (default: backend.test with BACKEND_ID) as its
+        certificate, client certificates from the mesh root required unless told otherwise."""
+        issued = issued or self.root.issue("backend", dns=["backend.test"], uris=[BACKEND_ID], ips=["127.0.0.1"])
+        name = f"server-{id(issued)}"
+        crt, key = issued.write(self.dir, name)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(crt, key)
+        if require_client:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(self.root_file)
+        context.set_alpn_protocols(list(alpn))
+        return context
+
+
+@pytest.fixture
+def mesh(tmp_path):
+    return Mesh(tmp_path / "mesh")
+
+
+def proxied_with_tls(gateway, up, tls, *, identity=None, endpoint=None, host="backend.test", subject_alt_names=None):
+    entry = cfg.service_entry(host, [endpoint or cfg.endpoint(up)])
+    if subject_alt_names:
+        entry["spec"]["subjectAltNames"] = subject_alt_names
+    bootstrap = {"identity": identity} if identity else {}
+    return gateway([entry,
+                    cfg.resource("DestinationRule", "backend-tls", {"host": host, "trafficPolicy": {"tls": tls}}),
+                    cfg.virtual_service("main", [cfg.route(cfg.destination(host))])],
+                   bootstrap=bootstrap)
+
+
+def assert_tls_refused(gw, path, *words):
+    response = gw.get(path, headers={"host": "backend.test"})
+    assert response.status_code == 503, response.text
+    assert "transport failure reason: TLS_error:" in response.text, response.text
+    entry = gw.log_for_path(path)
+    assert entry["response_flags"] == "UF"
+    reason = entry["upstream_transport_failure_reason"]
+    assert "CERTIFICATE_VERIFY_FAILED" in reason, reason
+    for word in words:
+        assert word in reason, reason
+    return reason
+
+
+def test_istio_mutual_presents_the_gateway_identity_with_istio_sni_and_alpn(gateway, upstream, mesh):
+    up = upstream("mesh-backend", tls=mesh.server_context())
+    gw = proxied_with_tls(gateway, up, {"mode": "ISTIO_MUTUAL"}, identity=mesh.identity())
+    echo = echo_of(gw.get("/m", headers={"host": "backend.test"}))
+    assert echo["tls"]["peer"] == GATEWAY_ID
+    # Istio's SNI for mesh traffic, and the HTTP protocol after Istio's ALPN markers.
+    assert echo["tls"]["sni"] == "outbound_.80_._.backend.test"
+    assert echo["tls"]["alpn"] == "http/1.1"
+    assert gw.log_for_path("/m")["response_flags"] == "-"
+
+
+@pytest.mark.parametrize("account, allowed", [("backend", True), ("payments", False)])
+def test_istio_mutual_expects_the_service_account_of_the_endpoints(gateway, upstream, mesh, account, allowed):
+    # The ServiceEntry is in namespace "default": its endpoint running as `account` must present
+    # spiffe://cluster.local/ns/default/sa/<account>.
+    server = mesh.root.issue("backend", uris=["spiffe://cluster.local/ns/default/sa/backend"])
+    up = upstream("mesh-backend", tls=mesh.server_context(server))
+    gw = proxied_with_tls(gateway, up, {"mode": "ISTIO_MUTUAL"}, identity=mesh.identity(),
+                          endpoint=dict(cfg.endpoint(up), serviceAccount=account))
+    if allowed:
+        assert echo_of(gw.get("/sa", headers={"host": "backend.test"}))["tls"]["peer"] == GATEWAY_ID
+    else:
+        assert_tls_refused(gw, "/sa", "SAN matcher", "spiffe://cluster.local/ns/default/sa/payments")
+
+
+def test_istio_mutual_refuses_an_upstream_with_another_identity(gateway, upstream, mesh):
+    up = upstream("mesh-backend", tls=mesh.server_context())
+    gw = proxied_with_tls(gateway, up, {"mode": "ISTIO_MUTUAL", "subjectAltNames": ["spiffe://cluster.local/ns/apps/sa/payments"]},
+                          identity=mesh.identity())
+    reason = assert_tls_refused(gw, "/other-sa", "SAN matcher", "spiffe://cluster.local/ns/apps/sa/payments")
+    assert BACKEND_ID in reason
+
+
+def test_istio_mutual_refuses_a_plaintext_upstream(gateway, upstream, mesh):
+    up = upstream("plain")
+    gw = proxied_with_tls(gateway, up, {"mode": "ISTIO_MUTUAL"}, identity=mesh.identity())
+    response = gw.get("/plain", headers={"host": "backend.test"})
+    assert response.status_code == 503
+    entry = gw.log_for_path("/plain")
+    assert entry["response_flags"] == "UF" and entry["upstream_transport_failure_reason"].startswith("TLS_error:|")
+    assert up.requests == [], "nothing may reach the upstream in plaintext"
+
+
+def test_simple_sends_the_request_host_as_sni_and_checks_the_certificate_is_for_it(gateway, upstream, mesh):
+    up = upstream("api", tls=mesh.server_context(require_client=False))
+    gw = proxied_with_tls(gateway, up, {"mode": "SIMPLE", "caCertificates": str(mesh.root_file)})
+    echo = echo_of(gw.get("/s", headers={"host": "backend.test"}))
+    assert echo["tls"] == {"peer": None, "sni": "backend.test", "alpn": "http/1.1", "version": echo["tls"]["version"]}
+    assert echo["tls"]["version"] in ("TLSv1.2", "TLSv1.3")
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("expired", ["certificate has expired"]),
+    ("other-ca", ["unable to get local issuer certificate"]),
+    ("wrong-name", ["SAN matcher", "backend.test"]),
+])
+def test_simple_refuses_a_bad_upstream_certificate_and_says_why(gateway, upstream, mesh, kind, words):
+    if kind == "expired":
+        issued = mesh.root.issue("backend", dns=["backend.test"], expired=True)
+    elif kind == "other-ca":
+        issued = CA("someone else").issue("backend", dns=["backend.test"])
+    else:
+        issued = mesh.root.issue("elsewhere", dns=["elsewhere.test"])
+    up = upstream("bad", tls=mesh.server_context(issued, require_client=False))
+    gw = proxied_with_tls(gateway, up, {"mode": "SIMPLE", "caCertificates": str(mesh.root_file)})
+    assert_tls_refused(gw, f"/bad-{kind}", *words)
+    assert up.requests == []
+
+
+def test_insecure_skip_verify_accepts_any_certificate(gateway, upstream, mesh):
+    issued = CA("someone else").issue("backend", dns=["elsewhere.test"], expired=True)
+    up = upstream("lenient", tls=mesh.server_context(issued, require_client=False))
+    gw = proxied_with_tls(gateway, up, {"mode": "SIMPLE", "insecureSkipVerify": True})
+    assert echo_of(gw.get("/skip", headers={"host": "backend.test"}))["tls"]["sni"] == "backend.test"
+
+
+def test_mutual_presents_the_configured_client_certificate(gateway, upstream, mesh):
+    client_id = "spiffe://partner.example/ns/x/sa/gatehouse"
+    crt, key = mesh.root.issue("partner-client", uris=[client_id], client=True).write(mesh.dir, "partner")
+    up = upstream("partner", tls=mesh.server_context())
+    gw = proxied_with_tls(gateway, up, {"mode": "MUTUAL", "clientCertificate": str(crt), "privateKey": str(key),
+                                        "caCertificates": str(mesh.root_file), "sni": "backend.test",
+                                        "subjectAltNames": [BACKEND_ID]})
+    echo = echo_of(gw.get("/mutual"))
+    assert echo["tls"]["peer"] == client_id and echo["tls"]["sni"] == "backend.test"
+
+
+def test_a_rotated_identity_is_used_by_new_upstream_connections(gateway, upstream, mesh):
+    up = upstream("mesh-backend", tls=mesh.server_context())
+    gw = proxied_with_tls(gateway, up, {"mode": "ISTIO_MUTUAL"}, identity=mesh.identity())
+    assert echo_of(gw.get("/before", headers={"host": "backend.test"}))["tls"]["peer"] == GATEWAY_ID
+    rotated = "spiffe://cluster.local/ns/istio-system/sa/edge-gateway-v2"
+    issued = mesh.root.issue("edge-gateway", uris=[rotated], client=True)
+    # As istio-agent writes them: key first, then the chain (the watch keeps the old pair until both parse).
+    mesh.key_file.write_bytes(issued.key_pem)
+    mesh.chain_file.write_bytes(issued.chain_pem)
+    deadline = time.monotonic() + 10
+    while True:
+        peer = echo_of(gw.get("/after", headers={"host": "backend.test"}))["tls"]["peer"]
+        if peer == rotated:
+            break
+        assert time.monotonic() < deadline, f"still {peer} after the rotation"
+        time.sleep(0.2)
+    assert "mesh identity changed on disk" in gw.stderr_text() + gw.stdout_text()
+
+
+def test_an_identity_outside_its_trust_domain_is_a_load_error(gateway, mesh):
+    gw = gateway([], bootstrap={"identity": mesh.identity("other.domain")}, start=False)
+    from harness.gateway import run_cli
+    result = run_cli(["validate", "--config", str(gw.config_paths[0])])
+    assert result.returncode != 0
+    assert "spec.identity" in result.stdout + result.stderr
+    assert "is not in trust domain other.domain" in result.stdout + result.stderr
+
+
+def test_an_expired_identity_is_measured_and_warned_about(gateway, upstream, mesh):
+    from harness.admin import admin_get
+    from harness.gateway import free_port
+    issued = mesh.root.issue("edge-gateway", uris=[GATEWAY_ID], client=True, expired=True)
+    mesh.key_file.write_bytes(issued.key_pem)
+    mesh.chain_file.write_bytes(issued.chain_pem)
+    admin = free_port()
+    up = upstream("mesh-backend", tls=mesh.server_context())
+    gw = gateway([cfg.service_entry("backend.test", [cfg.endpoint(up)]),
+                  cfg.resource("DestinationRule", "backend-tls", {"host": "backend.test", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}),
+                  cfg.virtual_service("main", [cfg.route(cfg.destination("backend.test"))])],
+                 bootstrap={"identity": mesh.identity(), "admin": {"address": "127.0.0.1", "port": admin}})
+    status, text = admin_get(admin, "/stats/prometheus")
+    assert status == 200
+    line = next(l for l in text.splitlines() if l.startswith("gatehouse_identity_cert_expiry_timestamp_seconds{"))
+    assert f'spiffe_id="{GATEWAY_ID}"' in line and int(line.split()[-1]) < time.time()
+    deadline = time.monotonic() + 5
+    while "mesh identity " + GATEWAY_ID + " expired at" not in gw.stderr_text() + gw.stdout_text():
+        assert time.monotonic() < deadline, gw.describe()
+        time.sleep(0.1)
+    # The upstream refuses the expired client certificate: the request fails, it is not sent in plaintext.
+    assert gw.get("/expired", headers={"host": "backend.test"}).status_code == 503
+    assert up.requests == []
