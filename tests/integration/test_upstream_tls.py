@@ -213,3 +213,17 @@ def test_an_expired_identity_is_measured_and_warned_about(gateway, upstream, mes
     # The upstream refuses the expired client certificate: the request fails, it is not sent in plaintext.
     assert gw.get("/expired", headers={"host": "backend.test"}).status_code == 503
     assert up.requests == []
+
+
+def test_a_missing_ca_file_is_a_load_error_at_the_tls_block(gateway, upstream):
+    from harness.gateway import run_cli
+    up = upstream("api")
+    docs = [cfg.service_entry("backend.test", [cfg.endpoint(up)]),
+            cfg.resource("DestinationRule", "backend-tls",
+                         {"host": "backend.test", "trafficPolicy": {"tls": {"mode": "SIMPLE", "caCertificates": "/nonexistent/mesh-ca.pem"}}}),
+            cfg.virtual_service("main", [cfg.route(cfg.destination("backend.test"))])]
+    unstarted = gateway(docs, start=False)
+    result = run_cli(["validate", "--config", str(unstarted.config_paths[0])])
+    assert result.returncode == 1, result.stdout
+    line = next(l for l in result.stdout.splitlines() if "CA bundle" in l)
+    assert "DestinationRule default/backend-tls: spec.trafficPolicy.tls: CA bundle /nonexistent/mesh-ca.pem: no such file" in line

@@ -344,9 +344,9 @@ spec:
     corsPolicy: {allowOrigins: [{exact: "https://a.test"}]}   # HERE
 """, "spec.http[0].corsPolicy", ("not supported",)),
 
-    "destination-tls-origination": (DR_HEAD + """\
-    tls: {mode: SIMPLE}   # HERE
-""", "spec.trafficPolicy.tls", ("not supported", "TLS")),
+    "destination-istio-mutual-without-identity": (DR_HEAD + """\
+    tls: {mode: ISTIO_MUTUAL}   # HERE
+""", "spec.trafficPolicy.tls.mode", ("needs the gateway's mesh identity", "spec.identity")),
 
     "destination-outlier-local-origin-split": (DR_HEAD + """\
     outlierDetection:
