@@ -5,7 +5,8 @@ public struct ServiceCatalog: Sendable {
     public let domainSuffix: String
     private var serviceEntriesByHost: [String: Resource<ServiceEntrySpec>] = [:]
     private var gatewaysByID: [String: Resource<GatewaySpec>] = [:]
-    private var destinationRulesByHost: [String: Resource<DestinationRuleSpec>] = [:]
+    /// Every visible DestinationRule of a host, in load order (Istio merges them).
+    private var destinationRulesByHost: [String: [Resource<DestinationRuleSpec>]] = [:]
     private let brokenNames: Set<String>
     /// Bootstrap `dns.kubernetesServices` (on unless turned off).
     public let resolvesKubernetesServices: Bool
@@ -28,10 +29,8 @@ public struct ServiceCatalog: Sendable {
             }
         }
         for gateway in set.gateways { gatewaysByID[gateway.id] = gateway }
-        // The first DestinationRule for a host wins, as in Istio.
         for rule in set.destinationRules where ExportTo.isVisible(rule.spec.exportTo, from: rule.namespace, to: viewer) {
-            let host = Self.fqdn(rule.spec.host, namespace: rule.namespace, domainSuffix)
-            if destinationRulesByHost[host] == nil { destinationRulesByHost[host] = rule }
+            destinationRulesByHost[Self.fqdn(rule.spec.host, namespace: rule.namespace, domainSuffix), default: []].append(rule)
         }
     }
 
@@ -48,8 +47,25 @@ public struct ServiceCatalog: Sendable {
         serviceEntriesByHost[fqdn(host, namespace: namespace)]
     }
 
+    /// The DestinationRule whose top-level `trafficPolicy` a host's clusters get. Istio merges the rules
+    /// of one host: the first (in load order) that has a `trafficPolicy` gives it, and each subset comes
+    /// from the first rule that defines its name (`subset(_:for:namespace:)`).
     public func destinationRule(for host: String, namespace: String) -> Resource<DestinationRuleSpec>? {
-        destinationRulesByHost[fqdn(host, namespace: namespace)]
+        let rules = destinationRulesByHost[fqdn(host, namespace: namespace)] ?? []
+        return rules.first { $0.spec.trafficPolicy != nil } ?? rules.first
+    }
+
+    /// Every DestinationRule of a host, in load order.
+    public func destinationRules(for host: String, namespace: String) -> [Resource<DestinationRuleSpec>] {
+        destinationRulesByHost[fqdn(host, namespace: namespace)] ?? []
+    }
+
+    /// The first definition of subset `name` among a host's rules: the rule and the subset's index in it.
+    public func subset(_ name: String, for host: String, namespace: String) -> (rule: Resource<DestinationRuleSpec>, index: Int)? {
+        for rule in destinationRules(for: host, namespace: namespace) {
+            if let index = rule.spec.subsets?.firstIndex(where: { $0.name == name }) { return (rule, index) }
+        }
+        return nil
     }
 
     /// The FQDN of the Kubernetes service `host` names, when no ServiceEntry declares it and it has the

@@ -59,9 +59,12 @@ struct ClusterCompiler {
         let name = "outbound|\(portNumber)|\(destination.subset ?? "")|\(fqdn)"
         if compiled[name] != nil { return name }
 
+        // The host's rules merged as Istio does: the first trafficPolicy, and each subset from the first
+        // rule that defines it (which may be another rule).
         let rule = catalog.destinationRule(for: destination.host, namespace: namespace)
-        let subsetIndex = destination.subset.flatMap { wanted in rule?.spec.subsets?.firstIndex { $0.name == wanted } }
-        let subset = subsetIndex.flatMap { rule?.spec.subsets?[$0] }
+        let subsetOrigin = destination.subset.flatMap { catalog.subset($0, for: destination.host, namespace: namespace) }
+        let subsetIndex = subsetOrigin?.index
+        let subset = subsetOrigin.flatMap { $0.rule.spec.subsets?[$0.index] }
         let subsetLabels = subset?.labels ?? [:]
         // Subset policy replaces the top-level one section by section, and a port's settings replace all
         // four (Istio's MergeTrafficPolicy).
@@ -117,8 +120,9 @@ struct ClusterCompiler {
         compiled[name]?.loadBalancing = Self.loadBalancing(policy.loadBalancer, endpoints: endpoints)
         compiled[name]?.outlierDetection = policy.outlierDetection.map(Self.outlierPolicy)
         compiled[name]?.circuitBreakers = Self.circuitBreakers(pool)
-        if let rule {
-            let tls = upstreamTLS(policy, rule: rule, host: fqdn, port: portNumber, subset: destination.subset,
+        // The tls section's own rule, for its relative paths and its errors' location.
+        if let owner = policy.tlsPath?.hasPrefix("spec.subsets") == true ? subsetOrigin?.rule : rule {
+            let tls = upstreamTLS(policy, rule: owner, host: fqdn, port: portNumber, subset: destination.subset,
                                   http2: compiled[name]?.http2 ?? false,
                                   serviceIdentities: (entry.spec.subjectAltNames ?? []) + spiffeIDs)
             compiled[name]?.tls = tls

@@ -28,6 +28,31 @@ def test_subset_routing_by_header(gateway, upstream):
     assert entry["upstream_host"] == f"127.0.0.1:{v2.port}"
 
 
+def test_destination_rules_of_one_host_merge_as_in_istio(gateway, upstream):
+    """Two teams' rules for one host: the subsets of both are routable, and the first trafficPolicy wins
+    (a later one is a warning at start, not silently dropped)."""
+    v1 = upstream("v1")
+    v2 = upstream("v2")
+    gw = gateway([
+        cfg.service_entry("backend.test", [cfg.endpoint(v1, labels={"version": "v1"}),
+                                           cfg.endpoint(v2, labels={"version": "v2"})]),
+        cfg.destination_rule("backend.test", {"v1": {"version": "v1"}}, name="team-a"),
+        cfg.resource("DestinationRule", "team-b", {"host": "backend.test",
+                                                    "trafficPolicy": {"loadBalancer": {"simple": "ROUND_ROBIN"}},
+                                                    "subsets": [{"name": "v2", "labels": {"version": "v2"}}]}),
+        cfg.resource("DestinationRule", "team-c", {"host": "backend.test",
+                                                    "trafficPolicy": {"loadBalancer": {"simple": "RANDOM"}}}),
+        cfg.virtual_service("main", [
+            cfg.route(cfg.destination(subset="v2"), match={"headers": {"x-version": {"exact": "v2"}}}),
+            cfg.route(cfg.destination(subset="v1")),
+        ]),
+    ])
+    assert echo_of(gw.get("/m", headers={"x-version": "v2"})).upstream == "v2"
+    assert echo_of(gw.get("/m")).upstream == "v1"
+    output = gw.stderr_text() + gw.stdout_text()
+    assert "DestinationRule default/team-c: spec.trafficPolicy: warning: not applied: DestinationRule default/team-b" in output, output
+
+
 def test_all_endpoints_are_used_without_subset(gateway, upstream):
     one = upstream("one")
     two = upstream("two")

@@ -18,6 +18,7 @@ enum DestinationRuleChecks {
             }
         }
         out += ExportTo.problems(rule.spec.exportTo, in: rule)
+        out += mergeNotices(rule, catalog: catalog)
         guard appliesToGateway else { return out }
         out += ConfigValidator.notSupported(rule.spec.workloadSelector != nil, "spec.workloadSelector", rule, "workloadSelector")
         let context = Context(rule: rule, hasMeshIdentity: hasMeshIdentity)
@@ -25,6 +26,28 @@ enum DestinationRuleChecks {
             out += policy(subset.trafficPolicy, "spec.subsets[\(index)].trafficPolicy", context)
         }
         out += policy(rule.spec.trafficPolicy, "spec.trafficPolicy", context)
+        return out
+    }
+
+    /// Istio merges the DestinationRules of one host: the first `trafficPolicy` and the first definition
+    /// of each subset name win. What a later rule loses to that is said where it is written.
+    static func mergeNotices(_ rule: Resource<DestinationRuleSpec>, catalog: ServiceCatalog) -> [Diagnostic] {
+        let rules = catalog.destinationRules(for: rule.spec.host, namespace: rule.namespace)
+        guard rules.count > 1 else { return [] }
+        var out: [Diagnostic] = []
+        if rule.spec.trafficPolicy != nil, let owner = catalog.destinationRule(for: rule.spec.host, namespace: rule.namespace),
+           owner.label != rule.label {
+            out.append(rule.diagnostic("spec.trafficPolicy", "not applied: \(owner.label) also configures host "
+                + "\"\(rule.spec.host)\" and comes first; Istio merges the rules of one host and the first trafficPolicy wins",
+                severity: .warning))
+        }
+        for (index, subset) in (rule.spec.subsets ?? []).enumerated() {
+            if let first = catalog.subset(subset.name, for: rule.spec.host, namespace: rule.namespace), first.rule.label != rule.label {
+                out.append(rule.diagnostic("spec.subsets[\(index)]", "not applied: \(first.rule.label) defines subset "
+                    + "\"\(subset.name)\" first; Istio merges the rules of one host and the first definition of a subset wins",
+                    severity: .warning))
+            }
+        }
         return out
     }
 

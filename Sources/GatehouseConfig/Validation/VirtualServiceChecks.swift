@@ -205,11 +205,11 @@ struct VirtualServiceChecks {
             out.append(vs.diagnostic("\(path).port", "\(entry.label) declares no ports"))
         }
         if let subset = destination.subset {
-            let rule = catalog.destinationRule(for: destination.host, namespace: vs.namespace)
-            let names = rule?.spec.subsets?.map(\.name) ?? []
+            let rules = catalog.destinationRules(for: destination.host, namespace: vs.namespace)
+            let names = rules.flatMap { $0.spec.subsets?.map(\.name) ?? [] }
             if !names.contains(subset), !catalog.hasBrokenDestinationRules {
-                let owner = rule.map { "\($0.label) defines \(names.isEmpty ? "no subsets" : names.joined(separator: ", "))" }
-                    ?? "no DestinationRule defines subsets for this host"
+                let owner = rules.isEmpty ? "no DestinationRule defines subsets for this host"
+                    : "\(rules.map(\.label).joined(separator: ", ")) define\(rules.count == 1 ? "s" : "") \(names.isEmpty ? "no subsets" : names.joined(separator: ", "))"
                 out.append(vs.diagnostic("\(path).subset",
                     "unknown subset \"\(subset)\"\(Suggestion.hint(for: subset, in: names)): \(owner)"))
             }
