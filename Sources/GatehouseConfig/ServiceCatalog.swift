@@ -10,6 +10,8 @@ public struct ServiceCatalog: Sendable {
     private let brokenNames: Set<String>
     /// Bootstrap `dns.kubernetesServices` (on unless turned off).
     public let resolvesKubernetesServices: Bool
+    /// Bootstrap `outboundTrafficPolicy: ALLOW_ANY`: a route may name a host no ServiceEntry declares.
+    public let allowsAnyHost: Bool
     /// Namespaces some loaded resource lives in: `NAME.NAMESPACE` is a service name only for these.
     private let namespaces: Set<String>
     /// The gateway's own namespace (its Bootstrap's): what `exportTo` is checked against.
@@ -20,6 +22,7 @@ public struct ServiceCatalog: Sendable {
         self.domainSuffix = domainSuffix
         brokenNames = set.brokenNames
         resolvesKubernetesServices = set.bootstrap?.spec.dns?.kubernetesServices ?? true
+        allowsAnyHost = set.bootstrap?.spec.outboundTrafficPolicy == .ALLOW_ANY
         namespaces = set.namespaces
         gatewayNamespace = set.gatewayNamespace
         let viewer = set.gatewayNamespace

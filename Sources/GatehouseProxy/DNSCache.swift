@@ -13,6 +13,7 @@ final class DNSCache: Sendable {
     }
 
     private let entries = Mutex<[String: Entry]>([:])
+    static let maxEntries = 10_000
     private let threadPool: NIOThreadPool
     private let refreshInterval: TimeAmount
 
@@ -41,7 +42,16 @@ final class DNSCache: Sendable {
         threadPool.runIfActive(eventLoop: eventLoop) { () throws -> [SocketAddress] in
             try Self.getaddrinfo(host: host, port: port)
         }.map { addresses in
-            self.entries.withLock { $0[key] = Entry(addresses: addresses, resolvedAt: .now(), refreshing: false) }
+            self.entries.withLock { entries in
+                // Names can come from requests (ServiceEntry `resolution: NONE`): past the bound, entries
+                // older than the refresh interval go first, then everything (a miss only costs a lookup).
+                if entries.count >= Self.maxEntries {
+                    let now = NIODeadline.now()
+                    entries = entries.filter { now - $0.value.resolvedAt <= self.refreshInterval }
+                    if entries.count >= Self.maxEntries { entries.removeAll(keepingCapacity: true) }
+                }
+                entries[key] = Entry(addresses: addresses, resolvedAt: .now(), refreshing: false)
+            }
             return addresses
         }.flatMapErrorThrowing { error in
             // Keep serving the last known addresses if a refresh fails.

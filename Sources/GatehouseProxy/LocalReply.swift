@@ -28,6 +28,9 @@ struct LocalReply {
                    flag: .upstreamConnectionFailure,
                    details: "upstream_reset_before_response_started{connection_failure|\(String(reason.map { $0 == " " ? "_" : $0 }))}")
     }
+    /// An egress request for a host no ServiceEntry declares (REGISTRY_ONLY).
+    static let notInRegistry = LocalReply(status: 502, body: Array("host not in the service registry".utf8),
+                                          flag: .noRouteFound, details: "outbound_host_not_in_registry")
     /// A `connectionPool` limit of the cluster was reached (Envoy's circuit breakers).
     static let overflow = LocalReply(
         status: 503,

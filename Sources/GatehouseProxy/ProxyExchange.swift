@@ -59,11 +59,13 @@ final class ProxyExchange: UpstreamResponseReceiver {
     func start() {
         // The client's body waits in the state machine until an attempt exists: hold its reads meanwhile.
         downstream.setUpstreamBlocked(true)
-        guard !cluster.endpoints.isEmpty else { return attemptFailed(.noHealthyUpstream) }
+        let forwardPort: Int? = if case .dynamicForward(_, let port) = cluster.discovery { port } else { nil }
+        guard forwardPort != nil || !cluster.endpoints.isEmpty else { return attemptFailed(.noHealthyUpstream) }
         if let breaker = runtime.breakers.breaker(for: cluster, version: snapshotVersion) {
             guard breaker.beginRequest() else { return attemptFailed(.overflow) }
             circuitBreaker = breaker
         }
+        if let forwardPort { return openNamedHost(port: forwardPort) }
         outliers = runtime.outliers.tracker(for: cluster, version: snapshotVersion)
         guard let endpointIndex = loop.pickEndpoint(of: cluster, hash: hashKey, version: snapshotVersion, outliers: outliers) else {
             // Every endpoint is ejected, and the cluster does not panic: Envoy's "no healthy upstream".
@@ -90,6 +92,8 @@ final class ProxyExchange: UpstreamResponseReceiver {
                     attemptFailed(.noHealthyUpstream, reason: "dns_resolution_failure")
                 }
             }
+        case .dynamicForward:
+            preconditionFailure("a dynamic forward cluster has no endpoints to pick")
         case .kubernetesService:
             runtime.services.resolve(name: endpoint.address, port: endpoint.port,
                                      configured: runtime.store.snapshot.settings.resolverAddresses,
@@ -105,6 +109,25 @@ final class ProxyExchange: UpstreamResponseReceiver {
                 case .failure(let error):
                     attemptFailed(.noHealthyUpstream, reason: "dns_resolution_failure: \(error)")
                 }
+            }
+        }
+    }
+
+    /// ServiceEntry `resolution: NONE`: the host the request names, resolved by DNS, if the
+    /// ServiceEntry's hosts cover it; any other host is not in the registry (502 `NR`).
+    private func openNamedHost(port: Int) {
+        let host = request.authority.lowercased()
+        guard cluster.discovery.forwards(to: host[...]) else { return attemptFailed(.notInRegistry) }
+        // Through the DNS client with the answers' TTLs (as Kubernetes names are), not getaddrinfo: the
+        // names come from requests, and a bounded cache that honours TTLs is what they need.
+        runtime.services.resolve(name: host, port: port, configured: runtime.store.snapshot.settings.resolverAddresses,
+                                 on: loop.eventLoop).assumeIsolated().whenComplete { [self] result in
+            switch result {
+            case .success(let addresses) where !addresses.isEmpty:
+                guard !state.isFinished else { return }
+                open(to: loop.upstreamTarget(of: cluster, resolved: addresses[Int(loop.random.next() % UInt64(addresses.count))]))
+            case .success, .failure:
+                attemptFailed(.noHealthyUpstream, reason: "dns_resolution_failure")
             }
         }
     }
@@ -433,7 +456,7 @@ extension UpstreamExchangeState.Failure {
     /// tried or a circuit breaker refused the request before it left.
     var isEndpointFailure: Bool {
         switch self {
-        case .noHealthyUpstream, .overflow: false
+        case .noHealthyUpstream, .overflow, .notInRegistry: false
         case .connectFailure, .connectionTermination, .protocolError, .timeout: true
         }
     }
@@ -447,6 +470,7 @@ extension UpstreamExchangeState.Failure {
         case .protocolError: .upstreamProtocolError
         case .timeout: .upstreamTimeout
         case .overflow: .overflow
+        case .notInRegistry: .notInRegistry
         }
     }
 
@@ -463,6 +487,8 @@ extension UpstreamExchangeState.Failure {
             (.upstreamRequestTimeout, "upstream_response_timeout")
         case .overflow:
             (.upstreamOverflow, "upstream_reset_after_response_started{overflow}")
+        case .notInRegistry:
+            (.noRouteFound, "outbound_host_not_in_registry")
         }
     }
 }

@@ -23,6 +23,8 @@ struct ResolutionCache<Address, Waiter> {
         var failure: String?
         /// Monotonic nanoseconds after which the entry is refreshed (or, failed, asked again).
         var expiresAt: UInt64 = 0
+        /// When the addresses were last confirmed by an answer.
+        var resolvedAt: UInt64 = 0
         var querying = false
         var waiters: [Waiter] = []
     }
@@ -32,11 +34,17 @@ struct ResolutionCache<Address, Waiter> {
     static var maximumTTLNanoseconds: UInt64 { 300_000_000_000 }
     /// How long a failure is remembered before the name is asked again.
     static var failureHoldNanoseconds: UInt64 { 1_000_000_000 }
+    /// How long the last good addresses outlive failing refreshes: past this, the name fails.
+    static var staleLimitNanoseconds: UInt64 { 600_000_000_000 }
+    /// Names can come from requests (ServiceEntry `resolution: NONE`): the table is bounded, dropping
+    /// expired names first.
+    static var maximumEntries: Int { 10_000 }
 
     private var entries: [String: Entry] = [:]
 
     /// `waiter` is called only when the caller has to wait (so a cache hit builds none).
     mutating func lookup(_ name: String, now: UInt64, waiter: () -> Waiter) -> Lookup {
+        if entries[name] == nil, entries.count >= Self.maximumEntries { evict(now: now) }
         var entry = entries[name, default: Entry()]
         defer { entries[name] = entry }
         if !entry.addresses.isEmpty {
@@ -64,10 +72,12 @@ struct ResolutionCache<Address, Waiter> {
         case .success(let answer):
             entry.addresses = answer.addresses
             entry.failure = nil
+            entry.resolvedAt = now
             let ttl = min(max(UInt64(answer.ttl) * 1_000_000_000, Self.minimumTTLNanoseconds), Self.maximumTTLNanoseconds)
             entry.expiresAt = now + ttl
         case .failure(let failure):
             entry.expiresAt = now + Self.failureHoldNanoseconds
+            if !entry.addresses.isEmpty, now - entry.resolvedAt > Self.staleLimitNanoseconds { entry.addresses = [] }
             if entry.addresses.isEmpty { entry.failure = "\(failure)" }
         }
         entries[name] = entry
@@ -76,6 +86,17 @@ struct ResolutionCache<Address, Waiter> {
             : .success(entry.addresses)
         return (waiters, outcome)
     }
+}
+
+extension ResolutionCache {
+    /// Makes room: names with no query running whose entry expired go; if that is not enough, every
+    /// name with no query running (a later request only asks again).
+    private mutating func evict(now: UInt64) {
+        entries = entries.filter { $0.value.querying || now < $0.value.expiresAt }
+        if entries.count >= Self.maximumEntries { entries = entries.filter { $0.value.querying } }
+    }
+
+    var count: Int { entries.count }
 }
 
 struct ResolutionFailure: Error, CustomStringConvertible {

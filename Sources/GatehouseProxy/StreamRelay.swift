@@ -69,12 +69,14 @@ final class StreamRelayHandler: ChannelDuplexHandler {
         guard let route else { return fail(flag: .noRouteFound, details: "filter_chain_not_found") }
         record.routeName = route.name
         guard let destination = route.forward.pick(draw: loop.random.next()),
-              let cluster = snapshot.cluster(at: destination.clusterIndex), !cluster.endpoints.isEmpty else {
+              let cluster = snapshot.cluster(at: destination.clusterIndex),
+              !cluster.endpoints.isEmpty || cluster.discovery.isDynamicForward else {
             return fail(flag: .noHealthyUpstream, details: "no_healthy_upstream")
         }
         record.upstreamCluster = cluster.name
         loop.requests.recordConnectionOpened(cluster: cluster.name)
         openCounted = true
+        if case .dynamicForward(_, let port) = cluster.discovery { return connectToNamedHost(cluster, port: port) }
         let clientIP = context.channel.remoteAddress?.ipAddress
         let hash = RequestHashKey.forConnection(cluster.loadBalancing, clientIP: clientIP)
         // Outlier detection counts HTTP responses; a TCP route's connections neither feed nor heed it.
@@ -104,6 +106,8 @@ final class StreamRelayHandler: ChannelDuplexHandler {
                     }
                     connect(to: address, timeout: .nanoseconds(cluster.connectTimeoutNanoseconds))
                 }
+        case .dynamicForward:
+            preconditionFailure("a dynamic forward cluster has no endpoints to pick")
         case .kubernetesService:
             runtime.services.resolve(name: endpoint.address, port: endpoint.port,
                                      configured: snapshot.settings.resolverAddresses, on: context.eventLoop)
@@ -120,6 +124,31 @@ final class StreamRelayHandler: ChannelDuplexHandler {
                         fail(flag: .noHealthyUpstream, details: "no_healthy_upstream")
                     }
                 }
+        }
+    }
+
+    /// ServiceEntry `resolution: NONE` on a TLS or TCP route: the host the client's SNI names, resolved
+    /// by DNS, if the ServiceEntry's hosts cover it; otherwise the connection is closed (`NR`).
+    private func connectToNamedHost(_ cluster: Cluster, port: Int) {
+        let host = (record.requestedServerName ?? "").lowercased()
+        guard cluster.discovery.forwards(to: host[...]) else {
+            return fail(flag: .noRouteFound, details: "outbound_host_not_in_registry")
+        }
+        if let tls = cluster.tls {
+            guard let made = loop.transport(for: tls, host: host[...], contexts: runtime.tlsContexts, streams: true) else {
+                record.upstreamTransportFailureReason = "TLS_error:|no client TLS context for the cluster:TLS_error_end"
+                return fail(flag: .upstreamConnectionFailure, details: "upstream_connect_failure")
+            }
+            transport = made
+        }
+        runtime.services.resolve(name: host, port: port, configured: snapshot.settings.resolverAddresses,
+                                 on: context.eventLoop).assumeIsolated().whenComplete { [self] result in
+            guard case .success(let addresses) = result, !addresses.isEmpty else {
+                record.upstreamTransportFailureReason = "dns_resolution_failure"
+                return fail(flag: .noHealthyUpstream, details: "no_healthy_upstream")
+            }
+            connect(to: addresses[Int(loop.random.next() % UInt64(addresses.count))],
+                    timeout: .nanoseconds(cluster.connectTimeoutNanoseconds))
         }
     }
 

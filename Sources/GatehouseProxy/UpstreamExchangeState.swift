@@ -25,6 +25,9 @@ struct UpstreamExchangeState<Body, Trailers> {
         case timeout
         /// A circuit breaker of the cluster (`connectionPool` limits) refused the request (UO).
         case overflow
+        /// The host a `resolution: NONE` ServiceEntry's cluster was asked for is not one of its hosts
+        /// (REGISTRY_ONLY: 502 NR).
+        case notInRegistry
     }
 
     /// How the exchange ended. Every case but `completed(reusable: true)` closes the attempt (an HTTP/2

@@ -44,10 +44,15 @@ struct ClusterCompiler {
             return kubernetesService(service, destination: destination)
         }
         guard let entry = catalog.serviceEntry(for: destination.host, namespace: namespace) else {
-            // Validation rejects unknown hosts; an empty cluster answers 503 UH if one slips through.
-            let name = "outbound|\(destination.port?.number ?? 0)|\(destination.subset ?? "")|\(fqdn)"
-            compiled[name] = compiled[name] ?? Cluster(name: name, host: fqdn, port: 0, subset: destination.subset,
-                                                       discovery: .staticAddresses, endpoints: [],
+            // With ALLOW_ANY, a host no ServiceEntry declares is reached through DNS at the destination's
+            // port. Otherwise validation rejects unknown hosts; an empty cluster answers 503 UH if one
+            // slips through.
+            let port = Int(destination.port?.number ?? 0)
+            let name = "outbound|\(port)|\(destination.subset ?? "")|\(fqdn)"
+            let reachable = catalog.allowsAnyHost && port > 0 && !fqdn.contains("*")
+            compiled[name] = compiled[name] ?? Cluster(name: name, host: fqdn, port: port, subset: destination.subset,
+                                                       discovery: reachable ? .dns : .staticAddresses,
+                                                       endpoints: reachable ? [Endpoint(address: fqdn, port: port, labels: [:])] : [],
                                                        connectTimeoutNanoseconds: 10_000_000_000,
                                                        maxRequestsPerConnection: 0,
                                                        idleTimeoutNanoseconds: 3_600_000_000_000)
@@ -107,9 +112,16 @@ struct ClusterCompiler {
         let isStatic = entry.spec.resolution == .STATIC
             || endpoints.allSatisfy { $0.address.first?.isNumber == true || $0.address.contains(":") }
         let portProtocol = servicePort?.protocol?.uppercased()
+        let discovery: Cluster.Discovery
+        if (entry.spec.resolution ?? .NONE) == .NONE {
+            let hosts = entry.spec.hosts.map { catalog.fqdn($0, namespace: entry.namespace) }
+            discovery = .dynamicForward(hosts: hosts, port: Int(servicePort?.targetPort ?? servicePort?.number ?? UInt32(portNumber)))
+        } else {
+            discovery = isStatic ? .staticAddresses : .dns
+        }
         compiled[name] = Cluster(
             name: name, host: fqdn, port: portNumber, subset: destination.subset,
-            discovery: isStatic ? .staticAddresses : .dns,
+            discovery: discovery,
             endpoints: endpoints,
             connectTimeoutNanoseconds: pool?.tcp?.connectTimeout?.nanoseconds ?? 10_000_000_000,
             maxRequestsPerConnection: Int(pool?.http?.maxRequestsPerConnection ?? 0),

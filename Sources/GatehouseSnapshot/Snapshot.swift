@@ -85,6 +85,10 @@ public struct Cluster: Sendable {
         /// The one endpoint is a Kubernetes service's FQDN, resolved through the configured DNS resolvers
         /// and kept for the answer's TTL.
         case kubernetesService
+        /// ServiceEntry `resolution: NONE`: no endpoints; each request goes to the host it names (Host or
+        /// `:authority`; SNI on a TCP route), resolved by DNS, at `port`, if one of `hosts` (exact, or
+        /// `*.suffix`) covers it (Envoy's dynamic forward proxy).
+        case dynamicForward(hosts: [String], port: Int)
 
         /// As `/clusters` names it (Envoy's cluster types; a Kubernetes service is Istio's EDS there,
         /// and DNS here).
@@ -93,6 +97,22 @@ public struct Cluster: Sendable {
             case .staticAddresses: "STATIC"
             case .dns: "STRICT_DNS"
             case .kubernetesService: "STRICT_DNS (Kubernetes service)"
+            case .dynamicForward: "DYNAMIC_FORWARD_PROXY"
+            }
+        }
+
+        public var isDynamicForward: Bool {
+            if case .dynamicForward = self { return true }
+            return false
+        }
+
+        /// For `.dynamicForward`: whether `host` (a request's, lowercased, no port) is one it may go to.
+        public func forwards(to host: Substring) -> Bool {
+            guard case .dynamicForward(let hosts, _) = self, !host.isEmpty else { return false }
+            return hosts.contains { pattern in
+                if pattern == "*" { return true }
+                if pattern.hasPrefix("*.") { return host.hasSuffix(pattern.dropFirst()) && host.count > pattern.count - 1 }
+                return host == pattern
             }
         }
     }

@@ -45,6 +45,40 @@ import Testing
         guard case .useAndRefresh([a]) = cache.lookup("svc", now: 6 * second, waiter: { 4 }) else { Issue.record("retry"); return }
     }
 
+    @Test func theLastGoodAddressesOutliveFailuresOnlyForTheStaleLimit() throws {
+        var cache = ResolutionCache<DNSAddress, Int>()
+        _ = cache.lookup("svc", now: 0, waiter: { 1 })
+        _ = cache.finished("svc", answer([a], ttl: 5), now: 0)
+        let limit = ResolutionCache<DNSAddress, Int>.staleLimitNanoseconds
+        _ = cache.lookup("svc", now: limit, waiter: { 2 })
+        #expect(try cache.finished("svc", .failure(.nameError), now: limit).outcome.get() == [a])
+        _ = cache.lookup("svc", now: limit + 2 * second, waiter: { 3 })
+        guard case .failure = cache.finished("svc", .failure(.nameError), now: limit + 2 * second).outcome else {
+            Issue.record("a name that failed for longer than the stale limit fails")
+            return
+        }
+    }
+
+    @Test func namesFromRequestsCannotGrowTheTableWithoutBound() {
+        var cache = ResolutionCache<DNSAddress, Int>()
+        let bound = ResolutionCache<DNSAddress, Int>.maximumEntries
+        for index in 0..<(bound + 50) {
+            let name = "host\(index).example.com"
+            _ = cache.lookup(name, now: UInt64(index), waiter: { index })
+            _ = cache.finished(name, answer([a], ttl: 1), now: UInt64(index))
+        }
+        #expect(cache.count <= bound)
+        // Expired names go first; one still fresh stays.
+        _ = cache.lookup("fresh", now: 0, waiter: { 0 })
+        _ = cache.finished("fresh", answer([b], ttl: 300), now: 0)
+        for index in 0..<(bound + 1) {
+            let name = "later\(index).example.com"
+            _ = cache.lookup(name, now: 10 * second, waiter: { index })
+            _ = cache.finished(name, answer([a], ttl: 1), now: 10 * second)
+        }
+        #expect(cache.count <= bound)
+    }
+
     @Test func aFailureIsHeldBrieflySoRequestsDoNotStormTheResolver() {
         var cache = ResolutionCache<DNSAddress, Int>()
         _ = cache.lookup("gone", now: 0, waiter: { 1 })

@@ -48,6 +48,8 @@ public struct BootstrapSpec: Decodable, Sendable, Hashable {
         public var trustDomain: String?
     }
 
+    public enum OutboundTrafficPolicy: String, ConfigEnum { case REGISTRY_ONLY, ALLOW_ANY }
+
     public enum PathNormalization: String, ConfigEnum { case NONE, BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES }
 
     /// Istio's `gatewayTopology.forwardClientCertDetails` (Envoy's `forward_client_cert_details`): what
@@ -73,5 +75,9 @@ public struct BootstrapSpec: Decodable, Sendable, Hashable {
     public var numTrustedProxies: UInt32?
     public var forwardClientCertDetails: ForwardClientCertDetails?
     public var identity: Identity?
+    /// Istio's `outboundTrafficPolicy.mode`: REGISTRY_ONLY (the default here, as an egress gateway
+    /// needs) forwards only to hosts a ServiceEntry declares; ALLOW_ANY also lets a route name a host no
+    /// ServiceEntry declares, reached through DNS at the destination's port.
+    public var outboundTrafficPolicy: OutboundTrafficPolicy?
     public var rateLimitStore: UninterpretedValue?
 }

@@ -230,8 +230,16 @@ enum ServiceEntryChecks {
         let resolution = spec.resolution ?? .NONE
         switch resolution {
         case .NONE:
-            out.append(entry.diagnostic("spec.resolution", "resolution NONE forwards to the original destination "
-                + "address, which a gateway does not have; use STATIC or DNS"))
+            // A gateway has no original destination address: NONE forwards to the host each request names
+            // (Envoy's dynamic forward proxy), so endpoints would go unused.
+            if spec.endpoints != nil || spec.workloadSelector != nil {
+                out.append(entry.diagnostic(spec.endpoints != nil ? "spec.endpoints" : "spec.workloadSelector",
+                    "not used with resolution NONE, which forwards to the host each request names (resolved by DNS); "
+                        + "use STATIC or DNS to send traffic to these endpoints"))
+            }
+            if (spec.ports ?? []).isEmpty {
+                out.append(entry.diagnostic("spec.ports", "resolution NONE needs the ports requests may be forwarded to"))
+            }
         case .DYNAMIC_DNS:
             out.append(entry.diagnostic("spec.resolution", "DYNAMIC_DNS is not supported at a gateway; use DNS"))
         case .STATIC:

@@ -185,12 +185,18 @@ struct VirtualServiceChecks {
             if let service = catalog.kubernetesService(for: destination.host, namespace: vs.namespace) {
                 return kubernetesServiceProblems(destination, service: service, path: path, vs)
             }
+            if catalog.allowsAnyHost, !destination.host.contains("*"), HostName.problem(destination.host, allowWildcard: false) == nil {
+                // ALLOW_ANY: reached through DNS, at the port the destination names.
+                return destination.port?.number == nil
+                    ? [vs.diagnostic("\(path).port", "a host no ServiceEntry declares (outboundTrafficPolicy ALLOW_ANY) needs port.number")]
+                    : []
+            }
             let fqdn = catalog.fqdn(destination.host, namespace: vs.namespace)
             let expanded = fqdn == destination.host.lowercased() ? "" : " (\(fqdn))"
             let off = !catalog.resolvesKubernetesServices && !destination.host.contains("*")
                 ? "; Kubernetes service names are not resolved (Bootstrap dns.kubernetesServices is false)" : ""
             return [vs.diagnostic("\(path).host", "unknown host \"\(destination.host)\"\(expanded): no ServiceEntry "
-                + "declares it\(Suggestion.hint(for: fqdn, in: catalog.knownHosts))\(off)")]
+                + "declares it\(Suggestion.hint(for: fqdn, in: catalog.knownHosts))\(off) (outboundTrafficPolicy is REGISTRY_ONLY)")]
         }
         var out: [Diagnostic] = []
         let ports = entry.spec.ports ?? []
