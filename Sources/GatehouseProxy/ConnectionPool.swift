@@ -1,3 +1,4 @@
+import GatehouseSnapshot
 import NIOCore
 import GatehouseHTTP1
 
@@ -23,9 +24,11 @@ final class ConnectionPool {
 
     /// A new connection to `address`, over TLS when `transport` says so.
     func connect(key: PoolKey, address: SocketAddress, connectTimeout: TimeAmount,
-                 limits: HTTP1Limits, transport: UpstreamTransport? = nil) -> EventLoopFuture<Lease> {
+                 limits: HTTP1Limits, transport: UpstreamTransport? = nil,
+                 keepalive: TCPKeepalivePolicy? = nil) -> EventLoopFuture<Lease> {
         eventLoop.assertInEventLoop()
-        return UpstreamConnector.connect(on: eventLoop, to: address, timeout: connectTimeout, transport: transport) { channel in
+        return UpstreamConnector.connect(on: eventLoop, to: address, timeout: connectTimeout, transport: transport,
+                                         keepalive: keepalive) { channel in
             try channel.pipeline.syncOperations.addHandler(UpstreamHandler(limits: limits))
         }
         .assumeIsolated()

@@ -1,3 +1,4 @@
+import GatehouseSnapshot
 import GatehouseHTTP1
 import NIOCore
 import NIOHPACK
@@ -15,14 +16,15 @@ final class HTTP2UpstreamPool {
 
     /// The live connection for `key`, or a new one (concurrent requests wait for the same connect).
     func connection(key: PoolKey, address: SocketAddress, connectTimeout: TimeAmount,
-                    transport: UpstreamTransport? = nil) -> EventLoopFuture<HTTP2ClientConnection> {
+                    transport: UpstreamTransport? = nil, keepalive: TCPKeepalivePolicy? = nil) -> EventLoopFuture<HTTP2ClientConnection> {
         eventLoop.assertInEventLoop()
         if let existing = connections[key], existing.isUsable {
             return eventLoop.assumeIsolated().makeSucceededFuture(existing)
         }
         connections[key] = nil
         if let pending = connecting[key] { return pending }
-        let future = UpstreamConnector.connect(on: eventLoop, to: address, timeout: connectTimeout, transport: transport) { channel in
+        let future = UpstreamConnector.connect(on: eventLoop, to: address, timeout: connectTimeout, transport: transport,
+                                               keepalive: keepalive) { channel in
             _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
                 mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
             ) { pushed in

@@ -154,7 +154,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
         let pendingBreaker = circuitBreaker?.limits.maxPendingRequests == nil ? nil : circuitBreaker
         if let pendingBreaker, !pendingBreaker.beginPending() { return attemptFailed(.overflow) }
         loop.pool.connect(key: key, address: target.address, connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds),
-                          limits: runtime.upstreamLimits, transport: transport)
+                          limits: runtime.upstreamLimits, transport: transport, keepalive: cluster.tcpKeepalive)
             .assumeIsolated().whenComplete { [self] result in
                 pendingBreaker?.endPending()
                 switch result {
@@ -179,7 +179,8 @@ final class ProxyExchange: UpstreamResponseReceiver {
         let isHEAD = request.isHEAD
         let bodyless = request.framing == .none
         loop.http2Pool.connection(key: key, address: target.address,
-                                  connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds), transport: transport)
+                                  connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds), transport: transport,
+                                  keepalive: cluster.tcpKeepalive)
             .assumeIsolated().whenComplete { [self] result in
                 let connection: HTTP2ClientConnection
                 switch result {

@@ -15,6 +15,8 @@ final class StreamRelayHandler: ChannelDuplexHandler {
     private let runtime: ProxyRuntime
     /// How the upstream connection speaks TLS (DestinationRule `tls`); nil: plaintext.
     private var transport: UpstreamTransport?
+    /// The cluster's `tcpKeepalive`.
+    private var keepalive: TCPKeepalivePolicy?
     private let loop: LoopContext
     private let route: StreamRoutes.Route?
     /// The snapshot the route came from: its destinations name clusters by index in this snapshot.
@@ -74,6 +76,7 @@ final class StreamRelayHandler: ChannelDuplexHandler {
             return fail(flag: .noHealthyUpstream, details: "no_healthy_upstream")
         }
         record.upstreamCluster = cluster.name
+        keepalive = cluster.tcpKeepalive
         loop.requests.recordConnectionOpened(cluster: cluster.name)
         openCounted = true
         if case .dynamicForward(_, let port) = cluster.discovery { return connectToNamedHost(cluster, port: port) }
@@ -170,7 +173,8 @@ final class StreamRelayHandler: ChannelDuplexHandler {
     private func connect(to address: SocketAddress, timeout: TimeAmount) {
         record.upstreamHost = SocketAddressText.describe(address)
         let relay = NIOLoopBound(self, eventLoop: context.eventLoop)
-        UpstreamConnector.connect(on: context.eventLoop, to: address, timeout: timeout, transport: transport) { channel in
+        UpstreamConnector.connect(on: context.eventLoop, to: address, timeout: timeout, transport: transport,
+                                  keepalive: keepalive) { channel in
             try channel.pipeline.syncOperations.addHandler(UpstreamRelayHandler(downstream: relay.value))
         }
             .assumeIsolated().whenComplete { [self] result in

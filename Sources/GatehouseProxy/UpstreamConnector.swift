@@ -38,12 +38,11 @@ enum UpstreamConnectError: Error {
 /// future succeeds only once the connection can carry bytes (after the handshake).
 enum UpstreamConnector {
     static func connect(on eventLoop: EventLoop, to address: SocketAddress, timeout: TimeAmount,
-                        transport: UpstreamTransport?,
+                        transport: UpstreamTransport?, keepalive: TCPKeepalivePolicy? = nil,
                         configure: @escaping @Sendable (Channel) throws -> Void) -> EventLoopFuture<Channel> {
+        let bootstrap = socketOptions(ClientBootstrap(group: eventLoop).connectTimeout(timeout), keepalive: keepalive)
         guard let transport else {
-            return ClientBootstrap(group: eventLoop)
-                .connectTimeout(timeout)
-                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            return bootstrap
                 .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try configure(channel) } }
                 .connect(to: address)
                 .flatMapErrorThrowing { throw UpstreamConnectError.connect($0) }
@@ -52,9 +51,7 @@ enum UpstreamConnector {
         let handshake = eventLoop.makePromise(of: Void.self)
         let names = transport.names
         let roots = transport.material.roots
-        return ClientBootstrap(group: eventLoop)
-            .connectTimeout(timeout)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+        return bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let tls: NIOSSLClientHandler
@@ -100,6 +97,20 @@ enum UpstreamConnector {
                     return eventLoop.makeFailedFuture(UpstreamConnectError.tls(reason: reason))
                 }
             }
+    }
+}
+
+extension UpstreamConnector {
+    /// TCP_NODELAY always; DestinationRule `tcpKeepalive` as SO_KEEPALIVE and the probe settings it sets.
+    static func socketOptions(_ bootstrap: ClientBootstrap, keepalive: TCPKeepalivePolicy?) -> ClientBootstrap {
+        var bootstrap = bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1)
+        guard let keepalive else { return bootstrap }
+        bootstrap = bootstrap.channelOption(.socketOption(.so_keepalive), value: 1)
+        for (name, value) in [(TCP_KEEPIDLE, keepalive.timeSeconds), (TCP_KEEPINTVL, keepalive.intervalSeconds),
+                              (TCP_KEEPCNT, keepalive.probes)] {
+            if let value { bootstrap = bootstrap.channelOption(.tcpOption(.init(rawValue: name)), value: SocketOptionValue(value)) }
+        }
+        return bootstrap
     }
 }
 

@@ -132,6 +132,7 @@ struct ClusterCompiler {
         compiled[name]?.loadBalancing = Self.loadBalancing(policy.loadBalancer, endpoints: endpoints)
         compiled[name]?.outlierDetection = policy.outlierDetection.map(Self.outlierPolicy)
         compiled[name]?.circuitBreakers = Self.circuitBreakers(pool)
+        compiled[name]?.tcpKeepalive = Self.keepalive(pool?.tcp?.tcpKeepalive)
         // The tls section's own rule, for its relative paths and its errors' location.
         if let owner = policy.tlsPath?.hasPrefix("spec.subsets") == true ? subsetOrigin?.rule : rule {
             let tls = upstreamTLS(policy, rule: owner, host: fqdn, port: portNumber, subset: destination.subset,
@@ -162,6 +163,7 @@ struct ClusterCompiler {
         cluster.loadBalancing = Self.loadBalancing(policy.loadBalancer, endpoints: cluster.endpoints)
         cluster.outlierDetection = policy.outlierDetection.map(Self.outlierPolicy)
         cluster.circuitBreakers = Self.circuitBreakers(pool)
+        cluster.tcpKeepalive = Self.keepalive(pool?.tcp?.tcpKeepalive)
         if let rule {
             cluster.tls = upstreamTLS(policy, rule: rule, host: fqdn, port: port, subset: nil, http2: cluster.http2,
                                       serviceIdentities: [])
@@ -255,6 +257,13 @@ struct ClusterCompiler {
             baseEjectionTime: .nanoseconds(settings.baseEjectionTime?.nanoseconds ?? 30_000_000_000),
             maxEjectionPercent: Int(settings.maxEjectionPercent ?? 10),
             minHealthPercent: Int(settings.minHealthPercent ?? 0))
+    }
+
+    static func keepalive(_ settings: ConnectionPoolSettings.TCPKeepalive?) -> TCPKeepalivePolicy? {
+        guard let settings else { return nil }
+        func seconds(_ duration: ConfigDuration?) -> Int? { duration.map { Int(($0.nanoseconds + 999_999_999) / 1_000_000_000) } }
+        return TCPKeepalivePolicy(probes: settings.probes.map(Int.init), timeSeconds: seconds(settings.time),
+                                  intervalSeconds: seconds(settings.interval))
     }
 
     /// The `connectionPool.http` limits enforced as circuit breakers; 0 or unset is Istio's "no limit"

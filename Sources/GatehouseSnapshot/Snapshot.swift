@@ -143,6 +143,21 @@ public struct Cluster: Sendable {
     public var circuitBreakers: CircuitBreakerLimits?
     /// DestinationRule `tls`; nil: plaintext.
     public var tls: UpstreamTLS?
+    /// DestinationRule `connectionPool.tcp.tcpKeepalive`; nil: no keepalive probes.
+    public var tcpKeepalive: TCPKeepalivePolicy?
+}
+
+/// SO_KEEPALIVE with the probe settings that are set (nil: the kernel's default), in whole seconds.
+public struct TCPKeepalivePolicy: Sendable, Hashable {
+    public var probes: Int?
+    public var timeSeconds: Int?
+    public var intervalSeconds: Int?
+
+    public init(probes: Int?, timeSeconds: Int?, intervalSeconds: Int?) {
+        self.probes = probes
+        self.timeSeconds = timeSeconds
+        self.intervalSeconds = intervalSeconds
+    }
 }
 
 public struct Endpoint: Sendable, Hashable {

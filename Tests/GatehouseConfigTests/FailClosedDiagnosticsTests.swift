@@ -56,6 +56,8 @@ import Testing
         ("outlierDetection: {minHealthPercent: -1}", "spec.trafficPolicy.outlierDetection.minHealthPercent"),
         ("outlierDetection: {interval: 0s}", "spec.trafficPolicy.outlierDetection.interval"),
         ("connectionPool: {tcp: {maxConnections: 10}}", "spec.trafficPolicy.connectionPool.tcp.maxConnections"),
+        ("connectionPool: {tcp: {tcpKeepalive: {time: 500ms}}}", "spec.trafficPolicy.connectionPool.tcp.tcpKeepalive.time"),
+        ("connectionPool: {tcp: {tcpKeepalive: {probes: 0}}}", "spec.trafficPolicy.connectionPool.tcp.tcpKeepalive.probes"),
         ("connectionPool: {http: {http1MaxPendingRequests: -1}}", "spec.trafficPolicy.connectionPool.http.http1MaxPendingRequests"),
         ("connectionPool: {http: {http2MaxRequests: -5}}", "spec.trafficPolicy.connectionPool.http.http2MaxRequests"),
         ("connectionPool: {http: {maxRetries: 3}}", "spec.trafficPolicy.connectionPool.http.maxRetries"),

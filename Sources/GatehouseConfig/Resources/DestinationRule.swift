@@ -100,9 +100,15 @@ public struct ConnectionPoolSettings: Decodable, Sendable, Hashable {
     public struct TCP: Decodable, Sendable, Hashable {
         public var maxConnections: Int32?
         public var connectTimeout: ConfigDuration?
-        public var tcpKeepalive: UninterpretedValue?
+        public var tcpKeepalive: TCPKeepalive?
         public var maxConnectionDuration: ConfigDuration?
         public var idleTimeout: ConfigDuration?
+    }
+    /// `tcp.tcpKeepalive`: SO_KEEPALIVE on upstream connections; unset fields take the OS's values.
+    public struct TCPKeepalive: Decodable, Sendable, Hashable {
+        public var probes: UInt32?
+        public var time: ConfigDuration?
+        public var interval: ConfigDuration?
     }
     public struct HTTP: Decodable, Sendable, Hashable {
         public enum H2UpgradePolicy: String, ConfigEnum { case DEFAULT, DO_NOT_UPGRADE, UPGRADE }

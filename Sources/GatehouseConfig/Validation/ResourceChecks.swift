@@ -110,11 +110,21 @@ enum DestinationRuleChecks {
         let tcp = policy.connectionPool?.tcp
         let http = policy.connectionPool?.http
         let pool = "\(path).connectionPool"
+        if let keepalive = tcp?.tcpKeepalive {
+            // The kernel counts keepalive time and interval in whole seconds.
+            for (field, value) in [("time", keepalive.time), ("interval", keepalive.interval)] {
+                if let value, value.nanoseconds < 1_000_000_000 {
+                    out.append(rule.diagnostic("\(pool).tcp.tcpKeepalive.\(field)", "\(value) is shorter than the kernel's 1s granularity"))
+                }
+            }
+            if keepalive.probes == 0 {
+                out.append(rule.diagnostic("\(pool).tcp.tcpKeepalive.probes", "must be at least 1"))
+            }
+        }
         for (field, value) in [("http2MaxRequests", http?.http2MaxRequests), ("http1MaxPendingRequests", http?.http1MaxPendingRequests)] {
             if let value, value < 0 { out.append(rule.diagnostic("\(pool).http.\(field)", "must not be negative")) }
         }
         for (field, present) in [("tcp.maxConnections", tcp?.maxConnections != nil),
-                                 ("tcp.tcpKeepalive", tcp?.tcpKeepalive != nil),
                                  ("tcp.maxConnectionDuration", tcp?.maxConnectionDuration != nil),
                                  ("http.maxRetries", http?.maxRetries != nil),
                                  ("http.useClientProtocol", http?.useClientProtocol != nil),
