@@ -153,13 +153,3 @@ enum PEMFiles {
         return certificates
     }
 }
-
-extension UpstreamTLS {
-    /// The same setting for a TCP route: no HTTP protocol to offer in ALPN, only Istio's markers for
-    /// ISTIO_MUTUAL (what a sidecar expects of a mesh TCP connection).
-    public var forStreams: UpstreamTLS {
-        var copy = self
-        copy.applicationProtocols = mode == .istioMutual ? ["istio-peer-exchange", "istio"] : []
-        return copy
-    }
-}

@@ -25,7 +25,13 @@ public struct UpstreamTLS: Sendable, Hashable {
     public var insecureSkipVerify: Bool
     /// ALPN offered, in order: the destination protocol, after Istio's `istio-*` markers for
     /// ISTIO_MUTUAL (a sidecar's inbound listener picks its mTLS filter chain by them).
-    public var applicationProtocols: [String]
+    public private(set) var applicationProtocols: [String]
+    /// What the client context is built from: clusters that agree on it share one context. Looked up
+    /// for each request of the cluster, so built once here rather than per lookup.
+    public private(set) var contextKey = ""
+    /// `forStreams`'s ALPN and key, made with the rest.
+    private var streamProtocols: [String] = []
+    private var streamContextKey = ""
     /// Where the `tls` block is (or the Bootstrap `identity`, for ISTIO_MUTUAL's files), for errors.
     public var origin: Diagnostic
 
@@ -41,12 +47,23 @@ public struct UpstreamTLS: Sendable, Hashable {
         self.insecureSkipVerify = insecureSkipVerify
         self.applicationProtocols = applicationProtocols
         self.origin = origin
+        streamProtocols = mode == .istioMutual ? ["istio-peer-exchange", "istio"] : []
+        contextKey = key(applicationProtocols)
+        streamContextKey = key(streamProtocols)
     }
 
-    /// What the client context is built from: clusters that agree on it share one context.
-    public var contextKey: String {
+    private func key(_ protocols: [String]) -> String {
         [mode.rawValue, certificateChainPath ?? "", privateKeyPath ?? "", caCertificatesPaths.joined(separator: ","),
-         insecureSkipVerify ? "skip" : "verify", applicationProtocols.joined(separator: ",")].joined(separator: "|")
+         insecureSkipVerify ? "skip" : "verify", protocols.joined(separator: ",")].joined(separator: "|")
+    }
+
+    /// The same setting for a TCP route: no HTTP protocol to offer in ALPN, only Istio's markers for
+    /// ISTIO_MUTUAL (what a sidecar expects of a mesh TCP connection).
+    public var forStreams: UpstreamTLS {
+        var copy = self
+        copy.applicationProtocols = streamProtocols
+        copy.contextKey = streamContextKey
+        return copy
     }
 
     /// The files the context is built from, to watch for rotation.
