@@ -28,6 +28,10 @@ struct LocalReply {
                    flag: .upstreamConnectionFailure,
                    details: "upstream_reset_before_response_started{connection_failure|\(String(reason.map { $0 == " " ? "_" : $0 }))}")
     }
+    /// VirtualService `fault.abort`: Envoy's fault filter answers with the configured status.
+    static func faultAbort(status: Int) -> LocalReply {
+        LocalReply(status: status, body: Array("fault filter abort".utf8), flag: .faultInjected, details: "fault_filter_abort")
+    }
     /// An egress request for a host no ServiceEntry declares (REGISTRY_ONLY).
     static let notInRegistry = LocalReply(status: 502, body: Array("host not in the service registry".utf8),
                                           flag: .noRouteFound, details: "outbound_host_not_in_registry")

@@ -25,6 +25,9 @@ final class ProxyExchange: UpstreamResponseReceiver {
     private let responseMutations: [HeaderMutation]
     private let timeout: TimeAmount?
     private let hashKey: UInt64?
+    /// VirtualService `fault.delay` this request drew; the exchange begins after it.
+    private let delay: TimeAmount?
+    private var delayTask: Scheduled<Void>?
     /// The endpoint this exchange counts as in flight on (LEAST_REQUEST), until it concludes.
     private var countedEndpoint: Int?
     /// The cluster's outlier detector, when it has one; it hears how the exchange went, once.
@@ -52,6 +55,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
         responseMutations = forwarding.responseMutations
         timeout = forwarding.timeout
         hashKey = forwarding.hashKey
+        delay = forwarding.delay
     }
 
     // MARK: choosing an endpoint and opening an attempt
@@ -59,6 +63,18 @@ final class ProxyExchange: UpstreamResponseReceiver {
     func start() {
         // The client's body waits in the state machine until an attempt exists: hold its reads meanwhile.
         downstream.setUpstreamBlocked(true)
+        guard let delay else { return begin() }
+        // Envoy's fault delay: nothing leaves for the upstream until it has passed.
+        delayTask = loop.eventLoop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
+            guard let self else { return }
+            delayTask = nil
+            guard !state.isFinished else { return }
+            if state.requestHasEnded { startRouteTimeout() }
+            begin()
+        }
+    }
+
+    private func begin() {
         let forwardPort: Int? = if case .dynamicForward(_, let port) = cluster.discovery { port } else { nil }
         guard forwardPort != nil || !cluster.endpoints.isEmpty else { return attemptFailed(.noHealthyUpstream) }
         if let breaker = runtime.breakers.breaker(for: cluster, version: snapshotVersion) {
@@ -252,10 +268,14 @@ final class ProxyExchange: UpstreamResponseReceiver {
             attempt?.sendEnd(trailers: end.trailers)
             if !downstream.inReadCycle { attempt?.flush() }
         }
-        // Envoy's route timeout runs from the end of the request to the end of the response.
-        if let timeout {
-            timeoutTask = loop.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in self?.timedOut() }
-        }
+        // Envoy's route timeout runs from the end of the request to the end of the response, as the
+        // router sees them: a request still in its fault delay starts the clock when the delay ends.
+        if delayTask == nil { startRouteTimeout() }
+    }
+
+    private func startRouteTimeout() {
+        guard let timeout, timeoutTask == nil else { return }
+        timeoutTask = loop.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in self?.timedOut() }
     }
 
     func flushUpstream() { attempt?.flush() }
@@ -265,6 +285,8 @@ final class ProxyExchange: UpstreamResponseReceiver {
     /// The downstream side gave up on this exchange (client gone, or the gateway answered locally, e.g. a
     /// malformed body). A no-op once the exchange has finished on its own.
     func abandon() {
+        delayTask?.cancel()
+        delayTask = nil
         if let outcome = state.abandon() { conclude(outcome) }
     }
 

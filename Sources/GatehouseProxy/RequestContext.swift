@@ -44,7 +44,8 @@ final class RequestContext {
 
     /// The gateway answers itself (routing, policy, a failed upstream before the response began).
     func answeredLocally(_ reply: LocalReply) {
-        record.responseFlags = reply.flag
+        // Added to what is there: a fault delay (DI) stays beside what came after it.
+        record.responseFlags.formUnion(reply.flag)
         record.responseCodeDetails = reply.details
         releaseExchange()
     }
@@ -57,7 +58,7 @@ final class RequestContext {
 
     /// The upstream failed after the response began: the protocol ends the response abnormally.
     func aborted(flag: ResponseFlags, details: String) {
-        record.responseFlags = flag
+        record.responseFlags.formUnion(flag)
         record.responseCodeDetails = details
         releaseExchange()
         finish()
@@ -67,7 +68,7 @@ final class RequestContext {
     /// connection ended (HTTP/1.1), not only a stream (an HTTP/2 reset), so the termination is recorded.
     func clientDisconnected(connectionClosed: Bool) {
         releaseExchange()
-        if record.responseFlags.isEmpty { record.responseFlags = .downstreamConnectionTermination }
+        if record.responseFlags.subtracting(.delayInjected).isEmpty { record.responseFlags.insert(.downstreamConnectionTermination) }
         if connectionClosed {
             record.connectionTerminationDetails = record.connectionTerminationDetails ?? "downstream_remote_disconnect"
         }

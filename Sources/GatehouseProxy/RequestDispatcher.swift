@@ -18,6 +18,8 @@ enum Dispatch {
         var snapshotVersion: Int
         var responseMutations: [HeaderMutation]
         var timeout: TimeAmount?
+        /// VirtualService `fault.delay`, when this request drew it: the exchange starts after it.
+        var delay: TimeAmount? = nil
         /// The request's consistent-hash key, when the cluster balances by one and the request has it.
         var hashKey: UInt64?
     }
@@ -111,6 +113,17 @@ enum RequestDispatcher {
         case .redirect(let redirect):
             return .reply(.redirect(status: redirect.code, location: redirect.location(for: input)), route: route)
         case .forward(let forward):
+            // Envoy's fault filter runs before the router: the delay, then the abort, each on its own draw.
+            var delay: TimeAmount?
+            if let fault = route.fault {
+                if let nanoseconds = fault.delay(draw: loop.random.next()) {
+                    delay = .nanoseconds(nanoseconds)
+                    record.responseFlags.insert(.delayInjected)
+                }
+                if let status = fault.abort(draw: loop.random.next()) {
+                    return .reply(.faultAbort(status: status), route: route)
+                }
+            }
             guard let destination = forward.pick(draw: loop.random.next()),
                   let cluster = snapshot.cluster(at: destination.clusterIndex) else {
                 return .reply(.noHealthyUpstream, route: nil)
@@ -135,7 +148,7 @@ enum RequestDispatcher {
             }
             return .forward(Dispatch.Forwarding(
                 request: request, cluster: cluster, snapshotVersion: snapshot.version, responseMutations: [destination.responseHeaders, route.responseHeaders],
-                timeout: route.timeoutNanoseconds.map { .nanoseconds($0) }, hashKey: hashKey))
+                timeout: route.timeoutNanoseconds.map { .nanoseconds($0) }, delay: delay, hashKey: hashKey))
         }
     }
 

@@ -120,6 +120,9 @@ struct UpstreamExchangeState<Body, Trailers> {
         return false
     }
 
+    /// Whether the client's request ended (its end was forwarded or is held).
+    var requestHasEnded: Bool { requestEnd != nil }
+
     var isTunnelling: Bool {
         if case .tunnelling = phase { return true }
         return false

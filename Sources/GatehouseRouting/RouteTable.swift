@@ -10,10 +10,13 @@ public struct Route: Sendable {
     public var responseHeaders: HeaderMutation
     /// nil: no timeout (Istio's default).
     public var timeoutNanoseconds: Int64?
+    /// VirtualService `fault`: nil when the route injects none.
+    public var fault: FaultInjection?
 
     public init(name: String? = nil, matches: [RouteMatch], action: RouteAction,
                 requestHeaders: HeaderMutation = .none, responseHeaders: HeaderMutation = .none,
-                timeoutNanoseconds: Int64? = nil) {
+                timeoutNanoseconds: Int64? = nil, fault: FaultInjection? = nil) {
+        self.fault = fault
         self.name = name
         self.matches = matches
         self.action = action
@@ -23,6 +26,34 @@ public struct Route: Sendable {
     }
 
     public var isCatchAll: Bool { matches.isEmpty || matches.contains { $0.isCatchAll } }
+}
+
+/// Istio's `fault` compiled: a delay and an abort, each applied to a fraction of requests (in parts per
+/// million, as Envoy's FractionalPercent), each decided by its own draw.
+public struct FaultInjection: Sendable, Equatable {
+    public var delayNanoseconds: Int64?
+    public var delayPerMillion: UInt64
+    public var abortStatus: Int?
+    public var abortPerMillion: UInt64
+
+    public init(delayNanoseconds: Int64?, delayPerMillion: UInt64, abortStatus: Int?, abortPerMillion: UInt64) {
+        self.delayNanoseconds = delayNanoseconds
+        self.delayPerMillion = delayPerMillion
+        self.abortStatus = abortStatus
+        self.abortPerMillion = abortPerMillion
+    }
+
+    /// The delay for a request whose draw (any 64-bit value) is `draw`, if it is delayed.
+    public func delay(draw: UInt64) -> Int64? {
+        guard let delayNanoseconds, draw % 1_000_000 < delayPerMillion else { return nil }
+        return delayNanoseconds
+    }
+
+    /// The status a request whose draw is `draw` is aborted with, if it is.
+    public func abort(draw: UInt64) -> Int? {
+        guard let abortStatus, draw % 1_000_000 < abortPerMillion else { return nil }
+        return abortStatus
+    }
 }
 
 /// A route chosen for a request, with the match entry that selected it (a prefix rewrite needs it).

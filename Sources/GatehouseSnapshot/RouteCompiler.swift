@@ -131,7 +131,23 @@ struct RouteCompiler {
         return Route(name: http.name, matches: matches, action: action,
                      requestHeaders: Self.mutation(http.headers?.request),
                      responseHeaders: Self.mutation(http.headers?.response),
-                     timeoutNanoseconds: http.timeout.flatMap { $0.nanoseconds > 0 ? $0.nanoseconds : nil })
+                     timeoutNanoseconds: http.timeout.flatMap { $0.nanoseconds > 0 ? $0.nanoseconds : nil },
+                     fault: http.fault.flatMap(Self.fault))
+    }
+
+    /// `fault` as Istio hands it to Envoy: a percentage unset (and the deprecated integer `percent` 0)
+    /// injects nothing.
+    static func fault(_ spec: HTTPFaultInjection) -> FaultInjection? {
+        func perMillion(_ percent: HTTPFaultInjection.Percent?, fallback: Int32? = nil) -> UInt64 {
+            if let value = percent?.value { return UInt64((min(max(value, 0), 100) * 10_000).rounded()) }
+            return UInt64(min(max(fallback ?? 0, 0), 100)) * 10_000
+        }
+        let fault = FaultInjection(
+            delayNanoseconds: spec.delay?.fixedDelay?.nanoseconds,
+            delayPerMillion: perMillion(spec.delay?.percentage, fallback: spec.delay?.percent),
+            abortStatus: spec.abort?.httpStatus.map(Int.init),
+            abortPerMillion: perMillion(spec.abort?.percentage))
+        return fault.delayPerMillion == 0 && fault.abortPerMillion == 0 ? nil : fault
     }
 
     func compile(_ entry: HTTPMatchRequest) throws -> RouteMatch {

@@ -12,6 +12,8 @@ public struct ResponseFlags: OptionSet, Hashable, Sendable, CustomStringConverti
     public static let upstreamConnectionTermination = ResponseFlags(rawValue: 1 << 6)    // UC
     public static let upstreamOverflow = ResponseFlags(rawValue: 1 << 7)                 // UO
     public static let noRouteFound = ResponseFlags(rawValue: 1 << 8)                     // NR
+    public static let delayInjected = ResponseFlags(rawValue: 1 << 9)                    // DI
+    public static let faultInjected = ResponseFlags(rawValue: 1 << 10)                   // FI
     public static let rateLimited = ResponseFlags(rawValue: 1 << 11)                     // RL
     public static let downstreamConnectionTermination = ResponseFlags(rawValue: 1 << 14) // DC
     public static let upstreamRetryLimitExceeded = ResponseFlags(rawValue: 1 << 15)      // URX
@@ -26,7 +28,7 @@ public struct ResponseFlags: OptionSet, Hashable, Sendable, CustomStringConverti
     static let codes: [(ResponseFlags, String)] = [
         (.noHealthyUpstream, "UH"), (.upstreamRequestTimeout, "UT"), (.upstreamRemoteReset, "UR"),
         (.upstreamConnectionFailure, "UF"), (.upstreamConnectionTermination, "UC"), (.upstreamOverflow, "UO"),
-        (.noRouteFound, "NR"), (.rateLimited, "RL"), (.downstreamConnectionTermination, "DC"),
+        (.noRouteFound, "NR"), (.delayInjected, "DI"), (.faultInjected, "FI"), (.rateLimited, "RL"), (.downstreamConnectionTermination, "DC"),
         (.upstreamRetryLimitExceeded, "URX"), (.streamIdleTimeout, "SI"), (.downstreamProtocolError, "DPE"),
         (.durationTimeout, "DT"), (.upstreamProtocolError, "UPE"), (.noClusterFound, "NC"),
         (.dnsResolutionFailed, "DF"),

@@ -23,7 +23,8 @@ import Testing
 
     @Test(arguments: [
         ("retries: {attempts: 3}", "spec.http[0].retries"),
-        ("fault: {abort: {httpStatus: 503, percentage: {value: 10}}}", "spec.http[0].fault"),
+        ("fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 10}}}", "spec.http[0].fault.abort.grpcStatus"),
+        ("fault: {delay: {exponentialDelay: 1s, percentage: {value: 10}}}", "spec.http[0].fault.delay.exponentialDelay"),
         ("mirror: {host: backend.example.internal}", "spec.http[0].mirror"),
         ("corsPolicy: {allowOrigins: [{exact: a}]}", "spec.http[0].corsPolicy"),
     ])

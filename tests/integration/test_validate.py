@@ -329,8 +329,8 @@ spec:
     "route-fault": (VS_HEAD + """\
   http:
   - route: [{destination: {host: backend.test}}]
-    fault: {abort: {httpStatus: 503, percentage: {value: 50}}}   # HERE
-""", "spec.http[0].fault", ("not supported",)),
+    fault: {abort: {httpStatus: 503, grpcStatus: UNAVAILABLE, percentage: {value: 50}}}   # HERE
+""", "spec.http[0].fault.abort", ("exactly one of httpStatus, grpcStatus or http2Error",)),
 
     "route-mirror": (VS_HEAD + """\
   http:

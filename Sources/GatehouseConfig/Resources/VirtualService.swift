@@ -30,12 +30,34 @@ public struct HTTPRoute: Decodable, Sendable, Hashable {
     public var headers: Headers?
     // Read so that pasted Istio YAML is answered with "not supported yet" errors naming the field.
     public var retries: HTTPRetry?
-    public var fault: UninterpretedValue?
+    public var fault: HTTPFaultInjection?
     public var mirror: UninterpretedValue?
     public var mirrorPercentage: UninterpretedValue?
     public var mirrorPercent: UninterpretedValue?
     public var mirrors: UninterpretedValue?
     public var corsPolicy: UninterpretedValue?
+}
+
+/// Istio's HTTPFaultInjection: a delay and/or an abort, each for a percentage of requests.
+public struct HTTPFaultInjection: Decodable, Sendable, Hashable {
+    public struct Percent: Decodable, Sendable, Hashable {
+        public var value: Double?
+    }
+    public struct Delay: Decodable, Sendable, Hashable {
+        public var fixedDelay: ConfigDuration?
+        public var exponentialDelay: UninterpretedValue?
+        public var percentage: Percent?
+        /// Deprecated integer percentage, used when `percentage` is not set.
+        public var percent: Int32?
+    }
+    public struct Abort: Decodable, Sendable, Hashable {
+        public var httpStatus: Int32?
+        public var grpcStatus: String?
+        public var http2Error: String?
+        public var percentage: Percent?
+    }
+    public var delay: Delay?
+    public var abort: Abort?
 }
 
 extension HTTPRoute {

@@ -126,7 +126,7 @@ struct VirtualServiceChecks {
         // `retries: {attempts: 0}` turns retries off, which is what this build does: it is enforced.
         out += ConfigValidator.notSupported(route.retries != nil && !route.retriesOff, "\(path).retries", vs,
                                             "retries (other than attempts: 0)")
-        out += ConfigValidator.notSupported(route.fault != nil, "\(path).fault", vs, "fault injection")
+        if let fault = route.fault { out += FaultChecks.check(fault, "\(path).fault", vs, forwards: route.route != nil) }
         out += ConfigValidator.notSupported(route.mirror != nil || route.mirrors != nil || route.mirrorPercentage != nil
                                                 || route.mirrorPercent != nil, "\(path).mirror", vs, "mirroring")
         out += ConfigValidator.notSupported(route.corsPolicy != nil, "\(path).corsPolicy", vs, "corsPolicy")
