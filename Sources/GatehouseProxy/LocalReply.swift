@@ -90,6 +90,11 @@ struct LocalReply {
         return headers
     }
 
+    /// A CORS preflight answered by the gateway (Envoy's CORS filter).
+    static func corsPreflight(headers: [(String, String)]) -> LocalReply {
+        LocalReply(status: 200, body: [], flag: [], details: "cors_response", extraHeaders: headers)
+    }
+
     static func direct(status: Int, body: [UInt8]) -> LocalReply {
         LocalReply(status: status, body: body, flag: [], details: "direct_response")
     }

@@ -107,6 +107,18 @@ enum RequestDispatcher {
         guard let selection else { return .reply(.noRoute, route: nil) }
         let route = selection.route
         record.routeName = route.name
+        var corsHeaders: HeaderMutation?
+        if let cors = route.cors, let origin = head.headers.first("origin") {
+            let allowed = cors.allows(origin: origin)
+            if head.method == "OPTIONS", head.headers.first("access-control-request-method") != nil {
+                // Envoy's CORS filter answers an allowed preflight itself; an unmatched one goes on to the
+                // upstream unless the policy says IGNORE.
+                if allowed { return .reply(.corsPreflight(headers: cors.preflightHeaders(origin: origin)), route: route) }
+                if !cors.forwardsUnmatchedPreflights { return .reply(.corsPreflight(headers: []), route: route) }
+            } else if allowed {
+                corsHeaders = HeaderMutation(overwrite: cors.responseHeaders(origin: origin), append: [], remove: [])
+            }
+        }
         switch route.action {
         case .directResponse(let status, let body):
             return .reply(.direct(status: status, body: body), route: route)
@@ -147,7 +159,9 @@ enum RequestDispatcher {
                 hashKey = RequestHashKey.compute(source, input: input, clientIP: origin.clientIP)
             }
             return .forward(Dispatch.Forwarding(
-                request: request, cluster: cluster, snapshotVersion: snapshot.version, responseMutations: [destination.responseHeaders, route.responseHeaders],
+                request: request, cluster: cluster, snapshotVersion: snapshot.version,
+                responseMutations: corsHeaders.map { [destination.responseHeaders, route.responseHeaders, $0] }
+                    ?? [destination.responseHeaders, route.responseHeaders],
                 timeout: route.timeoutNanoseconds.map { .nanoseconds($0) }, delay: delay, hashKey: hashKey))
         }
     }

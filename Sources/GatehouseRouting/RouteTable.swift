@@ -12,11 +12,14 @@ public struct Route: Sendable {
     public var timeoutNanoseconds: Int64?
     /// VirtualService `fault`: nil when the route injects none.
     public var fault: FaultInjection?
+    /// VirtualService `corsPolicy`.
+    public var cors: CORSPolicy?
 
     public init(name: String? = nil, matches: [RouteMatch], action: RouteAction,
                 requestHeaders: HeaderMutation = .none, responseHeaders: HeaderMutation = .none,
-                timeoutNanoseconds: Int64? = nil, fault: FaultInjection? = nil) {
+                timeoutNanoseconds: Int64? = nil, fault: FaultInjection? = nil, cors: CORSPolicy? = nil) {
         self.fault = fault
+        self.cors = cors
         self.name = name
         self.matches = matches
         self.action = action

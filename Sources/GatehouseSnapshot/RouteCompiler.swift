@@ -132,7 +132,25 @@ struct RouteCompiler {
                      requestHeaders: Self.mutation(http.headers?.request),
                      responseHeaders: Self.mutation(http.headers?.response),
                      timeoutNanoseconds: http.timeout.flatMap { $0.nanoseconds > 0 ? $0.nanoseconds : nil },
-                     fault: http.fault.flatMap(Self.fault))
+                     fault: http.fault.flatMap(Self.fault),
+                     cors: try http.corsPolicy.map(cors))
+    }
+
+    func cors(_ spec: CorsPolicy) throws -> CORSPolicy {
+        var origins: [StringMatcher] = []
+        for match in spec.allowOrigins ?? [] {
+            if let exact = match.exact { origins.append(.exact(exact)) }
+            else if let prefix = match.prefix { origins.append(.prefix(prefix)) }
+            else if let suffix = match.suffix { origins.append(.suffix(suffix)) }
+            else if let regex = match.regex { origins.append(.regex(try set.regexes.compile(regex))) }
+        }
+        origins += (spec.allowOrigin ?? []).map { $0 == "*" ? .present : .exact($0) }
+        func joined(_ values: [String]?) -> String? { values.flatMap { $0.isEmpty ? nil : $0.joined(separator: ",") } }
+        return CORSPolicy(origins: origins, allowMethods: joined(spec.allowMethods), allowHeaders: joined(spec.allowHeaders),
+                          exposeHeaders: joined(spec.exposeHeaders),
+                          maxAge: spec.maxAge.map { String($0.nanoseconds / 1_000_000_000) },
+                          allowCredentials: spec.allowCredentials ?? false,
+                          forwardsUnmatchedPreflights: spec.unmatchedPreflights != .IGNORE)
     }
 
     /// `fault` as Istio hands it to Envoy: a percentage unset (and the deprecated integer `percent` 0)

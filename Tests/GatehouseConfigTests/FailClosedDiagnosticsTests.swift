@@ -26,7 +26,6 @@ import Testing
         ("fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 10}}}", "spec.http[0].fault.abort.grpcStatus"),
         ("fault: {delay: {exponentialDelay: 1s, percentage: {value: 10}}}", "spec.http[0].fault.delay.exponentialDelay"),
         ("mirror: {host: backend.example.internal}", "spec.http[0].mirror"),
-        ("corsPolicy: {allowOrigins: [{exact: a}]}", "spec.http[0].corsPolicy"),
     ])
     func unenforcedRouteFieldsAreErrors(_ field: String, _ path: String) {
         let diagnostics = errors(in: loadWithBase(virtualService(route: field)))

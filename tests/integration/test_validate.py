@@ -341,8 +341,8 @@ spec:
     "route-cors": (VS_HEAD + """\
   http:
   - route: [{destination: {host: backend.test}}]
-    corsPolicy: {allowOrigins: [{exact: "https://a.test"}]}   # HERE
-""", "spec.http[0].corsPolicy", ("not supported",)),
+    corsPolicy: {allowOrigins: [{exact: "https://a.test"}], allowOrigin: ["https://b.test"]}   # HERE
+""", "spec.http[0].corsPolicy.allowOrigin", ("keep allowOrigins only",)),
 
     "destination-istio-mutual-without-identity": (DR_HEAD + """\
     tls: {mode: ISTIO_MUTUAL}   # HERE

@@ -35,7 +35,21 @@ public struct HTTPRoute: Decodable, Sendable, Hashable {
     public var mirrorPercentage: UninterpretedValue?
     public var mirrorPercent: UninterpretedValue?
     public var mirrors: UninterpretedValue?
-    public var corsPolicy: UninterpretedValue?
+    public var corsPolicy: CorsPolicy?
+}
+
+/// Istio's CorsPolicy, which Envoy's CORS filter enforces per route.
+public struct CorsPolicy: Decodable, Sendable, Hashable {
+    public enum UnmatchedPreflights: String, ConfigEnum { case UNSPECIFIED, FORWARD, IGNORE }
+    public var allowOrigins: [StringMatch]?
+    /// Deprecated: exact origins.
+    public var allowOrigin: [String]?
+    public var allowMethods: [String]?
+    public var allowHeaders: [String]?
+    public var exposeHeaders: [String]?
+    public var maxAge: ConfigDuration?
+    public var allowCredentials: Bool?
+    public var unmatchedPreflights: UnmatchedPreflights?
 }
 
 /// Istio's HTTPFaultInjection: a delay and/or an abort, each for a percentage of requests.

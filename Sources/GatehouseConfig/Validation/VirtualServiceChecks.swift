@@ -129,7 +129,22 @@ struct VirtualServiceChecks {
         if let fault = route.fault { out += FaultChecks.check(fault, "\(path).fault", vs, forwards: route.route != nil) }
         out += ConfigValidator.notSupported(route.mirror != nil || route.mirrors != nil || route.mirrorPercentage != nil
                                                 || route.mirrorPercent != nil, "\(path).mirror", vs, "mirroring")
-        out += ConfigValidator.notSupported(route.corsPolicy != nil, "\(path).corsPolicy", vs, "corsPolicy")
+        if let cors = route.corsPolicy {
+            if cors.allowOrigins != nil, cors.allowOrigin != nil {
+                out.append(vs.diagnostic("\(path).corsPolicy.allowOrigin", "deprecated, and allowOrigins is set: keep allowOrigins only"))
+            }
+            for (index, match) in (cors.allowOrigins ?? []).enumerated() {
+                let count = [match.exact, match.prefix, match.suffix, match.regex].compactMap { $0 }.count
+                if count != 1 {
+                    out.append(vs.diagnostic("\(path).corsPolicy.allowOrigins[\(index)]", "set exactly one of exact, prefix, suffix or regex"))
+                }
+            }
+            for (field, values) in [("allowMethods", cors.allowMethods), ("allowHeaders", cors.allowHeaders), ("exposeHeaders", cors.exposeHeaders)] {
+                for (index, value) in (values ?? []).enumerated() where value.isEmpty || value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
+                    out.append(vs.diagnostic("\(path).corsPolicy.\(field)[\(index)]", "\"\(value)\" cannot be written in a header"))
+                }
+            }
+        }
         return out
     }
 
