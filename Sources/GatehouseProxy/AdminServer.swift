@@ -118,6 +118,16 @@ struct AdminResponse {
 enum AdminRoutes {
     static let paths = ["/ready", "/stats/prometheus", "/config_dump", "/clusters"]
 
+    /// `envoy_cluster_*` for every cluster of the live snapshot.
+    static func clusterStats(_ runtime: ProxyRuntime) -> String {
+        let clusters = runtime.store.snapshot.clusters.values.sorted { $0.name < $1.name }
+        var active: [String: Int] = [:]
+        for cluster in clusters {
+            if let ejected = runtime.outliers.ejections(of: cluster) { active[cluster.name] = ejected.filter { $0 }.count }
+        }
+        return runtime.clusterEvents.prometheusText(clusters: clusters.map(\.name), ejectionsActive: active)
+    }
+
     static func answer(method: String, path: String, query: String, runtime: ProxyRuntime) -> AdminResponse {
         guard method == "GET" || method == "HEAD" else { return AdminResponse(status: 405, body: "method not allowed\n") }
         switch path {
@@ -130,7 +140,8 @@ enum AdminRoutes {
                                      activeConnections: runtime.openConnections, draining: runtime.isDraining,
                                      accessLog: runtime.accessLog.map { ($0.writtenLines, $0.droppedLines) },
                                      istio: IstioLabels.of(runtime.store.snapshot)) + runtime.jwks.prometheusText()
-                                     + MeshIdentityStatus.prometheusText(runtime.store.snapshot.settings.meshIdentity),
+                                     + MeshIdentityStatus.prometheusText(runtime.store.snapshot.settings.meshIdentity)
+                                     + clusterStats(runtime),
                                  contentType: "text/plain; version=0.0.4; charset=utf-8")
         case "/config_dump":
             return .json(SnapshotDump.configDump(runtime.store.snapshot))
@@ -138,7 +149,9 @@ enum AdminRoutes {
             let wantsJSON = query.split(separator: "&").contains("format=json")
             let ejected = { (cluster: Cluster) in runtime.outliers.ejections(of: cluster) }
             return wantsJSON ? .json(SnapshotDump.clustersJSON(runtime.store.snapshot, ejected: ejected))
-                : AdminResponse(status: 200, body: SnapshotDump.clustersText(runtime.store.snapshot, ejected: ejected))
+                : AdminResponse(status: 200, body: SnapshotDump.clustersText(runtime.store.snapshot, ejected: ejected, stats: { cluster in
+                    ClusterEvents.Event.allCases.map { ($0.statName, runtime.clusterEvents.count($0, cluster: cluster.name)) }
+                }))
         default:
             return AdminResponse(status: 404, body: "not found: try \(paths.joined(separator: ", "))\n")
         }
@@ -150,7 +163,10 @@ enum IstioLabels {
     static func of(_ snapshot: Snapshot) -> (source: IstioMetrics.Source, destination: (String?) -> IstioMetrics.Destination) {
         let settings = snapshot.settings
         let source = IstioMetrics.Source(workload: settings.gatewayName.isEmpty ? "unknown" : settings.gatewayName,
-                                         namespace: settings.namespace, principal: "unknown", labels: settings.labels)
+                                         namespace: settings.namespace,
+                                         // The mesh identity's SPIFFE id, as Istio's gateway reports its own.
+                                         principal: settings.meshIdentity.flatMap { try? MeshIdentityStatus.read($0).spiffeID } ?? "unknown",
+                                         labels: settings.labels)
         return (source, { name in destination(name, in: snapshot) })
     }
 

@@ -27,8 +27,11 @@ final class OutlierTracker: Sendable {
         }
     }
 
-    func record(_ result: UpstreamResult, endpoint: Int, now: MonotonicInstant) {
-        _ = detector.withLock { $0.record(result, endpoint: endpoint, now: now) }
+    /// Returns how many endpoints the result ejected (0 or 1).
+    @discardableResult
+    func record(_ result: UpstreamResult, endpoint: Int, now: MonotonicInstant) -> Int {
+        let events = detector.withLock { $0.record(result, endpoint: endpoint, now: now) }
+        return events.filter { if case .ejected = $0 { true } else { false } }.count
     }
 
     /// For `/clusters`: which endpoints are ejected now.

@@ -425,10 +425,28 @@ final class ProxyExchange: UpstreamResponseReceiver {
     }
 
     /// Tells the cluster's outlier detector how the try on the chosen endpoint went (once).
+    /// The failures the cluster's `envoy_cluster_*` counters count.
+    private func recordClusterEvent(_ outcome: UpstreamExchangeState<ByteBuffer, HTTPHeaderBlock>.Outcome) {
+        let failure: UpstreamExchangeState<ByteBuffer, HTTPHeaderBlock>.Failure
+        switch outcome {
+        case .failedBeforeResponse(let value), .failedDuringResponse(let value): failure = value
+        case .completed, .tunnelClosed, .abandoned: return
+        }
+        switch failure {
+        case .connectFailure:
+            runtime.clusterEvents.record(.connectFailure, cluster: cluster.name)
+            if transportFailureReason?.hasPrefix("TLS_error") == true { runtime.clusterEvents.record(.tlsFailure, cluster: cluster.name) }
+        case .overflow: runtime.clusterEvents.record(.overflow, cluster: cluster.name)
+        case .timeout: runtime.clusterEvents.record(.timeout, cluster: cluster.name)
+        case .noHealthyUpstream, .connectionTermination, .protocolError, .notInRegistry: break
+        }
+    }
+
     private func reportToOutlierDetection(_ result: UpstreamResult) {
         guard let tracker = outliers, let endpoint = countedEndpoint else { return }
         outliers = nil
-        tracker.record(result, endpoint: endpoint, now: OutlierTracker.now)
+        runtime.clusterEvents.record(.ejection, cluster: cluster.name,
+                                     count: tracker.record(result, endpoint: endpoint, now: OutlierTracker.now))
     }
 
     // MARK: the end
@@ -439,6 +457,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
                           trailers: HTTPHeaderBlock? = nil) {
         timeoutTask?.cancel()
         timeoutTask = nil
+        recordClusterEvent(outcome)
         if case .failedBeforeResponse(let failure) = outcome, failure.isEndpointFailure {
             // No response: a connect failure, reset or timeout, which Envoy counts as a 5xx and a
             // gateway error alike.

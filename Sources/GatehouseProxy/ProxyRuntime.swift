@@ -200,6 +200,8 @@ public final class ProxyRuntime: Sendable {
     /// The clusters' outlier detectors and circuit breakers, shared by every loop.
     let outliers = OutlierRegistry()
     let breakers = CircuitBreakerRegistry()
+    /// Per-cluster failure counts (`envoy_cluster_*`).
+    let clusterEvents = ClusterEvents()
 
     public init(store: SnapshotStore, accessLog: AccessLogWriter?, group: MultiThreadedEventLoopGroup,
                 threadPool: NIOThreadPool, tlsContexts: TLSContextStore = TLSContextStore()) {

@@ -189,6 +189,10 @@ final class StreamRelayHandler: ChannelDuplexHandler {
                     resumeReads()
                 case .failure(let error):
                     record.upstreamTransportFailureReason = (error as? UpstreamConnectError)?.transportFailureReason
+                    if let cluster = record.upstreamCluster {
+                        runtime.clusterEvents.record(.connectFailure, cluster: cluster)
+                        if record.upstreamTransportFailureReason != nil { runtime.clusterEvents.record(.tlsFailure, cluster: cluster) }
+                    }
                     fail(flag: .upstreamConnectionFailure, details: "upstream_connect_failure")
                 }
             }

@@ -35,11 +35,15 @@ public enum SnapshotDump {
     /// greps people run against Envoy work here too.
     /// `ejected` gives, for a cluster with outlier detection, which of its endpoints are ejected now
     /// (Envoy's `/failed_outlier_check`); there is no active health checking.
-    public static func clustersText(_ snapshot: Snapshot, ejected: (Cluster) -> [Bool]? = { _ in nil }) -> String {
+    /// `stats`: the cluster's failure counters by Envoy stat name, listed after its settings.
+    public static func clustersText(_ snapshot: Snapshot, ejected: (Cluster) -> [Bool]? = { _ in nil },
+                                    stats: (Cluster) -> [(String, Int)] = { _ in [] }) -> String {
         var out = ""
         for cluster in snapshot.clusters.values.sorted(by: { $0.name < $1.name }) {
             out += "\(cluster.name)::discovery::\(cluster.discovery.envoyName)\n"
             out += "\(cluster.name)::lb_policy::\(cluster.loadBalancing.envoyName)\n"
+            out += "\(cluster.name)::tls::\(cluster.tls?.mode.rawValue ?? "DISABLE")\n"
+            for (name, value) in stats(cluster) { out += "\(cluster.name)::\(name)::\(value)\n" }
             let ejections = ejected(cluster)
             for (index, endpoint) in cluster.endpoints.enumerated() {
                 let prefix = "\(cluster.name)::\(endpoint.description)"

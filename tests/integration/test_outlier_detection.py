@@ -42,6 +42,10 @@ def test_consecutive_5xx_eject_an_endpoint_until_its_time_is_up(gateway, upstrea
     assert len(bad.requests) == 3, statuses
     assert statuses.count(503) == 3 and statuses[6:] == [200] * 14, statuses
     assert health(gw, bad.port) == "/failed_outlier_check" and health(gw, good.port) == "healthy"
+    _, metrics = admin_get(gw.admin, "/stats/prometheus")
+    labels = f'{{cluster_name="{cfg.cluster_name()}"}}'
+    assert f"envoy_cluster_outlier_detection_ejections_enforced_total{labels} 1" in metrics
+    assert f"envoy_cluster_outlier_detection_ejections_active{labels} 1" in metrics
     # It comes back at the first sweep after 1 s (the first request after that sees it healthy).
     bad.defaults["status"] = ["200"]
     deadline = time.monotonic() + 5

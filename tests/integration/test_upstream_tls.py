@@ -51,13 +51,17 @@ def mesh(tmp_path):
     return Mesh(tmp_path / "mesh")
 
 
-def proxied_with_tls(gateway, up, tls, *, identity=None, endpoint=None, host="backend.test", subject_alt_names=None):
+def proxied_with_tls(gateway, up, tls, *, identity=None, endpoint=None, host="backend.test", subject_alt_names=None,
+                     connection_pool=None):
     entry = cfg.service_entry(host, [endpoint or cfg.endpoint(up)])
     if subject_alt_names:
         entry["spec"]["subjectAltNames"] = subject_alt_names
     bootstrap = {"identity": identity} if identity else {}
+    policy = {"tls": tls}
+    if connection_pool:
+        policy["connectionPool"] = connection_pool
     return gateway([entry,
-                    cfg.resource("DestinationRule", "backend-tls", {"host": host, "trafficPolicy": {"tls": tls}}),
+                    cfg.resource("DestinationRule", "backend-tls", {"host": host, "trafficPolicy": policy}),
                     cfg.virtual_service("main", [cfg.route(cfg.destination(host))])],
                    bootstrap=bootstrap)
 
@@ -109,12 +113,16 @@ def test_istio_mutual_refuses_an_upstream_with_another_identity(gateway, upstrea
 
 
 def test_istio_mutual_refuses_a_plaintext_upstream(gateway, upstream, mesh):
+    # The harness upstream waits for an HTTP head that a ClientHello never completes: the handshake runs
+    # out of the connect timeout, which bounds it.
     up = upstream("plain")
-    gw = proxied_with_tls(gateway, up, {"mode": "ISTIO_MUTUAL"}, identity=mesh.identity())
+    gw = proxied_with_tls(gateway, up, {"mode": "ISTIO_MUTUAL"}, identity=mesh.identity(),
+                          connection_pool={"tcp": {"connectTimeout": "500ms"}})
     response = gw.get("/plain", headers={"host": "backend.test"})
     assert response.status_code == 503
     entry = gw.log_for_path("/plain")
-    assert entry["response_flags"] == "UF" and entry["upstream_transport_failure_reason"].startswith("TLS_error:|")
+    assert entry["response_flags"] == "UF"
+    assert entry["upstream_transport_failure_reason"] == "TLS_error:|handshake timed out:TLS_error_end"
     assert up.requests == [], "nothing may reach the upstream in plaintext"
 
 
@@ -206,6 +214,10 @@ def test_an_expired_identity_is_measured_and_warned_about(gateway, upstream, mes
     assert status == 200
     line = next(l for l in text.splitlines() if l.startswith("gatehouse_identity_cert_expiry_timestamp_seconds{"))
     assert f'spiffe_id="{GATEWAY_ID}"' in line and int(line.split()[-1]) < time.time()
+    # Istio's metrics name the gateway by its identity once it has one.
+    assert gw.get("/labelled", headers={"host": "backend.test"}).status_code == 503
+    _, text = admin_get(admin, "/stats/prometheus")
+    assert f'source_principal="{GATEWAY_ID}"' in text
     deadline = time.monotonic() + 5
     while "mesh identity " + GATEWAY_ID + " expired at" not in gw.stderr_text() + gw.stdout_text():
         assert time.monotonic() < deadline, gw.describe()
@@ -227,3 +239,50 @@ def test_a_missing_ca_file_is_a_load_error_at_the_tls_block(gateway, upstream):
     assert result.returncode == 1, result.stdout
     line = next(l for l in result.stdout.splitlines() if "CA bundle" in l)
     assert "DestinationRule default/backend-tls: spec.trafficPolicy.tls: CA bundle /nonexistent/mesh-ca.pem: no such file" in line
+
+
+def test_tls_and_connect_failures_are_counted_per_cluster(gateway, upstream, mesh):
+    from harness.admin import admin_get
+    from harness.gateway import free_port
+    issued = mesh.root.issue("elsewhere", dns=["elsewhere.test"])
+    up = upstream("wrong-name", tls=mesh.server_context(issued, require_client=False))
+    admin = free_port()
+    gw = gateway([cfg.service_entry("backend.test", [cfg.endpoint(up)]),
+                  cfg.resource("DestinationRule", "backend-tls", {"host": "backend.test", "trafficPolicy": {"tls": {
+                      "mode": "SIMPLE", "caCertificates": str(mesh.root_file)}}}),
+                  cfg.virtual_service("main", [cfg.route(cfg.destination("backend.test"))])],
+                 bootstrap={"admin": {"address": "127.0.0.1", "port": admin}})
+    for _ in range(3):
+        assert gw.get("/count", headers={"host": "backend.test"}).status_code == 503
+    _, metrics = admin_get(admin, "/stats/prometheus")
+    cluster = 'cluster_name="outbound|80||backend.test"'
+    assert f"envoy_cluster_ssl_connection_error{{{cluster}}} 3" in metrics
+    assert f"envoy_cluster_upstream_cx_connect_fail{{{cluster}}} 3" in metrics
+    assert f"envoy_cluster_upstream_rq_pending_overflow{{{cluster}}} 0" in metrics
+    _, clusters = admin_get(admin, "/clusters")
+    assert "outbound|80||backend.test::tls::SIMPLE" in clusters
+    assert "outbound|80||backend.test::ssl_connection_error::3" in clusters
+
+
+def test_an_http_server_answering_the_client_hello_is_a_tls_error_at_once(gateway, mesh):
+    import socket
+    import threading
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer_in_plaintext():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+            conn.close()
+
+    threading.Thread(target=answer_in_plaintext, daemon=True).start()
+    gw = proxied_with_tls(gateway, None, {"mode": "SIMPLE", "caCertificates": str(mesh.root_file)},
+                          endpoint=cfg.endpoint(server.getsockname()[1]))
+    assert gw.get("/plain-http", headers={"host": "backend.test"}).status_code == 503
+    reason = gw.log_for_path("/plain-http")["upstream_transport_failure_reason"]
+    assert reason.startswith("TLS_error:|") and "WRONG_VERSION_NUMBER" in reason, reason
+    server.close()

@@ -1,0 +1,68 @@
+import Synchronization
+
+/// Per-cluster counts of the rare things an upstream does wrong, with Envoy's stat names, so an Istio
+/// dashboard's `envoy_cluster_*` panels work: connect failures, TLS handshake failures, circuit-breaker
+/// overflows, timeouts and outlier ejections. Shared by every loop behind one lock: these are failures,
+/// not the per-request path (a request that succeeds records nothing here).
+final class ClusterEvents: Sendable {
+    enum Event: Int, CaseIterable, Sendable {
+        case connectFailure, tlsFailure, overflow, timeout, ejection
+
+        /// Envoy's cluster stat.
+        var statName: String {
+            switch self {
+            case .connectFailure: "upstream_cx_connect_fail"
+            case .tlsFailure: "ssl_connection_error"
+            case .overflow: "upstream_rq_pending_overflow"
+            case .timeout: "upstream_rq_timeout"
+            case .ejection: "outlier_detection_ejections_enforced_total"
+            }
+        }
+
+        var help: String {
+            switch self {
+            case .connectFailure: "Upstream connections that could not be made (refused, unreachable, timed out), TLS failures included."
+            case .tlsFailure: "Upstream TLS handshakes that failed (certificate refused, version or cipher mismatch, not TLS)."
+            case .overflow: "Requests refused by the cluster's circuit breakers (connectionPool limits), answered 503 UO."
+            case .timeout: "Requests whose route timeout fired before the upstream's response ended."
+            case .ejection: "Endpoints ejected by outlier detection."
+            }
+        }
+    }
+
+    private let counts = Mutex<[String: [Int]]>([:])
+
+    init() {}
+
+    func record(_ event: Event, cluster: String, count: Int = 1) {
+        guard count > 0 else { return }
+        counts.withLock { counts in
+            counts[cluster, default: Array(repeating: 0, count: Event.allCases.count)][event.rawValue] += count
+        }
+    }
+
+    /// The count of `event` for `cluster` (0 if it never happened).
+    func count(_ event: Event, cluster: String) -> Int {
+        counts.withLock { $0[cluster]?[event.rawValue] ?? 0 }
+    }
+
+    /// `/stats/prometheus` lines: each counter for every cluster in `clusters` (zeros included, so a
+    /// rate() has a series from the start), and the ejected endpoints now (`ejectionsActive`).
+    func prometheusText(clusters: [String], ejectionsActive: [String: Int]) -> String {
+        let counts = self.counts.withLock { $0 }
+        var out = ""
+        for event in Event.allCases {
+            let name = "envoy_cluster_\(event.statName)"
+            out += "# HELP \(name) \(event.help)\n# TYPE \(name) counter\n"
+            for cluster in clusters {
+                out += "\(name){cluster_name=\"\(cluster)\"} \(counts[cluster]?[event.rawValue] ?? 0)\n"
+            }
+        }
+        out += "# HELP envoy_cluster_outlier_detection_ejections_active Endpoints ejected now.\n"
+        out += "# TYPE envoy_cluster_outlier_detection_ejections_active gauge\n"
+        for cluster in clusters {
+            out += "envoy_cluster_outlier_detection_ejections_active{cluster_name=\"\(cluster)\"} \(ejectionsActive[cluster] ?? 0)\n"
+        }
+        return out
+    }
+}
