@@ -5,8 +5,10 @@ public struct ServiceCatalog: Sendable {
     public let domainSuffix: String
     private var serviceEntriesByHost: [String: Resource<ServiceEntrySpec>] = [:]
     private var gatewaysByID: [String: Resource<GatewaySpec>] = [:]
-    /// Every visible DestinationRule of a host, in load order (Istio merges them).
-    private var destinationRulesByHost: [String: [Resource<DestinationRuleSpec>]] = [:]
+    /// Every DestinationRule visible to the gateway, in load order, with its host as an FQDN or pattern.
+    private var visibleRules: [(host: String, rule: Resource<DestinationRuleSpec>)] = []
+    /// Istio's config root namespace (Bootstrap `rootNamespace`): its rules apply mesh-wide.
+    private let rootNamespace: String
     private let brokenNames: Set<String>
     /// Bootstrap `dns.kubernetesServices` (on unless turned off).
     public let resolvesKubernetesServices: Bool
@@ -23,6 +25,7 @@ public struct ServiceCatalog: Sendable {
         brokenNames = set.brokenNames
         resolvesKubernetesServices = set.bootstrap?.spec.dns?.kubernetesServices ?? true
         allowsAnyHost = set.bootstrap?.spec.outboundTrafficPolicy == .ALLOW_ANY
+        rootNamespace = set.bootstrap?.spec.rootNamespace ?? "istio-system"
         namespaces = set.namespaces
         gatewayNamespace = set.gatewayNamespace
         let viewer = set.gatewayNamespace
@@ -33,7 +36,7 @@ public struct ServiceCatalog: Sendable {
         }
         for gateway in set.gateways { gatewaysByID[gateway.id] = gateway }
         for rule in set.destinationRules where ExportTo.isVisible(rule.spec.exportTo, from: rule.namespace, to: viewer) {
-            destinationRulesByHost[Self.fqdn(rule.spec.host, namespace: rule.namespace, domainSuffix), default: []].append(rule)
+            visibleRules.append((Self.fqdn(rule.spec.host, namespace: rule.namespace, domainSuffix), rule))
         }
     }
 
@@ -54,13 +57,40 @@ public struct ServiceCatalog: Sendable {
     /// of one host: the first (in load order) that has a `trafficPolicy` gives it, and each subset comes
     /// from the first rule that defines its name (`subset(_:for:namespace:)`).
     public func destinationRule(for host: String, namespace: String) -> Resource<DestinationRuleSpec>? {
-        let rules = destinationRulesByHost[fqdn(host, namespace: namespace)] ?? []
+        let rules = destinationRules(for: host, namespace: namespace)
         return rules.first { $0.spec.trafficPolicy != nil } ?? rules.first
     }
 
-    /// Every DestinationRule of a host, in load order.
+    /// The DestinationRules that configure traffic to `host` (named from `namespace`), as Istio picks
+    /// them for a gateway: from the gateway's namespace, else the service's, else the root namespace
+    /// (a rule elsewhere does not apply); within that namespace the most specific host wins (the exact
+    /// name, else the longest `*.suffix`, else `*`), and the rules with that host merge, in load order.
     public func destinationRules(for host: String, namespace: String) -> [Resource<DestinationRuleSpec>] {
-        destinationRulesByHost[fqdn(host, namespace: namespace)] ?? []
+        let target = kubernetesService(for: host, namespace: namespace) ?? fqdn(host, namespace: namespace)
+        let serviceNamespace = serviceEntry(for: host, namespace: namespace)?.namespace
+            ?? kubernetesService(for: host, namespace: namespace).flatMap { $0.split(separator: ".").dropFirst().first.map(String.init) }
+        var seen: Set<String> = []
+        for candidate in [gatewayNamespace, serviceNamespace, rootNamespace].compactMap({ $0 }) where seen.insert(candidate).inserted {
+            let matching = visibleRules.filter { $0.rule.namespace == candidate && Self.host($0.host, covers: target) }
+            guard let best = matching.map(\.host).max(by: { Self.specificity($0, for: target) < Self.specificity($1, for: target) }) else {
+                continue
+            }
+            return matching.filter { $0.host == best }.map(\.rule)
+        }
+        return []
+    }
+
+    /// A rule host covers a service host when it is the same name, `*`, or a `*.suffix` the name ends with
+    /// (a pattern service host, as a `resolution: NONE` ServiceEntry has, is covered by an equal or wider one).
+    static func host(_ pattern: String, covers host: String) -> Bool {
+        if pattern == host || pattern == "*" { return true }
+        guard pattern.hasPrefix("*.") else { return false }
+        return host.hasSuffix(pattern.dropFirst()) && host.count > pattern.count - 1
+    }
+
+    /// Exact beats any pattern; a longer pattern beats a shorter one.
+    static func specificity(_ pattern: String, for host: String) -> Int {
+        pattern == host ? Int.max : pattern.count
     }
 
     /// The first definition of subset `name` among a host's rules: the rule and the subset's index in it.
@@ -134,14 +164,12 @@ extension ConfigSet {
         return out
     }
 
-    /// A DestinationRule configures this gateway only if some gateway route reaches its host (a `*.suffix`
-    /// host covers the names it matches).
+    /// A DestinationRule configures this gateway only if Istio's lookup picks it for a host some gateway
+    /// route reaches (its host covers that host, and no rule of a namespace searched first, or of a more
+    /// specific host, takes its place).
     public func destinationRuleApplies(_ rule: Resource<DestinationRuleSpec>, routedHosts: Set<String>,
                                        _ catalog: ServiceCatalog) -> Bool {
-        let host = catalog.kubernetesService(for: rule.spec.host, namespace: rule.namespace)
-            ?? catalog.fqdn(rule.spec.host, namespace: rule.namespace)
-        if host == "*" { return !routedHosts.isEmpty }
-        if host.hasPrefix("*") { return routedHosts.contains { $0.hasSuffix(host.dropFirst()) } }
-        return routedHosts.contains(host)
+        // Applies when it is among the rules Istio's lookup picks for some routed host.
+        routedHosts.contains { host in catalog.destinationRules(for: host, namespace: "").contains { $0.label == rule.label } }
     }
 }

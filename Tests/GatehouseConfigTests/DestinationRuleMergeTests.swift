@@ -45,4 +45,53 @@ import Testing
         #expect(catalog.subset("v1", for: "backend.example.internal", namespace: "istio-system")?.rule.name == "subsets-a")
         #expect(catalog.subset("v2", for: "backend.example.internal", namespace: "istio-system")?.index == 1)
     }
+
+    func namespaced(_ name: String, _ namespace: String, host: String) -> String {
+        """
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: \(name), namespace: \(namespace)}
+        spec:
+          host: "\(host)"
+          trafficPolicy: {loadBalancer: {simple: RANDOM}}
+        ---
+
+        """
+    }
+
+    let appsService = """
+    apiVersion: networking.istio.io/v1
+    kind: ServiceEntry
+    metadata: {name: api, namespace: apps}
+    spec:
+      hosts: [api.apps.example]
+      ports: [{number: 80, name: http, protocol: HTTP}]
+      resolution: STATIC
+      endpoints: [{address: 127.0.0.1}]
+
+    """
+
+    func chosen(_ rules: String) -> String? {
+        let (set, diagnostics) = load(["base.yaml": bootstrapYAML + "---\n" + gatewayYAML, "test.yaml": rules + appsService])
+        #expect(errors(in: diagnostics).isEmpty, "\(diagnostics)")
+        return ServiceCatalog(set).destinationRule(for: "api.apps.example", namespace: "apps")?.label
+    }
+
+    @Test func aWildcardHostAppliesAndTheMostSpecificHostWins() {
+        #expect(chosen(namespaced("wide", "apps", host: "*.example")) == "DestinationRule apps/wide")
+        #expect(chosen(namespaced("wide", "apps", host: "*.example") + namespaced("narrow", "apps", host: "*.apps.example"))
+                == "DestinationRule apps/narrow")
+        #expect(chosen(namespaced("narrow", "apps", host: "*.apps.example") + namespaced("exact", "apps", host: "api.apps.example"))
+                == "DestinationRule apps/exact")
+        #expect(chosen(namespaced("other", "apps", host: "*.other.example")) == nil)
+    }
+
+    @Test func theGatewaysNamespaceThenTheServicesThenTheRootAndNoOther() {
+        // The gateway (its Bootstrap) is in istio-system, which is also the root namespace here.
+        #expect(chosen(namespaced("service", "apps", host: "api.apps.example") + namespaced("gateway", "istio-system", host: "*.example"))
+                == "DestinationRule istio-system/gateway", "the gateway's namespace first, even with a wider host")
+        #expect(chosen(namespaced("service", "apps", host: "api.apps.example")) == "DestinationRule apps/service")
+        #expect(chosen(namespaced("elsewhere", "team-b", host: "api.apps.example")) == nil,
+                "a rule in a namespace that is neither the gateway's, the service's nor the root does not apply")
+    }
 }
