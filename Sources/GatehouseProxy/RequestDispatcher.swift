@@ -128,13 +128,12 @@ enum RequestDispatcher {
             // Envoy's fault filter runs before the router: the delay, then the abort, each on its own draw.
             var delay: TimeAmount?
             if let fault = route.fault {
-                if let nanoseconds = fault.delay(draw: loop.random.next()) {
-                    delay = .nanoseconds(nanoseconds)
-                    record.responseFlags.insert(.delayInjected)
-                }
+                delay = fault.delay(draw: loop.random.next()).map { .nanoseconds($0) }
+                // Both drawn: the abort is answered at once (documented), so no delay is logged.
                 if let status = fault.abort(draw: loop.random.next()) {
                     return .reply(.faultAbort(status: status), route: route)
                 }
+                if delay != nil { record.responseFlags.insert(.delayInjected) }
             }
             guard let destination = forward.pick(draw: loop.random.next()),
                   let cluster = snapshot.cluster(at: destination.clusterIndex) else {

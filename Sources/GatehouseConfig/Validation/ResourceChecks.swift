@@ -33,7 +33,7 @@ enum DestinationRuleChecks {
     /// of each subset name win. What a later rule loses to that is said where it is written.
     static func mergeNotices(_ rule: Resource<DestinationRuleSpec>, catalog: ServiceCatalog) -> [Diagnostic] {
         let rules = catalog.destinationRules(for: rule.spec.host, namespace: rule.namespace)
-        guard rules.count > 1 else { return [] }
+        guard rules.count > 1, rules.contains(where: { $0.label == rule.label }) else { return [] }
         var out: [Diagnostic] = []
         if rule.spec.trafficPolicy != nil, let owner = catalog.destinationRule(for: rule.spec.host, namespace: rule.namespace),
            owner.label != rule.label {
