@@ -14,6 +14,8 @@ final class DNSCache: Sendable {
 
     private let entries = Mutex<[String: Entry]>([:])
     static let maxEntries = 10_000
+    /// How long the last good answer outlives failing refreshes (as for Kubernetes names).
+    static let staleLimit = TimeAmount.minutes(10)
     private let threadPool: NIOThreadPool
     private let refreshInterval: TimeAmount
 
@@ -54,10 +56,16 @@ final class DNSCache: Sendable {
             }
             return addresses
         }.flatMapErrorThrowing { error in
-            // Keep serving the last known addresses if a refresh fails.
+            // Keep serving the last known addresses if a refresh fails, for a bounded time: an answer
+            // older than that may name addresses the service left long ago.
             let previous = self.entries.withLock { entries -> [SocketAddress]? in
+                guard let entry = entries[key] else { return nil }
+                if NIODeadline.now() - entry.resolvedAt > Self.staleLimit {
+                    entries[key] = nil
+                    return nil
+                }
                 entries[key]?.refreshing = false
-                return entries[key]?.addresses
+                return entry.addresses
             }
             if let previous { return previous }
             throw error
