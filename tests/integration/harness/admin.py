@@ -9,13 +9,21 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 
-def admin_get(port: int, path: str, method: str = "GET") -> tuple[int, str]:
+def admin_get(port: int, path: str, method: str = "GET", wait: float = 5.0) -> tuple[int, str]:
+    """The admin server binds after the listeners the harness waits for: a refused connection is
+    retried until ``wait`` seconds have passed (0: never), so a test asks only once it listens."""
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+        except urllib.error.URLError as error:
+            if not isinstance(error.reason, ConnectionRefusedError) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def samples(port: int, name: str) -> list[tuple[dict[str, str], float]]:
