@@ -71,21 +71,13 @@ public struct ServiceCatalog: Sendable {
             ?? kubernetesService(for: host, namespace: namespace).flatMap { $0.split(separator: ".").dropFirst().first.map(String.init) }
         var seen: Set<String> = []
         for candidate in [gatewayNamespace, serviceNamespace, rootNamespace].compactMap({ $0 }) where seen.insert(candidate).inserted {
-            let matching = visibleRules.filter { $0.rule.namespace == candidate && Self.host($0.host, covers: target) }
+            let matching = visibleRules.filter { $0.rule.namespace == candidate && HostPattern.covers($0.host, target) }
             guard let best = matching.map(\.host).max(by: { Self.specificity($0, for: target) < Self.specificity($1, for: target) }) else {
                 continue
             }
             return matching.filter { $0.host == best }.map(\.rule)
         }
         return []
-    }
-
-    /// A rule host covers a service host when it is the same name, `*`, or a `*.suffix` the name ends with
-    /// (a pattern service host, as a `resolution: NONE` ServiceEntry has, is covered by an equal or wider one).
-    static func host(_ pattern: String, covers host: String) -> Bool {
-        if pattern == host || pattern == "*" { return true }
-        guard pattern.hasPrefix("*.") else { return false }
-        return host.hasSuffix(pattern.dropFirst()) && host.count > pattern.count - 1
     }
 
     /// Exact beats any pattern; a longer pattern beats a shorter one.

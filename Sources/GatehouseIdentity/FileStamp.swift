@@ -25,4 +25,11 @@ public struct FileStamp: Hashable, Sendable {
     }
 
     public static func exists(_ path: String) -> Bool { FileStamp(path: path) != nil }
+
+    /// The current stamp of each of `paths` (nil for one that cannot be stat'ed), to tell a rotation.
+    static func stamps(of paths: [String]) -> [String: FileStamp?] {
+        var stamps: [String: FileStamp?] = [:]
+        for path in paths { stamps[path] = FileStamp(path: path) }
+        return stamps
+    }
 }

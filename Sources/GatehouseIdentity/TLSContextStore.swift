@@ -129,8 +129,6 @@ public final class TLSContextStore: Sendable {
     }
 
     static func stamps(of server: TLSServer) -> [String: FileStamp?] {
-        var stamps: [String: FileStamp?] = [:]
-        for path in TLSContextFactory.files(of: server) { stamps[path] = FileStamp(path: path) }
-        return stamps
+        FileStamp.stamps(of: TLSContextFactory.files(of: server))
     }
 }

@@ -129,9 +129,7 @@ final class UpstreamTLSContexts: Sendable {
     }
 
     static func stamps(of tls: UpstreamTLS) -> [String: FileStamp?] {
-        var stamps: [String: FileStamp?] = [:]
-        for path in tls.files { stamps[path] = FileStamp(path: path) }
-        return stamps
+        FileStamp.stamps(of: tls.files)
     }
 }
 

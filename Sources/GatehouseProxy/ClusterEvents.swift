@@ -41,6 +41,12 @@ final class ClusterEvents: Sendable {
         }
     }
 
+    /// A connection that could not be made, and also a TLS failure when its reason says so.
+    func recordConnectFailure(cluster: String, transportFailureReason: String?) {
+        record(.connectFailure, cluster: cluster)
+        if TLSFailureReason.isTLS(transportFailureReason) { record(.tlsFailure, cluster: cluster) }
+    }
+
     /// The count of `event` for `cluster` (0 if it never happened).
     func count(_ event: Event, cluster: String) -> Int {
         counts.withLock { $0[cluster]?[event.rawValue] ?? 0 }

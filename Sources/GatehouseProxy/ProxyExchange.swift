@@ -156,7 +156,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
         if let tls = cluster.tls {
             guard let made = loop.transport(for: tls, host: request.authority, contexts: runtime.tlsContexts) else {
                 // Never plaintext instead: a cluster whose context is missing fails like a failed handshake.
-                return attemptFailed(.connectFailure, reason: "TLS_error:|no client TLS context for the cluster:TLS_error_end")
+                return attemptFailed(.connectFailure, reason: TLSFailureReason.missingContext)
             }
             transport = made
             key.transport = made.key
@@ -434,8 +434,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
         }
         switch failure {
         case .connectFailure:
-            runtime.clusterEvents.record(.connectFailure, cluster: cluster.name)
-            if transportFailureReason?.hasPrefix("TLS_error") == true { runtime.clusterEvents.record(.tlsFailure, cluster: cluster.name) }
+            runtime.clusterEvents.recordConnectFailure(cluster: cluster.name, transportFailureReason: transportFailureReason)
         case .overflow: runtime.clusterEvents.record(.overflow, cluster: cluster.name)
         case .timeout: runtime.clusterEvents.record(.timeout, cluster: cluster.name)
         case .noHealthyUpstream, .connectionTermination, .protocolError, .notInRegistry: break

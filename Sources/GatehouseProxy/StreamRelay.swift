@@ -87,14 +87,8 @@ final class StreamRelayHandler: ChannelDuplexHandler {
             return fail(flag: .noHealthyUpstream, details: "no_healthy_upstream")
         }
         let endpoint = cluster.endpoints[endpointIndex]
-        if let tls = cluster.tls {
-            // A TCP route has no Host: the SNI is the rule's `sni`, or none.
-            guard let made = loop.transport(for: tls, host: "", contexts: runtime.tlsContexts, streams: true) else {
-                record.upstreamTransportFailureReason = "TLS_error:|no client TLS context for the cluster:TLS_error_end"
-                return fail(flag: .upstreamConnectionFailure, details: "upstream_connect_failure")
-            }
-            transport = made
-        }
+        // A TCP route has no Host: the SNI is the rule's `sni`, or none.
+        guard prepareTransport(cluster, host: "") else { return }
         switch cluster.discovery {
         case .staticAddresses:
             guard let target = loop.upstreamTarget(of: cluster, endpoint: endpointIndex, version: snapshot.version) else {
@@ -137,13 +131,7 @@ final class StreamRelayHandler: ChannelDuplexHandler {
         guard cluster.discovery.forwards(to: host[...]) else {
             return fail(flag: .noRouteFound, details: "outbound_host_not_in_registry")
         }
-        if let tls = cluster.tls {
-            guard let made = loop.transport(for: tls, host: host[...], contexts: runtime.tlsContexts, streams: true) else {
-                record.upstreamTransportFailureReason = "TLS_error:|no client TLS context for the cluster:TLS_error_end"
-                return fail(flag: .upstreamConnectionFailure, details: "upstream_connect_failure")
-            }
-            transport = made
-        }
+        guard prepareTransport(cluster, host: host[...]) else { return }
         runtime.services.resolve(name: host, port: port, configured: snapshot.settings.resolverAddresses,
                                  on: context.eventLoop).assumeIsolated().whenComplete { [self] result in
             guard case .success(let addresses) = result, !addresses.isEmpty else {
@@ -153,6 +141,19 @@ final class StreamRelayHandler: ChannelDuplexHandler {
             connect(to: addresses[Int(loop.random.next() % UInt64(addresses.count))],
                     timeout: .nanoseconds(cluster.connectTimeoutNanoseconds))
         }
+    }
+
+    /// The TLS the cluster's connection speaks, for a connection naming `host`; false (and the connection
+    /// failed) when its client context is missing.
+    private func prepareTransport(_ cluster: Cluster, host: Substring) -> Bool {
+        guard let tls = cluster.tls else { return true }
+        guard let made = loop.transport(for: tls, host: host, contexts: runtime.tlsContexts, streams: true) else {
+            record.upstreamTransportFailureReason = TLSFailureReason.missingContext
+            fail(flag: .upstreamConnectionFailure, details: "upstream_connect_failure")
+            return false
+        }
+        transport = made
+        return true
     }
 
     /// AuthorizationPolicy on a TCP connection (Envoy's network rbac filter): only connection attributes
@@ -190,8 +191,8 @@ final class StreamRelayHandler: ChannelDuplexHandler {
                 case .failure(let error):
                     record.upstreamTransportFailureReason = (error as? UpstreamConnectError)?.transportFailureReason
                     if let cluster = record.upstreamCluster {
-                        runtime.clusterEvents.record(.connectFailure, cluster: cluster)
-                        if record.upstreamTransportFailureReason != nil { runtime.clusterEvents.record(.tlsFailure, cluster: cluster) }
+                        runtime.clusterEvents.recordConnectFailure(cluster: cluster,
+                                                                   transportFailureReason: record.upstreamTransportFailureReason)
                     }
                     fail(flag: .upstreamConnectionFailure, details: "upstream_connect_failure")
                 }

@@ -84,7 +84,7 @@ enum UpstreamConnector {
             .flatMap { channel in
                 // The handshake is part of connecting (as in Envoy): the same timeout bounds it.
                 let deadline = eventLoop.scheduleTask(in: timeout) {
-                    handshake.fail(UpstreamConnectError.tls(reason: "TLS_error:|handshake timed out:TLS_error_end"))
+                    handshake.fail(UpstreamConnectError.tls(reason: TLSFailureReason.text(["handshake timed out"])))
                 }
                 return handshake.futureResult.map { _ in
                     deadline.cancel()
@@ -162,8 +162,19 @@ enum TLSFailureReason {
         }
         if let verification { parts.append("verify cert failed: \(verification)") }
         if parts.isEmpty { parts = ["handshake failed"] }
-        return "TLS_error:|" + parts.joined(separator: ":") + ":TLS_error_end"
+        return text(parts)
     }
+
+    /// Envoy's wrapping of TLS error entries.
+    static func text(_ parts: [String]) -> String {
+        "TLS_error:|" + parts.joined(separator: ":") + ":TLS_error_end"
+    }
+
+    /// A cluster with `tls` whose client context is missing: it fails like a handshake, never in plaintext.
+    static let missingContext = text(["no client TLS context for the cluster"])
+
+    /// Whether a transport failure reason is a TLS one (for `envoy_cluster_ssl_connection_error`).
+    static func isTLS(_ reason: String?) -> Bool { reason?.hasPrefix("TLS_error:|") == true }
 
     /// `Error: 268435581 error:1000007d:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED at f.c:1`
     /// → `268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED`.

@@ -109,11 +109,7 @@ public struct Cluster: Sendable {
         /// For `.dynamicForward`: whether `host` (a request's, lowercased, no port) is one it may go to.
         public func forwards(to host: Substring) -> Bool {
             guard case .dynamicForward(let hosts, _) = self, !host.isEmpty else { return false }
-            return hosts.contains { pattern in
-                if pattern == "*" { return true }
-                if pattern.hasPrefix("*.") { return host.hasSuffix(pattern.dropFirst()) && host.count > pattern.count - 1 }
-                return host == pattern
-            }
+            return hosts.contains { HostPattern.covers($0, host) }
         }
     }
 
