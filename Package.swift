@@ -47,10 +47,10 @@ let package = Package(
             // as a product: it comes with the Yams dependency.
             dependencies: ["GatehouseRegex", "GatehouseDNS", .product(name: "Yams", package: "Yams")]
         ),
-        .target(name: "GatehouseRouting", dependencies: ["GatehouseRegex"]),
+        .target(name: "GatehouseRouting", dependencies: ["GatehouseRegex", "GatehouseUpstream"]),
         .target(name: "GatehouseTelemetry", dependencies: []),
-        // Upstream state machines, pure (no sockets, no clock but the instants passed in): outlier
-        // detection now; load balancing, circuit breaking and retry decisions as issue 15 lands.
+        // Upstream state machines, pure (no sockets, no clock but the instants passed in): load
+        // balancing, circuit-breaker limits, outlier detection and retry decisions.
         .target(name: "GatehouseUpstream", dependencies: []),
         // DNS messages and resolver lists, pure: Kubernetes service names are resolved with TTLs.
         .target(name: "GatehouseDNS", dependencies: []),
@@ -121,7 +121,7 @@ let package = Package(
         .testTarget(name: "GatehouseConfigTests", dependencies: ["GatehouseConfig"]),
         .testTarget(
             name: "GatehouseRoutingTests",
-            dependencies: ["GatehouseRouting", "GatehouseSnapshot", "GatehouseConfig", "GatehouseRegex"]
+            dependencies: ["GatehouseRouting", "GatehouseSnapshot", "GatehouseConfig", "GatehouseRegex", "GatehouseUpstream"]
         ),
         .testTarget(name: "GatehouseTelemetryTests", dependencies: ["GatehouseTelemetry"]),
         .testTarget(name: "GatehouseDNSTests", dependencies: ["GatehouseDNS"]),

@@ -3,12 +3,14 @@ import GatehouseUpstream
 import Synchronization
 
 /// One cluster's circuit-breaker counts, shared by every event loop (Envoy's limits hold per cluster
-/// across workers): requests in flight and requests waiting for a new upstream connection. A slot is
-/// taken before the work and given back when it ends; a slot over the limit is refused, never queued.
+/// across workers): requests in flight, requests waiting for a new upstream connection, and retries
+/// under way. A slot is taken before the work and given back when it ends; a slot over the limit is
+/// refused, never queued.
 final class ClusterCircuitBreaker: Sendable {
     let limits: CircuitBreakerLimits
     private let requests = Atomic<Int>(0)
     private let pending = Atomic<Int>(0)
+    private let retries = Atomic<Int>(0)
 
     init(limits: CircuitBreakerLimits) {
         self.limits = limits
@@ -21,6 +23,11 @@ final class ClusterCircuitBreaker: Sendable {
     /// Takes a pending slot while a new connection is established; false when `maxPendingRequests` wait.
     func beginPending() -> Bool { take(pending, under: limits.maxPendingRequests) }
     func endPending() { pending.subtract(1, ordering: .relaxed) }
+
+    /// Takes a retry slot, held from the decision to retry until that retry's try ends; false when
+    /// `maxRetries` are under way.
+    func beginRetry() -> Bool { take(retries, under: limits.maxRetries) }
+    func endRetry() { retries.subtract(1, ordering: .relaxed) }
 
     var requestsInFlight: Int { requests.load(ordering: .relaxed) }
 

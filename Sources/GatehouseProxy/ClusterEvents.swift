@@ -2,11 +2,12 @@ import Synchronization
 
 /// Per-cluster counts of the rare things an upstream does wrong, with Envoy's stat names, so an Istio
 /// dashboard's `envoy_cluster_*` panels work: connect failures, TLS handshake failures, circuit-breaker
-/// overflows, timeouts and outlier ejections. Shared by every loop behind one lock: these are failures,
+/// overflows, timeouts, outlier ejections and retries. Shared by every loop behind one lock: these are failures,
 /// not the per-request path (a request that succeeds records nothing here).
 final class ClusterEvents: Sendable {
     enum Event: Int, CaseIterable, Sendable {
         case connectFailure, tlsFailure, overflow, timeout, ejection
+        case retry, retrySuccess, retryOverflow, retryLimitExceeded, perTryTimeout
 
         /// Envoy's cluster stat.
         var statName: String {
@@ -16,6 +17,11 @@ final class ClusterEvents: Sendable {
             case .overflow: "upstream_rq_pending_overflow"
             case .timeout: "upstream_rq_timeout"
             case .ejection: "outlier_detection_ejections_enforced_total"
+            case .retry: "upstream_rq_retry"
+            case .retrySuccess: "upstream_rq_retry_success"
+            case .retryOverflow: "upstream_rq_retry_overflow"
+            case .retryLimitExceeded: "upstream_rq_retry_limit_exceeded"
+            case .perTryTimeout: "upstream_rq_per_try_timeout"
             }
         }
 
@@ -26,6 +32,11 @@ final class ClusterEvents: Sendable {
             case .overflow: "Requests refused by the cluster's circuit breakers (connectionPool limits), answered 503 UO."
             case .timeout: "Requests whose route timeout fired before the upstream's response ended."
             case .ejection: "Endpoints ejected by outlier detection."
+            case .retry: "Retries made (each try after a request's first)."
+            case .retrySuccess: "Requests whose retry got a response that was not retried again."
+            case .retryOverflow: "Retries refused by the cluster's maxRetries circuit breaker (UO)."
+            case .retryLimitExceeded: "Requests whose last try was retriable but had no retry left (URX)."
+            case .perTryTimeout: "Tries whose perTryTimeout fired before a response."
             }
         }
     }

@@ -115,6 +115,8 @@ final class HTTP2UpstreamStreamHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     private var headReceived = false
     private var ended = false
+    /// The upstream reset the stream with REFUSED_STREAM before a response head.
+    private var refused = false
     private var readPending = false
     var readsPaused = false {
         didSet { if !readsPaused, readPending { readPending = false; context?.read() } }
@@ -157,8 +159,12 @@ final class HTTP2UpstreamStreamHandler: ChannelDuplexHandler {
                     }
                     block.add(name, value)
                 }
-                let framing: HTTP1BodyFraming = frame.endStream || requestIsHEAD || status == 204 || status == 304
+                let bodyless = requestIsHEAD || status == 204 || status == 304
+                let framing: HTTP1BodyFraming = frame.endStream || bodyless
                     ? .none : contentLength.map { $0 > 0 ? .contentLength($0) : .none } ?? .chunked
+                // A response that ends with its HEADERS has an empty body, which an HTTP/1.1 client must be
+                // told (without a length it would read until the connection closes).
+                if frame.endStream, !bodyless, contentLength == nil { contentLength = 0 }
                 receiver.upstreamResponseHead(HTTP1ResponseHead(version: .http1_1, status: status, headers: block,
                                                                 framing: framing, connection: ConnectionOptions(),
                                                                 declaredContentLength: contentLength))
@@ -170,6 +176,9 @@ final class HTTP2UpstreamStreamHandler: ChannelDuplexHandler {
             guard headReceived else { return protocolError() }
             if case .byteBuffer(let body) = frame.data, body.readableBytes > 0 { receiver.upstreamResponseBody(body) }
             if frame.endStream { finish(nil) }
+        case .rstStream(let code):
+            // The stream closes next (channelInactive reports it); a refusal is told apart there.
+            if code == .refusedStream, !headReceived { refused = true }
         default:
             break
         }
@@ -209,7 +218,7 @@ final class HTTP2UpstreamStreamHandler: ChannelDuplexHandler {
         if let receiver, !ended {
             ended = true
             self.receiver = nil
-            receiver.upstreamClosed()
+            if refused { receiver.upstreamRefusedStream() } else { receiver.upstreamClosed() }
         }
         context.fireChannelInactive()
     }
@@ -218,8 +227,10 @@ final class HTTP2UpstreamStreamHandler: ChannelDuplexHandler {
         // NIO refuses a malformed field block (a name that is not a lowercase token, a misplaced
         // pseudo-header…) by closing the stream with PROTOCOL_ERROR: the upstream broke the protocol
         // (502 UPE); any other close is a reset (503 UC, from channelInactive).
-        if !ended, receiver != nil, let closed = error as? NIOHTTP2Errors.StreamClosed, closed.errorCode == .protocolError {
-            return protocolError()
+        if !ended, receiver != nil, let closed = error as? NIOHTTP2Errors.StreamClosed {
+            if closed.errorCode == .protocolError { return protocolError() }
+            // Refused before the upstream processed anything: retried under `refused-stream`.
+            if closed.errorCode == .refusedStream, !headReceived { refused = true }
         }
         context.close(promise: nil)
     }

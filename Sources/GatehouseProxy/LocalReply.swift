@@ -50,6 +50,18 @@ struct LocalReply {
         flag: .upstreamProtocolError, details: "upstream_reset_before_response_started{protocol_error}")
     static let upstreamTimeout = LocalReply(status: 504, body: Array("upstream request timeout".utf8),
                                             flag: .upstreamRequestTimeout, details: "upstream_response_timeout")
+    /// The last try's `perTryTimeout` fired before a response, and no retry followed.
+    static let upstreamPerTryTimeout = LocalReply(status: 504, body: Array("upstream request timeout".utf8),
+                                                  flag: .upstreamRequestTimeout, details: "upstream_per_try_timeout")
+
+    /// The reply after retries: Envoy's reset bodies say the reset reason is the latest of several.
+    func afterRetries() -> LocalReply {
+        let prefix = Array("upstream connect error or disconnect/reset before headers. ".utf8)
+        guard body.starts(with: prefix) else { return self }
+        var reply = self
+        reply.body = prefix + Array("retried and the latest ".utf8) + body.dropFirst(prefix.count)
+        return reply
+    }
     /// The Host names a host the TLS server chosen by SNI does not serve (Istio's Host/SNI advice).
     static let misdirectedRequest = LocalReply(status: 421, body: Array("Misdirected Request".utf8), flag: [],
                                                details: "misdirected_request")

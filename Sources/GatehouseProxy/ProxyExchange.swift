@@ -6,9 +6,9 @@ import GatehouseUpstream
 import NIOCore
 
 /// Forwards one request upstream and streams the response back: the I/O shell around
-/// `UpstreamExchangeState`, which makes every decision. It picks and resolves the endpoint, opens an
-/// `UpstreamAttempt` (a pooled HTTP/1.1 connection or an HTTP/2 stream), and carries out what the state
-/// machine returns.
+/// `UpstreamExchangeState`, which makes every decision. Each try picks and resolves an endpoint, opens
+/// an `UpstreamAttempt` (a pooled HTTP/1.1 connection or an HTTP/2 stream), and carries out what the
+/// state machine returns; a retry backs off and starts another try.
 ///
 /// Lives on the downstream connection's event loop, as do the upstream connections it uses, so the two
 /// sides call each other directly. Reads on each side are held while the other side is not writable
@@ -28,15 +28,24 @@ final class ProxyExchange: UpstreamResponseReceiver {
     /// VirtualService `fault.delay` this request drew; the exchange begins after it.
     private let delay: TimeAmount?
     private var delayTask: Scheduled<Void>?
-    /// The endpoint this exchange counts as in flight on (LEAST_REQUEST), until it concludes.
+    /// The endpoint the current try counts as in flight on (LEAST_REQUEST), until the try ends.
     private var countedEndpoint: Int?
-    /// The cluster's outlier detector, when it has one; it hears how the exchange went, once.
+    /// The cluster's outlier detector, when it has one; it hears how each try went, once.
     private var outliers: OutlierTracker?
+    private var tryReported = false
+    /// Endpoints tried so far, when a retry should avoid them (Envoy's `previous_hosts`).
+    private var triedEndpoints: [Int] = []
+    private let retryPolicy: RetryPolicy?
+    /// The back-off before the next try, while it runs.
+    private var retryTask: Scheduled<Void>?
+    private var perTryTask: Scheduled<Void>?
+    /// A `maxRetries` slot of the circuit breaker is held by the retry under way.
+    private var holdsRetrySlot = false
     /// The cluster's circuit breaker, when it has limits; the exchange holds one of its request slots
     /// until it concludes.
     private var circuitBreaker: ClusterCircuitBreaker?
 
-    private var state = UpstreamExchangeState<ByteBuffer, HTTPHeaderBlock>()
+    private var state: UpstreamExchangeState<ByteBuffer, HTTPHeaderBlock>
     private var attempt: UpstreamAttempt?
     /// Where the current attempt goes; a retry on a new connection goes to the same place.
     private var target: UpstreamTarget?
@@ -56,6 +65,9 @@ final class ProxyExchange: UpstreamResponseReceiver {
         timeout = forwarding.timeout
         hashKey = forwarding.hashKey
         delay = forwarding.delay
+        retryPolicy = forwarding.retryPolicy
+        state = UpstreamExchangeState(retryPolicy: forwarding.retryPolicy,
+                                      replayLimit: runtime.store.snapshot.settings.retryBufferBytes)
     }
 
     // MARK: choosing an endpoint and opening an attempt
@@ -74,22 +86,35 @@ final class ProxyExchange: UpstreamResponseReceiver {
         }
     }
 
+    /// Admits the request to the cluster (its circuit breaker's request slot, held across retries),
+    /// then starts the first try.
     private func begin() {
-        let forwardPort: Int? = if case .dynamicForward(_, let port) = cluster.discovery { port } else { nil }
-        guard forwardPort != nil || !cluster.endpoints.isEmpty else { return attemptFailed(.noHealthyUpstream) }
+        guard cluster.discovery.isDynamicForward || !cluster.endpoints.isEmpty else { return attemptFailed(.noHealthyUpstream) }
         if let breaker = runtime.breakers.breaker(for: cluster, version: snapshotVersion) {
             guard breaker.beginRequest() else { return attemptFailed(.overflow) }
             circuitBreaker = breaker
         }
-        if let forwardPort { return openNamedHost(port: forwardPort) }
         outliers = runtime.outliers.tracker(for: cluster, version: snapshotVersion)
-        guard let endpointIndex = loop.pickEndpoint(of: cluster, hash: hashKey, version: snapshotVersion, outliers: outliers) else {
+        startTry()
+    }
+
+    /// One try: an endpoint (another than those tried, when the retry policy says so), its address,
+    /// then an attempt on it.
+    private func startTry() {
+        if transportFailureReason != nil {
+            // A reason belongs to the try that failed: the log and the reply give the last try's only.
+            transportFailureReason = nil
+            downstream.updateRecord { $0.upstreamTransportFailureReason = nil }
+        }
+        if case .dynamicForward(_, let port) = cluster.discovery { return openNamedHost(port: port) }
+        guard let endpointIndex = pickEndpoint() else {
             // Every endpoint is ejected, and the cluster does not panic: Envoy's "no healthy upstream".
             return attemptFailed(.noHealthyUpstream)
         }
         let endpoint = cluster.endpoints[endpointIndex]
         loop.requestBegan(cluster: cluster, endpoint: endpointIndex, version: snapshotVersion)
         countedEndpoint = endpointIndex
+        tryReported = false
         switch cluster.discovery {
         case .staticAddresses:
             guard let target = loop.upstreamTarget(of: cluster, endpoint: endpointIndex, version: snapshotVersion) else {
@@ -127,6 +152,22 @@ final class ProxyExchange: UpstreamResponseReceiver {
                 }
             }
         }
+    }
+
+    /// The cluster's load balancer's pick; a retry that avoids previous hosts asks again, up to five
+    /// picks in all (Envoy's `host_selection_retry_max_attempts` as Istio sets it), for one not tried.
+    private func pickEndpoint() -> Int? {
+        var choice = loop.pickEndpoint(of: cluster, hash: hashKey, version: snapshotVersion, outliers: outliers)
+        guard let policy = state.retries.policy else { return choice }
+        if policy.avoidsPreviousHosts(consistentHash: hashKey != nil), !triedEndpoints.isEmpty {
+            var picks = 1
+            while let picked = choice, triedEndpoints.contains(picked), picks < 5 {
+                choice = loop.pickEndpoint(of: cluster, hash: hashKey, version: snapshotVersion, outliers: outliers)
+                picks += 1
+            }
+        }
+        if let choice, state.retries.canStillRetry { triedEndpoints.append(choice) }
+        return choice
     }
 
     /// ServiceEntry `resolution: NONE`: the host the request names, resolved by DNS, if the
@@ -227,7 +268,10 @@ final class ProxyExchange: UpstreamResponseReceiver {
             downstream.updateRecord { $0.upstreamLocalAddress = attempt.localAddress }
             attempt.sendHead()
             for body in opening.body { attempt.sendBody(body) }
-            if let end = opening.end { attempt.sendEnd(trailers: end.trailers) }
+            if let end = opening.end {
+                attempt.sendEnd(trailers: end.trailers)
+                startPerTryTimer()
+            }
             // Inside the downstream read cycle, channelReadComplete flushes once for everything written.
             if !downstream.inReadCycle { attempt.flush() }
             downstream.setUpstreamBlocked(!attempt.isWritable)
@@ -240,7 +284,82 @@ final class ProxyExchange: UpstreamResponseReceiver {
             transportFailureReason = reason
             downstream.updateRecord { $0.upstreamTransportFailureReason = reason }
         }
-        if let outcome = state.attemptFailed(failure) { conclude(outcome) }
+        if failure == .connectFailure {
+            runtime.clusterEvents.recordConnectFailure(cluster: cluster.name, transportFailureReason: transportFailureReason)
+        }
+        carryOut(state.attemptFailed(failure, claimRetry: claimRetry), endpointFailed: failure.isEndpointFailure)
+    }
+
+    // MARK: retries
+
+    /// What the state machine decided when a try ended: another try, or the end of the exchange.
+    private func carryOut(_ action: UpstreamExchangeState<ByteBuffer, HTTPHeaderBlock>.TryEndAction?, endpointFailed: Bool) {
+        switch action {
+        case nil: return
+        case .retry(let number): retry(number, endpointFailed: endpointFailed)
+        case .end(let outcome): conclude(outcome)
+        }
+    }
+
+    /// Asks the cluster's circuit breaker for a `maxRetries` slot; the retry before it gives its slot
+    /// back, as it is over.
+    private func claimRetry() -> Bool {
+        releaseRetrySlot()
+        guard let breaker = circuitBreaker, breaker.limits.maxRetries != nil else { return true }
+        guard breaker.beginRetry() else {
+            runtime.clusterEvents.record(.retryOverflow, cluster: cluster.name)
+            return false
+        }
+        holdsRetrySlot = true
+        return true
+    }
+
+    private func releaseRetrySlot() {
+        guard holdsRetrySlot else { return }
+        holdsRetrySlot = false
+        circuitBreaker?.endRetry()
+    }
+
+    /// Ends the try (its attempt closed, its endpoint told), then backs off and starts the next one.
+    /// The client's reads stay held meanwhile: what it sends waits in the state machine.
+    private func retry(_ number: Int, endpointFailed: Bool) {
+        attempt?.close()
+        attempt = nil
+        endTry(endpointFailed: endpointFailed)
+        runtime.clusterEvents.record(.retry, cluster: cluster.name)
+        downstream.setUpstreamBlocked(true)
+        guard let policy = state.retries.policy else { preconditionFailure("only a retry policy retries") }
+        let backoff = policy.backoffNanoseconds(retry: number, draw: loop.random.next())
+        retryTask = loop.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(backoff)) { [weak self] in
+            guard let self else { return }
+            retryTask = nil
+            guard !state.isFinished else { return }
+            startTry()
+        }
+    }
+
+    /// `perTryTimeout` runs from when the try has the whole request (Envoy starts it once the request is
+    /// sent) until its response head.
+    private func startPerTryTimer() {
+        guard let nanoseconds = state.retries.policy?.perTryTimeoutNanoseconds, perTryTask == nil, attempt != nil else { return }
+        perTryTask = loop.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanoseconds)) { [weak self] in
+            guard let self else { return }
+            perTryTask = nil
+            runtime.clusterEvents.record(.perTryTimeout, cluster: cluster.name)
+            carryOut(state.perTryTimedOut(claimRetry: claimRetry), endpointFailed: true)
+        }
+    }
+
+    /// The current try is over: its per-try timer stops, its endpoint is no longer in flight, and the
+    /// outlier detector hears of a failure without a response (a response head reported itself).
+    private func endTry(endpointFailed: Bool) {
+        perTryTask?.cancel()
+        perTryTask = nil
+        if endpointFailed { reportToOutlierDetection(.localOriginFailure) }
+        if let endpoint = countedEndpoint {
+            loop.requestEnded(cluster: cluster, endpoint: endpoint, version: snapshotVersion)
+            countedEndpoint = nil
+        }
     }
 
     // MARK: request side
@@ -267,6 +386,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
         case .forward(let end):
             attempt?.sendEnd(trailers: end.trailers)
             if !downstream.inReadCycle { attempt?.flush() }
+            startPerTryTimer()
         }
         // Envoy's route timeout runs from the end of the request to the end of the response, as the
         // router sees them: a request still in its fault delay starts the clock when the delay ends.
@@ -287,6 +407,8 @@ final class ProxyExchange: UpstreamResponseReceiver {
     func abandon() {
         delayTask?.cancel()
         delayTask = nil
+        retryTask?.cancel()
+        retryTask = nil
         if let outcome = state.abandon() { conclude(outcome) }
     }
 
@@ -318,10 +440,17 @@ final class ProxyExchange: UpstreamResponseReceiver {
             let accepted = response.status == 101 && response.headers.first("sec-websocket-accept") == expected
             guard accepted else { return rejectResponse(reason: "websocket_handshake_failed") }
         }
-        switch state.responseHead(keepAlive: response.keepAlive, opensTunnel: response.status == 101) {
+        switch state.responseHead(keepAlive: response.keepAlive, opensTunnel: response.status == 101,
+                                  result: retryResult(response), claimRetry: claimRetry) {
         case .ignore:
             return
+        case .retry(let number):
+            retry(number, endpointFailed: false)
         case .relay:
+            // Envoy lets a response that began run on under the route timeout only.
+            perTryTask?.cancel()
+            perTryTask = nil
+            if state.retries.retriesMade > 0 { runtime.clusterEvents.record(.retrySuccess, cluster: cluster.name) }
             downstream.respondHead(status: response.status, headers: headers, framing: response.framing, bodyBytes: [])
         case .relayAndTunnel:
             if let upgrade = request.upgrade {
@@ -335,6 +464,16 @@ final class ProxyExchange: UpstreamResponseReceiver {
             attempt?.startTunnel()
             downstream.flushDownstream()
         }
+    }
+
+    /// The response head as the retry policy judges it: its status, and the headers it reads only when
+    /// they can matter.
+    private func retryResult(_ response: HTTP1ResponseHead) -> RetryPolicy.TryResult? {
+        guard let policy = state.retries.policy else { return nil }
+        var grpcStatus: Int?
+        if policy.readsGRPCStatus, let value = response.headers.first("grpc-status") { grpcStatus = Int(value) }
+        let rateLimited = policy.conditions.contains(.envoyRateLimited) && response.headers.first("x-envoy-ratelimited") != nil
+        return .response(status: response.status, grpcStatus: grpcStatus, rateLimited: rateLimited)
     }
 
     /// Whether a 101 switches to what the gateway asked for: a WebSocket upgrade it forwarded on an
@@ -352,7 +491,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
 
     private func rejectResponse(reason: String) {
         downstream.updateRecord { $0.upstreamTransportFailureReason = reason }
-        if let outcome = state.protocolError() { conclude(outcome) }
+        carryOut(state.protocolError(claimRetry: claimRetry), endpointFailed: false)
     }
 
     /// Trailers without the fields RFC 9110 §6.5.1 prohibits there (counted when any were dropped).
@@ -378,9 +517,11 @@ final class ProxyExchange: UpstreamResponseReceiver {
     }
 
     func upstreamClosed() {
-        switch state.upstreamClosed() {
+        switch state.upstreamClosed(claimRetry: claimRetry) {
         case .ignore:
             return
+        case .retry(let number):
+            retry(number, endpointFailed: true)
         case .retryOnNewConnection:
             attempt = nil
             guard let target else { preconditionFailure("an attempt was opened, so it had a target") }
@@ -391,8 +532,16 @@ final class ProxyExchange: UpstreamResponseReceiver {
         }
     }
 
+    func upstreamRefusedStream() {
+        switch state.upstreamClosed(refusedStream: true, claimRetry: claimRetry) {
+        case .ignore, .retryOnNewConnection: return
+        case .retry(let number): retry(number, endpointFailed: true)
+        case .end(let outcome): conclude(outcome)
+        }
+    }
+
     func upstreamProtocolError() {
-        if let outcome = state.protocolError() { conclude(outcome) }
+        carryOut(state.protocolError(claimRetry: claimRetry), endpointFailed: true)
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {
@@ -424,26 +573,26 @@ final class ProxyExchange: UpstreamResponseReceiver {
         attempt?.closeOutput()
     }
 
-    /// Tells the cluster's outlier detector how the try on the chosen endpoint went (once).
-    /// The failures the cluster's `envoy_cluster_*` counters count.
+    /// The failures the cluster's `envoy_cluster_*` counters count once per request (connect failures
+    /// and per-try timeouts are counted per try, when they happen).
     private func recordClusterEvent(_ outcome: UpstreamExchangeState<ByteBuffer, HTTPHeaderBlock>.Outcome) {
+        if state.retries.limitReached { runtime.clusterEvents.record(.retryLimitExceeded, cluster: cluster.name) }
         let failure: UpstreamExchangeState<ByteBuffer, HTTPHeaderBlock>.Failure
         switch outcome {
         case .failedBeforeResponse(let value), .failedDuringResponse(let value): failure = value
         case .completed, .tunnelClosed, .abandoned: return
         }
         switch failure {
-        case .connectFailure:
-            runtime.clusterEvents.recordConnectFailure(cluster: cluster.name, transportFailureReason: transportFailureReason)
         case .overflow: runtime.clusterEvents.record(.overflow, cluster: cluster.name)
         case .timeout: runtime.clusterEvents.record(.timeout, cluster: cluster.name)
-        case .noHealthyUpstream, .connectionTermination, .protocolError, .notInRegistry: break
+        case .noHealthyUpstream, .connectFailure, .connectionTermination, .protocolError, .perTryTimeout, .notInRegistry: break
         }
     }
 
+    /// Tells the cluster's outlier detector how the current try on its endpoint went (once per try).
     private func reportToOutlierDetection(_ result: UpstreamResult) {
-        guard let tracker = outliers, let endpoint = countedEndpoint else { return }
-        outliers = nil
+        guard !tryReported, let tracker = outliers, let endpoint = countedEndpoint else { return }
+        tryReported = true
         runtime.clusterEvents.record(.ejection, cluster: cluster.name,
                                      count: tracker.record(result, endpoint: endpoint, now: OutlierTracker.now))
     }
@@ -456,16 +605,24 @@ final class ProxyExchange: UpstreamResponseReceiver {
                           trailers: HTTPHeaderBlock? = nil) {
         timeoutTask?.cancel()
         timeoutTask = nil
+        retryTask?.cancel()
+        retryTask = nil
         recordClusterEvent(outcome)
-        if case .failedBeforeResponse(let failure) = outcome, failure.isEndpointFailure {
-            // No response: a connect failure, reset or timeout, which Envoy counts as a 5xx and a
-            // gateway error alike.
-            reportToOutlierDetection(.localOriginFailure)
+        // No response: a connect failure, reset or timeout, which Envoy counts as a 5xx and a gateway
+        // error alike.
+        var endpointFailed = false
+        if case .failedBeforeResponse(let failure) = outcome { endpointFailed = failure.isEndpointFailure }
+        endTry(endpointFailed: endpointFailed)
+        // URX: the last try's result was retriable and no retry was left; UO: the circuit breaker
+        // refused a retry. The response (relayed or local) stands either way.
+        if state.retries.limitReached || state.retries.overflowed {
+            let retries = state.retries
+            downstream.updateRecord {
+                if retries.limitReached { $0.responseFlags.insert(.upstreamRetryLimitExceeded) }
+                if retries.overflowed { $0.responseFlags.insert(.upstreamOverflow) }
+            }
         }
-        if let endpoint = countedEndpoint {
-            loop.requestEnded(cluster: cluster, endpoint: endpoint, version: snapshotVersion)
-            countedEndpoint = nil
-        }
+        releaseRetrySlot()
         circuitBreaker?.endRequest()
         circuitBreaker = nil
         let attempt = self.attempt
@@ -478,6 +635,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
             attempt?.close()
             var reply = failure.localReply
             if failure == .connectFailure, let reason = transportFailureReason { reply = .connectFailure(transportFailureReason: reason) }
+            if state.retries.retriesMade > 0 { reply = reply.afterRetries() }
             downstream.sendLocalReplyForCurrent(reply)
         case .failedDuringResponse(let failure):
             attempt?.close()
@@ -498,7 +656,7 @@ extension UpstreamExchangeState.Failure {
     var isEndpointFailure: Bool {
         switch self {
         case .noHealthyUpstream, .overflow, .notInRegistry: false
-        case .connectFailure, .connectionTermination, .protocolError, .timeout: true
+        case .connectFailure, .connectionTermination, .protocolError, .timeout, .perTryTimeout: true
         }
     }
 
@@ -510,6 +668,7 @@ extension UpstreamExchangeState.Failure {
         case .connectionTermination: .connectionTermination
         case .protocolError: .upstreamProtocolError
         case .timeout: .upstreamTimeout
+        case .perTryTimeout: .upstreamPerTryTimeout
         case .overflow: .overflow
         case .notInRegistry: .notInRegistry
         }
@@ -526,6 +685,8 @@ extension UpstreamExchangeState.Failure {
             (.upstreamProtocolError, "upstream_reset_after_response_started{protocol_error}")
         case .timeout:
             (.upstreamRequestTimeout, "upstream_response_timeout")
+        case .perTryTimeout:
+            (.upstreamRequestTimeout, "upstream_per_try_timeout")
         case .overflow:
             (.upstreamOverflow, "upstream_reset_after_response_started{overflow}")
         case .notInRegistry:

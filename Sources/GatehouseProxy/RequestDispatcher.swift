@@ -3,6 +3,7 @@ import GatehouseRouting
 import GatehouseSnapshot
 import GatehouseTelemetry
 import GatehouseSecurity
+import GatehouseUpstream
 import NIOCore
 
 /// What the gateway does with a request head, whichever protocol it came in on: answer it itself, or
@@ -22,6 +23,8 @@ enum Dispatch {
         var delay: TimeAmount? = nil
         /// The request's consistent-hash key, when the cluster balances by one and the request has it.
         var hashKey: UInt64?
+        /// The route's retry policy; nil: no retries.
+        var retryPolicy: RetryPolicy?
     }
 }
 
@@ -161,7 +164,8 @@ enum RequestDispatcher {
                 request: request, cluster: cluster, snapshotVersion: snapshot.version,
                 responseMutations: corsHeaders.map { [destination.responseHeaders, route.responseHeaders, $0] }
                     ?? [destination.responseHeaders, route.responseHeaders],
-                timeout: route.timeoutNanoseconds.map { .nanoseconds($0) }, delay: delay, hashKey: hashKey))
+                timeout: route.timeoutNanoseconds.map { .nanoseconds($0) }, delay: delay, hashKey: hashKey,
+                retryPolicy: route.retryPolicy))
         }
     }
 

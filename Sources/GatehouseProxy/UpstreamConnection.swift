@@ -10,6 +10,8 @@ protocol UpstreamResponseReceiver: AnyObject {
     /// The upstream sent something that is not HTTP/1.1.
     func upstreamProtocolError()
     func upstreamClosed()
+    /// An HTTP/2 upstream refused the stream (RST_STREAM REFUSED_STREAM): it processed nothing.
+    func upstreamRefusedStream()
     func upstreamWritabilityChanged(isWritable: Bool)
     /// Raw bytes from an upstream that switched protocols (a WebSocket tunnel).
     func upstreamTunnelData(_ bytes: ByteBuffer)

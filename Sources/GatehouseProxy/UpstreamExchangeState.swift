@@ -1,3 +1,6 @@
+import GatehouseUpstream
+import NIOCore
+
 /// The upstream side of one proxied request as a pure state machine: events in (an attempt opened or
 /// failed, request body, response head and end, the upstream closing, the route timeout, the client
 /// giving up), actions out. No I/O: `ProxyExchange` carries the actions out on the event loop, and the
@@ -9,7 +12,13 @@
 /// A request body that arrives before an attempt exists (while resolving or connecting) is held here,
 /// in order, and sent right after the head. The shell holds the client's reads meanwhile, so what is
 /// held is bounded by one read.
-struct UpstreamExchangeState<Body, Trailers> {
+///
+/// Retries: a try that ends in a result the route's `RetryPolicy` retries (before any response reached
+/// the client) sends the exchange back to waiting for an attempt, and the next attempt is sent the
+/// whole request again. So the body given to attempts is kept while a retry is still possible, up to
+/// `replayLimit` bytes; a request whose body outgrows it is not retried (as Envoy gives up retrying a
+/// request it could not buffer).
+struct UpstreamExchangeState<Body: ByteCounted, Trailers> {
     /// Why an exchange failed; the shell turns it into a local reply (before the response began) or an
     /// aborted response (after), with Envoy's flag and details for each.
     enum Failure: Equatable, Sendable {
@@ -23,6 +32,8 @@ struct UpstreamExchangeState<Body, Trailers> {
         case protocolError
         /// The route timeout fired (UT).
         case timeout
+        /// The try's `perTryTimeout` fired before a response head, and no retry followed (UT).
+        case perTryTimeout
         /// A circuit breaker of the cluster (`connectionPool` limits) refused the request (UO).
         case overflow
         /// The host a `resolution: NONE` ServiceEntry's cluster was asked for is not one of its hosts
@@ -81,7 +92,16 @@ struct UpstreamExchangeState<Body, Trailers> {
         case ignore
     }
 
+    /// After a try failed or was answered with a result the retry policy may retry.
+    enum TryEndAction {
+        /// Back off, then open a new attempt: it is sent the request again from the start.
+        case retry(number: Int)
+        case end(Outcome)
+    }
+
     enum ResponseHeadAction {
+        /// The response is retried instead: close the attempt (its response is not relayed).
+        case retry(number: Int)
         case relay
         /// Relay the 101 and turn both sides into a byte tunnel; the route timeout no longer applies.
         case relayAndTunnel
@@ -91,6 +111,8 @@ struct UpstreamExchangeState<Body, Trailers> {
     enum UpstreamClosedAction {
         /// A reused connection the upstream had closed while idle: try once more on a new connection.
         case retryOnNewConnection
+        /// The route's retry policy retries the reset: back off, then a new attempt.
+        case retry(number: Int)
         case end(Outcome)
         case ignore
     }
@@ -112,8 +134,21 @@ struct UpstreamExchangeState<Body, Trailers> {
     private var attemptReused = false
     private var bodySent = false
     private var retried = false
+    /// Retries made and the flags they leave for the access log.
+    private(set) var retries: RetryState
+    private let replayLimit: Int
+    /// Body already given to attempts, kept while a retry may have to send it again.
+    private var sent: [Body] = []
+    private var sentBytes = 0
+    /// Body went out that was not kept (over `replayLimit`): the request can no longer be retried.
+    private var replayLost = false
 
-    init() {}
+    /// `retryPolicy` nil (or with no retries): every try's result stands. `replayLimit`: the most body
+    /// bytes kept for a retry to send again.
+    init(retryPolicy: RetryPolicy? = nil, replayLimit: Int = 0) {
+        retries = RetryState(policy: retryPolicy)
+        self.replayLimit = replayLimit
+    }
 
     var isFinished: Bool {
         if case .finished = phase { return true }
@@ -145,14 +180,19 @@ struct UpstreamExchangeState<Body, Trailers> {
         attemptReused = reused
         let opening = Opening(body: held, end: requestEnd)
         if !held.isEmpty { bodySent = true }
+        for body in held { keepForReplay(body) }
         held = []
         return .send(opening)
     }
 
-    /// No attempt could be made (no endpoint, resolution or connect failure). nil once finished.
-    mutating func attemptFailed(_ failure: Failure) -> Outcome? {
+    /// No attempt could be made (no endpoint, resolution or connect failure). Only a connect failure
+    /// can be retried. nil once finished.
+    mutating func attemptFailed(_ failure: Failure, claimRetry: () -> Bool = { true }) -> TryEndAction? {
         guard case .awaitingAttempt = phase else { return nil }
-        return finish(.failedBeforeResponse(failure))
+        if failure == .connectFailure, case .retry(let number) = decide(.connectFailure, claimRetry: claimRetry) {
+            return .retry(number: number)
+        }
+        return .end(finish(.failedBeforeResponse(failure)))
     }
 
     // MARK: request side
@@ -162,8 +202,11 @@ struct UpstreamExchangeState<Body, Trailers> {
         case .awaitingAttempt:
             held.append(body)
             return .hold
-        case .sending, .receiving:
+        case .sending:
             bodySent = true
+            keepForReplay(body)
+            return .forward(body)
+        case .receiving:
             return .forward(body)
         case .tunnelling, .finished:
             return .drop
@@ -188,9 +231,16 @@ struct UpstreamExchangeState<Body, Trailers> {
     // MARK: response side
 
     /// A final response head. `opensTunnel` when it is a 101 the shell checked answers the upgrade it
-    /// forwarded; a head the shell rejected is reported as `protocolError()` instead.
-    mutating func responseHead(keepAlive: Bool, opensTunnel: Bool) -> ResponseHeadAction {
+    /// forwarded; a head the shell rejected is reported as `protocolError()` instead. `result` is what
+    /// the retry policy judges (a 101 never is).
+    mutating func responseHead(keepAlive: Bool, opensTunnel: Bool, result: RetryPolicy.TryResult? = nil,
+                               claimRetry: () -> Bool = { true }) -> ResponseHeadAction {
         guard case .sending = phase else { return .ignore }
+        if !opensTunnel, let result, case .retry(let number) = decide(result, claimRetry: claimRetry) {
+            return .retry(number: number)
+        }
+        // The response goes to the client: nothing can be retried from here on.
+        sent = []
         if opensTunnel {
             phase = .tunnelling
             return .relayAndTunnel
@@ -213,7 +263,9 @@ struct UpstreamExchangeState<Body, Trailers> {
         }
     }
 
-    mutating func upstreamClosed() -> UpstreamClosedAction {
+    /// The upstream closed (or reset) the attempt; `refusedStream` when an HTTP/2 upstream refused the
+    /// stream before processing it.
+    mutating func upstreamClosed(refusedStream: Bool = false, claimRetry: () -> Bool = { true }) -> UpstreamClosedAction {
         switch phase {
         case .awaitingAttempt, .finished:
             return .ignore
@@ -226,7 +278,13 @@ struct UpstreamExchangeState<Body, Trailers> {
                 retried = true
                 attemptReused = false
                 phase = .awaitingAttempt
+                held = sent + held
+                sent = []
+                sentBytes = 0
                 return .retryOnNewConnection
+            }
+            if case .retry(let number) = decide(refusedStream ? .refusedStream : .reset, claimRetry: claimRetry) {
+                return .retry(number: number)
             }
             return .end(finish(.failedBeforeResponse(.connectionTermination)))
         case .receiving:
@@ -234,14 +292,59 @@ struct UpstreamExchangeState<Body, Trailers> {
         }
     }
 
-    mutating func protocolError() -> Outcome? { fail(.protocolError) }
+    /// The upstream broke HTTP (or sent a head the shell refused). Retried like a reset when no response
+    /// reached the client.
+    mutating func protocolError(claimRetry: () -> Bool = { true }) -> TryEndAction? {
+        if case .sending = phase, case .retry(let number) = decide(.reset, claimRetry: claimRetry) {
+            return .retry(number: number)
+        }
+        return fail(.protocolError).map { .end($0) }
+    }
 
+    /// The route timeout: the end of the exchange, whatever the retry policy says.
     mutating func timedOut() -> Outcome? { fail(.timeout) }
+
+    /// The try's `perTryTimeout` fired. It only counts before a response head: once the response began,
+    /// it runs on under the route timeout (as Envoy ignores a late per-try timeout).
+    mutating func perTryTimedOut(claimRetry: () -> Bool = { true }) -> TryEndAction? {
+        guard case .sending = phase else { return nil }
+        if case .retry(let number) = decide(.perTryTimeout, claimRetry: claimRetry) { return .retry(number: number) }
+        return .end(finish(.failedBeforeResponse(.perTryTimeout)))
+    }
 
     /// The client side gave up. nil when the exchange had already ended on its own.
     mutating func abandon() -> Outcome? {
         if case .finished = phase { return nil }
         return finish(.abandoned)
+    }
+
+    // MARK: retries
+
+    /// Asks the retry policy about a try's result; a retry sends the exchange back to waiting for an
+    /// attempt with the whole request (kept body first, then whatever arrived since) to send again.
+    private mutating func decide(_ result: RetryPolicy.TryResult, claimRetry: () -> Bool) -> RetryState.Decision {
+        let decision = retries.decide(result, replayable: !replayLost, claimRetry: claimRetry)
+        guard case .retry = decision else { return decision }
+        phase = .awaitingAttempt
+        attemptReused = false
+        bodySent = false
+        held = sent + held
+        sent = []
+        sentBytes = 0
+        return decision
+    }
+
+    /// Keeps a piece of body given to an attempt while a retry could need it; past `replayLimit` nothing
+    /// is kept and the request is no longer retried.
+    private mutating func keepForReplay(_ body: Body) {
+        guard !replayLost, retries.canStillRetry else { return }
+        sentBytes += body.byteCount
+        guard sentBytes <= replayLimit else {
+            replayLost = true
+            sent = []
+            return
+        }
+        sent.append(body)
     }
 
     private mutating func fail(_ failure: Failure) -> Outcome? {
@@ -258,8 +361,18 @@ struct UpstreamExchangeState<Body, Trailers> {
     private mutating func finish(_ outcome: Outcome) -> Outcome {
         phase = .finished
         held = []
+        sent = []
         return outcome
     }
+}
+
+/// A piece of request body whose size counts against the retry replay limit.
+protocol ByteCounted {
+    var byteCount: Int { get }
+}
+
+extension ByteBuffer: ByteCounted {
+    var byteCount: Int { readableBytes }
 }
 
 // Equatable where the payloads are: what the tests compare actions with.
@@ -269,3 +382,5 @@ extension UpstreamExchangeState.AttemptOpenedAction: Equatable where Body: Equat
 extension UpstreamExchangeState.BodyAction: Equatable where Body: Equatable {}
 extension UpstreamExchangeState.RequestEndAction: Equatable where Trailers: Equatable {}
 extension UpstreamExchangeState.UpstreamClosedAction: Equatable {}
+extension UpstreamExchangeState.TryEndAction: Equatable {}
+extension UpstreamExchangeState.ResponseHeadAction: Equatable {}

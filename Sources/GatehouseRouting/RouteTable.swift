@@ -1,4 +1,5 @@
 import GatehouseRegex
+import GatehouseUpstream
 
 /// One route of a virtual host: matches (OR), the action, and per-route settings.
 public struct Route: Sendable {
@@ -14,12 +15,16 @@ public struct Route: Sendable {
     public var fault: FaultInjection?
     /// VirtualService `corsPolicy`.
     public var cors: CORSPolicy?
+    /// VirtualService `retries` (Istio's default policy when none is written); nil: retries are off.
+    public var retryPolicy: RetryPolicy?
 
     public init(name: String? = nil, matches: [RouteMatch], action: RouteAction,
                 requestHeaders: HeaderMutation = .none, responseHeaders: HeaderMutation = .none,
-                timeoutNanoseconds: Int64? = nil, fault: FaultInjection? = nil, cors: CORSPolicy? = nil) {
+                timeoutNanoseconds: Int64? = nil, fault: FaultInjection? = nil, cors: CORSPolicy? = nil,
+                retryPolicy: RetryPolicy? = nil) {
         self.fault = fault
         self.cors = cors
+        self.retryPolicy = retryPolicy
         self.name = name
         self.matches = matches
         self.action = action

@@ -267,11 +267,12 @@ struct ClusterCompiler {
     }
 
     /// The `connectionPool.http` limits enforced as circuit breakers; 0 or unset is Istio's "no limit"
-    /// (2³²-1). nil when neither is set.
+    /// (2³²-1). nil when none is set.
     static func circuitBreakers(_ pool: ConnectionPoolSettings?) -> CircuitBreakerLimits? {
         func limit(_ value: Int32?) -> Int? { value.flatMap { $0 > 0 ? Int($0) : nil } }
         let limits = CircuitBreakerLimits(maxRequests: limit(pool?.http?.http2MaxRequests),
-                                          maxPendingRequests: limit(pool?.http?.http1MaxPendingRequests))
-        return limits.maxRequests == nil && limits.maxPendingRequests == nil ? nil : limits
+                                          maxPendingRequests: limit(pool?.http?.http1MaxPendingRequests),
+                                          maxRetries: limit(pool?.http?.maxRetries))
+        return limits == CircuitBreakerLimits() ? nil : limits
     }
 }

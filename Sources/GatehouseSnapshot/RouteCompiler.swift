@@ -2,6 +2,7 @@ import Foundation
 import GatehouseConfig
 import GatehouseRegex
 import GatehouseRouting
+import GatehouseUpstream
 
 /// Binds VirtualServices to the Gateway servers of one port and compiles their http routes, following
 /// Istio: a VirtualService applies only to gateways it lists; the virtual host is the intersection of the
@@ -133,7 +134,8 @@ struct RouteCompiler {
                      responseHeaders: Self.mutation(http.headers?.response),
                      timeoutNanoseconds: http.timeout.flatMap { $0.nanoseconds > 0 ? $0.nanoseconds : nil },
                      fault: http.fault.flatMap(Self.fault),
-                     cors: try http.corsPolicy.map(cors))
+                     cors: try http.corsPolicy.map(cors),
+                     retryPolicy: Self.retryPolicy(http.retries))
     }
 
     func cors(_ spec: CorsPolicy) throws -> CORSPolicy {
@@ -151,6 +153,47 @@ struct RouteCompiler {
                           maxAge: spec.maxAge.map { String($0.nanoseconds / 1_000_000_000) },
                           allowCredentials: spec.allowCredentials ?? false,
                           forwardsUnmatchedPreflights: spec.unmatchedPreflights != .IGNORE)
+    }
+
+    /// `retries` as Istio hands them to Envoy (route/retry/retry.go): none written is Istio's default
+    /// policy; `attempts` 0 turns retries off; a written `retryOn` replaces the default conditions and
+    /// status codes (a bare status code also turns on `retriable-status-codes`).
+    static func retryPolicy(_ spec: HTTPRetry?) -> RetryPolicy? {
+        guard let spec else { return .istioDefault }
+        guard !spec.turnsRetriesOff, let attempts = spec.attempts else { return nil }
+        var policy = RetryPolicy.istioDefault
+        policy.retries = Int(attempts)
+        if let retryOn = spec.retryOn, !retryOn.isEmpty {
+            let parsed = HTTPRetry.parseRetryOn(retryOn)
+            policy.conditions = parsed.conditions.reduce(into: []) { conditions, name in
+                if let condition = HTTPRetry.Condition(rawValue: name) { conditions.insert(Self.retryCondition(condition)) }
+            }
+            policy.statusCodes = parsed.statusCodes
+            if !parsed.statusCodes.isEmpty { policy.conditions.insert(.retriableStatusCodes) }
+        }
+        policy.perTryTimeoutNanoseconds = spec.perTryTimeout?.nanoseconds
+        if let backoff = spec.backoff { policy.backoffBaseNanoseconds = backoff.nanoseconds }
+        policy.avoidsPreviousHosts = spec.retryIgnorePreviousHosts
+        return policy
+    }
+
+    static func retryCondition(_ condition: HTTPRetry.Condition) -> RetryPolicy.Conditions {
+        switch condition {
+        case .fiveXX: .fiveXX
+        case .gatewayError: .gatewayError
+        case .reset: .reset
+        case .resetBeforeRequest: .resetBeforeRequest
+        case .connectFailure: .connectFailure
+        case .retriable4xx: .retriable4xx
+        case .refusedStream: .refusedStream
+        case .retriableStatusCodes: .retriableStatusCodes
+        case .envoyRateLimited: .envoyRateLimited
+        case .cancelled: .grpcCancelled
+        case .deadlineExceeded: .grpcDeadlineExceeded
+        case .internal: .grpcInternal
+        case .resourceExhausted: .grpcResourceExhausted
+        case .unavailable: .grpcUnavailable
+        }
     }
 
     /// `fault` as Istio hands it to Envoy: a percentage unset (and the deprecated integer `percent` 0)

@@ -203,4 +203,6 @@ public struct GatewaySettings: Sendable {
     public var forwardClientCertDetails: BootstrapSpec.ForwardClientCertDetails = .SANITIZE_SET
     /// Bootstrap `identity`: the gateway's SPIFFE identity (ISTIO_MUTUAL); nil when it has none.
     public var meshIdentity: MeshIdentity? = nil
+    /// Bootstrap `limits.retryBufferBytes`: the request body kept for retries to send again.
+    public var retryBufferBytes: Int = 32 * 1024
 }

@@ -118,7 +118,8 @@ public enum SnapshotCompiler {
             rootNamespace: spec?.rootNamespace ?? "istio-system",
             numTrustedProxies: Int(spec?.numTrustedProxies ?? 0),
             forwardClientCertDetails: spec?.forwardClientCertDetails.flatMap { $0 == .UNDEFINED ? nil : $0 } ?? .SANITIZE_SET,
-            meshIdentity: bootstrap.flatMap(meshIdentity))
+            meshIdentity: bootstrap.flatMap(meshIdentity),
+            retryBufferBytes: Int(limits?.retryBufferBytes ?? 32 * 1024))
     }
 
     static func meshIdentity(_ bootstrap: Resource<BootstrapSpec>) -> MeshIdentity? {

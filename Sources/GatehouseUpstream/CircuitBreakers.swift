@@ -5,10 +5,13 @@ public struct CircuitBreakerLimits: Sendable, Hashable {
     public var maxRequests: Int?
     /// `http.http1MaxPendingRequests`: requests waiting for an upstream connection to be established.
     public var maxPendingRequests: Int?
+    /// `http.maxRetries`: retries under way to the cluster at once.
+    public var maxRetries: Int?
 
-    public init(maxRequests: Int? = nil, maxPendingRequests: Int? = nil) {
+    public init(maxRequests: Int? = nil, maxPendingRequests: Int? = nil, maxRetries: Int? = nil) {
         self.maxRequests = maxRequests
         self.maxPendingRequests = maxPendingRequests
+        self.maxRetries = maxRetries
     }
 
     /// Whether one more may start when `current` are under way against `limit` (nil: no limit).

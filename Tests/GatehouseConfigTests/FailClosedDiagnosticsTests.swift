@@ -22,7 +22,9 @@ import Testing
     }
 
     @Test(arguments: [
-        ("retries: {attempts: 3}", "spec.http[0].retries"),
+        ("retries: {attempts: 3, retryOn: retriable-headers}", "spec.http[0].retries.retryOn"),
+        ("retries: {attempts: 3, retryOn: http3-post-connect-failure}", "spec.http[0].retries.retryOn"),
+        ("retries: {attempts: 3, retryRemoteLocalities: true}", "spec.http[0].retries.retryRemoteLocalities"),
         ("fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 10}}}", "spec.http[0].fault.abort.grpcStatus"),
         ("fault: {delay: {exponentialDelay: 1s, percentage: {value: 10}}}", "spec.http[0].fault.delay.exponentialDelay"),
         ("mirror: {host: backend.example.internal}", "spec.http[0].mirror"),
@@ -35,8 +37,25 @@ import Testing
         #expect(diagnostics.first?.location.line == 9)
     }
 
-    @Test func retriesOffIsWhatTheGatewayDoes() {
-        #expect(errors(in: loadWithBase(virtualService(route: "retries: {attempts: 0}"))).isEmpty)
+    @Test func retriesAsIstioWritesThemLoad() {
+        for retries in ["retries: {attempts: 0}", "retries: {attempts: 3, perTryTimeout: 2s, retryOn: \"gateway-error,connect-failure,refused-stream,503\"}",
+                        "retries: {attempts: 2, retryOn: \"5xx,reset,retriable-4xx,envoy-ratelimited,unavailable,cancelled,deadline-exceeded,internal,resource-exhausted,reset-before-request\", backoff: 50ms, retryIgnorePreviousHosts: false}"] {
+            #expect(errors(in: loadWithBase(virtualService(route: retries))).isEmpty, "\(retries)")
+        }
+    }
+
+    @Test(arguments: [
+        ("retries: {attempts: -1}", "spec.http[0].retries.attempts", "negative"),
+        ("retries: {attempts: 2, perTryTimeout: 0s}", "spec.http[0].retries.perTryTimeout", "at least 1ms"),
+        ("retries: {attempts: 2, backoff: 0.5ms}", "spec.http[0].retries.backoff", "at least 1ms"),
+        ("retries: {attempts: 2, retryOn: \"5xx,gateway-eror\"}", "spec.http[0].retries.retryOn", "\"gateway-eror\" is not a valid retryOn policy"),
+        ("retries: {attempts: 2, retryOn: \"599\"}", "spec.http[0].retries.retryOn", "\"599\" is not a valid retryOn policy"),
+    ])
+    func retriesIstioRefusesAreRefused(_ retries: String, _ path: String, _ message: String) {
+        let diagnostics = errors(in: loadWithBase(virtualService(route: retries)))
+        #expect(diagnostics.count == 1, "\(diagnostics)")
+        #expect(diagnostics.first?.path == path)
+        #expect(diagnostics.first?.message.contains(message) == true, "\(diagnostics)")
     }
 
     @Test(arguments: [
@@ -60,7 +79,7 @@ import Testing
         ("connectionPool: {tcp: {tcpKeepalive: {probes: 0}}}", "spec.trafficPolicy.connectionPool.tcp.tcpKeepalive.probes"),
         ("connectionPool: {http: {http1MaxPendingRequests: -1}}", "spec.trafficPolicy.connectionPool.http.http1MaxPendingRequests"),
         ("connectionPool: {http: {http2MaxRequests: -5}}", "spec.trafficPolicy.connectionPool.http.http2MaxRequests"),
-        ("connectionPool: {http: {maxRetries: 3}}", "spec.trafficPolicy.connectionPool.http.maxRetries"),
+        ("connectionPool: {http: {maxRetries: -3}}", "spec.trafficPolicy.connectionPool.http.maxRetries"),
         ("loadBalancer: {consistentHash: {httpCookie: {name: session, ttl: 0s}}}",
          "spec.trafficPolicy.loadBalancer.consistentHash.httpCookie"),
         ("loadBalancer: {localityLbSetting: {enabled: true}}", "spec.trafficPolicy.loadBalancer.localityLbSetting"),

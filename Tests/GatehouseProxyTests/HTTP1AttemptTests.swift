@@ -98,6 +98,7 @@ import Testing
         func upstreamReadComplete() {}
         func upstreamProtocolError() { events.append("protocol error") }
         func upstreamClosed() { events.append("closed") }
+        func upstreamRefusedStream() { events.append("refused") }
         func upstreamWritabilityChanged(isWritable: Bool) {}
         func upstreamTunnelData(_ bytes: ByteBuffer) { events.append("tunnel") }
     }

@@ -1,5 +1,10 @@
+import GatehouseUpstream
 import Testing
 @testable import GatehouseProxy
+
+extension String: ByteCounted {
+    public var byteCount: Int { utf8.count }
+}
 
 /// Every transition of the upstream side of an exchange, without a socket: bodies are strings and
 /// trailers a list of names, so each test reads as what a request goes through.
@@ -50,7 +55,7 @@ import Testing
         var exchange = Exchange()
         _ = exchange.requestBody("a")
         let failed = exchange.attemptFailed(.connectFailure)
-        #expect(failed == .failedBeforeResponse(.connectFailure))
+        #expect(failed == .end(.failedBeforeResponse(.connectFailure)))
         #expect(exchange.isFinished)
         let late = exchange.attemptFailed(.noHealthyUpstream)
         #expect(late == nil)
@@ -172,10 +177,10 @@ import Testing
     @Test func aProtocolErrorBeforeTheResponseIsAnsweredAndAfterItAborts() {
         var before = Self.sending()
         let early = before.protocolError()
-        #expect(early == .failedBeforeResponse(.protocolError))
+        #expect(early == .end(.failedBeforeResponse(.protocolError)))
         var during = Self.receiving()
         let late = during.protocolError()
-        #expect(late == .failedDuringResponse(.protocolError))
+        #expect(late == .end(.failedDuringResponse(.protocolError)))
         let again = during.protocolError()
         #expect(again == nil)
     }
@@ -219,5 +224,174 @@ import Testing
         _ = completed.responseEnded()
         let afterEnd = completed.abandon()
         #expect(afterEnd == nil, "an exchange that finished on its own has nothing to abandon")
+    }
+}
+
+/// Retries in the exchange: which try results send it back for another attempt, what the next attempt
+/// is sent, and when the body can no longer be replayed.
+@Suite struct UpstreamExchangeRetryTests {
+    typealias Exchange = UpstreamExchangeState<String, [String]>
+
+    static func exchange(_ conditions: RetryPolicy.Conditions = [.fiveXX], retries: Int = 2, codes: [Int] = [],
+                         replayLimit: Int = 1024, perTry: Int64? = nil) -> Exchange {
+        Exchange(retryPolicy: RetryPolicy(retries: retries, conditions: conditions, statusCodes: codes,
+                                          perTryTimeoutNanoseconds: perTry),
+                 replayLimit: replayLimit)
+    }
+
+    @Test func aConnectFailureIsRetriedAndTheNextAttemptGetsTheHeldBody() {
+        var exchange = Self.exchange([.connectFailure])
+        _ = exchange.requestBody("a")
+        _ = exchange.requestEnded(trailers: ["t"])
+        let failed = exchange.attemptFailed(.connectFailure)
+        #expect(failed == .retry(number: 1))
+        #expect(!exchange.isFinished)
+        let opened = exchange.attemptOpened(reused: false)
+        #expect(opened == .send(.init(body: ["a"], end: .init(trailers: ["t"]))))
+    }
+
+    @Test func noHealthyUpstreamAndOverflowAreNeverRetried() {
+        for failure in [Exchange.Failure.noHealthyUpstream, .overflow, .notInRegistry] {
+            var exchange = Self.exchange()
+            let failed = exchange.attemptFailed(failure)
+            #expect(failed == .end(.failedBeforeResponse(failure)))
+        }
+    }
+
+    @Test func aRetriedResponseIsNotRelayedAndTheWholeRequestIsSentAgain() {
+        var exchange = Self.exchange([.retriableStatusCodes], codes: [503])
+        _ = exchange.attemptOpened(reused: false)
+        let first = exchange.requestBody("a")
+        let second = exchange.requestBody("b")
+        #expect(first == .forward("a") && second == .forward("b"))
+        _ = exchange.requestEnded(trailers: nil)
+        let head = exchange.responseHead(keepAlive: true, opensTunnel: false,
+                                         result: .response(status: 503, grpcStatus: nil, rateLimited: false))
+        #expect(head == .retry(number: 1))
+        let opened = exchange.attemptOpened(reused: true)
+        #expect(opened == .send(.init(body: ["a", "b"], end: .init(trailers: nil))))
+        let relayed = exchange.responseHead(keepAlive: true, opensTunnel: false,
+                                            result: .response(status: 200, grpcStatus: nil, rateLimited: false))
+        #expect(relayed == .relay)
+        #expect(exchange.retries.retriesMade == 1 && !exchange.retries.limitReached)
+    }
+
+    @Test func bodyArrivingDuringTheBackOffFollowsTheReplayedBody() {
+        var exchange = Self.exchange([.reset])
+        _ = exchange.attemptOpened(reused: false)
+        _ = exchange.requestBody("a")
+        let closed = exchange.upstreamClosed()
+        #expect(closed == .retry(number: 1))
+        let held = exchange.requestBody("b")
+        #expect(held == .hold)
+        let opened = exchange.attemptOpened(reused: false)
+        #expect(opened == .send(.init(body: ["a", "b"], end: nil)))
+    }
+
+    @Test func theLastRetriableResponseIsRelayedWithTheLimitReached() {
+        var exchange = Self.exchange([.gatewayError], retries: 1)
+        _ = exchange.requestEnded(trailers: nil)
+        let result = RetryPolicy.TryResult.response(status: 502, grpcStatus: nil, rateLimited: false)
+        _ = exchange.attemptOpened(reused: false)
+        let first = exchange.responseHead(keepAlive: true, opensTunnel: false, result: result)
+        #expect(first == .retry(number: 1))
+        _ = exchange.attemptOpened(reused: false)
+        let last = exchange.responseHead(keepAlive: true, opensTunnel: false, result: result)
+        #expect(last == .relay)
+        #expect(exchange.retries.limitReached, "URX: the 502 the client gets was retriable")
+    }
+
+    @Test func aBodyOverTheReplayLimitEndsRetriesForThatRequest() {
+        var exchange = Self.exchange([.reset], replayLimit: 3)
+        _ = exchange.attemptOpened(reused: false)
+        _ = exchange.requestBody("ab")
+        _ = exchange.requestBody("cd")
+        let closed = exchange.upstreamClosed()
+        #expect(closed == .end(.failedBeforeResponse(.connectionTermination)))
+        #expect(!exchange.retries.limitReached, "not a limit: the request could not be replayed")
+    }
+
+    @Test func aBodyWithinTheLimitIsReplayedEvenAfterTheUpstreamClosedMidBody() {
+        var exchange = Self.exchange([.reset], replayLimit: 4)
+        _ = exchange.attemptOpened(reused: false)
+        _ = exchange.requestBody("ab")
+        _ = exchange.requestBody("cd")
+        let closed = exchange.upstreamClosed()
+        #expect(closed == .retry(number: 1))
+        let opened = exchange.attemptOpened(reused: false)
+        #expect(opened == .send(.init(body: ["ab", "cd"], end: nil)))
+    }
+
+    @Test func aPerTryTimeoutIsRetriedBeforeTheResponseAndIgnoredAfter() {
+        var exchange = Self.exchange([.reset], retries: 1)
+        _ = exchange.requestEnded(trailers: nil)
+        _ = exchange.attemptOpened(reused: false)
+        let first = exchange.perTryTimedOut()
+        #expect(first == .retry(number: 1))
+        _ = exchange.attemptOpened(reused: false)
+        let last = exchange.perTryTimedOut()
+        #expect(last == .end(.failedBeforeResponse(.perTryTimeout)))
+        #expect(exchange.retries.limitReached)
+
+        var receiving = Self.exchange([.reset])
+        _ = receiving.attemptOpened(reused: false)
+        _ = receiving.responseHead(keepAlive: true, opensTunnel: false,
+                                   result: .response(status: 200, grpcStatus: nil, rateLimited: false))
+        let late = receiving.perTryTimedOut()
+        #expect(late == nil, "a response that began runs on under the route timeout")
+    }
+
+    @Test func theRouteTimeoutIsNeverRetried() {
+        var exchange = Self.exchange([.fiveXX, .reset])
+        _ = exchange.requestEnded(trailers: nil)
+        _ = exchange.attemptOpened(reused: false)
+        let timedOut = exchange.timedOut()
+        #expect(timedOut == .failedBeforeResponse(.timeout))
+    }
+
+    @Test func aResetAfterTheResponseBeganAbortsIt() {
+        var exchange = Self.exchange([.reset])
+        _ = exchange.attemptOpened(reused: false)
+        _ = exchange.responseHead(keepAlive: true, opensTunnel: false,
+                                  result: .response(status: 200, grpcStatus: nil, rateLimited: false))
+        let closed = exchange.upstreamClosed()
+        #expect(closed == .end(.failedDuringResponse(.connectionTermination)))
+    }
+
+    @Test func a101IsNeverRetried() {
+        var exchange = Self.exchange([.fiveXX], codes: [101])
+        _ = exchange.attemptOpened(reused: false)
+        let head = exchange.responseHead(keepAlive: true, opensTunnel: true,
+                                         result: .response(status: 101, grpcStatus: nil, rateLimited: false))
+        #expect(head == .relayAndTunnel)
+    }
+
+    @Test func aRefusedRetryLeavesTheResultAndTheOverflowFlag() {
+        var exchange = Self.exchange([.connectFailure])
+        let failed = exchange.attemptFailed(.connectFailure, claimRetry: { false })
+        #expect(failed == .end(.failedBeforeResponse(.connectFailure)))
+        #expect(exchange.retries.overflowed)
+    }
+
+    @Test func theClientLeavingDuringTheBackOffEndsTheExchange() {
+        var exchange = Self.exchange([.connectFailure])
+        _ = exchange.attemptFailed(.connectFailure)
+        let abandoned = exchange.abandon()
+        #expect(abandoned == .abandoned)
+        let opened = exchange.attemptOpened(reused: false)
+        #expect(opened == .discard)
+    }
+}
+
+extension UpstreamExchangeRetryTests {
+    @Test func aRefusedStreamIsRetriedUnderRefusedStreamButAPlainResetIsNot() {
+        var refused = Self.exchange([.refusedStream])
+        _ = refused.attemptOpened(reused: false)
+        let retried = refused.upstreamClosed(refusedStream: true)
+        #expect(retried == .retry(number: 1))
+        var reset = Self.exchange([.refusedStream])
+        _ = reset.attemptOpened(reused: false)
+        let ended = reset.upstreamClosed()
+        #expect(ended == .end(.failedBeforeResponse(.connectionTermination)))
     }
 }

@@ -13,14 +13,15 @@ from harness.upstream import echo_of
 OVERFLOW_BODY = "upstream connect error or disconnect/reset before headers. reset reason: overflow"
 
 
-def with_pool_limits(gateway, endpoint, http, tcp=None):
+def with_pool_limits(gateway, endpoint, http, tcp=None, retries=None):
     pool = {"http": http}
     if tcp:
         pool["tcp"] = tcp
+    route = cfg.route() if retries is None else cfg.route(retries=retries)
     return gateway([cfg.service_entry(cfg.BACKEND_HOST, [cfg.endpoint(endpoint)]),
                     cfg.resource("DestinationRule", "backend",
                                  {"host": cfg.BACKEND_HOST, "trafficPolicy": {"connectionPool": pool}}),
-                    cfg.virtual_service("main", [cfg.route()])])
+                    cfg.virtual_service("main", [route])])
 
 
 def in_background(gw, path):
@@ -83,7 +84,9 @@ def test_requests_waiting_for_a_connection_over_http1_max_pending_overflow(gatew
         filler.connect_ex(("127.0.0.1", port))
         fillers.append(filler)
     try:
-        gw = with_pool_limits(gateway, port, {"http1MaxPendingRequests": 1}, tcp={"connectTimeout": "3s"})
+        # Retries off: the pending request's one connect timing out is what ends it.
+        gw = with_pool_limits(gateway, port, {"http1MaxPendingRequests": 1}, tcp={"connectTimeout": "3s"},
+                              retries={"attempts": 0})
         already = syn_sent_to(port)
         thread, first = in_background(gw, "/pending")
         deadline = time.monotonic() + 5

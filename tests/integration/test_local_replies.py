@@ -8,7 +8,7 @@ import time
 import pytest
 
 from harness import config as cfg
-from harness.checks import BODY_UC, BODY_UF, BODY_UH, BODY_UT, flags
+from harness.checks import BODY_UC, BODY_UF, BODY_UF_RETRIED, BODY_UH, BODY_UT, flags
 from harness.gateway import free_port
 from harness.rawhttp import format_request
 
@@ -34,14 +34,29 @@ def test_connection_refused_503_uf(gateway):
     dead_port = free_port()
     gw = gateway([
         cfg.service_entry("backend.test", [cfg.endpoint(dead_port)]),
-        cfg.virtual_service("main", [cfg.route()]),
+        cfg.virtual_service("main", [cfg.route(retries={"attempts": 0})]),
     ])
     r = gw.get("/refused")
     assert r.status_code == 503
     assert r.text == BODY_UF
     entry = gw.log_for_path("/refused")
     assert entry["response_code"] == 503
-    assert "UF" in flags(entry)
+    assert flags(entry) == {"UF"}
+
+
+def test_connection_refused_after_istios_default_retries_503_uf_urx(gateway):
+    dead_port = free_port()
+    gw = gateway([
+        cfg.service_entry("backend.test", [cfg.endpoint(dead_port)]),
+        cfg.virtual_service("main", [cfg.route()]),
+    ])
+    r = gw.get("/refused")
+    assert r.status_code == 503
+    assert r.text == BODY_UF_RETRIED
+    entry = gw.log_for_path("/refused")
+    assert entry["response_code"] == 503
+    assert entry["response_flags"] == "UF,URX"
+    assert entry["response_code_details"] == "upstream_reset_before_response_started{connection_failure}"
 
 
 def test_no_endpoints_503_uh(gateway):

@@ -11,13 +11,20 @@ from harness.gateway import free_port
 from harness.upstream import echo_of
 
 
-def with_outlier_detection(gateway, endpoints, outlier, balancer=None):
-    """backend.test over ``endpoints`` (upstreams or bare ports), with ``outlierDetection: outlier``."""
+# Outlier detection on its own: Istio's default retries would send a failed request to the other
+# endpoint, and the client would never see the failures these tests count.
+NO_RETRIES = {"attempts": 0}
+
+
+def with_outlier_detection(gateway, endpoints, outlier, balancer=None, retries=NO_RETRIES):
+    """backend.test over ``endpoints`` (upstreams or bare ports), with ``outlierDetection: outlier``;
+    ``retries`` None leaves the route with Istio's default retries."""
     policy = {"outlierDetection": outlier, "loadBalancer": balancer or {"simple": "ROUND_ROBIN"}}
     admin = free_port()
+    route = cfg.route() if retries is None else cfg.route(retries=retries)
     gw = gateway([cfg.service_entry(cfg.BACKEND_HOST, [cfg.endpoint(e) for e in endpoints]),
                   cfg.resource("DestinationRule", "backend", {"host": cfg.BACKEND_HOST, "trafficPolicy": policy}),
-                  cfg.virtual_service("main", [cfg.route()])],
+                  cfg.virtual_service("main", [route])],
                  bootstrap={"admin": {"address": "127.0.0.1", "port": admin}})
     gw.admin = admin
     return gw
@@ -76,6 +83,27 @@ def test_connect_failures_eject(gateway, upstream):
         statuses = [client.get("/cf").status_code for _ in range(10)]
     assert statuses.count(503) == 1 and statuses.count(200) == 9, statuses
     assert health(gw, closed) == "/failed_outlier_check"
+
+
+def test_with_istios_default_retries_clients_never_see_the_endpoint_being_ejected(gateway, upstream):
+    closed = free_port()  # nothing listens there
+    bad = upstream("bad", status="503")
+    good = upstream("good")
+    gw = with_outlier_detection(gateway, [closed, bad, good], {"consecutive5xxErrors": 1, "maxEjectionPercent": 100},
+                                retries=None)
+    with gw.client() as client:
+        answers = [client.get(f"/ok{index}") for index in range(12)]
+    # A connect failure and a 503 are retried on an endpoint not tried yet; each failed try ejects.
+    assert [a.status_code for a in answers] == [200] * 12
+    assert {echo_of(a).upstream for a in answers} == {"good"}
+    assert health(gw, closed) == "/failed_outlier_check" and health(gw, bad.port) == "/failed_outlier_check"
+    assert len(bad.requests) == 1, "ejected after its one 503, it took no more"
+    _, metrics = admin_get(gw.admin, "/stats/prometheus")
+    labels = f'{{cluster_name="{cfg.cluster_name()}"}}'
+    assert f"envoy_cluster_upstream_rq_retry_success{labels} " in metrics
+    retries = int(next(line.split()[-1] for line in metrics.splitlines()
+                       if line.startswith(f"envoy_cluster_upstream_rq_retry{labels}")))
+    assert retries >= 2
 
 
 def test_below_min_health_percent_every_endpoint_takes_traffic(gateway, upstream):

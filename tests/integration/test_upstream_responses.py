@@ -81,3 +81,17 @@ def test_h2_upstream_101_is_a_protocol_error(gateway):
         assert gw.get("/h2-101").status_code == 502
     finally:
         origin.stop()
+
+
+def test_h2_upstream_response_ending_with_its_headers_has_an_empty_body_for_an_http1_client(gateway):
+    origin = ScriptedH2Upstream(lambda request: [(":status", "200"), ("x-kind", "headers-only")])
+    try:
+        entry = cfg.service_entry("h2.test", [cfg.endpoint(origin.port)], protocol="HTTP2")
+        gw = gateway([entry, cfg.virtual_service("main", [cfg.route(cfg.destination("h2.test"))])])
+        with gw.client() as client:
+            first = client.get("/h2-empty", timeout=5)
+            second = client.get("/h2-empty-again", timeout=5)
+        assert first.status_code == 200 and first.headers["content-length"] == "0" and first.content == b""
+        assert second.status_code == 200, "the client connection stays usable: the body was delimited"
+    finally:
+        origin.stop()

@@ -71,7 +71,8 @@ def assert_tls_refused(gw, path, *words):
     assert response.status_code == 503, response.text
     assert "transport failure reason: TLS_error:" in response.text, response.text
     entry = gw.log_for_path(path)
-    assert entry["response_flags"] == "UF"
+    # Istio's default retries try twice more (connect-failure), each refused the same way.
+    assert entry["response_flags"] == "UF,URX"
     reason = entry["upstream_transport_failure_reason"]
     assert "CERTIFICATE_VERIFY_FAILED" in reason, reason
     for word in words:
@@ -121,7 +122,7 @@ def test_istio_mutual_refuses_a_plaintext_upstream(gateway, upstream, mesh):
     response = gw.get("/plain", headers={"host": "backend.test"})
     assert response.status_code == 503
     entry = gw.log_for_path("/plain")
-    assert entry["response_flags"] == "UF"
+    assert entry["response_flags"] == "UF,URX"
     assert entry["upstream_transport_failure_reason"] == "TLS_error:|handshake timed out:TLS_error_end"
     assert up.requests == [], "nothing may reach the upstream in plaintext"
 
@@ -256,12 +257,15 @@ def test_tls_and_connect_failures_are_counted_per_cluster(gateway, upstream, mes
         assert gw.get("/count", headers={"host": "backend.test"}).status_code == 503
     _, metrics = admin_get(admin, "/stats/prometheus")
     cluster = 'cluster_name="outbound|80||backend.test"'
-    assert f"envoy_cluster_ssl_connection_error{{{cluster}}} 3" in metrics
-    assert f"envoy_cluster_upstream_cx_connect_fail{{{cluster}}} 3" in metrics
+    # Each request is tried three times (Istio's default: two retries on connect-failure).
+    assert f"envoy_cluster_ssl_connection_error{{{cluster}}} 9" in metrics
+    assert f"envoy_cluster_upstream_cx_connect_fail{{{cluster}}} 9" in metrics
+    assert f"envoy_cluster_upstream_rq_retry{{{cluster}}} 6" in metrics
+    assert f"envoy_cluster_upstream_rq_retry_limit_exceeded{{{cluster}}} 3" in metrics
     assert f"envoy_cluster_upstream_rq_pending_overflow{{{cluster}}} 0" in metrics
     _, clusters = admin_get(admin, "/clusters")
     assert "outbound|80||backend.test::tls::SIMPLE" in clusters
-    assert "outbound|80||backend.test::ssl_connection_error::3" in clusters
+    assert "outbound|80||backend.test::ssl_connection_error::9" in clusters
 
 
 def test_an_http_server_answering_the_client_hello_is_a_tls_error_at_once(gateway, mesh):

@@ -323,8 +323,10 @@ spec:
     "route-retries": (VS_HEAD + """\
   http:
   - route: [{destination: {host: backend.test}}]
-    retries: {attempts: 3, perTryTimeout: 1s}   # HERE
-""", "spec.http[0].retries", ("not supported",)),
+    retries:
+      attempts: 3
+      retryOn: gateway-error,connect-faliure   # HERE
+""", "spec.http[0].retries.retryOn", ('"connect-faliure" is not a valid retryOn policy',)),
 
     "route-fault": (VS_HEAD + """\
   http:
@@ -355,8 +357,8 @@ spec:
 
     "destination-connection-limit": (DR_HEAD + """\
     connectionPool:
-      http: {maxRetries: 10}   # HERE
-""", "spec.trafficPolicy.connectionPool.http.maxRetries", ("not supported",)),
+      http: {maxRetries: -1}   # HERE
+""", "spec.trafficPolicy.connectionPool.http.maxRetries", ("must not be negative",)),
 
     "destination-max-connections": (DR_HEAD + """\
     connectionPool:

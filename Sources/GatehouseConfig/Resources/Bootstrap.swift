@@ -23,6 +23,9 @@ public struct BootstrapSpec: Decodable, Sendable, Hashable {
         public var maxConnections: UInt32?
         public var drainTimeout: ConfigDuration?
         public var connectTimeout: ConfigDuration?
+        /// The most request body kept so that a retry can send it again (Envoy's edge default, 32 KiB);
+        /// a request with a longer body is not retried.
+        public var retryBufferBytes: UInt32?
     }
 
     public struct DNS: Decodable, Sendable, Hashable {

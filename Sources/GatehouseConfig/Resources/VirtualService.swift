@@ -28,9 +28,10 @@ public struct HTTPRoute: Decodable, Sendable, Hashable {
     public var rewrite: HTTPRewrite?
     public var timeout: ConfigDuration?
     public var headers: Headers?
-    // Read so that pasted Istio YAML is answered with "not supported yet" errors naming the field.
+    /// nil: Istio's default retry policy.
     public var retries: HTTPRetry?
     public var fault: HTTPFaultInjection?
+    // Read so that pasted Istio YAML is answered with "not supported yet" errors naming the field.
     public var mirror: UninterpretedValue?
     public var mirrorPercentage: UninterpretedValue?
     public var mirrorPercent: UninterpretedValue?
@@ -72,21 +73,6 @@ public struct HTTPFaultInjection: Decodable, Sendable, Hashable {
     }
     public var delay: Delay?
     public var abort: Abort?
-}
-
-extension HTTPRoute {
-    /// `retries: {attempts: 0}`: Istio's way to turn its default retries off, which is what this build does.
-    public var retriesOff: Bool { retries?.attempts == 0 }
-}
-
-/// Istio's HTTPRetry (only `attempts: 0` is served yet).
-public struct HTTPRetry: Decodable, Sendable, Hashable {
-    public var attempts: Int32?
-    public var perTryTimeout: ConfigDuration?
-    public var retryOn: String?
-    public var retryRemoteLocalities: Bool?
-    public var retryIgnorePreviousHosts: Bool?
-    public var backoff: ConfigDuration?
 }
 
 public struct HTTPMatchRequest: Decodable, Sendable, Hashable {

@@ -121,12 +121,12 @@ enum DestinationRuleChecks {
                 out.append(rule.diagnostic("\(pool).tcp.tcpKeepalive.probes", "must be at least 1"))
             }
         }
-        for (field, value) in [("http2MaxRequests", http?.http2MaxRequests), ("http1MaxPendingRequests", http?.http1MaxPendingRequests)] {
+        for (field, value) in [("http2MaxRequests", http?.http2MaxRequests), ("http1MaxPendingRequests", http?.http1MaxPendingRequests),
+                               ("maxRetries", http?.maxRetries)] {
             if let value, value < 0 { out.append(rule.diagnostic("\(pool).http.\(field)", "must not be negative")) }
         }
         for (field, present) in [("tcp.maxConnections", tcp?.maxConnections != nil),
                                  ("tcp.maxConnectionDuration", tcp?.maxConnectionDuration != nil),
-                                 ("http.maxRetries", http?.maxRetries != nil),
                                  ("http.useClientProtocol", http?.useClientProtocol != nil),
                                  ("http.maxConcurrentStreams", http?.maxConcurrentStreams != nil)] {
             out += ConfigValidator.notSupported(present, "\(pool).\(field)", rule, "connectionPool.\(field)")

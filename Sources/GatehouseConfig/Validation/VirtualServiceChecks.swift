@@ -123,9 +123,7 @@ struct VirtualServiceChecks {
         }
         out += checkHeaders(route.headers, path: "\(path).headers", vs)
         guard appliesToGateway else { return out }
-        // `retries: {attempts: 0}` turns retries off, which is what this build does: it is enforced.
-        out += ConfigValidator.notSupported(route.retries != nil && !route.retriesOff, "\(path).retries", vs,
-                                            "retries (other than attempts: 0)")
+        if let retries = route.retries { out += checkRetries(retries, path: "\(path).retries", vs) }
         if let fault = route.fault { out += FaultChecks.check(fault, "\(path).fault", vs, forwards: route.route != nil) }
         out += ConfigValidator.notSupported(route.mirror != nil || route.mirrors != nil || route.mirrorPercentage != nil
                                                 || route.mirrorPercent != nil, "\(path).mirror", vs, "mirroring")
@@ -145,6 +143,37 @@ struct VirtualServiceChecks {
                 }
             }
         }
+        return out
+    }
+
+    /// Istio's own checks on `retries`, and the conditions this build does not serve refused by name.
+    func checkRetries(_ retries: HTTPRetry, path: String, _ vs: Resource<VirtualServiceSpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        if let attempts = retries.attempts, attempts < 0 {
+            out.append(vs.diagnostic("\(path).attempts", "attempts cannot be negative"))
+        }
+        for (field, duration) in [("perTryTimeout", retries.perTryTimeout), ("backoff", retries.backoff)] {
+            if let duration, duration.nanoseconds < 1_000_000 {
+                out.append(vs.diagnostic("\(path).\(field)", "must be at least 1ms"))
+            }
+        }
+        if let retryOn = retries.retryOn {
+            for condition in HTTPRetry.parseRetryOn(retryOn).conditions {
+                switch condition {
+                case "retriable-headers":
+                    out += ConfigValidator.notSupported(true, "\(path).retryOn", vs,
+                        "retryOn \"retriable-headers\" (its header names come only from a request header the gateway does not trust)")
+                case "http3-post-connect-failure":
+                    out += ConfigValidator.notSupported(true, "\(path).retryOn", vs, "retryOn \"http3-post-connect-failure\" (no HTTP/3 upstreams)")
+                default:
+                    if HTTPRetry.Condition(rawValue: condition) == nil {
+                        out.append(vs.diagnostic("\(path).retryOn", "\"\(condition)\" is not a valid retryOn policy"))
+                    }
+                }
+            }
+        }
+        out += ConfigValidator.notSupported(retries.retryRemoteLocalities == true, "\(path).retryRemoteLocalities", vs,
+                                            "retryRemoteLocalities (locality load balancing)")
         return out
     }
 

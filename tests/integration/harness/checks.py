@@ -14,6 +14,8 @@ UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 ADDRESS_RE = re.compile(r"^127\.0\.0\.1:\d{1,5}$")
 
 BODY_UF = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+# The same after Istio's default retries (two of them) failed too.
+BODY_UF_RETRIED = "upstream connect error or disconnect/reset before headers. retried and the latest reset reason: connection failure"
 BODY_UC = "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
 BODY_UH = "no healthy upstream"
 BODY_UT = "upstream request timeout"

@@ -1,7 +1,8 @@
 """A scripted HTTP/2 (h2c, prior knowledge) origin on ``h2`` with its own checks off, so that tests can
 answer what a broken or hostile upstream answers. ``respond(request_fields)`` returns the response
 fields (pseudo-headers included); the body is empty and the stream ends with the headers (an
-informational response leaves it open)."""
+informational response leaves it open). ``respond`` returning None refuses the stream (RST_STREAM
+REFUSED_STREAM), as a server shedding load does."""
 from __future__ import annotations
 
 import socket
@@ -10,13 +11,14 @@ from typing import Callable
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 
 Fields = list[tuple[str, str]]
 
 
 class ScriptedH2Upstream:
-    def __init__(self, respond: Callable[[Fields], Fields]):
+    def __init__(self, respond: Callable[[Fields], Fields | None]):
         self.respond = respond
         self.requests: list[Fields] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -59,6 +61,9 @@ class ScriptedH2Upstream:
                         fields = [(str(k), str(v)) for k, v in event.headers]
                         self.requests.append(fields)
                         response = self.respond(fields)
+                        if response is None:
+                            h2conn.reset_stream(event.stream_id, error_code=h2.errors.ErrorCodes.REFUSED_STREAM)
+                            continue
                         informational = dict(response).get(":status", "").startswith("1")
                         h2conn.send_headers(event.stream_id, response, end_stream=not informational)
                     elif isinstance(event, h2.events.DataReceived):

@@ -20,6 +20,8 @@ falling back to the ``defaults`` given to the constructor:
 ``close=after_response``  answer normally (no ``Connection: close``), then close the connection
 ``resp_header=k:v``    add a response header (repeatable)
 ``body=TEXT``          answer TEXT (text/plain) instead of the JSON echo
+``first=N``            apply the other parameters to the first N requests this upstream receives only;
+                       later requests get the default echo (an upstream that fails, then recovers)
 ``switch=PROTO``       answer ``101 Switching Protocols`` with ``Upgrade: PROTO`` (none when empty), then
                        keep reading requests on the connection, so bytes a tunnel would carry show up
                        as requests
@@ -402,9 +404,13 @@ class Upstream:
             return values[-1] if values else default
 
         with self._lock:
+            number = len(self.requests)
             self.requests.append(request)
             self.active_requests += 1
             self._lock.notify_all()
+        first = param("first")
+        if first is not None and number >= int(first):
+            params = {}
         try:
             delay = float(param("sleep", "0") or 0)
             if delay > 0:
