@@ -15,11 +15,15 @@ final class ConnectionPool {
         var reused: Bool
     }
 
-    /// A warm idle connection for `key`, if there is one (the synchronous fast path: no future).
-    func takeIdle(key: PoolKey, idleTimeout: TimeAmount) -> UpstreamConnection? {
+    /// A warm idle connection for `key`, if there is one (the synchronous fast path: no future): idle
+    /// for less than `idleTimeout`, and made less than `maxAge` ago when there is one.
+    func takeIdle(key: PoolKey, idleTimeout: TimeAmount, maxAge: TimeAmount? = nil) -> UpstreamConnection? {
         eventLoop.assertInEventLoop()
-        let oldest = NIODeadline.now() - idleTimeout
-        return idle.take(key, isUsable: { $0.isUsable && $0.idleSince > oldest })
+        let now = NIODeadline.now()
+        let oldest = now - idleTimeout
+        guard let maxAge else { return idle.take(key, isUsable: { $0.isUsable && $0.idleSince > oldest }) }
+        let bornAfter = now - maxAge
+        return idle.take(key, isUsable: { $0.isUsable && $0.idleSince > oldest && $0.createdAt > bornAfter })
     }
 
     /// A new connection to `address`, over TLS when `transport` says so.

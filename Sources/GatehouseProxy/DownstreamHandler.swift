@@ -331,6 +331,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         case .abort: return abortResponse(flag: reply.flag, details: reply.details)
         case .ignore: return
         }
+        let reply = request.record.grpc ? reply.forGRPCRequest() : reply
         let headers = reply.headers(route: route)
         request.answeredLocally(reply)
         respondHead(status: reply.status, headers: headers, framing: .contentLength(Int64(reply.body.count)),

@@ -177,6 +177,7 @@ final class HTTP2ServerStream: DownstreamResponder {
             abortResponse(flag: reply.flag, details: reply.details)
             return
         }
+        let reply = request.record.grpc ? reply.forGRPCRequest() : reply
         let headers = reply.headers(route: route)
         request.answeredLocally(reply)
         respondHead(status: reply.status, headers: headers, framing: .contentLength(Int64(reply.body.count)),

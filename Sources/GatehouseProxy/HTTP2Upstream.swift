@@ -14,12 +14,18 @@ final class HTTP2UpstreamPool {
 
     init(eventLoop: EventLoop) { self.eventLoop = eventLoop }
 
-    /// The live connection for `key`, or a new one (concurrent requests wait for the same connect).
+    /// The live connection for `key`, or a new one (concurrent requests wait for the same connect). A
+    /// connection made more than `maxAge` ago (`maxConnectionDuration`) takes no new stream: it is
+    /// retired, closing once its streams end, and a new one replaces it.
     func connection(key: PoolKey, address: SocketAddress, connectTimeout: TimeAmount,
-                    transport: UpstreamTransport? = nil, keepalive: TCPKeepalivePolicy? = nil) -> EventLoopFuture<HTTP2ClientConnection> {
+                    transport: UpstreamTransport? = nil, keepalive: TCPKeepalivePolicy? = nil,
+                    maxAge: TimeAmount? = nil) -> EventLoopFuture<HTTP2ClientConnection> {
         eventLoop.assertInEventLoop()
         if let existing = connections[key], existing.isUsable {
-            return eventLoop.assumeIsolated().makeSucceededFuture(existing)
+            guard let maxAge, existing.countsStreams, NIODeadline.now() - existing.createdAt >= maxAge else {
+                return eventLoop.assumeIsolated().makeSucceededFuture(existing)
+            }
+            existing.retire()
         }
         connections[key] = nil
         if let pending = connecting[key] { return pending }
@@ -35,7 +41,7 @@ final class HTTP2UpstreamPool {
         }
         .flatMapThrowing { channel in
             let multiplexer = try channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer()
-            return HTTP2ClientConnection(channel: channel, multiplexer: multiplexer)
+            return HTTP2ClientConnection(channel: channel, multiplexer: multiplexer, countsStreams: maxAge != nil)
         }
         connecting[key] = future
         future.assumeIsolated().whenComplete { [weak self] (result: Result<HTTP2ClientConnection, Error>) in
@@ -56,14 +62,29 @@ final class HTTP2ClientConnection {
     let channel: Channel
     let multiplexer: NIOHTTP2Handler.StreamMultiplexer
     let localAddress: String?
+    let createdAt = NIODeadline.now()
+    /// Whether it counts its open streams, which only a connection that may be retired needs (two
+    /// callbacks per stream otherwise spared).
+    let countsStreams: Bool
+    /// Streams opened and not yet closed, when counted.
+    private var openStreams = 0
+    /// Replaced in the pool (`maxConnectionDuration`): closes once its last stream closes.
+    private var retired = false
 
-    init(channel: Channel, multiplexer: NIOHTTP2Handler.StreamMultiplexer) {
+    init(channel: Channel, multiplexer: NIOHTTP2Handler.StreamMultiplexer, countsStreams: Bool = false) {
         self.channel = channel
         self.multiplexer = multiplexer
+        self.countsStreams = countsStreams
         localAddress = channel.localAddress.map(SocketAddressText.describe)
     }
 
-    var isUsable: Bool { channel.isActive }
+    var isUsable: Bool { channel.isActive && !retired }
+
+    /// Takes no new stream from now on, and closes when the streams under way have ended.
+    func retire() {
+        retired = true
+        if openStreams == 0 { channel.close(promise: nil) }
+    }
 
     /// Opens a stream whose response goes to `receiver`.
     func openStream(for receiver: UpstreamResponseReceiver, requestIsHEAD: Bool) -> EventLoopFuture<HTTP2UpstreamStream> {
@@ -74,8 +95,21 @@ final class HTTP2ClientConnection {
         multiplexer.createStreamChannel(promise: promise) { stream in
             stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(handler.value) }
         }
+        if countsStreams {
+            openStreams += 1
+            promise.futureResult.assumeIsolated().whenComplete { [self] result in
+                // A stream that failed to open, or has closed, no longer keeps a retired connection open.
+                guard case .success(let stream) = result else { return streamClosed() }
+                stream.closeFuture.assumeIsolated().whenComplete { [self] _ in streamClosed() }
+            }
+        }
         return promise.futureResult.assumeIsolated().map { HTTP2UpstreamStream(channel: $0, handler: handler.value) }
             .nonisolated()
+    }
+
+    private func streamClosed() {
+        openStreams -= 1
+        if retired, openStreams == 0 { channel.close(promise: nil) }
     }
 }
 

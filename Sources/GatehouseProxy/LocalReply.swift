@@ -12,6 +12,9 @@ struct LocalReply {
     var extraHeaders: [(String, String)] = []
     /// Local replies for protocol errors end the connection.
     var closeConnection = false
+    /// Set: a gRPC request is answered trailers-only with this `grpc-status` (Envoy's local reply to
+    /// gRPC); any other request gets the reply as it is.
+    var grpcStatus: Int? = nil
 
     static let noRoute = LocalReply(status: 404, body: [], flag: .noRouteFound, details: "route_not_found")
     static let noHealthyUpstream = LocalReply(status: 503, body: Array("no healthy upstream".utf8),
@@ -28,9 +31,43 @@ struct LocalReply {
                    flag: .upstreamConnectionFailure,
                    details: "upstream_reset_before_response_started{connection_failure|\(String(reason.map { $0 == " " ? "_" : $0 }))}")
     }
-    /// VirtualService `fault.abort`: Envoy's fault filter answers with the configured status.
-    static func faultAbort(status: Int) -> LocalReply {
-        LocalReply(status: status, body: Array("fault filter abort".utf8), flag: .faultInjected, details: "fault_filter_abort")
+    /// VirtualService `fault.abort`: Envoy's fault filter answers with the configured status; a gRPC
+    /// status is answered HTTP 200 (trailers-only to a gRPC request).
+    static func faultAbort(_ abort: FaultInjection.Abort) -> LocalReply {
+        let body = Array("fault filter abort".utf8)
+        switch abort {
+        case .httpStatus(let status):
+            return LocalReply(status: status, body: body, flag: .faultInjected, details: "fault_filter_abort")
+        case .grpcStatus(let code):
+            return LocalReply(status: 200, body: body, flag: .faultInjected, details: "fault_filter_abort", grpcStatus: code)
+        }
+    }
+
+    /// gRPC's `grpc-message` encoding: bytes outside printable ASCII, and `%`, percent-encoded.
+    static func grpcMessage(_ bytes: [UInt8]) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        for byte in bytes {
+            if (0x20...0x7E).contains(byte), byte != UInt8(ascii: "%") {
+                out.append(byte)
+            } else {
+                out += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]]
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The reply as a gRPC request gets it: trailers-only (HTTP 200, no body), the status in
+    /// `grpc-status` and the text in `grpc-message`, as Envoy's local replies to gRPC are.
+    func forGRPCRequest() -> LocalReply {
+        guard let grpcStatus else { return self }
+        var reply = self
+        reply.status = 200
+        reply.extraHeaders = [("content-type", "application/grpc"), ("grpc-status", String(grpcStatus)),
+                              ("grpc-message", Self.grpcMessage(body))]
+        reply.body = []
+        return reply
     }
     /// An egress request for a host no ServiceEntry declares (REGISTRY_ONLY).
     static let notInRegistry = LocalReply(status: 502, body: Array("host not in the service registry".utf8),

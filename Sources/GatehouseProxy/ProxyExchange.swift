@@ -35,7 +35,6 @@ final class ProxyExchange: UpstreamResponseReceiver {
     private var tryReported = false
     /// Endpoints tried so far, when a retry should avoid them (Envoy's `previous_hosts`).
     private var triedEndpoints: [Int] = []
-    private let retryPolicy: RetryPolicy?
     /// The back-off before the next try, while it runs.
     private var retryTask: Scheduled<Void>?
     private var perTryTask: Scheduled<Void>?
@@ -65,9 +64,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
         timeout = forwarding.timeout
         hashKey = forwarding.hashKey
         delay = forwarding.delay
-        retryPolicy = forwarding.retryPolicy
-        state = UpstreamExchangeState(retryPolicy: forwarding.retryPolicy,
-                                      replayLimit: runtime.store.snapshot.settings.retryBufferBytes)
+        state = UpstreamExchangeState(retryPolicy: forwarding.retryPolicy, replayLimit: forwarding.retryBufferBytes)
     }
 
     // MARK: choosing an endpoint and opening an attempt
@@ -158,15 +155,16 @@ final class ProxyExchange: UpstreamResponseReceiver {
     /// picks in all (Envoy's `host_selection_retry_max_attempts` as Istio sets it), for one not tried.
     private func pickEndpoint() -> Int? {
         var choice = loop.pickEndpoint(of: cluster, hash: hashKey, version: snapshotVersion, outliers: outliers)
-        guard let policy = state.retries.policy else { return choice }
-        if policy.avoidsPreviousHosts(consistentHash: hashKey != nil), !triedEndpoints.isEmpty {
+        guard !triedEndpoints.isEmpty, let policy = state.retries.policy else { return choice }
+        var hashing = false
+        if case .consistentHash = cluster.loadBalancing { hashing = true }
+        if policy.avoidsPreviousHosts(consistentHash: hashing) {
             var picks = 1
             while let picked = choice, triedEndpoints.contains(picked), picks < 5 {
                 choice = loop.pickEndpoint(of: cluster, hash: hashKey, version: snapshotVersion, outliers: outliers)
                 picks += 1
             }
         }
-        if let choice, state.retries.canStillRetry { triedEndpoints.append(choice) }
         return choice
     }
 
@@ -204,7 +202,8 @@ final class ProxyExchange: UpstreamResponseReceiver {
         }
         if cluster.http2 { return openStream(to: target, key: key, transport: transport) }
         // The fast path: a warm connection, synchronously, without a future.
-        if !forceNew, let idle = loop.pool.takeIdle(key: key, idleTimeout: .nanoseconds(cluster.idleTimeoutNanoseconds)) {
+        if !forceNew, let idle = loop.pool.takeIdle(key: key, idleTimeout: .nanoseconds(cluster.idleTimeoutNanoseconds),
+                                                     maxAge: cluster.maxConnectionDurationNanoseconds.map { .nanoseconds($0) }) {
             return opened(http1Attempt(ConnectionPool.Lease(connection: idle, reused: true)))
         }
         // Waiting for a new connection is what Envoy calls a pending request (`http1MaxPendingRequests`).
@@ -227,7 +226,8 @@ final class ProxyExchange: UpstreamResponseReceiver {
     private func http1Attempt(_ lease: ConnectionPool.Lease) -> HTTP1Attempt {
         guard case .http1(let head) = request.head else { preconditionFailure("an HTTP/1.1 cluster gets an HTTP/1.1 head") }
         return HTTP1Attempt(lease: lease, pool: loop.pool, head: head, framing: request.framing, isHEAD: request.isHEAD,
-                            maxRequestsPerConnection: cluster.maxRequestsPerConnection, receiver: self,
+                            maxRequestsPerConnection: cluster.maxRequestsPerConnection,
+                            maxConnectionAge: cluster.maxConnectionDurationNanoseconds.map { .nanoseconds($0) }, receiver: self,
                             metrics: loop.metrics)
     }
 
@@ -237,7 +237,8 @@ final class ProxyExchange: UpstreamResponseReceiver {
         let bodyless = request.framing == .none
         loop.http2Pool.connection(key: key, address: target.address,
                                   connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds), transport: transport,
-                                  keepalive: cluster.tcpKeepalive)
+                                  keepalive: cluster.tcpKeepalive,
+                                  maxAge: cluster.maxConnectionDurationNanoseconds.map { .nanoseconds($0) })
             .assumeIsolated().whenComplete { [self] result in
                 let connection: HTTP2ClientConnection
                 switch result {
@@ -325,6 +326,8 @@ final class ProxyExchange: UpstreamResponseReceiver {
     private func retry(_ number: Int, endpointFailed: Bool) {
         attempt?.close()
         attempt = nil
+        // Kept only once a retry happens: a request that succeeds at once allocates nothing for it.
+        if let endpoint = countedEndpoint { triedEndpoints.append(endpoint) }
         endTry(endpointFailed: endpointFailed)
         runtime.clusterEvents.record(.retry, cluster: cluster.name)
         downstream.setUpstreamBlocked(true)

@@ -25,6 +25,8 @@ enum Dispatch {
         var hashKey: UInt64?
         /// The route's retry policy; nil: no retries.
         var retryPolicy: RetryPolicy?
+        /// Bootstrap `limits.retryBufferBytes`: the most request body kept for a retry to send again.
+        var retryBufferBytes = 0
     }
 }
 
@@ -133,8 +135,8 @@ enum RequestDispatcher {
             if let fault = route.fault {
                 delay = fault.delay(draw: loop.random.next()).map { .nanoseconds($0) }
                 // Both drawn: the abort is answered at once (documented), so no delay is logged.
-                if let status = fault.abort(draw: loop.random.next()) {
-                    return .reply(.faultAbort(status: status), route: route)
+                if let abort = fault.abort(draw: loop.random.next()) {
+                    return .reply(.faultAbort(abort), route: route)
                 }
                 if delay != nil { record.responseFlags.insert(.delayInjected) }
             }
@@ -157,15 +159,22 @@ enum RequestDispatcher {
             }
             guard let request = built else { return .reply(.badRequest(details: "invalid_upstream_request"), route: route) }
             var hashKey: UInt64?
+            var responseMutations = [destination.responseHeaders, route.responseHeaders]
+            if let corsHeaders { responseMutations.append(corsHeaders) }
             if case .consistentHash(let source, _) = cluster.loadBalancing {
                 hashKey = RequestHashKey.compute(source, input: input, clientIP: origin.clientIP)
+                if hashKey == nil, case .cookie(let cookie) = source {
+                    let generated = RequestHashKey.generatedCookie(cookie, remoteAddress: record.downstreamRemoteAddress,
+                                                                   localAddress: record.downstreamLocalAddress)
+                    hashKey = generated.key
+                    responseMutations.append(HeaderMutation(overwrite: [], append: [("set-cookie", generated.setCookie)], remove: []))
+                }
             }
             return .forward(Dispatch.Forwarding(
                 request: request, cluster: cluster, snapshotVersion: snapshot.version,
-                responseMutations: corsHeaders.map { [destination.responseHeaders, route.responseHeaders, $0] }
-                    ?? [destination.responseHeaders, route.responseHeaders],
+                responseMutations: responseMutations,
                 timeout: route.timeoutNanoseconds.map { .nanoseconds($0) }, delay: delay, hashKey: hashKey,
-                retryPolicy: route.retryPolicy))
+                retryPolicy: route.retryPolicy, retryBufferBytes: snapshot.settings.retryBufferBytes))
         }
     }
 

@@ -17,7 +17,37 @@ enum RequestHashKey {
             return clientIP.map { XXHash64.hash($0) }
         case .queryParameter(let name):
             return input.queryValue(name).map { XXHash64.hash(String($0)) }
+        case .cookie(let cookie):
+            return cookieValue(cookie.name, in: input.headers.values("cookie")).map { XXHash64.hash($0) }
         }
+    }
+
+    /// A cookie for a request that has none (Envoy's generated cookie): its value names the client's
+    /// connection (both addresses with their ports, so streams of one connection agree), and the
+    /// request is hashed on it as a later request that presents it will be.
+    static func generatedCookie(_ cookie: HashCookie, remoteAddress: String?, localAddress: String?) -> (key: UInt64, setCookie: String) {
+        let value = hex(XXHash64.hash((remoteAddress ?? "") + (localAddress ?? "")))
+        return (XXHash64.hash(value), cookie.setCookie(value: value))
+    }
+
+    /// The value of cookie `name` in the request's Cookie fields (the first one), without its quotes.
+    static func cookieValue(_ name: String, in fields: [String]) -> String? {
+        for field in fields {
+            for pair in field.split(separator: ";") {
+                let trimmed = pair.drop(while: { $0 == " " || $0 == "\t" })
+                guard let equals = trimmed.firstIndex(of: "="), trimmed[..<equals] == name else { continue }
+                var value = trimmed[trimmed.index(after: equals)...]
+                while let last = value.last, last == " " || last == "\t" { value = value.dropLast() }
+                if value.count >= 2, value.first == "\"", value.last == "\"" { value = value.dropFirst().dropLast() }
+                return String(value)
+            }
+        }
+        return nil
+    }
+
+    private static func hex(_ value: UInt64) -> String {
+        let text = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - text.count) + text
     }
 
     /// For a TCP route only the client's address is there to hash on.

@@ -44,18 +44,21 @@ final class HTTP1Attempt: UpstreamAttempt {
     private let head: ByteBuffer
     private let framing: HTTP1BodyFraming
     private let maxRequestsPerConnection: Int
+    /// `maxConnectionDuration`: a connection older than this is closed rather than pooled.
+    private let maxConnectionAge: TimeAmount?
     private let metrics: GatewayMetrics
     let reused: Bool
 
     init(lease: ConnectionPool.Lease, pool: ConnectionPool, head: ByteBuffer, framing: HTTP1BodyFraming,
-         isHEAD: Bool, maxRequestsPerConnection: Int, receiver: UpstreamResponseReceiver,
-         metrics: GatewayMetrics) {
+         isHEAD: Bool, maxRequestsPerConnection: Int, maxConnectionAge: TimeAmount? = nil,
+         receiver: UpstreamResponseReceiver, metrics: GatewayMetrics) {
         connection = lease.connection
         reused = lease.reused
         self.pool = pool
         self.head = head
         self.framing = framing
         self.maxRequestsPerConnection = maxRequestsPerConnection
+        self.maxConnectionAge = maxConnectionAge
         self.metrics = metrics
         connection.attach(receiver, requestIsHEAD: isHEAD)
         connection.requestsServed += 1
@@ -99,7 +102,8 @@ final class HTTP1Attempt: UpstreamAttempt {
 
     func complete(reusable: Bool) {
         let underLimit = maxRequestsPerConnection == 0 || connection.requestsServed < maxRequestsPerConnection
-        if reusable, underLimit { pool.release(connection) } else { close() }
+        let young = maxConnectionAge.map { NIODeadline.now() - connection.createdAt < $0 } ?? true
+        if reusable, underLimit, young { pool.release(connection) } else { close() }
     }
 
     func close() {

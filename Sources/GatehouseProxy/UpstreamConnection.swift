@@ -26,6 +26,8 @@ final class UpstreamConnection {
     let handler: UpstreamHandler
     var requestsServed = 0
     var idleSince: NIODeadline = .now()
+    /// When the connection was made (DestinationRule `maxConnectionDuration` counts from here).
+    let createdAt = NIODeadline.now()
 
     init(channel: Channel, handler: UpstreamHandler, poolKey: PoolKey) {
         self.channel = channel

@@ -39,15 +39,22 @@ public struct Route: Sendable {
 /// Istio's `fault` compiled: a delay and an abort, each applied to a fraction of requests (in parts per
 /// million, as Envoy's FractionalPercent), each decided by its own draw.
 public struct FaultInjection: Sendable, Equatable {
+    /// How an aborted request is answered.
+    public enum Abort: Sendable, Equatable {
+        case httpStatus(Int)
+        /// A gRPC status code: a trailers-only gRPC response (HTTP 200) to a gRPC request.
+        case grpcStatus(Int)
+    }
+
     public var delayNanoseconds: Int64?
     public var delayPerMillion: UInt64
-    public var abortStatus: Int?
+    public var abortWith: Abort?
     public var abortPerMillion: UInt64
 
-    public init(delayNanoseconds: Int64?, delayPerMillion: UInt64, abortStatus: Int?, abortPerMillion: UInt64) {
+    public init(delayNanoseconds: Int64?, delayPerMillion: UInt64, abortWith: Abort?, abortPerMillion: UInt64) {
         self.delayNanoseconds = delayNanoseconds
         self.delayPerMillion = delayPerMillion
-        self.abortStatus = abortStatus
+        self.abortWith = abortWith
         self.abortPerMillion = abortPerMillion
     }
 
@@ -57,10 +64,10 @@ public struct FaultInjection: Sendable, Equatable {
         return delayNanoseconds
     }
 
-    /// The status a request whose draw is `draw` is aborted with, if it is.
-    public func abort(draw: UInt64) -> Int? {
-        guard let abortStatus, draw % 1_000_000 < abortPerMillion else { return nil }
-        return abortStatus
+    /// How a request whose draw is `draw` is aborted, if it is.
+    public func abort(draw: UInt64) -> Abort? {
+        guard let abortWith, draw % 1_000_000 < abortPerMillion else { return nil }
+        return abortWith
     }
 }
 

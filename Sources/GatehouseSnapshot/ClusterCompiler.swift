@@ -131,8 +131,7 @@ struct ClusterCompiler {
         compiled[name]?.serviceNamespace = entry.namespace
         compiled[name]?.loadBalancing = Self.loadBalancing(policy.loadBalancer, endpoints: endpoints)
         compiled[name]?.outlierDetection = policy.outlierDetection.map(Self.outlierPolicy)
-        compiled[name]?.circuitBreakers = Self.circuitBreakers(pool)
-        compiled[name]?.tcpKeepalive = Self.keepalive(pool?.tcp?.tcpKeepalive)
+        compiled[name]?.applyConnectionPool(pool)
         // The tls section's own rule, for its relative paths and its errors' location.
         if let owner = policy.tlsPath?.hasPrefix("spec.subsets") == true ? subsetOrigin?.rule : rule {
             let tls = upstreamTLS(policy, rule: owner, host: fqdn, port: portNumber, subset: destination.subset,
@@ -162,8 +161,7 @@ struct ClusterCompiler {
             http2: pool?.http?.h2UpgradePolicy == .UPGRADE)
         cluster.loadBalancing = Self.loadBalancing(policy.loadBalancer, endpoints: cluster.endpoints)
         cluster.outlierDetection = policy.outlierDetection.map(Self.outlierPolicy)
-        cluster.circuitBreakers = Self.circuitBreakers(pool)
-        cluster.tcpKeepalive = Self.keepalive(pool?.tcp?.tcpKeepalive)
+        cluster.applyConnectionPool(pool)
         if let rule {
             cluster.tls = upstreamTLS(policy, rule: rule, host: fqdn, port: port, subset: nil, http2: cluster.http2,
                                       serviceIdentities: [])
@@ -216,12 +214,16 @@ struct ClusterCompiler {
     }
 
     /// A `loadBalancer` section compiled. Validation has refused what this cannot honour (PASSTHROUGH,
-    /// `httpCookie`, two hash keys), so those fall back to the default here only in theory.
+    /// two hash keys, a cookie without a name), so those fall back to the default here only in theory.
     static func loadBalancing(_ settings: LoadBalancerSettings?, endpoints: [Endpoint]) -> LoadBalancing {
         if let hash = settings?.consistentHash {
             let source: HashKeySource
             if let name = hash.httpHeaderName {
                 source = .header(name.lowercased())
+            } else if let cookie = hash.httpCookie, let name = cookie.name {
+                source = .cookie(HashCookie(name: name, path: cookie.path,
+                                            ttlSeconds: (cookie.ttl?.nanoseconds ?? 0) / 1_000_000_000,
+                                            attributes: (cookie.attributes ?? []).map { ($0.name ?? "", $0.value ?? "") }))
             } else if let name = hash.httpQueryParameterName {
                 source = .queryParameter(name)
             } else if hash.useSourceIp == true {
@@ -274,5 +276,15 @@ struct ClusterCompiler {
                                           maxPendingRequests: limit(pool?.http?.http1MaxPendingRequests),
                                           maxRetries: limit(pool?.http?.maxRetries))
         return limits == CircuitBreakerLimits() ? nil : limits
+    }
+}
+
+extension Cluster {
+    /// The `connectionPool` settings besides the timeouts every cluster is made with: circuit-breaker
+    /// limits, TCP keepalive and the connection age cap.
+    mutating func applyConnectionPool(_ pool: ConnectionPoolSettings?) {
+        circuitBreakers = ClusterCompiler.circuitBreakers(pool)
+        tcpKeepalive = ClusterCompiler.keepalive(pool?.tcp?.tcpKeepalive)
+        maxConnectionDurationNanoseconds = pool?.tcp?.maxConnectionDuration.flatMap { $0.nanoseconds > 0 ? $0.nanoseconds : nil }
     }
 }

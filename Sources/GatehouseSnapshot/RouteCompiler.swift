@@ -206,7 +206,8 @@ struct RouteCompiler {
         let fault = FaultInjection(
             delayNanoseconds: spec.delay?.fixedDelay?.nanoseconds,
             delayPerMillion: perMillion(spec.delay?.percentage, fallback: spec.delay?.percent),
-            abortStatus: spec.abort?.httpStatus.map(Int.init),
+            abortWith: spec.abort?.httpStatus.map { .httpStatus(Int($0)) }
+                ?? spec.abort?.grpcStatus.flatMap { HTTPFaultInjection.grpcStatusCodes[$0] }.map { .grpcStatus($0) },
             abortPerMillion: perMillion(spec.abort?.percentage))
         return fault.delayPerMillion == 0 && fault.abortPerMillion == 0 ? nil : fault
     }

@@ -141,6 +141,9 @@ public struct Cluster: Sendable {
     public var tls: UpstreamTLS?
     /// DestinationRule `connectionPool.tcp.tcpKeepalive`; nil: no keepalive probes.
     public var tcpKeepalive: TCPKeepalivePolicy?
+    /// DestinationRule `connectionPool.tcp.maxConnectionDuration`: an upstream HTTP connection older
+    /// than this takes no new request; nil: no cap.
+    public var maxConnectionDurationNanoseconds: Int64?
 }
 
 /// SO_KEEPALIVE with the probe settings that are set (nil: the kernel's default), in whole seconds.

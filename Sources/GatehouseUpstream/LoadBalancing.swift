@@ -19,12 +19,37 @@ public enum LoadBalancing: Sendable {
     }
 }
 
-/// What a request is hashed on (`consistentHash.httpHeaderName`, `useSourceIp`, `httpQueryParameterName`).
+/// What a request is hashed on (`consistentHash.httpHeaderName`, `httpCookie`, `useSourceIp`,
+/// `httpQueryParameterName`).
 public enum HashKeySource: Sendable, Equatable {
     /// Lowercased.
     case header(String)
+    case cookie(HashCookie)
     case sourceIP
     case queryParameter(String)
+}
+
+/// `consistentHash.httpCookie`: the cookie a request is hashed on, and how the gateway sets it on the
+/// response when the request has none (Envoy's generated cookie affinity).
+public struct HashCookie: Sendable, Equatable {
+    public var name: String
+    /// What follows `name="value"` in the Set-Cookie field, as Envoy writes it: `; Max-Age=N` (none
+    /// for a session cookie), `; Path=…`, the attributes, `; HttpOnly`.
+    public var setCookieAttributes: String
+
+    public init(name: String, path: String?, ttlSeconds: Int64, attributes: [(name: String, value: String)]) {
+        self.name = name
+        var text = ""
+        if ttlSeconds != 0 { text += "; Max-Age=\(ttlSeconds)" }
+        if let path, !path.isEmpty { text += "; Path=\(path)" }
+        for attribute in attributes {
+            text += attribute.value.isEmpty ? "; \(attribute.name)" : "; \(attribute.name)=\(attribute.value)"
+        }
+        setCookieAttributes = text + "; HttpOnly"
+    }
+
+    /// The Set-Cookie field value for a generated cookie.
+    public func setCookie(value: String) -> String { "\(name)=\"\(value)\"\(setCookieAttributes)" }
 }
 
 public enum ConsistentHashTable: Sendable {

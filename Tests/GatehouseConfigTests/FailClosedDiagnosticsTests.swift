@@ -25,7 +25,7 @@ import Testing
         ("retries: {attempts: 3, retryOn: retriable-headers}", "spec.http[0].retries.retryOn"),
         ("retries: {attempts: 3, retryOn: http3-post-connect-failure}", "spec.http[0].retries.retryOn"),
         ("retries: {attempts: 3, retryRemoteLocalities: true}", "spec.http[0].retries.retryRemoteLocalities"),
-        ("fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 10}}}", "spec.http[0].fault.abort.grpcStatus"),
+        ("fault: {abort: {http2Error: REFUSED_STREAM, percentage: {value: 10}}}", "spec.http[0].fault.abort.http2Error"),
         ("fault: {delay: {exponentialDelay: 1s, percentage: {value: 10}}}", "spec.http[0].fault.delay.exponentialDelay"),
         ("mirror: {host: backend.example.internal}", "spec.http[0].mirror"),
     ])
@@ -35,6 +35,12 @@ import Testing
         #expect(diagnostics.first?.path == path)
         #expect(diagnostics.first?.message.contains("not supported") == true)
         #expect(diagnostics.first?.location.line == 9)
+    }
+
+    @Test func aFaultAbortWithAGRPCStatusNameLoadsAndAnythingElseIsRefused() {
+        #expect(errors(in: loadWithBase(virtualService(route: "fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 10}}}"))).isEmpty)
+        let diagnostics = errors(in: loadWithBase(virtualService(route: "fault: {abort: {grpcStatus: \"14\", percentage: {value: 10}}}")))
+        #expect(diagnostics.map(\.path) == ["spec.http[0].fault.abort.grpcStatus"], "\(diagnostics)")
     }
 
     @Test func retriesAsIstioWritesThemLoad() {
@@ -80,8 +86,12 @@ import Testing
         ("connectionPool: {http: {http1MaxPendingRequests: -1}}", "spec.trafficPolicy.connectionPool.http.http1MaxPendingRequests"),
         ("connectionPool: {http: {http2MaxRequests: -5}}", "spec.trafficPolicy.connectionPool.http.http2MaxRequests"),
         ("connectionPool: {http: {maxRetries: -3}}", "spec.trafficPolicy.connectionPool.http.maxRetries"),
-        ("loadBalancer: {consistentHash: {httpCookie: {name: session, ttl: 0s}}}",
+        ("loadBalancer: {consistentHash: {httpCookie: {name: session}}}",
          "spec.trafficPolicy.loadBalancer.consistentHash.httpCookie"),
+        ("loadBalancer: {consistentHash: {httpCookie: {name: \"a b\", ttl: 0s}}}",
+         "spec.trafficPolicy.loadBalancer.consistentHash.httpCookie.name"),
+        ("loadBalancer: {consistentHash: {httpCookie: {name: s, ttl: 1s, path: \"/a;b\"}}}",
+         "spec.trafficPolicy.loadBalancer.consistentHash.httpCookie.path"),
         ("loadBalancer: {localityLbSetting: {enabled: true}}", "spec.trafficPolicy.loadBalancer.localityLbSetting"),
         ("loadBalancer: {simple: PASSTHROUGH}", "spec.trafficPolicy.loadBalancer.simple"),
         ("loadBalancer: {simple: RANDOM, consistentHash: {useSourceIp: true}}", "spec.trafficPolicy.loadBalancer"),

@@ -24,10 +24,12 @@ import Testing
 
     deinit { _ = try? channel.finish(acceptAlreadyClosed: true) }
 
-    func attempt(framing: HTTP1BodyFraming, reused: Bool = false, maxRequests: Int = 0) -> HTTP1Attempt {
+    func attempt(framing: HTTP1BodyFraming, reused: Bool = false, maxRequests: Int = 0,
+                 maxAge: TimeAmount? = nil) -> HTTP1Attempt {
         HTTP1Attempt(lease: ConnectionPool.Lease(connection: connection, reused: reused), pool: pool,
                      head: ByteBuffer(string: "POST / HTTP/1.1\r\nhost: a\r\n\r\n"), framing: framing, isHEAD: false,
-                     maxRequestsPerConnection: maxRequests, receiver: receiver, metrics: GatewayMetrics())
+                     maxRequestsPerConnection: maxRequests, maxConnectionAge: maxAge, receiver: receiver,
+                     metrics: GatewayMetrics())
     }
 
     func written() throws -> String {
@@ -73,6 +75,21 @@ import Testing
         attempt.complete(reusable: true)
         #expect(!channel.isActive)
         #expect(pool.takeIdle(key: connection.poolKey, idleTimeout: .seconds(60)) == nil)
+    }
+
+    @Test func aConnectionPastItsMaxDurationIsClosedInsteadOfPooled() throws {
+        let young = attempt(framing: .none, maxAge: .seconds(3600))
+        young.complete(reusable: true)
+        #expect(pool.takeIdle(key: connection.poolKey, idleTimeout: .seconds(60), maxAge: .seconds(3600)) === connection)
+        #expect(pool.takeIdle(key: connection.poolKey, idleTimeout: .seconds(60)) == nil, "taken: the pool is empty")
+        let old = attempt(framing: .none, maxAge: .nanoseconds(0))
+        old.complete(reusable: true)
+        #expect(!channel.isActive)
+    }
+
+    @Test func anIdleConnectionPastItsMaxDurationIsNotTaken() throws {
+        attempt(framing: .none).complete(reusable: true)
+        #expect(pool.takeIdle(key: connection.poolKey, idleTimeout: .seconds(60), maxAge: .nanoseconds(0)) == nil)
     }
 
     @Test func anAbandonedAttemptClosesItsConnectionAndStopsReporting() throws {

@@ -11,16 +11,22 @@ import Testing
             abort: .init(httpStatus: 503, percentage: .init(value: 12.5)))
         let fault = try #require(RouteCompiler.fault(spec))
         #expect(fault.delayPerMillion == 1_000 && fault.abortPerMillion == 125_000)
-        #expect(fault.delayNanoseconds == 2_000_000_000 && fault.abortStatus == 503)
+        #expect(fault.delayNanoseconds == 2_000_000_000 && fault.abortWith == .httpStatus(503))
         let legacy = try #require(RouteCompiler.fault(HTTPFaultInjection(delay: .init(fixedDelay: ConfigDuration.seconds(1), percent: 30))))
         #expect(legacy.delayPerMillion == 300_000)
         #expect(RouteCompiler.fault(HTTPFaultInjection(abort: .init(httpStatus: 500))) == nil, "no percentage injects nothing")
     }
 
+    @Test func aGRPCStatusIsTakenByItsNameAsIstioTakesIt() throws {
+        let fault = try #require(RouteCompiler.fault(HTTPFaultInjection(abort: .init(grpcStatus: "UNAVAILABLE",
+                                                                                        percentage: .init(value: 100)))))
+        #expect(fault.abortWith == .grpcStatus(14) && fault.abortPerMillion == 1_000_000)
+    }
+
     @Test func aDrawHitsBelowTheShareOnly() {
-        let fault = FaultInjection(delayNanoseconds: 5, delayPerMillion: 250_000, abortStatus: 418, abortPerMillion: 1)
+        let fault = FaultInjection(delayNanoseconds: 5, delayPerMillion: 250_000, abortWith: .httpStatus(418), abortPerMillion: 1)
         #expect(fault.delay(draw: 249_999) == 5 && fault.delay(draw: 250_000) == nil)
         #expect(fault.delay(draw: 1_000_000 + 10) == 5, "draws are taken modulo a million")
-        #expect(fault.abort(draw: 0) == 418 && fault.abort(draw: 1) == nil)
+        #expect(fault.abort(draw: 0) == .httpStatus(418) && fault.abort(draw: 1) == nil)
     }
 }

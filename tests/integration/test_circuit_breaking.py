@@ -104,3 +104,15 @@ def test_requests_waiting_for_a_connection_over_http1_max_pending_overflow(gatew
         for filler in fillers:
             filler.close()
         tarpit.close()
+
+
+def test_max_connection_duration_retires_an_upstream_connection_once_it_is_that_old(gateway, upstream):
+    up = upstream("aged")
+    gw = with_pool_limits(gateway, up, {}, tcp={"maxConnectionDuration": "500ms"})
+    with gw.client() as client:
+        young = [echo_of(client.get("/young"))["connection"] for _ in range(3)]
+        assert young == [0, 0, 0], "a young connection is reused"
+        time.sleep(0.6)  # the cap is a duration: it has to pass
+        aged = echo_of(client.get("/aged"))["connection"]
+    assert aged == 1, "a connection past maxConnectionDuration takes no new request"
+    assert up.accepted == 2

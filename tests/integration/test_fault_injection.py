@@ -22,6 +22,16 @@ def test_an_abort_answers_without_reaching_the_upstream(gateway, upstream):
     assert up.requests == []
 
 
+def test_a_grpc_status_abort_answers_a_plain_request_200_as_envoy_does(gateway, upstream):
+    up = upstream()
+    gw = with_fault(gateway, up, {"abort": {"grpcStatus": "UNAVAILABLE", "percentage": {"value": 100}}})
+    response = gw.get("/grpc-abort")
+    assert response.status_code == 200 and response.text == "fault filter abort"
+    assert "grpc-status" not in response.headers
+    assert gw.log_for_path("/grpc-abort")["response_flags"] == "FI"
+    assert up.requests == []
+
+
 def test_a_delay_holds_the_request_and_is_not_part_of_the_route_timeout(gateway, upstream):
     up = upstream()
     gw = with_fault(gateway, up, {"delay": {"fixedDelay": "400ms", "percentage": {"value": 100}}}, timeout="250ms")

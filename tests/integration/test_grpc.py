@@ -21,16 +21,31 @@ def _identity(data: bytes) -> bytes:
 class EchoService:
     """Generic handlers (no .proto): messages are raw bytes."""
 
+    def __init__(self):
+        self.flaky_calls = 0
+
     def unary(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         metadata = dict(context.invocation_metadata())
         if request == b"missing":
             context.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
+        if request == b"flaky":
+            self.flaky_calls += 1
+            if self.flaky_calls == 1:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "shedding load")
         context.set_trailing_metadata([("x-served-by", "grpcio"), ("x-seen-authority", metadata.get(":authority", ""))])
         return b"echo:" + request + b":" + metadata.get("x-client", "").encode()
 
     def bidi(self, requests, context: grpc.ServicerContext):
         for index, message in enumerate(requests):
             yield b"%d:" % index + message
+
+
+class GRPCBackend:
+    """The grpcio server a test talks to through the gateway: its port, and its service's state."""
+
+    def __init__(self, port: int, service: EchoService):
+        self.port = port
+        self.service = service
 
 
 @pytest.fixture
@@ -45,7 +60,7 @@ def grpc_backend():
     server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
-    yield port
+    yield GRPCBackend(port, service)
     server.stop(grace=None)
 
 
@@ -112,3 +127,40 @@ def test_destination_rule_h2_upgrade_makes_an_http_port_speak_http2(gateway, grp
     with channel(gw) as ch:
         call = ch.unary_unary(f"/{SERVICE}/Unary", request_serializer=_identity, response_deserializer=_identity)
         assert call(b"up", timeout=10) == b"echo:up:"
+
+
+def test_unavailable_is_retried_by_default_and_the_client_sees_ok(grpc_gateway, grpc_backend):
+    with channel(grpc_gateway) as ch:
+        call = ch.unary_unary(f"/{SERVICE}/Unary", request_serializer=_identity, response_deserializer=_identity)
+        assert call(b"flaky", timeout=10) == b"echo:flaky:"
+    assert grpc_backend.service.flaky_calls == 2, "Istio's default retries include unavailable"
+
+
+def test_a_fault_abort_with_a_grpc_status_is_what_a_grpc_client_sees(gateway, grpc_backend):
+    entry = cfg.service_entry("echo.grpc.test", [cfg.endpoint(grpc_backend)], protocol="GRPC")
+    vs = cfg.virtual_service("grpc", [cfg.route(cfg.destination("echo.grpc.test"), fault={
+        "abort": {"grpcStatus": "UNAVAILABLE", "percentage": {"value": 100}}})])
+    gw = gateway([entry, vs])
+    with channel(gw) as ch:
+        call = ch.unary_unary(f"/{SERVICE}/Unary", request_serializer=_identity, response_deserializer=_identity)
+        with pytest.raises(grpc.RpcError) as failure:
+            call(b"hello", timeout=10)
+    assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert failure.value.details() == "fault filter abort"
+    entry = gw.log_for_path(f"/{SERVICE}/Unary")
+    assert entry["response_code"] == 200 and entry["response_flags"] == "FI"
+
+
+def test_max_connection_duration_moves_new_streams_to_a_new_upstream_connection(gateway, grpc_backend):
+    import time
+    entry = cfg.service_entry("echo.grpc.test", [cfg.endpoint(grpc_backend)], protocol="GRPC")
+    rule = cfg.resource("DestinationRule", "aged", {"host": "echo.grpc.test", "trafficPolicy": {
+        "connectionPool": {"tcp": {"maxConnectionDuration": "500ms"}}}})
+    gw = gateway([entry, rule, cfg.virtual_service("grpc", [cfg.route(cfg.destination("echo.grpc.test"))])])
+    with channel(gw) as ch:
+        call = ch.unary_unary(f"/{SERVICE}/Unary", request_serializer=_identity, response_deserializer=_identity)
+        assert call(b"a", timeout=10) == b"echo:a:" and call(b"b", timeout=10) == b"echo:b:"
+        time.sleep(0.6)  # the cap is a duration: it has to pass
+        assert call(b"c", timeout=10) == b"echo:c:"
+    local = [e["upstream_local_address"] for e in gw.access_log_lines(3) if e.get("path") == f"/{SERVICE}/Unary"]
+    assert len(local) == 3 and local[0] == local[1] != local[2], local

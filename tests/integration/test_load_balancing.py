@@ -105,3 +105,28 @@ def test_source_ip_hash_and_the_policy_in_clusters(gateway, upstream):
     assert status == 200 and f"{cfg.cluster_name()}::lb_policy::RING_HASH" in text, text
     status, text = admin_get(admin, "/clusters?format=json")
     assert json.loads(text)["cluster_statuses"][0]["lb_policy"] == "RING_HASH"
+
+
+def test_a_cookie_hash_sets_a_cookie_for_a_new_client_and_keeps_it_on_its_endpoint(gateway, upstream):
+    gw, _ = balanced(gateway, upstream, {"consistentHash": {"httpCookie": {"name": "affinity", "path": "/", "ttl": "60s"}}})
+    first = gw.get("/cookie")
+    set_cookie = first.headers["set-cookie"]
+    name_value, *attributes = set_cookie.split("; ")
+    assert name_value.startswith('affinity="') and name_value.endswith('"') and len(name_value) == len('affinity=""') + 16
+    assert attributes == ["Max-Age=60", "Path=/", "HttpOnly"]
+    # A client that presents it (curl and browsers send it back unquoted or quoted alike) stays put,
+    # and is not handed a new cookie.
+    value = name_value[len("affinity="):].strip('"')
+    with gw.client() as client:
+        later = [client.get("/cookie", headers={"cookie": f"theme=dark; affinity={value}"}) for _ in range(12)]
+    assert {echo_of(r).upstream for r in later} == {echo_of(first).upstream}
+    assert all("set-cookie" not in r.headers for r in later)
+    # Other cookies spread over the endpoints.
+    spread = upstreams_of(gw, [("/cookie", {"cookie": f"affinity=user{index}"}) for index in range(30)])
+    assert len(set(spread)) > 1, spread
+
+
+def test_a_zero_ttl_cookie_is_a_session_cookie(gateway, upstream):
+    gw, _ = balanced(gateway, upstream, {"consistentHash": {"httpCookie": {"name": "s", "ttl": "0s"}}})
+    assert gw.get("/session").headers["set-cookie"].endswith('"; HttpOnly')
+    assert "Max-Age" not in gw.get("/session").headers["set-cookie"]

@@ -87,8 +87,21 @@ public struct ConsistentHashSettings: Decodable, Sendable, Hashable {
     public struct Maglev: Decodable, Sendable, Hashable {
         public var tableSize: UInt64?
     }
+    /// Istio's HTTPCookie: hash on a cookie, generated (and set on the response) when the request has
+    /// none.
+    public struct HTTPCookie: Decodable, Sendable, Hashable {
+        public struct Attribute: Decodable, Sendable, Hashable {
+            public var name: String?
+            public var value: String?
+        }
+        public var name: String?
+        public var path: String?
+        /// The generated cookie's Max-Age; 0 makes it a session cookie.
+        public var ttl: ConfigDuration?
+        public var attributes: [Attribute]?
+    }
     public var httpHeaderName: String?
-    public var httpCookie: UninterpretedValue?
+    public var httpCookie: HTTPCookie?
     public var useSourceIp: Bool?
     public var httpQueryParameterName: String?
     public var ringHash: RingHash?

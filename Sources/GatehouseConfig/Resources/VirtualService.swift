@@ -67,12 +67,21 @@ public struct HTTPFaultInjection: Decodable, Sendable, Hashable {
     }
     public struct Abort: Decodable, Sendable, Hashable {
         public var httpStatus: Int32?
+        /// A gRPC status by its name (`UNAVAILABLE`, not 14), as Istio takes it.
         public var grpcStatus: String?
         public var http2Error: String?
         public var percentage: Percent?
     }
     public var delay: Delay?
     public var abort: Abort?
+
+    /// The gRPC status names Istio accepts in `abort.grpcStatus`, and their codes.
+    public static let grpcStatusCodes: [String: Int] = [
+        "OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4, "NOT_FOUND": 5,
+        "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8, "FAILED_PRECONDITION": 9,
+        "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12, "INTERNAL": 13, "UNAVAILABLE": 14, "DATA_LOSS": 15,
+        "UNAUTHENTICATED": 16,
+    ]
 }
 
 public struct HTTPMatchRequest: Decodable, Sendable, Hashable {

@@ -41,7 +41,9 @@ enum FaultChecks {
             if let status = abort.httpStatus, !(200...599).contains(status) {
                 out.append(vs.diagnostic("\(at).httpStatus", "\(status) is not an HTTP status (200 to 599)"))
             }
-            out += ConfigValidator.notSupported(abort.grpcStatus != nil, "\(at).grpcStatus", vs, "fault.abort.grpcStatus")
+            if let name = abort.grpcStatus, HTTPFaultInjection.grpcStatusCodes[name] == nil {
+                out.append(vs.diagnostic("\(at).grpcStatus", "\"\(name)\" is not a gRPC status name (UNAVAILABLE, NOT_FOUND, …)"))
+            }
             out += ConfigValidator.notSupported(abort.http2Error != nil, "\(at).http2Error", vs, "fault.abort.http2Error")
             percentage(abort.percentage, "\(at).percentage")
             if abort.percentage == nil {

@@ -104,9 +104,9 @@ enum DestinationRuleChecks {
                                             "\(path).loadBalancer.warmup", rule, "warmup")
         if let outlier = policy.outlierDetection { out += outlierDetection(outlier, "\(path).outlierDetection", rule) }
         if let tls = policy.tls { out += ClientTLSChecks.check(tls, "\(path).tls", rule, hasMeshIdentity: context.hasMeshIdentity) }
-        // connectTimeout, idle timeouts, maxRequestsPerConnection, h2UpgradePolicy, http2MaxRequests and
-        // http1MaxPendingRequests are applied; the other limits are not enforced yet, and an unenforced
-        // limit admits what the operator meant to refuse.
+        // connectTimeout, idle timeouts, maxConnectionDuration, maxRequestsPerConnection, h2UpgradePolicy,
+        // http2MaxRequests, http1MaxPendingRequests and maxRetries are applied; the other limits are not
+        // enforced yet, and an unenforced limit admits what the operator meant to refuse.
         let tcp = policy.connectionPool?.tcp
         let http = policy.connectionPool?.http
         let pool = "\(path).connectionPool"
@@ -121,12 +121,14 @@ enum DestinationRuleChecks {
                 out.append(rule.diagnostic("\(pool).tcp.tcpKeepalive.probes", "must be at least 1"))
             }
         }
+        if let duration = tcp?.maxConnectionDuration, duration.nanoseconds < 1_000_000 {
+            out.append(rule.diagnostic("\(pool).tcp.maxConnectionDuration", "must be at least 1ms"))
+        }
         for (field, value) in [("http2MaxRequests", http?.http2MaxRequests), ("http1MaxPendingRequests", http?.http1MaxPendingRequests),
                                ("maxRetries", http?.maxRetries)] {
             if let value, value < 0 { out.append(rule.diagnostic("\(pool).http.\(field)", "must not be negative")) }
         }
         for (field, present) in [("tcp.maxConnections", tcp?.maxConnections != nil),
-                                 ("tcp.maxConnectionDuration", tcp?.maxConnectionDuration != nil),
                                  ("http.useClientProtocol", http?.useClientProtocol != nil),
                                  ("http.maxConcurrentStreams", http?.maxConcurrentStreams != nil)] {
             out += ConfigValidator.notSupported(present, "\(pool).\(field)", rule, "connectionPool.\(field)")
@@ -136,6 +138,38 @@ enum DestinationRuleChecks {
 }
 
 extension DestinationRuleChecks {
+    /// Istio's rules for `httpCookie` (a name and a ttl), and what a Set-Cookie field can carry.
+    static func httpCookie(_ cookie: ConsistentHashSettings.HTTPCookie, _ path: String,
+                           _ rule: Resource<DestinationRuleSpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        func isToken(_ text: String) -> Bool { !text.isEmpty && text.allSatisfy(\.isHTTPTokenCharacter) }
+        // Cookie-value and attribute-value characters (RFC 6265 §4.1.1): no control, blank, `;`, `,`, `"`, `\`.
+        func isCookieText(_ text: String) -> Bool {
+            text.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7f && !";,\"\\".unicodeScalars.contains($0) }
+        }
+        if let name = cookie.name {
+            if !isToken(name) { out.append(rule.diagnostic("\(path).name", "\"\(name)\" is not a valid cookie name")) }
+        } else {
+            out.append(rule.diagnostic(path, "name is required"))
+        }
+        if let ttl = cookie.ttl {
+            if ttl.nanoseconds < 0 { out.append(rule.diagnostic("\(path).ttl", "must not be negative")) }
+        } else {
+            out.append(rule.diagnostic(path, "ttl is required (0s: a session cookie)"))
+        }
+        if let cookiePath = cookie.path, !isCookieText(cookiePath) {
+            out.append(rule.diagnostic("\(path).path", "\"\(cookiePath)\" cannot be written in a Set-Cookie field"))
+        }
+        for (index, attribute) in (cookie.attributes ?? []).enumerated() {
+            let at = "\(path).attributes[\(index)]"
+            if !isToken(attribute.name ?? "") { out.append(rule.diagnostic("\(at).name", "a cookie attribute name is required (a token)")) }
+            if let value = attribute.value, !value.isEmpty, !isCookieText(value) {
+                out.append(rule.diagnostic("\(at).value", "\"\(value)\" cannot be written in a Set-Cookie field"))
+            }
+        }
+        return out
+    }
+
     /// Istio's rules for `consistentHash` (one key, one table), Envoy's limits on the tables, and what
     /// this build does not do yet.
     static func consistentHash(_ hash: ConsistentHashSettings, _ path: String, _ rule: Resource<DestinationRuleSpec>) -> [Diagnostic] {
@@ -153,7 +187,7 @@ extension DestinationRuleChecks {
         if let name = hash.httpQueryParameterName, name.isEmpty {
             out.append(rule.diagnostic("\(path).httpQueryParameterName", "must not be empty"))
         }
-        out += ConfigValidator.notSupported(hash.httpCookie != nil, "\(path).httpCookie", rule, "consistentHash.httpCookie")
+        if let cookie = hash.httpCookie { out += httpCookie(cookie, "\(path).httpCookie", rule) }
         if hash.maglev != nil, hash.ringHash != nil || hash.minimumRingSize != nil {
             out.append(rule.diagnostic(path, "ringHash (or minimumRingSize) and maglev are alternatives: set one"))
         }
