@@ -174,16 +174,16 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
                 case .body(let body):
                     guard connection.bodyHasAReader, let request = current else { continue }
                     request.record.bytesReceived += body.readableBytes
-                    request.exchange?.requestBody(body)
+                    request.forwardBody(body)
                 case .end(let trailers):
                     let request = current
                     switch connection.requestEnded() {
                     case .ignore:
                         break
                     case .forward:
-                        request?.exchange?.requestEnd(trailers)
+                        request?.forwardEnd(trailers)
                     case .forwardAndComplete:
-                        request?.exchange?.requestEnd(trailers)
+                        request?.forwardEnd(trailers)
                         requestCompleted()
                     }
                 }
@@ -320,6 +320,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
             let exchange = ProxyExchange(downstream: self, loop: loop, runtime: runtime, forwarding: forwarding)
             request.exchange = exchange
             exchange.start()
+            if !forwarding.mirrors.isEmpty { request.startMirrors(forwarding.mirrors) }
         }
     }
 

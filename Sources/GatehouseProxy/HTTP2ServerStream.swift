@@ -82,7 +82,7 @@ final class HTTP2ServerStream: DownstreamResponder {
         if webSocket {
             tunnelFromClient(body, endStream: data.endStream)
         } else {
-            request.exchange?.requestBody(body)
+            request.forwardBody(body)
             if data.endStream { endRequest(trailers: nil) } else { request.exchange?.flushUpstream() }
         }
         return upstreamBlocked && !responseEnded
@@ -91,7 +91,7 @@ final class HTTP2ServerStream: DownstreamResponder {
     private func endRequest(trailers: HTTPHeaderBlock?) {
         guard !requestEnded else { return }
         requestEnded = true
-        request.exchange?.requestEnd(trailers)
+        request.forwardEnd(trailers)
     }
 
     /// The stream closed (both sides ended, a reset either way, the connection gone). `reason` is nil for
@@ -160,8 +160,9 @@ final class HTTP2ServerStream: DownstreamResponder {
             let exchange = ProxyExchange(downstream: self, loop: loop, runtime: runtime, forwarding: forwarding)
             request.exchange = exchange
             exchange.start()
+            if !forwarding.mirrors.isEmpty { request.startMirrors(forwarding.mirrors) }
             // The upgrade request has no body: it ends with its head, the stream stays open for the tunnel.
-            if endStream || webSocket { exchange.requestEnd(nil) }
+            if endStream || webSocket { request.forwardEnd(nil) }
         }
     }
 

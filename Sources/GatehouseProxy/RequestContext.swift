@@ -10,6 +10,8 @@ final class RequestContext {
     /// Filled in place: a copy handed around would be copied field by field.
     var record: AccessLogRecord
     var exchange: ProxyExchange?
+    /// Copies of the request to VirtualService mirrors, fed the same body.
+    private var mirrors: [MirrorExchange] = []
     private(set) var startedAt: NIODeadline
     /// The request's line is written: nothing about it is logged again.
     private(set) var logged = false
@@ -33,6 +35,23 @@ final class RequestContext {
         record.authority = host
         record.requestID = requestID
         return requestID
+    }
+
+    /// Starts the copies of the request the route's mirrors drew.
+    func startMirrors(_ forwardings: [Dispatch.Forwarding]) {
+        for forwarding in forwardings { mirrors.append(MirrorExchange(loop: loop, runtime: runtime, forwarding: forwarding)) }
+    }
+
+    /// Request body for the exchange and every mirror.
+    func forwardBody(_ body: ByteBuffer) {
+        exchange?.requestBody(body)
+        for mirror in mirrors { mirror.requestBody(body) }
+    }
+
+    /// The request's end, for the exchange and every mirror.
+    func forwardEnd(_ trailers: HTTPHeaderBlock?) {
+        exchange?.requestEnd(trailers)
+        for mirror in mirrors { mirror.requestEnd(trailers) }
     }
 
     /// The upstream side is no longer wanted: the exchange holds its responder unowned, so it must never
@@ -95,6 +114,10 @@ final class RequestContext {
     func finish() {
         guard !logged else { return }
         logged = true
+        if !mirrors.isEmpty {
+            for mirror in mirrors { mirror.clientRequestFinished() }
+            mirrors = []
+        }
         record.durationMillis = (NIODeadline.now() - startedAt).nanoseconds / 1_000_000
         runtime.log(&record, on: loop)
     }

@@ -27,6 +27,8 @@ enum Dispatch {
         var retryPolicy: RetryPolicy?
         /// Bootstrap `limits.retryBufferBytes`: the most request body kept for a retry to send again.
         var retryBufferBytes = 0
+        /// Copies of the request for the route's mirrors that drew it (each without mirrors of its own).
+        var mirrors: [Forwarding] = []
     }
 }
 
@@ -170,12 +172,41 @@ enum RequestDispatcher {
                     responseMutations.append(HeaderMutation(overwrite: [], append: [("set-cookie", generated.setCookie)], remove: []))
                 }
             }
-            return .forward(Dispatch.Forwarding(
+            var forwarding = Dispatch.Forwarding(
                 request: request, cluster: cluster, snapshotVersion: snapshot.version,
                 responseMutations: responseMutations,
                 timeout: route.timeoutNanoseconds.map { .nanoseconds($0) }, delay: delay, hashKey: hashKey,
-                retryPolicy: route.retryPolicy, retryBufferBytes: snapshot.settings.retryBufferBytes))
+                retryPolicy: route.retryPolicy, retryBufferBytes: snapshot.settings.retryBufferBytes)
+            // Upgrades open tunnels, which are not copied (Envoy shadows requests, not tunnels).
+            if !route.mirrors.isEmpty, request.upgrade == nil {
+                for mirror in route.mirrors where mirror.mirrors(draw: loop.random.next()) {
+                    guard let mirrorCluster = snapshot.cluster(at: mirror.clusterIndex),
+                          let copy = try? UpstreamRequestBuilder.build(
+                            head: head, target: target, route: route, matched: selection.matched,
+                            rewrite: shadowRewrite(forward.rewrite, authority: target.authority),
+                            destination: WeightedDestination(cluster: mirror.cluster, clusterIndex: mirror.clusterIndex, weight: 100),
+                            clientIP: origin.clientIP, scheme: scheme, requestID: requestID, http2: mirrorCluster.http2,
+                            upstreamTLS: mirrorCluster.tls != nil, authentication: security.headerChanges,
+                            clientCert: ClientCertForwarding(mode: snapshot.settings.forwardClientCertDetails,
+                                                             current: origin.tls?.clientCertDetails),
+                            metrics: loop.metrics, allocator: allocator) else { continue }
+                    forwarding.mirrors.append(Dispatch.Forwarding(
+                        request: copy, cluster: mirrorCluster, snapshotVersion: snapshot.version, responseMutations: [],
+                        timeout: route.timeoutNanoseconds.map { .nanoseconds($0) }))
+                }
+            }
+            return .forward(forwarding)
         }
+    }
+
+    /// The route's rewrite for a mirror's copy: its Host gets Envoy's `-shadow` suffix (before the port),
+    /// so the mirror can tell copies from live traffic.
+    static func shadowRewrite(_ rewrite: Rewrite?, authority: String) -> Rewrite {
+        var shadow = rewrite ?? Rewrite()
+        let (host, port) = Authority.split(shadow.authority ?? authority)
+        let named = host.contains(":") ? "[\(host)]" : host
+        shadow.authority = "\(named)-shadow" + (port.map { ":\($0)" } ?? "")
+        return shadow
     }
 
     /// A route regex that hit its match limit decided nothing: refusing is the only answer that an

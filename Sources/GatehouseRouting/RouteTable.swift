@@ -17,6 +17,8 @@ public struct Route: Sendable {
     public var cors: CORSPolicy?
     /// VirtualService `retries` (Istio's default policy when none is written); nil: retries are off.
     public var retryPolicy: RetryPolicy?
+    /// VirtualService `mirror` / `mirrors`: where copies of the route's requests go.
+    public var mirrors: [MirrorPolicy] = []
 
     public init(name: String? = nil, matches: [RouteMatch], action: RouteAction,
                 requestHeaders: HeaderMutation = .none, responseHeaders: HeaderMutation = .none,
@@ -38,6 +40,22 @@ public struct Route: Sendable {
 
 /// Istio's `fault` compiled: a delay and an abort, each applied to a fraction of requests (in parts per
 /// million, as Envoy's FractionalPercent), each decided by its own draw.
+/// One mirror of a route: its cluster, and the share of requests copied to it (parts per million).
+public struct MirrorPolicy: Sendable, Equatable {
+    public var cluster: String
+    public var clusterIndex: Int
+    public var perMillion: UInt64
+
+    public init(cluster: String, clusterIndex: Int, perMillion: UInt64) {
+        self.cluster = cluster
+        self.clusterIndex = clusterIndex
+        self.perMillion = perMillion
+    }
+
+    /// Whether a request whose draw is `draw` is copied.
+    public func mirrors(draw: UInt64) -> Bool { draw % 1_000_000 < perMillion }
+}
+
 public struct FaultInjection: Sendable, Equatable {
     /// How an aborted request is answered.
     public enum Abort: Sendable, Equatable {

@@ -129,13 +129,28 @@ struct RouteCompiler {
             }
             action = .forward(ForwardAction(destinations: destinations, rewrite: rewrite))
         }
-        return Route(name: http.name, matches: matches, action: action,
+        var mirrors: [MirrorPolicy] = []
+        if case .forward = action {
+            if let mirror = http.mirror {
+                let cluster = clusters.reference(mirror, namespace: vs.namespace)
+                let share = Self.perMillion(http.mirrorPercentage, fallback: http.mirrorPercent.map { Int32(clamping: $0) } ?? 100)
+                mirrors.append(MirrorPolicy(cluster: cluster.name, clusterIndex: cluster.index, perMillion: share))
+            }
+            for mirror in http.mirrors ?? [] {
+                let cluster = clusters.reference(mirror.destination, namespace: vs.namespace)
+                mirrors.append(MirrorPolicy(cluster: cluster.name, clusterIndex: cluster.index,
+                                            perMillion: Self.perMillion(mirror.percentage, fallback: 100)))
+            }
+        }
+        var route = Route(name: http.name, matches: matches, action: action,
                      requestHeaders: Self.mutation(http.headers?.request),
                      responseHeaders: Self.mutation(http.headers?.response),
                      timeoutNanoseconds: http.timeout.flatMap { $0.nanoseconds > 0 ? $0.nanoseconds : nil },
                      fault: http.fault.flatMap(Self.fault),
                      cors: try http.corsPolicy.map(cors),
                      retryPolicy: Self.retryPolicy(http.retries))
+        route.mirrors = mirrors.filter { $0.perMillion > 0 }
+        return route
     }
 
     func cors(_ spec: CorsPolicy) throws -> CORSPolicy {
@@ -198,11 +213,13 @@ struct RouteCompiler {
 
     /// `fault` as Istio hands it to Envoy: a percentage unset (and the deprecated integer `percent` 0)
     /// injects nothing.
+    /// A percentage as Envoy's per-million fraction; the deprecated integer `fallback` when unset.
+    static func perMillion(_ percent: HTTPFaultInjection.Percent?, fallback: Int32? = nil) -> UInt64 {
+        if let value = percent?.value { return UInt64((min(max(value, 0), 100) * 10_000).rounded()) }
+        return UInt64(min(max(fallback ?? 0, 0), 100)) * 10_000
+    }
+
     static func fault(_ spec: HTTPFaultInjection) -> FaultInjection? {
-        func perMillion(_ percent: HTTPFaultInjection.Percent?, fallback: Int32? = nil) -> UInt64 {
-            if let value = percent?.value { return UInt64((min(max(value, 0), 100) * 10_000).rounded()) }
-            return UInt64(min(max(fallback ?? 0, 0), 100)) * 10_000
-        }
         let fault = FaultInjection(
             delayNanoseconds: spec.delay?.fixedDelay?.nanoseconds,
             delayPerMillion: perMillion(spec.delay?.percentage, fallback: spec.delay?.percent),

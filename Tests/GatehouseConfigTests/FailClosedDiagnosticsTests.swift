@@ -27,7 +27,6 @@ import Testing
         ("retries: {attempts: 3, retryRemoteLocalities: true}", "spec.http[0].retries.retryRemoteLocalities"),
         ("fault: {abort: {http2Error: REFUSED_STREAM, percentage: {value: 10}}}", "spec.http[0].fault.abort.http2Error"),
         ("fault: {delay: {exponentialDelay: 1s, percentage: {value: 10}}}", "spec.http[0].fault.delay.exponentialDelay"),
-        ("mirror: {host: backend.example.internal}", "spec.http[0].mirror"),
     ])
     func unenforcedRouteFieldsAreErrors(_ field: String, _ path: String) {
         let diagnostics = errors(in: loadWithBase(virtualService(route: field)))
@@ -41,6 +40,21 @@ import Testing
         #expect(errors(in: loadWithBase(virtualService(route: "fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 10}}}"))).isEmpty)
         let diagnostics = errors(in: loadWithBase(virtualService(route: "fault: {abort: {grpcStatus: \"14\", percentage: {value: 10}}}")))
         #expect(diagnostics.map(\.path) == ["spec.http[0].fault.abort.grpcStatus"], "\(diagnostics)")
+    }
+
+    @Test func mirrorsAsIstioWritesThemLoadAndMistakesAreRefused() {
+        for mirror in ["mirror: {host: backend.example.internal}\nmirrorPercentage: {value: 25}",
+                       "mirror: {host: backend.example.internal}\nmirrorPercent: 10",
+                       "mirrors: [{destination: {host: backend.example.internal}, percentage: {value: 5}}]"] {
+            #expect(errors(in: loadWithBase(virtualService(route: mirror))).isEmpty, "\(mirror)")
+        }
+        for (mirror, path) in [("mirrorPercentage: {value: 25}", "spec.http[0].mirrorPercentage"),
+                               ("mirror: {host: backend.example.internal}\nmirrorPercentage: {value: 250}", "spec.http[0].mirrorPercentage.value"),
+                               ("mirror: {host: backend.example.internal}\nmirrors: [{destination: {host: backend.example.internal}}]", "spec.http[0].mirrors"),
+                               ("mirror: {host: nowhere.example}", "spec.http[0].mirror.host")] {
+            let diagnostics = errors(in: loadWithBase(virtualService(route: mirror)))
+            #expect(diagnostics.map(\.path) == [path], "\(mirror): \(diagnostics)")
+        }
     }
 
     @Test func retriesAsIstioWritesThemLoad() {

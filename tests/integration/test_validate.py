@@ -337,8 +337,8 @@ spec:
     "route-mirror": (VS_HEAD + """\
   http:
   - route: [{destination: {host: backend.test}}]
-    mirror: {host: backend.test}   # HERE
-""", "spec.http[0].mirror", ("not supported",)),
+    mirror: {host: nowhere.test}   # HERE
+""", "spec.http[0].mirror.host", ("nowhere.test",)),
 
     "route-cors": (VS_HEAD + """\
   http:

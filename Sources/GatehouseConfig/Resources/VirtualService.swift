@@ -31,12 +31,21 @@ public struct HTTPRoute: Decodable, Sendable, Hashable {
     /// nil: Istio's default retry policy.
     public var retries: HTTPRetry?
     public var fault: HTTPFaultInjection?
-    // Read so that pasted Istio YAML is answered with "not supported yet" errors naming the field.
-    public var mirror: UninterpretedValue?
-    public var mirrorPercentage: UninterpretedValue?
-    public var mirrorPercent: UninterpretedValue?
-    public var mirrors: UninterpretedValue?
+    /// Where a copy of each request goes, fire and forget.
+    public var mirror: Destination?
+    /// The share of requests `mirror` copies (100 when unset).
+    public var mirrorPercentage: HTTPFaultInjection.Percent?
+    /// Deprecated integer share, used when `mirrorPercentage` is not set.
+    public var mirrorPercent: UInt32?
+    /// Several mirrors, each with its own share (instead of `mirror`).
+    public var mirrors: [HTTPMirrorPolicy]?
     public var corsPolicy: CorsPolicy?
+}
+
+/// One of `mirrors`: a destination and the share of requests copied to it (100 when unset).
+public struct HTTPMirrorPolicy: Decodable, Sendable, Hashable {
+    public var destination: Destination
+    public var percentage: HTTPFaultInjection.Percent?
 }
 
 /// Istio's CorsPolicy, which Envoy's CORS filter enforces per route.

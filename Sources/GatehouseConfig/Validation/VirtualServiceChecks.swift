@@ -125,8 +125,7 @@ struct VirtualServiceChecks {
         guard appliesToGateway else { return out }
         if let retries = route.retries { out += checkRetries(retries, path: "\(path).retries", vs) }
         if let fault = route.fault { out += FaultChecks.check(fault, "\(path).fault", vs, forwards: route.route != nil) }
-        out += ConfigValidator.notSupported(route.mirror != nil || route.mirrors != nil || route.mirrorPercentage != nil
-                                                || route.mirrorPercent != nil, "\(path).mirror", vs, "mirroring")
+        out += checkMirrors(route, path: path, vs)
         if let cors = route.corsPolicy {
             if cors.allowOrigins != nil, cors.allowOrigin != nil {
                 out.append(vs.diagnostic("\(path).corsPolicy.allowOrigin", "deprecated, and allowOrigins is set: keep allowOrigins only"))
@@ -142,6 +141,35 @@ struct VirtualServiceChecks {
                     out.append(vs.diagnostic("\(path).corsPolicy.\(field)[\(index)]", "\"\(value)\" cannot be written in a header"))
                 }
             }
+        }
+        return out
+    }
+
+    /// Istio's checks on `mirror`, `mirrorPercentage` and `mirrors`; each mirror's host is checked as a
+    /// route destination is (REGISTRY_ONLY refuses one no ServiceEntry declares).
+    func checkMirrors(_ route: HTTPRoute, path: String, _ vs: Resource<VirtualServiceSpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        func share(_ percent: HTTPFaultInjection.Percent?, _ at: String) {
+            if let value = percent?.value, !(0...100).contains(value) {
+                out.append(vs.diagnostic(at, "\(value) is not a percentage (0 to 100)"))
+            }
+        }
+        if let mirror = route.mirror {
+            out += checkDestination(mirror, path: "\(path).mirror", vs)
+            if route.mirrors != nil { out.append(vs.diagnostic("\(path).mirrors", "mirror and mirrors are alternatives: set one")) }
+        } else if route.mirrorPercentage != nil || route.mirrorPercent != nil {
+            out.append(vs.diagnostic("\(path).mirrorPercentage", "a mirror share without a mirror"))
+        }
+        share(route.mirrorPercentage, "\(path).mirrorPercentage.value")
+        if let percent = route.mirrorPercent, percent > 100 {
+            out.append(vs.diagnostic("\(path).mirrorPercent", "\(percent) is not a percentage (0 to 100)"))
+        }
+        for (index, mirror) in (route.mirrors ?? []).enumerated() {
+            out += checkDestination(mirror.destination, path: "\(path).mirrors[\(index)].destination", vs)
+            share(mirror.percentage, "\(path).mirrors[\(index)].percentage.value")
+        }
+        if route.route == nil, route.mirror != nil || route.mirrors != nil {
+            out.append(vs.diagnostic("\(path).mirror", "only a route that forwards can mirror"))
         }
         return out
     }
