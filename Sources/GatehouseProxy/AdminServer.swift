@@ -68,9 +68,22 @@ final class AdminHandler: ChannelInboundHandler {
 
     private func respond(_ context: ChannelHandlerContext, to request: RequestHead) {
         let parts = request.target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        let response = AdminRoutes.answer(method: request.method, path: String(parts.first ?? ""),
-                                          query: parts.count > 1 ? String(parts[1]) : "", runtime: runtime)
-        write(context, response, keepAlive: request.keepAlive, headOnly: request.isHEAD)
+        let path = String(parts.first ?? "")
+        let query = parts.count > 1 ? String(parts[1]) : ""
+        guard AdminRoutes.needsLoad(path) else {
+            let response = AdminRoutes.answer(method: request.method, path: path, query: query, runtime: runtime)
+            return write(context, response, keepAlive: request.keepAlive, headOnly: request.isHEAD)
+        }
+        // Requests in flight are counted by each event loop: asked for first, then the answer is written.
+        let version = runtime.store.snapshot.version
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        runtime.clusterLoad(version: version, on: context.eventLoop).whenComplete { result in
+            let (handler, context) = bound.value
+            let load = (try? result.get()) ?? ClusterLoad()
+            let response = AdminRoutes.answer(method: request.method, path: path, query: query, runtime: handler.runtime,
+                                              load: load)
+            handler.write(context, response, keepAlive: request.keepAlive, headOnly: request.isHEAD)
+        }
     }
 
     private func write(_ context: ChannelHandlerContext, _ response: AdminResponse, keepAlive: Bool,
@@ -118,17 +131,26 @@ struct AdminResponse {
 enum AdminRoutes {
     static let paths = ["/ready", "/stats/prometheus", "/config_dump", "/clusters"]
 
+    /// The paths whose answer shows requests in flight, which the event loops are asked for first.
+    static func needsLoad(_ path: String) -> Bool { path == "/clusters" || path == "/stats/prometheus" }
+
     /// `envoy_cluster_*` for every cluster of the live snapshot.
-    static func clusterStats(_ runtime: ProxyRuntime) -> String {
+    static func clusterStats(_ runtime: ProxyRuntime, load: ClusterLoad) -> String {
         let clusters = runtime.store.snapshot.clusters.values.sorted { $0.name < $1.name }
+        var ejected: [String: Int] = [:]
         var active: [String: Int] = [:]
+        var pending: [String: Int] = [:]
         for cluster in clusters {
-            if let ejected = runtime.outliers.ejections(of: cluster) { active[cluster.name] = ejected.filter { $0 }.count }
+            if let flags = runtime.outliers.ejections(of: cluster) { ejected[cluster.name] = flags.filter { $0 }.count }
+            active[cluster.name] = load.active[cluster.index]?.reduce(0, +) ?? 0
+            pending[cluster.name] = load.pending[cluster.index] ?? 0
         }
-        return runtime.clusterEvents.prometheusText(clusters: clusters.map(\.name), ejectionsActive: active)
+        return runtime.clusterEvents.prometheusText(clusters: clusters.map(\.name), ejectionsActive: ejected,
+                                                    requestsActive: active, requestsPending: pending)
     }
 
-    static func answer(method: String, path: String, query: String, runtime: ProxyRuntime) -> AdminResponse {
+    static func answer(method: String, path: String, query: String, runtime: ProxyRuntime,
+                       load: ClusterLoad = ClusterLoad()) -> AdminResponse {
         guard method == "GET" || method == "HEAD" else { return AdminResponse(status: 405, body: "method not allowed\n") }
         switch path {
         case "/ready":
@@ -141,7 +163,7 @@ enum AdminRoutes {
                                      accessLog: runtime.accessLog.map { ($0.writtenLines, $0.droppedLines) },
                                      istio: IstioLabels.of(runtime.store.snapshot)) + runtime.jwks.prometheusText()
                                      + MeshIdentityStatus.prometheusText(runtime.store.snapshot.settings.meshIdentity)
-                                     + clusterStats(runtime),
+                                     + clusterStats(runtime, load: load),
                                  contentType: "text/plain; version=0.0.4; charset=utf-8")
         case "/config_dump":
             return .json(SnapshotDump.configDump(runtime.store.snapshot))
@@ -150,8 +172,9 @@ enum AdminRoutes {
             let ejected = { (cluster: Cluster) in runtime.outliers.ejections(of: cluster) }
             return wantsJSON ? .json(SnapshotDump.clustersJSON(runtime.store.snapshot, ejected: ejected))
                 : AdminResponse(status: 200, body: SnapshotDump.clustersText(runtime.store.snapshot, ejected: ejected, stats: { cluster in
-                    ClusterEvents.Event.allCases.map { ($0.statName, runtime.clusterEvents.count($0, cluster: cluster.name)) }
-                }))
+                    [("rq_pending_active", load.pending[cluster.index] ?? 0)]
+                        + ClusterEvents.Event.allCases.map { ($0.statName, runtime.clusterEvents.count($0, cluster: cluster.name)) }
+                }, active: { cluster in load.active[cluster.index] }))
         default:
             return AdminResponse(status: 404, body: "not found: try \(paths.joined(separator: ", "))\n")
         }

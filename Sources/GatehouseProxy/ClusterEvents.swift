@@ -65,7 +65,8 @@ final class ClusterEvents: Sendable {
 
     /// `/stats/prometheus` lines: each counter for every cluster in `clusters` (zeros included, so a
     /// rate() has a series from the start), and the ejected endpoints now (`ejectionsActive`).
-    func prometheusText(clusters: [String], ejectionsActive: [String: Int]) -> String {
+    func prometheusText(clusters: [String], ejectionsActive: [String: Int], requestsActive: [String: Int] = [:],
+                        requestsPending: [String: Int] = [:]) -> String {
         let counts = self.counts.withLock { $0 }
         var out = ""
         for event in Event.allCases {
@@ -79,6 +80,11 @@ final class ClusterEvents: Sendable {
         out += "# TYPE envoy_cluster_outlier_detection_ejections_active gauge\n"
         for cluster in clusters {
             out += "envoy_cluster_outlier_detection_ejections_active{cluster_name=\"\(cluster)\"} \(ejectionsActive[cluster] ?? 0)\n"
+        }
+        for (name, help, values) in [("upstream_rq_active", "Requests in flight to the cluster (after a reload, those of the live configuration).", requestsActive),
+                                     ("upstream_rq_pending_active", "Requests waiting for a new HTTP/1.1 upstream connection.", requestsPending)] {
+            out += "# HELP envoy_cluster_\(name) \(help)\n# TYPE envoy_cluster_\(name) gauge\n"
+            for cluster in clusters { out += "envoy_cluster_\(name){cluster_name=\"\(cluster)\"} \(values[cluster] ?? 0)\n" }
         }
         return out
     }

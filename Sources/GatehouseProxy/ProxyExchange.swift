@@ -209,10 +209,12 @@ final class ProxyExchange: UpstreamResponseReceiver {
         // Waiting for a new connection is what Envoy calls a pending request (`http1MaxPendingRequests`).
         let pendingBreaker = circuitBreaker?.limits.maxPendingRequests == nil ? nil : circuitBreaker
         if let pendingBreaker, !pendingBreaker.beginPending() { return attemptFailed(.overflow) }
+        loop.pendingBegan(cluster: cluster, version: snapshotVersion)
         loop.pool.connect(key: key, address: target.address, connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds),
                           limits: runtime.upstreamLimits, transport: transport, keepalive: cluster.tcpKeepalive)
             .assumeIsolated().whenComplete { [self] result in
                 pendingBreaker?.endPending()
+                loop.pendingEnded(cluster: cluster, version: snapshotVersion)
                 switch result {
                 case .success(let lease):
                     guard !state.isFinished else { return lease.connection.close() }

@@ -83,6 +83,19 @@ final class LoopContext: @unchecked Sendable {
         clusterTable.ended(version: version, cluster: cluster.index, endpoint: endpoint)
     }
 
+    /// A request of `cluster` waits for a new upstream connection (Envoy's pending request).
+    func pendingBegan(cluster: Cluster, version: Int) {
+        clusterTable.prepare(version: version, cluster: cluster.index, endpoints: cluster.endpoints.count)
+        clusterTable.pendingBegan(cluster: cluster.index)
+    }
+
+    func pendingEnded(cluster: Cluster, version: Int) {
+        clusterTable.pendingEnded(version: version, cluster: cluster.index)
+    }
+
+    /// This loop's requests in flight and waiting, by cluster of snapshot `version`. On the loop only.
+    func load(version: Int) -> ClusterLoad { clusterTable.load(version: version) }
+
     /// Which of the `count` addresses endpoint `endpoint`'s name resolved to comes next: by the
     /// request's hash for a consistent-hash cluster, else in turn.
     func nextResolved(of cluster: Cluster, endpoint: Int, count: Int, version: Int, hash: UInt64? = nil) -> Int {
@@ -217,6 +230,15 @@ public final class ProxyRuntime: Sendable {
         dns = DNSCache(threadPool: threadPool,
                        refreshInterval: .nanoseconds(store.snapshot.settings.dnsRefreshNanoseconds))
         startLogFlushing()
+    }
+
+    /// Every loop's requests in flight and waiting for a connection, added up, for snapshot `version`:
+    /// each loop counts its own, and is asked on its own thread.
+    func clusterLoad(version: Int, on eventLoop: EventLoop) -> EventLoopFuture<ClusterLoad> {
+        let counts = loops.values.map { context in context.eventLoop.submit { context.load(version: version) } }
+        return EventLoopFuture.whenAllSucceed(counts, on: eventLoop).map { loads in
+            loads.reduce(into: ClusterLoad()) { $0.add($1) }
+        }
     }
 
     func loopContext(for eventLoop: EventLoop) -> LoopContext {

@@ -19,8 +19,10 @@ enum RoundRobin {
 struct ClusterLoopTable<Target> {
     struct Entry {
         var position: Int?
-        /// Requests in flight per endpoint, for LEAST_REQUEST.
+        /// Requests in flight per endpoint, for LEAST_REQUEST (and `/clusters`).
         var active: [Int]
+        /// Requests waiting for a new upstream connection.
+        var pending = 0
         /// Per endpoint: the position among the addresses its name resolved to.
         var resolvedPositions: [Int?]
         var targets: [Target?]
@@ -65,6 +67,31 @@ struct ClusterLoopTable<Target> {
         entries[cluster]!.active[endpoint] -= 1
     }
 
+    /// A request of a prepared cluster began waiting for a new connection.
+    mutating func pendingBegan(cluster: Int) {
+        entries[cluster]!.pending += 1
+    }
+
+    /// A wait that began under `version` ended.
+    mutating func pendingEnded(version: Int, cluster: Int) {
+        guard version == self.version, cluster < entries.count, entries[cluster] != nil,
+              entries[cluster]!.pending > 0 else { return }
+        entries[cluster]!.pending -= 1
+    }
+
+    /// Requests in flight per endpoint and waiting for a connection, of each cluster used under
+    /// `version` (none when the table holds another version).
+    func load(version: Int) -> ClusterLoad {
+        var load = ClusterLoad()
+        guard version == self.version else { return load }
+        for (index, entry) in entries.enumerated() {
+            guard let entry else { continue }
+            load.active[index] = entry.active
+            load.pending[index] = entry.pending
+        }
+        return load
+    }
+
     /// The next of `count` resolved addresses of endpoint `endpoint` of a prepared cluster.
     mutating func nextResolved(cluster: Int, endpoint: Int, count: Int, start: @autoclosure () -> Int) -> Int {
         RoundRobin.next(&entries[cluster]!.resolvedPositions[endpoint], count: count, start: start())
@@ -76,5 +103,22 @@ struct ClusterLoopTable<Target> {
         let made = make()
         entries[cluster]!.targets[endpoint] = made
         return made
+    }
+}
+
+/// Requests in flight (per endpoint) and waiting for a new connection, per cluster index: one loop's,
+/// or every loop's added up (`/clusters`, `envoy_cluster_upstream_rq_active`).
+struct ClusterLoad: Sendable {
+    var active: [Int: [Int]] = [:]
+    var pending: [Int: Int] = [:]
+
+    mutating func add(_ other: ClusterLoad) {
+        for (cluster, counts) in other.active {
+            let mine = active[cluster] ?? []
+            active[cluster] = (0..<max(mine.count, counts.count)).map {
+                ($0 < mine.count ? mine[$0] : 0) + ($0 < counts.count ? counts[$0] : 0)
+            }
+        }
+        for (cluster, count) in other.pending { pending[cluster, default: 0] += count }
     }
 }

@@ -36,8 +36,10 @@ public enum SnapshotDump {
     /// `ejected` gives, for a cluster with outlier detection, which of its endpoints are ejected now
     /// (Envoy's `/failed_outlier_check`); there is no active health checking.
     /// `stats`: the cluster's failure counters by Envoy stat name, listed after its settings.
+    /// `active`: requests in flight per endpoint (Envoy's per-host `rq_active`).
     public static func clustersText(_ snapshot: Snapshot, ejected: (Cluster) -> [Bool]? = { _ in nil },
-                                    stats: (Cluster) -> [(String, Int)] = { _ in [] }) -> String {
+                                    stats: (Cluster) -> [(String, Int)] = { _ in [] },
+                                    active: (Cluster) -> [Int]? = { _ in nil }) -> String {
         var out = ""
         for cluster in snapshot.clusters.values.sorted(by: { $0.name < $1.name }) {
             out += "\(cluster.name)::discovery::\(cluster.discovery.envoyName)\n"
@@ -45,11 +47,13 @@ public enum SnapshotDump {
             out += "\(cluster.name)::tls::\(cluster.tls?.mode.rawValue ?? "DISABLE")\n"
             for (name, value) in stats(cluster) { out += "\(cluster.name)::\(name)::\(value)\n" }
             let ejections = ejected(cluster)
+            let inFlight = active(cluster)
             for (index, endpoint) in cluster.endpoints.enumerated() {
                 let prefix = "\(cluster.name)::\(endpoint.description)"
                 let isEjected = ejections.map { index < $0.count && $0[index] } ?? false
                 out += "\(prefix)::health_flags::\(isEjected ? "/failed_outlier_check" : "healthy")\n"
                 out += "\(prefix)::weight::1\n"
+                out += "\(prefix)::rq_active::\(inFlight.map { index < $0.count ? $0[index] : 0 } ?? 0)\n"
             }
         }
         return out

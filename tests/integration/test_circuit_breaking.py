@@ -70,9 +70,9 @@ def syn_sent_to(port: int) -> int:
     return count
 
 
-def test_requests_waiting_for_a_connection_over_http1_max_pending_overflow(gateway):
-    # A listener whose accept queue is full: the kernel drops further SYNs, so a connect to it hangs
-    # until the gateway's connect timeout, and the request waiting on it stays pending.
+def make_tarpit():
+    """A listener whose accept queue is full: the kernel drops further SYNs, so a connect to it hangs
+    until the gateway's connect timeout. Returns (listener, fillers, port)."""
     tarpit = socket.socket()
     tarpit.bind(("127.0.0.1", 0))
     tarpit.listen(0)
@@ -83,6 +83,12 @@ def test_requests_waiting_for_a_connection_over_http1_max_pending_overflow(gatew
         filler.setblocking(False)
         filler.connect_ex(("127.0.0.1", port))
         fillers.append(filler)
+    return tarpit, fillers, port
+
+
+def test_requests_waiting_for_a_connection_over_http1_max_pending_overflow(gateway):
+    # The request waiting on the tarpit's connect stays pending.
+    tarpit, fillers, port = make_tarpit()
     try:
         # Retries off: the pending request's one connect timing out is what ends it.
         gw = with_pool_limits(gateway, port, {"http1MaxPendingRequests": 1}, tcp={"connectTimeout": "3s"},
@@ -116,3 +122,46 @@ def test_max_connection_duration_retires_an_upstream_connection_once_it_is_that_
         aged = echo_of(client.get("/aged"))["connection"]
     assert aged == 1, "a connection past maxConnectionDuration takes no new request"
     assert up.accepted == 2
+
+
+def gauge(metrics, name):
+    prefix = f'envoy_cluster_{name}{{cluster_name="{cfg.cluster_name()}"}} '
+    return int(next(line[len(prefix):] for line in metrics.splitlines() if line.startswith(prefix)))
+
+
+def test_requests_in_flight_and_waiting_are_shown_per_cluster_and_endpoint(gateway, upstream):
+    from harness.admin import admin_get
+    from harness.gateway import free_port
+    slow = upstream("slow", sleep="3")
+    tarpit, fillers, tarpit_port = make_tarpit()
+    admin = free_port()
+    try:
+        gw = gateway([cfg.service_entry(cfg.BACKEND_HOST, [cfg.endpoint(slow)]),
+                      cfg.service_entry("pending.test", [cfg.endpoint(tarpit_port)], name="pending"),
+                      cfg.resource("DestinationRule", "pending", {"host": "pending.test", "trafficPolicy": {
+                          "connectionPool": {"tcp": {"connectTimeout": "5s"}}}}),
+                      cfg.virtual_service("main", [cfg.route(cfg.destination("pending.test"), match={"uri": {"prefix": "/pending"}},
+                                                             retries={"attempts": 0}),
+                                                   cfg.route()])],
+                     bootstrap={"admin": {"address": "127.0.0.1", "port": admin}})
+        threads = [in_background(gw, f"/slow{index}")[0] for index in range(3)]
+        waiting, _ = in_background(gw, "/pending")
+        slow.wait_for_active(3)
+        deadline = time.monotonic() + 5
+        while syn_sent_to(tarpit_port) == 0:
+            assert time.monotonic() < deadline, "the gateway never started connecting"
+            time.sleep(0.02)
+        _, clusters = admin_get(admin, "/clusters")
+        assert f"{cfg.cluster_name()}::127.0.0.1:{slow.port}::rq_active::3" in clusters
+        assert f"{cfg.cluster_name('pending.test')}::rq_pending_active::1" in clusters
+        _, metrics = admin_get(admin, "/stats/prometheus")
+        assert gauge(metrics, "upstream_rq_active") == 3
+        assert f'envoy_cluster_upstream_rq_pending_active{{cluster_name="{cfg.cluster_name("pending.test")}"}} 1' in metrics
+        for thread in threads + [waiting]:
+            thread.join(timeout=30)
+        _, after = admin_get(admin, "/stats/prometheus")
+        assert gauge(after, "upstream_rq_active") == 0 and gauge(after, "upstream_rq_pending_active") == 0
+    finally:
+        for filler in fillers:
+            filler.close()
+        tarpit.close()
