@@ -49,8 +49,20 @@ final class LoopContext: @unchecked Sendable {
     func pickEndpoint(of cluster: Cluster, hash: UInt64?, version: Int, outliers: OutlierTracker? = nil) -> Int? {
         let count = cluster.endpoints.count
         guard count > 0 else { return nil }
-        guard let outliers else { return pick(cluster, hash: hash, version: version, skipping: { _ in false }) }
+        guard let outliers else {
+            // Locality first (distribute's weights; failover never leaves priority 0 without ejections).
+            if let plan = cluster.localityPlan, let eligible = plan.eligible(draw: random.next(), isEjected: { _ in false }) {
+                return pick(cluster, hash: hash, version: version, skipping: { !eligible.contains($0) })
+            }
+            return pick(cluster, hash: hash, version: version, skipping: { _ in false })
+        }
         return outliers.withDetector(now: OutlierTracker.now) { detector in
+            // The priority (or locality) drawn by load, which ejections shift; a panicking cluster, or one
+            // with no healthy endpoint in any locality, uses them all as below.
+            if let plan = cluster.localityPlan, !detector.isPanicking,
+               let eligible = plan.eligible(draw: random.next(), isEjected: { detector.isEjected($0) }) {
+                return pick(cluster, hash: hash, version: version, skipping: { !eligible.contains($0) || detector.isEjected($0) })
+            }
             if detector.ejectedCount == 0 || detector.isPanicking {
                 return pick(cluster, hash: hash, version: version, skipping: { _ in false })
             }

@@ -83,19 +83,22 @@ struct ClusterCompiler {
         // them from the service accounts of its endpoints).
         var spiffeIDs: [String] = []
         func add(address: String, ports: [String: UInt32]?, labels: [String: String], serviceAccount: String? = nil,
-                 namespace: String = entry.namespace) {
+                 namespace: String = entry.namespace, locality: String? = nil) {
             guard subsetLabels.allSatisfy({ labels[$0.key] == $0.value }) else { return }
             if let serviceAccount, !serviceAccount.isEmpty, let domain = defaults.meshIdentity?.trustDomain {
                 let id = "spiffe://\(domain)/ns/\(namespace)/sa/\(serviceAccount)"
                 if !spiffeIDs.contains(id) { spiffeIDs.append(id) }
             }
             let target = servicePort?.name.flatMap { ports?[$0] } ?? servicePort?.targetPort ?? servicePort?.number
-            endpoints.append(Endpoint(address: address, port: Int(target ?? UInt32(portNumber)), labels: labels))
+            var endpoint = Endpoint(address: address, port: Int(target ?? UInt32(portNumber)), labels: labels)
+            endpoint.locality = locality ?? ""
+            endpoints.append(endpoint)
         }
         if let listed = entry.spec.endpoints {
             for endpoint in listed {
                 if let address = endpoint.address {
-                    add(address: address, ports: endpoint.ports, labels: endpoint.labels ?? [:], serviceAccount: endpoint.serviceAccount)
+                    add(address: address, ports: endpoint.ports, labels: endpoint.labels ?? [:], serviceAccount: endpoint.serviceAccount,
+                        locality: endpoint.locality)
                 }
             }
         } else if let selector = entry.spec.workloadSelector?.labels {
@@ -103,7 +106,7 @@ struct ClusterCompiler {
                 let labels = workload.labels.merging(workload.spec.labels ?? [:]) { _, spec in spec }
                 guard selector.allSatisfy({ labels[$0.key] == $0.value }), let address = workload.spec.address else { continue }
                 add(address: address, ports: workload.spec.ports, labels: labels, serviceAccount: workload.spec.serviceAccount,
-                    namespace: workload.namespace)
+                    namespace: workload.namespace, locality: workload.spec.locality)
             }
         } else if entry.spec.resolution == .DNS || entry.spec.resolution == .DNS_ROUND_ROBIN {
             // With no endpoints, DNS resolution targets the host itself.
@@ -130,6 +133,9 @@ struct ClusterCompiler {
             http2: portProtocol == "HTTP2" || portProtocol == "GRPC" || pool?.http?.h2UpgradePolicy == .UPGRADE)
         compiled[name]?.serviceNamespace = entry.namespace
         compiled[name]?.loadBalancing = Self.loadBalancing(policy.loadBalancer, endpoints: endpoints)
+        compiled[name]?.localityPlan = Self.localityPlan(policy.loadBalancer?.localityLbSetting, endpoints: endpoints,
+                                                         gateway: defaults.locality,
+                                                         outlierDetection: policy.outlierDetection != nil)
         compiled[name]?.outlierDetection = policy.outlierDetection.map(Self.outlierPolicy)
         compiled[name]?.applyConnectionPool(pool)
         // The tls section's own rule, for its relative paths and its errors' location.
@@ -245,6 +251,24 @@ struct ClusterCompiler {
         case .RANDOM?: return .random
         case nil, .UNSPECIFIED?, .LEAST_REQUEST?, .LEAST_CONN?, .PASSTHROUGH?: return .leastRequest
         }
+    }
+
+    /// `localityLbSetting` as Istio applies it (mesh default: enabled): `distribute` when an entry's
+    /// `from` matches the gateway's locality, else failover by priority, which needs outlier detection
+    /// (without it Envoy would never leave the first priority). None for a gateway without a locality.
+    static func localityPlan(_ setting: LocalityLbSetting?, endpoints: [Endpoint], gateway: String,
+                             outlierDetection: Bool) -> LocalityPlan? {
+        guard !gateway.isEmpty, setting?.enabled != false, endpoints.count > 1 else { return nil }
+        let localities = endpoints.map { Locality($0.locality) }
+        let here = Locality(gateway)
+        if let distribute = setting?.distribute, !distribute.isEmpty {
+            return LocalityPlan.distribute(endpoints: localities, gateway: here, rules: distribute.map { rule in
+                (rule.from ?? "", (rule.to ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, Int($0.value)) })
+            })
+        }
+        guard outlierDetection else { return nil }
+        return LocalityPlan.failover(endpoints: localities, gateway: here,
+                                     failover: (setting?.failover ?? []).map { ($0.from ?? "", $0.to ?? "") })
     }
 
     /// `outlierDetection` with Istio's defaults: 5 consecutive 5xx (0 turns it off), gateway errors off

@@ -133,6 +133,9 @@ public struct Cluster: Sendable {
     public var serviceNamespace = ""
     /// DestinationRule `loadBalancer`; Istio's default, LEAST_REQUEST, when none is set.
     public var loadBalancing: LoadBalancing = .leastRequest
+    /// `localityLbSetting` against the gateway's locality: endpoints by priority or locality weight;
+    /// nil when locality plays no part (no gateway locality, one priority, or turned off).
+    public var localityPlan: LocalityPlan?
     /// DestinationRule `outlierDetection`, with Istio's defaults; nil when the rule has none.
     public var outlierDetection: OutlierPolicy?
     /// DestinationRule `connectionPool` limits enforced as circuit breakers; nil when none is set.
@@ -163,6 +166,8 @@ public struct Endpoint: Sendable, Hashable {
     public var address: String
     public var port: Int
     public var labels: [String: String]
+    /// WorkloadEntry / ServiceEntry endpoint `locality` (`region/zone/subzone`); empty when unset.
+    public var locality = ""
 
     public var description: String { address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)" }
 }
@@ -208,4 +213,6 @@ public struct GatewaySettings: Sendable {
     public var meshIdentity: MeshIdentity? = nil
     /// Bootstrap `limits.retryBufferBytes`: the request body kept for retries to send again.
     public var retryBufferBytes: Int = 32 * 1024
+    /// Bootstrap `locality`: where the gateway runs (`region/zone/subzone`); empty when unset.
+    public var locality = ""
 }

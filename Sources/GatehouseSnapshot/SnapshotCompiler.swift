@@ -119,7 +119,8 @@ public enum SnapshotCompiler {
             numTrustedProxies: Int(spec?.numTrustedProxies ?? 0),
             forwardClientCertDetails: spec?.forwardClientCertDetails.flatMap { $0 == .UNDEFINED ? nil : $0 } ?? .SANITIZE_SET,
             meshIdentity: bootstrap.flatMap(meshIdentity),
-            retryBufferBytes: Int(limits?.retryBufferBytes ?? 32 * 1024))
+            retryBufferBytes: Int(limits?.retryBufferBytes ?? 32 * 1024),
+            locality: spec?.locality ?? "")
     }
 
     static func meshIdentity(_ bootstrap: Resource<BootstrapSpec>) -> MeshIdentity? {

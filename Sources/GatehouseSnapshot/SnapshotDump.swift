@@ -53,6 +53,9 @@ public enum SnapshotDump {
                 let isEjected = ejections.map { index < $0.count && $0[index] } ?? false
                 out += "\(prefix)::health_flags::\(isEjected ? "/failed_outlier_check" : "healthy")\n"
                 out += "\(prefix)::weight::1\n"
+                let locality = Locality(endpoint.locality)
+                out += "\(prefix)::region::\(locality.region)\n\(prefix)::zone::\(locality.zone)\n\(prefix)::sub_zone::\(locality.subzone)\n"
+                out += "\(prefix)::priority::\(cluster.localityPlan?.priority(ofEndpoint: index) ?? 0)\n"
                 out += "\(prefix)::rq_active::\(inFlight.map { index < $0.count ? $0[index] : 0 } ?? 0)\n"
             }
         }

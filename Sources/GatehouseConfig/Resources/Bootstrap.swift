@@ -62,6 +62,9 @@ public struct BootstrapSpec: Decodable, Sendable, Hashable {
     }
 
     public var labels: [String: String]?
+    /// Where the gateway runs, `region/zone/subzone` (Istio takes it from the node's topology labels):
+    /// DestinationRule `localityLbSetting` prefers endpoints near it.
+    public var locality: String?
     public var admin: Admin?
     public var accessLog: AccessLog?
     public var credentialsDir: String?

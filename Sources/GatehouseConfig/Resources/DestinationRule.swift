@@ -57,9 +57,26 @@ public struct LoadBalancerSettings: Decodable, Sendable, Hashable {
     }
     public var simple: Simple?
     public var consistentHash: ConsistentHashSettings?
-    public var localityLbSetting: UninterpretedValue?
+    public var localityLbSetting: LocalityLbSetting?
     public var warmupDurationSecs: UninterpretedValue?
     public var warmup: UninterpretedValue?
+}
+
+/// Istio's LocalityLoadBalancerSetting: `distribute` traffic over localities by weight, or `failover`
+/// (by priority: same zone, same region, then the region `failover` names), `enabled: false` for neither.
+public struct LocalityLbSetting: Decodable, Sendable, Hashable {
+    public struct Distribute: Decodable, Sendable, Hashable {
+        public var from: String?
+        public var to: [String: UInt32]?
+    }
+    public struct Failover: Decodable, Sendable, Hashable {
+        public var from: String?
+        public var to: String?
+    }
+    public var distribute: [Distribute]?
+    public var failover: [Failover]?
+    public var failoverPriority: [String]?
+    public var enabled: Bool?
 }
 
 /// `outlierDetection`. Unset counts take Envoy's defaults as Istio leaves them: 5 consecutive 5xx,
@@ -136,4 +153,22 @@ public struct ConnectionPoolSettings: Decodable, Sendable, Hashable {
     }
     public var tcp: TCP?
     public var http: HTTP?
+}
+
+/// A locality as Istio writes it in `localityLbSetting`: up to three `/`-separated parts
+/// (`region/zone/subzone`), `*` only as the last.
+public enum LocalityPattern {
+    /// What is wrong with `text` as a locality (or pattern), nil when nothing.
+    public static func problem(_ text: String, wildcards: Bool = true) -> String? {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        if text.isEmpty || parts.count > 3 { return "\"\(text)\" is not a locality (region/zone/subzone)" }
+        for (index, part) in parts.enumerated() {
+            if part.isEmpty { return "\"\(text)\" has an empty part" }
+            if part.contains("*") {
+                guard wildcards else { return "\"\(text)\": no wildcard here" }
+                if part != "*" || index != parts.count - 1 { return "\"\(text)\": '*' may only be the whole last part" }
+            }
+        }
+        return nil
+    }
 }

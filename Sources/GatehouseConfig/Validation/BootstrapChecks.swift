@@ -5,6 +5,9 @@ enum BootstrapChecks {
     static func check(_ bootstrap: Resource<BootstrapSpec>) -> [Diagnostic] {
         var out: [Diagnostic] = []
         let spec = bootstrap.spec
+        if let locality = spec.locality, let problem = LocalityPattern.problem(locality, wildcards: false) {
+            out.append(bootstrap.diagnostic("spec.locality", problem))
+        }
         if let port = spec.admin?.port, port == 0 || port > 65535 {
             out.append(bootstrap.diagnostic("spec.admin.port", "port \(port) is out of range (1-65535)"))
         }

@@ -99,7 +99,10 @@ enum DestinationRuleChecks {
             }
             out += consistentHash(hash, "\(path).loadBalancer.consistentHash", rule)
         }
-        out += ConfigValidator.notSupported(balancer?.localityLbSetting != nil, "\(path).loadBalancer.localityLbSetting", rule, "localityLbSetting")
+        if let locality = balancer?.localityLbSetting {
+            out += localityLbSetting(locality, "\(path).loadBalancer.localityLbSetting", rule,
+                                     hasOutlierDetection: policy.outlierDetection != nil)
+        }
         out += ConfigValidator.notSupported(balancer?.warmupDurationSecs != nil || balancer?.warmup != nil,
                                             "\(path).loadBalancer.warmup", rule, "warmup")
         if let outlier = policy.outlierDetection { out += outlierDetection(outlier, "\(path).outlierDetection", rule) }
@@ -138,6 +141,47 @@ enum DestinationRuleChecks {
 }
 
 extension DestinationRuleChecks {
+    /// Istio's rules for `localityLbSetting` (pilot's validateLocalityLbSetting).
+    static func localityLbSetting(_ setting: LocalityLbSetting, _ path: String, _ rule: Resource<DestinationRuleSpec>,
+                                  hasOutlierDetection: Bool) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        let distribute = setting.distribute ?? []
+        let failover = setting.failover ?? []
+        if !distribute.isEmpty, !failover.isEmpty {
+            return [rule.diagnostic(path, "can not simultaneously specify 'distribute' and 'failover'")]
+        }
+        out += ConfigValidator.notSupported(!(setting.failoverPriority ?? []).isEmpty, "\(path).failoverPriority", rule,
+                                            "localityLbSetting.failoverPriority")
+        for (index, entry) in distribute.enumerated() {
+            let at = "\(path).distribute[\(index)]"
+            if let problem = LocalityPattern.problem(entry.from ?? "") { out.append(rule.diagnostic("\(at).from", problem)) }
+            let weights = entry.to ?? [:]
+            for (locality, weight) in weights.sorted(by: { $0.key < $1.key }) {
+                if let problem = LocalityPattern.problem(locality) { out.append(rule.diagnostic("\(at).to.\(locality)", problem)) }
+                if weight == 0 || weight > 100 {
+                    out.append(rule.diagnostic("\(at).to.\(locality)", "locality weight must be in range [1, 100]"))
+                }
+            }
+            let total = weights.values.reduce(0) { $0 + Int($1) }
+            if total != 100 { out.append(rule.diagnostic("\(at).to", "total locality weight \(total) != 100")) }
+        }
+        for (index, entry) in failover.enumerated() {
+            let at = "\(path).failover[\(index)]"
+            let (from, to) = (entry.from ?? "", entry.to ?? "")
+            if from.isEmpty || to.isEmpty { out.append(rule.diagnostic(at, "from and to are required")) }
+            if from == to { out.append(rule.diagnostic(at, "locality lb failover settings must specify different regions")) }
+            if from.contains("/") || to.contains("/") { out.append(rule.diagnostic(at, "locality lb failover only specify region")) }
+            if from.contains("*") || to.contains("*") {
+                out.append(rule.diagnostic(at, "locality lb failover region should not contain '*' wildcard"))
+            }
+        }
+        if !failover.isEmpty, !hasOutlierDetection {
+            out.append(rule.diagnostic("\(path).failover", "outlier detection policy must be provided for failover: "
+                                       + "without it, as in Istio, traffic never fails over", severity: .warning))
+        }
+        return out
+    }
+
     /// Istio's rules for `httpCookie` (a name and a ttl), and what a Set-Cookie field can carry.
     static func httpCookie(_ cookie: ConsistentHashSettings.HTTPCookie, _ path: String,
                            _ rule: Resource<DestinationRuleSpec>) -> [Diagnostic] {
