@@ -154,14 +154,21 @@ final class ProxyExchange: UpstreamResponseReceiver {
     /// The cluster's load balancer's pick; a retry that avoids previous hosts asks again, up to five
     /// picks in all (Envoy's `host_selection_retry_max_attempts` as Istio sets it), for one not tried.
     private func pickEndpoint() -> Int? {
-        var choice = loop.pickEndpoint(of: cluster, hash: hashKey, version: snapshotVersion, outliers: outliers)
-        guard !triedEndpoints.isEmpty, let policy = state.retries.policy else { return choice }
+        guard !triedEndpoints.isEmpty, let policy = state.retries.policy else {
+            return loop.pickEndpoint(of: cluster, hash: hashKey, version: snapshotVersion, outliers: outliers)
+        }
+        // retryRemoteLocalities: the retry goes to a locality priority not tried yet, when there is one.
+        let avoiding = policy.avoidsPreviousPriorities
+            ? triedEndpoints.compactMap { cluster.localityPlan?.priority(ofEndpoint: $0) } : []
+        var choice = loop.pickEndpoint(of: cluster, hash: hashKey, version: snapshotVersion, outliers: outliers,
+                                       avoidingPriorities: avoiding)
         var hashing = false
         if case .consistentHash = cluster.loadBalancing { hashing = true }
         if policy.avoidsPreviousHosts(consistentHash: hashing) {
             var picks = 1
             while let picked = choice, triedEndpoints.contains(picked), picks < 5 {
-                choice = loop.pickEndpoint(of: cluster, hash: hashKey, version: snapshotVersion, outliers: outliers)
+                choice = loop.pickEndpoint(of: cluster, hash: hashKey, version: snapshotVersion, outliers: outliers,
+                                           avoidingPriorities: avoiding)
                 picks += 1
             }
         }

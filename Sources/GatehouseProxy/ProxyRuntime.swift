@@ -46,12 +46,15 @@ final class LoopContext: @unchecked Sendable {
     /// loop's state; `hash` is the request's consistent-hash key (nil: none, or not that policy). With
     /// `outliers`, ejected endpoints are passed over, unless the cluster panics (`minHealthPercent`);
     /// nil when every endpoint is ejected.
-    func pickEndpoint(of cluster: Cluster, hash: UInt64?, version: Int, outliers: OutlierTracker? = nil) -> Int? {
+    /// `avoidingPriorities`: locality priorities a retry passes over (`retryRemoteLocalities`).
+    func pickEndpoint(of cluster: Cluster, hash: UInt64?, version: Int, outliers: OutlierTracker? = nil,
+                      avoidingPriorities: [Int] = []) -> Int? {
         let count = cluster.endpoints.count
         guard count > 0 else { return nil }
         guard let outliers else {
             // Locality first (distribute's weights; failover never leaves priority 0 without ejections).
-            if let plan = cluster.localityPlan, let eligible = plan.eligible(draw: random.next(), isEjected: { _ in false }) {
+            if let plan = cluster.localityPlan,
+               let eligible = plan.eligible(draw: random.next(), isEjected: { _ in false }, avoiding: avoidingPriorities) {
                 return pick(cluster, hash: hash, version: version, skipping: { !eligible.contains($0) })
             }
             return pick(cluster, hash: hash, version: version, skipping: { _ in false })
@@ -60,7 +63,7 @@ final class LoopContext: @unchecked Sendable {
             // The priority (or locality) drawn by load, which ejections shift; a panicking cluster, or one
             // with no healthy endpoint in any locality, uses them all as below.
             if let plan = cluster.localityPlan, !detector.isPanicking,
-               let eligible = plan.eligible(draw: random.next(), isEjected: { detector.isEjected($0) }) {
+               let eligible = plan.eligible(draw: random.next(), isEjected: { detector.isEjected($0) }, avoiding: avoidingPriorities) {
                 return pick(cluster, hash: hash, version: version, skipping: { !eligible.contains($0) || detector.isEjected($0) })
             }
             if detector.ejectedCount == 0 || detector.isPanicking {

@@ -189,6 +189,7 @@ struct RouteCompiler {
         policy.perTryTimeoutNanoseconds = spec.perTryTimeout?.nanoseconds
         if let backoff = spec.backoff { policy.backoffBaseNanoseconds = backoff.nanoseconds }
         policy.avoidsPreviousHosts = spec.retryIgnorePreviousHosts
+        policy.avoidsPreviousPriorities = spec.retryRemoteLocalities == true
         return policy
     }
 

@@ -134,11 +134,18 @@ public enum LocalityPlan: Sendable, Equatable {
     /// The endpoints a request may go to, by `draw` (any random value), given which are ejected: those
     /// of the priority (or locality group) drawn by load. nil when none is healthy anywhere (the caller
     /// then decides as without localities).
-    public func eligible(draw: UInt64, isEjected: (Int) -> Bool) -> [Int]? {
+    /// `avoiding`: failover priorities a retry should pass over (Envoy's `previous_priorities`, for
+    /// `retryRemoteLocalities`), unless that leaves none.
+    public func eligible(draw: UInt64, isEjected: (Int) -> Bool, avoiding: [Int] = []) -> [Int]? {
         switch self {
         case .failover(let priorities):
-            let load = Self.priorityLoad(healthy: priorities.map { $0.count { !isEjected($0) } },
-                                         total: priorities.map(\.count))
+            let total = priorities.map(\.count)
+            var load = Self.priorityLoad(healthy: priorities.enumerated().map { index, members in
+                avoiding.contains(index) ? 0 : members.count { !isEjected($0) }
+            }, total: total)
+            if !avoiding.isEmpty, !load.contains(where: { $0 > 0 }) {
+                load = Self.priorityLoad(healthy: priorities.map { $0.count { !isEjected($0) } }, total: total)
+            }
             guard load.contains(where: { $0 > 0 }) else { return nil }
             var point = Int(draw % 100)
             for (index, share) in load.enumerated() {

@@ -63,6 +63,9 @@ public struct RetryPolicy: Sendable, Equatable {
     /// tried yet. nil is Istio's default: on, unless the destination balances by consistent hash (a
     /// retry then stays with the hashed endpoint).
     public var avoidsPreviousHosts: Bool?
+    /// `retryRemoteLocalities` (Envoy's `previous_priorities`): a retry passes over the locality
+    /// priorities already tried.
+    public var avoidsPreviousPriorities = false
 
     public static let defaultBackoffBaseNanoseconds: Int64 = 25_000_000
 

@@ -24,7 +24,6 @@ import Testing
     @Test(arguments: [
         ("retries: {attempts: 3, retryOn: retriable-headers}", "spec.http[0].retries.retryOn"),
         ("retries: {attempts: 3, retryOn: http3-post-connect-failure}", "spec.http[0].retries.retryOn"),
-        ("retries: {attempts: 3, retryRemoteLocalities: true}", "spec.http[0].retries.retryRemoteLocalities"),
         ("fault: {abort: {http2Error: REFUSED_STREAM, percentage: {value: 10}}}", "spec.http[0].fault.abort.http2Error"),
         ("fault: {delay: {exponentialDelay: 1s, percentage: {value: 10}}}", "spec.http[0].fault.delay.exponentialDelay"),
     ])

@@ -31,6 +31,8 @@ import Testing
         #expect(policy.perTryTimeoutNanoseconds == 2_000_000_000)
         #expect(policy.backoffBaseNanoseconds == 1_000_000_000)
         #expect(policy.avoidsPreviousHosts == false)
+        #expect(!policy.avoidsPreviousPriorities)
+        #expect(RouteCompiler.retryPolicy(HTTPRetry(attempts: 1, retryRemoteLocalities: true))?.avoidsPreviousPriorities == true)
         let noCodes = try #require(RouteCompiler.retryPolicy(HTTPRetry(attempts: 1, retryOn: "5xx")))
         #expect(noCodes.statusCodes.isEmpty && noCodes.conditions == .fiveXX, "the default 503 goes with the default conditions")
     }

@@ -38,6 +38,8 @@ import Testing
         #expect(plan.eligible(draw: 99, isEjected: { _ in false }) == [0])
         #expect(plan.eligible(draw: 5, isEjected: { $0 == 0 }) == [1, 2])
         #expect(plan.eligible(draw: 5, isEjected: { _ in true }) == nil)
+        #expect(plan.eligible(draw: 99, isEjected: { _ in false }, avoiding: [0]) == [1, 2], "a retry to a remote locality")
+        #expect(plan.eligible(draw: 99, isEjected: { _ in false }, avoiding: [0, 1]) == [0], "every priority tried: start over")
     }
 
     @Test func distributeSplitsAPatternsWeightOverTheLocalitiesItMatches() throws {

@@ -68,3 +68,23 @@ def test_a_gateway_without_a_locality_ignores_endpoint_localities(gateway, upstr
     far = upstream("far")
     gw = zoned(gateway, near, far, {"simple": "ROUND_ROBIN"}, outlier={"consecutive5xxErrors": 5}, locality=None)
     assert answered_by(gw, 10, "/spread") == {"near": 5, "far": 5}
+
+
+def test_retry_remote_localities_sends_the_retry_to_the_next_priority(gateway, upstream):
+    near = upstream("near", status="503")
+    far = upstream("far")
+    # Outlier detection that ejects nothing here: it only turns failover on.
+    outlier = {"consecutive5xxErrors": 100}
+    stays = zoned(gateway, near, far, {"simple": "ROUND_ROBIN"}, outlier=outlier)
+    # By default a retry stays in the gateway's zone, where the only endpoint answers 503 again.
+    response = stays.get("/stays")
+    assert response.status_code == 503 and stays.log_for_path("/stays")["response_flags"] == "URX"
+    assert far.requests == []
+    docs_route = cfg.route(retries={"attempts": 1, "retryOn": "503", "retryRemoteLocalities": True})
+    endpoints = [dict(cfg.endpoint(near), locality="us-east/zone-a"), dict(cfg.endpoint(far), locality="us-east/zone-b")]
+    moves = gateway([cfg.service_entry(cfg.BACKEND_HOST, endpoints),
+                     cfg.resource("DestinationRule", "backend", {"host": cfg.BACKEND_HOST, "trafficPolicy": {
+                         "loadBalancer": {"simple": "ROUND_ROBIN"}, "outlierDetection": outlier}}),
+                     cfg.virtual_service("main", [docs_route])], bootstrap={"locality": "us-east/zone-a"})
+    response = moves.get("/moves")
+    assert response.status_code == 200 and echo_of(response).upstream == "far"

@@ -200,8 +200,6 @@ struct VirtualServiceChecks {
                 }
             }
         }
-        out += ConfigValidator.notSupported(retries.retryRemoteLocalities == true, "\(path).retryRemoteLocalities", vs,
-                                            "retryRemoteLocalities (locality load balancing)")
         return out
     }
 
