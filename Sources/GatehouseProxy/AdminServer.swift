@@ -1,6 +1,7 @@
 import GatehouseIdentity
 import GatehouseHTTP1
 import GatehouseTelemetry
+import GatehouseUpstream
 import GatehouseSnapshot
 import NIOCore
 import NIOPosix
@@ -149,6 +150,22 @@ enum AdminRoutes {
                                                     requestsActive: active, requestsPending: pending)
     }
 
+    /// Envoy's `/clusters` circuit-breaker lines: each limit (Istio's 2³²-1 when unset), and the
+    /// connections open when `maxConnections` counts them.
+    static func circuitBreakerStats(_ cluster: Cluster, runtime: ProxyRuntime) -> [(String, Int)] {
+        let limits = cluster.circuitBreakers ?? CircuitBreakerLimits()
+        let unlimited = Int(UInt32.max)
+        var out = [("default_priority::max_connections", limits.maxConnections ?? unlimited),
+                   ("default_priority::max_pending_requests", limits.maxPendingRequests ?? unlimited),
+                   ("default_priority::max_requests", limits.maxRequests ?? unlimited),
+                   ("default_priority::max_retries", limits.maxRetries ?? unlimited)]
+        if limits.maxConnections != nil,
+           let breaker = runtime.breakers.breaker(for: cluster, version: runtime.store.snapshot.version) {
+            out.append(("cx_active", breaker.connectionsOpen))
+        }
+        return out
+    }
+
     static func answer(method: String, path: String, query: String, runtime: ProxyRuntime,
                        load: ClusterLoad = ClusterLoad()) -> AdminResponse {
         guard method == "GET" || method == "HEAD" else { return AdminResponse(status: 405, body: "method not allowed\n") }
@@ -172,7 +189,7 @@ enum AdminRoutes {
             let ejected = { (cluster: Cluster) in runtime.outliers.ejections(of: cluster) }
             return wantsJSON ? .json(SnapshotDump.clustersJSON(runtime.store.snapshot, ejected: ejected))
                 : AdminResponse(status: 200, body: SnapshotDump.clustersText(runtime.store.snapshot, ejected: ejected, stats: { cluster in
-                    [("rq_pending_active", load.pending[cluster.index] ?? 0)]
+                    [("rq_pending_active", load.pending[cluster.index] ?? 0)] + circuitBreakerStats(cluster, runtime: runtime)
                         + ClusterEvents.Event.allCases.map { ($0.statName, runtime.clusterEvents.count($0, cluster: cluster.name)) }
                 }, active: { cluster in load.active[cluster.index] }))
         default:

@@ -3,11 +3,12 @@ import GatehouseUpstream
 import Synchronization
 
 /// One cluster's circuit-breaker counts, shared by every event loop (Envoy's limits hold per cluster
-/// across workers): requests in flight, requests waiting for a new upstream connection, and retries
-/// under way. A slot is taken before the work and given back when it ends; a slot over the limit is
-/// refused, never queued.
+/// across workers): connections open, requests in flight, requests waiting for an upstream connection,
+/// and retries under way. A slot is taken before the work and given back when it ends; a slot over the
+/// limit is refused, never queued.
 final class ClusterCircuitBreaker: Sendable {
     let limits: CircuitBreakerLimits
+    private let connections = Atomic<Int>(0)
     private let requests = Atomic<Int>(0)
     private let pending = Atomic<Int>(0)
     private let retries = Atomic<Int>(0)
@@ -16,11 +17,21 @@ final class ClusterCircuitBreaker: Sendable {
         self.limits = limits
     }
 
+    /// Takes a connection slot for a connection about to be made; false (nothing taken) when
+    /// `maxConnections` are open.
+    func beginConnection() -> Bool { take(connections, under: limits.maxConnections) }
+    /// Counts a connection made over the limit: Envoy gives every endpoint a request picks at least one
+    /// connection per worker pool, so a loop with none to it connects anyway.
+    func forceConnection() { connections.add(1, ordering: .relaxed) }
+    func endConnection() { connections.subtract(1, ordering: .relaxed) }
+    var connectionsOpen: Int { connections.load(ordering: .relaxed) }
+
     /// Takes a request slot; false (nothing taken) when `maxRequests` are in flight.
     func beginRequest() -> Bool { take(requests, under: limits.maxRequests) }
     func endRequest() { requests.subtract(1, ordering: .relaxed) }
 
-    /// Takes a pending slot while a new connection is established; false when `maxPendingRequests` wait.
+    /// Takes a pending slot while a request waits for a connection (being made, or coming free); false
+    /// when `maxPendingRequests` wait.
     func beginPending() -> Bool { take(pending, under: limits.maxPendingRequests) }
     func endPending() { pending.subtract(1, ordering: .relaxed) }
 

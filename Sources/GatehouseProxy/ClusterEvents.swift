@@ -6,7 +6,7 @@ import Synchronization
 /// not the per-request path (a request that succeeds records nothing here).
 final class ClusterEvents: Sendable {
     enum Event: Int, CaseIterable, Sendable {
-        case connectFailure, tlsFailure, overflow, timeout, ejection
+        case connectFailure, tlsFailure, connectionOverflow, overflow, timeout, ejection
         case retry, retrySuccess, retryOverflow, retryLimitExceeded, perTryTimeout
 
         /// Envoy's cluster stat.
@@ -14,6 +14,7 @@ final class ClusterEvents: Sendable {
             switch self {
             case .connectFailure: "upstream_cx_connect_fail"
             case .tlsFailure: "ssl_connection_error"
+            case .connectionOverflow: "upstream_cx_overflow"
             case .overflow: "upstream_rq_pending_overflow"
             case .timeout: "upstream_rq_timeout"
             case .ejection: "outlier_detection_ejections_enforced_total"
@@ -29,6 +30,7 @@ final class ClusterEvents: Sendable {
             switch self {
             case .connectFailure: "Upstream connections that could not be made (refused, unreachable, timed out), TLS failures included."
             case .tlsFailure: "Upstream TLS handshakes that failed (certificate refused, version or cipher mismatch, not TLS)."
+            case .connectionOverflow: "Connections over the cluster's maxConnections: the request waited for one to come free, or (on a loop with none to the endpoint) one was made anyway."
             case .overflow: "Requests refused by the cluster's circuit breakers (connectionPool limits), answered 503 UO."
             case .timeout: "Requests whose route timeout fired before the upstream's response ended."
             case .ejection: "Endpoints ejected by outlier detection."

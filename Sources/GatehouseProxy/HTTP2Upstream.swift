@@ -17,9 +17,14 @@ final class HTTP2UpstreamPool {
     /// The live connection for `key`, or a new one (concurrent requests wait for the same connect). A
     /// connection made more than `maxAge` ago (`maxConnectionDuration`) takes no new stream: it is
     /// retired, closing once its streams end, and a new one replaces it.
+    ///
+    /// A new connection counts against `budget` (`tcp.maxConnections`) until it closes. It is made even
+    /// over the limit (`overflowed` is told): an endpoint has at most one connection per loop here, and
+    /// Envoy gives an endpoint a request picked at least one.
     func connection(key: PoolKey, address: SocketAddress, connectTimeout: TimeAmount,
                     transport: UpstreamTransport? = nil, keepalive: TCPKeepalivePolicy? = nil,
-                    maxAge: TimeAmount? = nil) -> EventLoopFuture<HTTP2ClientConnection> {
+                    maxAge: TimeAmount? = nil, budget: ClusterCircuitBreaker? = nil,
+                    overflowed: () -> Void = {}) -> EventLoopFuture<HTTP2ClientConnection> {
         eventLoop.assertInEventLoop()
         if let existing = connections[key], existing.isUsable {
             guard let maxAge, existing.countsStreams, NIODeadline.now() - existing.createdAt >= maxAge else {
@@ -29,6 +34,10 @@ final class HTTP2UpstreamPool {
         }
         connections[key] = nil
         if let pending = connecting[key] { return pending }
+        if let budget, !budget.beginConnection() {
+            budget.forceConnection()
+            overflowed()
+        }
         let future = UpstreamConnector.connect(on: eventLoop, to: address, timeout: connectTimeout, transport: transport,
                                                keepalive: keepalive) { channel in
             _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
@@ -47,11 +56,15 @@ final class HTTP2UpstreamPool {
         future.assumeIsolated().whenComplete { [weak self] (result: Result<HTTP2ClientConnection, Error>) in
             guard let self else { return }
             connecting[key] = nil
-            if case .success(let connection) = result {
+            switch result {
+            case .success(let connection):
                 connections[key] = connection
                 connection.channel.closeFuture.assumeIsolated().whenComplete { [weak self, weak connection] _ in
+                    budget?.endConnection()
                     if let self, let connection, connections[key] === connection { connections[key] = nil }
                 }
+            case .failure:
+                budget?.endConnection()
             }
         }
         return future

@@ -40,6 +40,10 @@ final class ProxyExchange: UpstreamResponseReceiver {
     private var perTryTask: Scheduled<Void>?
     /// A `maxRetries` slot of the circuit breaker is held by the retry under way.
     private var holdsRetrySlot = false
+    /// The request waits for an HTTP/1.1 connection of its loop (being made, or to come free).
+    private var connectionWaiter: ConnectionWaiter?
+    /// An `http1MaxPendingRequests` slot is held while it waits.
+    private var holdsPendingSlot = false
     /// The cluster's circuit breaker, when it has limits; the exchange holds one of its request slots
     /// until it concludes.
     private var circuitBreaker: ClusterCircuitBreaker?
@@ -213,23 +217,49 @@ final class ProxyExchange: UpstreamResponseReceiver {
                                                      maxAge: cluster.maxConnectionDurationNanoseconds.map { .nanoseconds($0) }) {
             return opened(http1Attempt(ConnectionPool.Lease(connection: idle, reused: true)))
         }
-        // Waiting for a new connection is what Envoy calls a pending request (`http1MaxPendingRequests`).
-        let pendingBreaker = circuitBreaker?.limits.maxPendingRequests == nil ? nil : circuitBreaker
-        if let pendingBreaker, !pendingBreaker.beginPending() { return attemptFailed(.overflow) }
+        // Waiting for a connection, new or coming free, is what Envoy calls a pending request
+        // (`http1MaxPendingRequests`).
+        if let breaker = circuitBreaker, breaker.limits.maxPendingRequests != nil {
+            guard breaker.beginPending() else { return attemptFailed(.overflow) }
+            holdsPendingSlot = true
+        }
         loop.pendingBegan(cluster: cluster, version: snapshotVersion)
-        loop.pool.connect(key: key, address: target.address, connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds),
-                          limits: runtime.upstreamLimits, transport: transport, keepalive: cluster.tcpKeepalive)
-            .assumeIsolated().whenComplete { [self] result in
-                pendingBreaker?.endPending()
-                loop.pendingEnded(cluster: cluster, version: snapshotVersion)
-                switch result {
-                case .success(let lease):
-                    guard !state.isFinished else { return lease.connection.close() }
-                    opened(http1Attempt(lease))
-                case .failure(let error):
-                    attemptFailed(.connectFailure, reason: (error as? UpstreamConnectError)?.transportFailureReason)
-                }
+        let spec = ConnectionWaiter.Spec(
+            key: key, address: target.address, connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds),
+            limits: runtime.upstreamLimits, transport: transport, keepalive: cluster.tcpKeepalive,
+            idleTimeout: .nanoseconds(cluster.idleTimeoutNanoseconds),
+            budget: circuitBreaker?.limits.maxConnections == nil ? nil : circuitBreaker)
+        let waiter = ConnectionWaiter(spec: spec) { [self] result in
+            connectionWaiter = nil
+            endPending()
+            switch result {
+            case .success(let lease):
+                guard !state.isFinished else { return loop.pool.release(lease.connection) }
+                opened(http1Attempt(lease))
+            case .failure(let error):
+                attemptFailed(.connectFailure, reason: (error as? UpstreamConnectError)?.transportFailureReason)
             }
+        }
+        // Set first: a connect that fails at once answers inside `acquire`.
+        connectionWaiter = waiter
+        if loop.pool.acquire(waiter) != .connect { runtime.clusterEvents.record(.connectionOverflow, cluster: cluster.name) }
+    }
+
+    /// The request no longer waits for a connection: its pending slot and count are given back.
+    private func endPending() {
+        if holdsPendingSlot {
+            holdsPendingSlot = false
+            circuitBreaker?.endPending()
+        }
+        loop.pendingEnded(cluster: cluster, version: snapshotVersion)
+    }
+
+    /// The exchange ended while its request waited for a connection (its timeout, or its client gone).
+    private func stopWaitingForConnection() {
+        guard let waiter = connectionWaiter else { return }
+        connectionWaiter = nil
+        loop.pool.cancel(waiter)
+        endPending()
     }
 
     private func http1Attempt(_ lease: ConnectionPool.Lease) -> HTTP1Attempt {
@@ -244,10 +274,14 @@ final class ProxyExchange: UpstreamResponseReceiver {
         guard case .http2(let fields) = request.head else { preconditionFailure("an HTTP/2 cluster gets an HTTP/2 head") }
         let isHEAD = request.isHEAD
         let bodyless = request.framing == .none
+        let budget = circuitBreaker?.limits.maxConnections == nil ? nil : circuitBreaker
         loop.http2Pool.connection(key: key, address: target.address,
                                   connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds), transport: transport,
                                   keepalive: cluster.tcpKeepalive,
-                                  maxAge: cluster.maxConnectionDurationNanoseconds.map { .nanoseconds($0) })
+                                  maxAge: cluster.maxConnectionDurationNanoseconds.map { .nanoseconds($0) },
+                                  budget: budget) { [runtime, cluster] in
+            runtime.clusterEvents.record(.connectionOverflow, cluster: cluster.name)
+        }
             .assumeIsolated().whenComplete { [self] result in
                 let connection: HTTP2ClientConnection
                 switch result {
@@ -619,6 +653,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
         timeoutTask = nil
         retryTask?.cancel()
         retryTask = nil
+        stopWaitingForConnection()
         recordClusterEvent(outcome)
         // No response: a connect failure, reset or timeout, which Envoy counts as a 5xx and a gateway
         // error alike.

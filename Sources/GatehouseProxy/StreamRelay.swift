@@ -31,6 +31,8 @@ final class StreamRelayHandler: ChannelDuplexHandler {
     /// Counted in istio_tcp_connections_opened_total (when an upstream cluster was chosen).
     private var openCounted = false
     private var started = false
+    /// The cluster's circuit breaker while this relay holds one of its `maxConnections` slots.
+    private var connectionSlot: ClusterCircuitBreaker?
 
     private let listenerPort: Int
 
@@ -76,6 +78,15 @@ final class StreamRelayHandler: ChannelDuplexHandler {
             return fail(flag: .noHealthyUpstream, details: "no_healthy_upstream")
         }
         record.upstreamCluster = cluster.name
+        // Envoy's TCP proxy refuses a connection over the cluster's `maxConnections` (there is no request
+        // to hold while one comes free); the slot is held for the relay's life.
+        if let breaker = runtime.breakers.breaker(for: cluster, version: snapshot.version), breaker.limits.maxConnections != nil {
+            guard breaker.beginConnection() else {
+                runtime.clusterEvents.record(.connectionOverflow, cluster: cluster.name)
+                return fail(flag: .upstreamOverflow, details: "upstream_cx_overflow")
+            }
+            connectionSlot = breaker
+        }
         keepalive = cluster.tcpKeepalive
         loop.requests.recordConnectionOpened(cluster: cluster.name)
         openCounted = true
@@ -261,6 +272,8 @@ final class StreamRelayHandler: ChannelDuplexHandler {
     private func writeLog() {
         guard !logged else { return }
         logged = true
+        connectionSlot?.endConnection()
+        connectionSlot = nil
         record.durationMillis = (NIODeadline.now() - startedAt).nanoseconds / 1_000_000
         // Refused before an upstream was chosen: opened and closed at once, under the same flags.
         if !openCounted { loop.requests.recordConnectionOpened(cluster: nil, flags: record.responseFlags) }

@@ -26,6 +26,10 @@ final class UpstreamConnection {
     let handler: UpstreamHandler
     var requestsServed = 0
     var idleSince: NIODeadline = .now()
+    /// In its pool's idle stack, unused since `idleSince`.
+    var isIdle = false
+    /// The idle-timeout check, re-armed once per period while the connection lives.
+    var idleTask: Scheduled<Void>?
     /// When the connection was made (DestinationRule `maxConnectionDuration` counts from here).
     let createdAt = NIODeadline.now()
 

@@ -38,8 +38,6 @@ public struct Route: Sendable {
     public var isCatchAll: Bool { matches.isEmpty || matches.contains { $0.isCatchAll } }
 }
 
-/// Istio's `fault` compiled: a delay and an abort, each applied to a fraction of requests (in parts per
-/// million, as Envoy's FractionalPercent), each decided by its own draw.
 /// One mirror of a route: its cluster, and the share of requests copied to it (parts per million).
 public struct MirrorPolicy: Sendable, Equatable {
     public var cluster: String
@@ -56,6 +54,8 @@ public struct MirrorPolicy: Sendable, Equatable {
     public func mirrors(draw: UInt64) -> Bool { draw % 1_000_000 < perMillion }
 }
 
+/// Istio's `fault` compiled: a delay and an abort, each applied to a fraction of requests (in parts per
+/// million, as Envoy's FractionalPercent), each decided by its own draw.
 public struct FaultInjection: Sendable, Equatable {
     /// How an aborted request is answered.
     public enum Abort: Sendable, Equatable {

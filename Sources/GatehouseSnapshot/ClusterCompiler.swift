@@ -134,7 +134,7 @@ struct ClusterCompiler {
         compiled[name]?.serviceNamespace = entry.namespace
         compiled[name]?.loadBalancing = Self.loadBalancing(policy.loadBalancer, endpoints: endpoints)
         compiled[name]?.localityPlan = Self.localityPlan(policy.loadBalancer?.localityLbSetting, endpoints: endpoints,
-                                                         gateway: defaults.locality,
+                                                         gateway: defaults.locality, gatewayLabels: defaults.labels,
                                                          outlierDetection: policy.outlierDetection != nil)
         compiled[name]?.outlierDetection = policy.outlierDetection.map(Self.outlierPolicy)
         compiled[name]?.applyConnectionPool(pool)
@@ -254,19 +254,29 @@ struct ClusterCompiler {
     }
 
     /// `localityLbSetting` as Istio applies it (mesh default: enabled): `distribute` when an entry's
-    /// `from` matches the gateway's locality, else failover by priority, which needs outlier detection
-    /// (without it Envoy would never leave the first priority). None for a gateway without a locality.
+    /// `from` matches the gateway's locality, else failover by priority — by `failoverPriority` labels
+    /// when set, else by locality — which needs outlier detection (without it Envoy would never leave the
+    /// first priority). Locality plans need the gateway's locality; label plans its labels.
     static func localityPlan(_ setting: LocalityLbSetting?, endpoints: [Endpoint], gateway: String,
-                             outlierDetection: Bool) -> LocalityPlan? {
-        guard !gateway.isEmpty, setting?.enabled != false, endpoints.count > 1 else { return nil }
+                             gatewayLabels: [String: String] = [:], outlierDetection: Bool) -> LocalityPlan? {
+        guard setting?.enabled != false, endpoints.count > 1 else { return nil }
         let localities = endpoints.map { Locality($0.locality) }
         let here = Locality(gateway)
         if let distribute = setting?.distribute, !distribute.isEmpty {
+            guard !gateway.isEmpty else { return nil }
             return LocalityPlan.distribute(endpoints: localities, gateway: here, rules: distribute.map { rule in
                 (rule.from ?? "", (rule.to ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, Int($0.value)) })
             })
         }
         guard outlierDetection else { return nil }
+        if let labels = setting?.failoverPriority, !labels.isEmpty {
+            // Both sides carry their locality as Istio's topology labels too.
+            let mine = gatewayLabels.merging(LocalityPlan.topologyLabels(here)) { own, _ in own }
+            return LocalityPlan.failoverPriority(
+                endpoints: endpoints.map { $0.labels.merging(LocalityPlan.topologyLabels(Locality($0.locality))) { own, _ in own } },
+                gateway: mine, labels: labels)
+        }
+        guard !gateway.isEmpty else { return nil }
         return LocalityPlan.failover(endpoints: localities, gateway: here,
                                      failover: (setting?.failover ?? []).map { ($0.from ?? "", $0.to ?? "") })
     }
@@ -292,11 +302,12 @@ struct ClusterCompiler {
                                   intervalSeconds: seconds(settings.interval))
     }
 
-    /// The `connectionPool.http` limits enforced as circuit breakers; 0 or unset is Istio's "no limit"
+    /// The `connectionPool` limits enforced as circuit breakers; 0 or unset is Istio's "no limit"
     /// (2³²-1). nil when none is set.
     static func circuitBreakers(_ pool: ConnectionPoolSettings?) -> CircuitBreakerLimits? {
         func limit(_ value: Int32?) -> Int? { value.flatMap { $0 > 0 ? Int($0) : nil } }
-        let limits = CircuitBreakerLimits(maxRequests: limit(pool?.http?.http2MaxRequests),
+        let limits = CircuitBreakerLimits(maxConnections: limit(pool?.tcp?.maxConnections),
+                                          maxRequests: limit(pool?.http?.http2MaxRequests),
                                           maxPendingRequests: limit(pool?.http?.http1MaxPendingRequests),
                                           maxRetries: limit(pool?.http?.maxRetries))
         return limits == CircuitBreakerLimits() ? nil : limits

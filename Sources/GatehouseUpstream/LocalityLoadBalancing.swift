@@ -79,6 +79,44 @@ public enum LocalityPlan: Sendable, Equatable {
         return .failover(byPriority.keys.sorted().map { byPriority[$0]! })
     }
 
+    /// Istio's `applyPriorityFailover` (DestinationRule `failoverPriority`): with N labels, an endpoint
+    /// whose first k labels match and whose next does not has priority N−k (all N: priority 0). A plain
+    /// key matches when the endpoint's value equals the gateway's (both absent counts as equal); `key=value`
+    /// matches when the endpoint's value is that value. Priorities are then numbered without gaps; nil when
+    /// every endpoint lands in one, or when the gateway has no labels (Istio then leaves priorities alone).
+    public static func failoverPriority(endpoints: [[String: String]], gateway: [String: String],
+                                        labels: [String]) -> LocalityPlan? {
+        guard !gateway.isEmpty else { return nil }
+        let rules = labels.map { label -> (key: Substring, value: Substring?) in
+            guard let equals = label.firstIndex(of: "=") else { return (label[...], nil) }
+            return (label[..<equals], label[label.index(after: equals)...])
+        }
+        var byPriority: [Int: [Int]] = [:]
+        for (index, endpointLabels) in endpoints.enumerated() {
+            var priority = 0
+            for (position, rule) in rules.enumerated() {
+                let key = String(rule.key)
+                let matched = rule.value.map { endpointLabels[key] == String($0) } ?? (endpointLabels[key] == gateway[key])
+                if !matched {
+                    priority = rules.count - position
+                    break
+                }
+            }
+            byPriority[priority, default: []].append(index)
+        }
+        guard byPriority.count > 1 else { return nil }
+        return .failover(byPriority.keys.sorted().map { byPriority[$0]! })
+    }
+
+    /// Istio's topology labels for a locality (`AugmentLabels`), which `failoverPriority` may name.
+    public static func topologyLabels(_ locality: Locality) -> [String: String] {
+        var labels: [String: String] = [:]
+        if !locality.region.isEmpty { labels["topology.kubernetes.io/region"] = locality.region }
+        if !locality.zone.isEmpty { labels["topology.kubernetes.io/zone"] = locality.zone }
+        if !locality.subzone.isEmpty { labels["topology.istio.io/subzone"] = locality.subzone }
+        return labels
+    }
+
     /// Istio's `applyLocalityWeights`: the first `distribute` entry whose `from` matches the gateway's
     /// locality splits the traffic over the localities its `to` names (a pattern matching several
     /// localities splits its weight among them by endpoint count); nil when no entry applies.

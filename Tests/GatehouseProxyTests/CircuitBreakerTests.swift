@@ -21,6 +21,19 @@ import Testing
         #expect(breaker.beginPending())
     }
 
+    @Test func connectionsHaveTheirOwnCountAndMayBeForcedOverIt() {
+        let breaker = ClusterCircuitBreaker(limits: CircuitBreakerLimits(maxConnections: 1))
+        #expect(breaker.beginConnection())
+        #expect(!breaker.beginConnection())
+        breaker.forceConnection()
+        #expect(breaker.connectionsOpen == 2, "a connection made over the limit still counts")
+        breaker.endConnection()
+        #expect(!breaker.beginConnection(), "still at the limit after one of two closed")
+        breaker.endConnection()
+        #expect(breaker.beginConnection())
+        #expect(breaker.beginRequest() && breaker.beginPending(), "no request or pending limit was set")
+    }
+
     @Test func racingLoopsNeverTakeMoreSlotsThanTheLimit() async {
         let breaker = ClusterCircuitBreaker(limits: CircuitBreakerLimits(maxRequests: 10))
         let taken = await withTaskGroup(of: Int.self) { group in

@@ -122,3 +122,56 @@ final class FakeConnection {
         #expect(RoundRobin.next(&position, count: 0, start: 0) == 0)
     }
 }
+
+@Suite struct ConnectionWaitListTests {
+    typealias WaitList = ConnectionWaitList<String, FakeConnection>
+
+    @Test func aGrantedSlotConnectsAndARefusedOneWaitsOnlyWhereTheLoopHasAConnection() {
+        var list = WaitList()
+        #expect(list.admission(for: "a", slotGranted: true) == .connect)
+        #expect(list.admission(for: "a", slotGranted: false) == .connectOverLimit,
+                "a loop with no connection to the endpoint never waits on other loops' connections")
+        list.connectionOpened("a")
+        #expect(list.admission(for: "a", slotGranted: false) == .wait)
+        #expect(list.admission(for: "b", slotGranted: false) == .connectOverLimit, "counts are per endpoint key")
+        list.connectionGone("a")
+        #expect(list.openConnections("a") == 0)
+        #expect(list.admission(for: "a", slotGranted: false) == .connectOverLimit)
+    }
+
+    @Test func waitersAreServedOldestFirstPerKey() {
+        var list = WaitList()
+        let first = FakeConnection(1), second = FakeConnection(2), other = FakeConnection(3)
+        list.wait(first, for: "a")
+        list.wait(other, for: "b")
+        list.wait(second, for: "a")
+        #expect(list.waiterCount == 3)
+        #expect(list.firstWaiter(for: "a") === first, "looking does not take")
+        #expect(list.takeFirstWaiter(for: "a") === first)
+        #expect(list.takeFirstWaiter(for: "a") === second)
+        #expect(list.takeFirstWaiter(for: "a") == nil)
+        #expect(list.takeFirstWaiter(for: "b") === other)
+        #expect(list.waiterCount == 0)
+    }
+
+    @Test func aWaiterThatGivesUpLeavesItsPlace() {
+        var list = WaitList()
+        let leaving = FakeConnection(1), staying = FakeConnection(2)
+        list.wait(leaving, for: "a")
+        list.wait(staying, for: "a")
+        list.remove(leaving, for: "a")
+        list.remove(leaving, for: "a")
+        #expect(list.waiterCount == 1, "removing twice removes once")
+        #expect(list.takeFirstWaiter(for: "a") === staying)
+    }
+
+    @Test func closingMoreConnectionsThanWereOpenedNeverGoesNegative() {
+        var list = WaitList()
+        list.connectionOpened("a")
+        list.connectionGone("a")
+        list.connectionGone("a")
+        #expect(list.openConnections("a") == 0)
+        list.connectionOpened("a")
+        #expect(list.openConnections("a") == 1)
+    }
+}

@@ -21,6 +21,36 @@ import Testing
         #expect(LocalityPlan.failover(endpoints: [here, here], gateway: here, failover: []) == nil, "one priority: no plan")
     }
 
+    @Test func failoverPriorityRanksEndpointsByHowManyLeadingLabelsMatchTheGateways() throws {
+        let gateway = ["topology.istio.io/network": "n1", "topology.kubernetes.io/region": "us-east", "version": "v1"]
+        let endpoints: [[String: String]] = [
+            ["topology.istio.io/network": "n1", "topology.kubernetes.io/region": "us-east"],  // both match
+            ["topology.istio.io/network": "n1", "topology.kubernetes.io/region": "eu-west"],  // network only
+            ["topology.istio.io/network": "n2", "topology.kubernetes.io/region": "us-east"],  // first fails: region not considered
+            ["topology.istio.io/network": "n1", "topology.kubernetes.io/region": "us-east"],
+        ]
+        let plan = try #require(LocalityPlan.failoverPriority(
+            endpoints: endpoints, gateway: gateway, labels: ["topology.istio.io/network", "topology.kubernetes.io/region"]))
+        #expect(plan == .failover([[0, 3], [1], [2]]))
+    }
+
+    @Test func aKeyValueLabelMatchesTheEndpointAloneAndAbsentOnBothSidesIsAMatch() throws {
+        let endpoints: [[String: String]] = [["version": "v1"], ["version": "v2"], [:]]
+        let plan = try #require(LocalityPlan.failoverPriority(endpoints: endpoints, gateway: ["app": "gw"],
+                                                              labels: ["version=v1"]))
+        #expect(plan == .failover([[0], [1, 2]]), "the gateway's own labels play no part in key=value")
+        let absent = try #require(LocalityPlan.failoverPriority(endpoints: [[:], ["zone": "b"]], gateway: ["app": "gw"],
+                                                                labels: ["zone"]))
+        #expect(absent == .failover([[0], [1]]), "neither side has it: equal, as Istio compares empty values")
+    }
+
+    @Test func failoverPriorityNeedsGatewayLabelsAndMoreThanOnePriority() {
+        #expect(LocalityPlan.failoverPriority(endpoints: [["v": "1"], ["v": "2"]], gateway: [:], labels: ["v"]) == nil)
+        #expect(LocalityPlan.failoverPriority(endpoints: [["v": "1"], ["v": "1"]], gateway: ["v": "1"], labels: ["v"]) == nil)
+        #expect(LocalityPlan.topologyLabels(Locality("us-east/zone-a")) ==
+                ["topology.kubernetes.io/region": "us-east", "topology.kubernetes.io/zone": "zone-a"])
+    }
+
     @Test func loadStaysInAPriorityWhileEnoughOfItIsHealthyThenSpills() {
         #expect(LocalityPlan.priorityLoad(healthy: [4, 4], total: [4, 4]) == [100, 0])
         // 3 of 4 healthy: 1.4 × 75 % = 105 % → still all of it.

@@ -1,6 +1,7 @@
 """DestinationRule ``connectionPool`` limits as Envoy's circuit breakers: a request over
-``http2MaxRequests`` in flight, or over ``http1MaxPendingRequests`` waiting for a new upstream
-connection, is refused at once with 503 ``UO``; the limits hold across event loops."""
+``http2MaxRequests`` in flight, or over ``http1MaxPendingRequests`` waiting for an upstream
+connection, is refused at once with 503 ``UO``; a request over ``tcp.maxConnections`` waits for a
+connection to come free; the limits hold across event loops."""
 from __future__ import annotations
 
 import socket
@@ -8,6 +9,9 @@ import threading
 import time
 
 from harness import config as cfg
+from harness.admin import admin_get
+from harness.gateway import free_port
+from harness.h2client import H2Client
 from harness.upstream import echo_of
 
 OVERFLOW_BODY = "upstream connect error or disconnect/reset before headers. reset reason: overflow"
@@ -130,8 +134,6 @@ def gauge(metrics, name):
 
 
 def test_requests_in_flight_and_waiting_are_shown_per_cluster_and_endpoint(gateway, upstream):
-    from harness.admin import admin_get
-    from harness.gateway import free_port
     slow = upstream("slow", sleep="3")
     tarpit, fillers, tarpit_port = make_tarpit()
     admin = free_port()
@@ -165,3 +167,102 @@ def test_requests_in_flight_and_waiting_are_shown_per_cluster_and_endpoint(gatew
         for filler in fillers:
             filler.close()
         tarpit.close()
+
+
+def test_requests_over_max_connections_wait_for_the_connection_to_come_free(gateway, upstream):
+    slow = upstream("slow", sleep="0.3")
+    admin = free_port()
+    gw = gateway([cfg.service_entry(cfg.BACKEND_HOST, [cfg.endpoint(slow)]),
+                  cfg.resource("DestinationRule", "backend", {"host": cfg.BACKEND_HOST, "trafficPolicy": {
+                      "connectionPool": {"tcp": {"maxConnections": 1}}}}),
+                  cfg.virtual_service("main", [cfg.route()])],
+                 bootstrap={"admin": {"address": "127.0.0.1", "port": admin}})
+    # Streams of one h2 connection share one event loop, so the limit is exact here (a loop with no
+    # connection to the endpoint may make one over the limit, as an Envoy worker may).
+    with H2Client(gw.port, timeout=30) as client:
+        responses = client.wait(*[client.request("GET", f"/queued{index}") for index in range(4)])
+    assert [response.status for response in responses] == [200] * 4
+    assert slow.accepted == 1, "the three over the limit waited for the one connection, not for new ones"
+    assert [request.connection for request in slow.requests] == [0] * 4
+    _, metrics = admin_get(admin, "/stats/prometheus")
+    assert gauge(metrics, "upstream_cx_overflow") == 3
+    _, clusters = admin_get(admin, "/clusters")
+    assert f"{cfg.cluster_name()}::default_priority::max_connections::1" in clusters
+    assert f"{cfg.cluster_name()}::cx_active::1" in clusters, "the idle connection still counts"
+
+
+def test_requests_waiting_for_a_connection_count_against_http1_max_pending(gateway, upstream):
+    slow = upstream("slow")
+    gw = gateway([cfg.service_entry(cfg.BACKEND_HOST, [cfg.endpoint(slow)]),
+                  cfg.resource("DestinationRule", "backend", {"host": cfg.BACKEND_HOST, "trafficPolicy": {
+                      "connectionPool": {"tcp": {"maxConnections": 1}, "http": {"http1MaxPendingRequests": 2}}}}),
+                  cfg.virtual_service("main", [cfg.route()])])
+    with H2Client(gw.port, timeout=30) as client:
+        first = client.request("GET", "/holding?sleep=1")
+        slow.wait_for_active(1)
+        waiting = [client.request("GET", f"/waiting{index}") for index in range(2)]
+        over = client.request("GET", "/over")
+        responses = client.wait(first, *waiting, over)
+    assert [response.status for response in responses[:3]] == [200, 200, 200]
+    assert responses[3].status == 503 and responses[3].body.decode() == OVERFLOW_BODY
+    assert gw.log_for_path("/over")["response_flags"] == "UO"
+    assert slow.accepted == 1
+
+
+def test_a_waiting_request_that_times_out_gives_up_its_place(gateway, upstream):
+    slow = upstream("slow")
+    gw = gateway([cfg.service_entry(cfg.BACKEND_HOST, [cfg.endpoint(slow)]),
+                  cfg.resource("DestinationRule", "backend", {"host": cfg.BACKEND_HOST, "trafficPolicy": {
+                      "connectionPool": {"tcp": {"maxConnections": 1}, "http": {"http1MaxPendingRequests": 1}}}}),
+                  cfg.virtual_service("main", [cfg.route(match={"uri": {"prefix": "/short"}}, timeout="300ms"),
+                                               cfg.route()])])
+    with H2Client(gw.port, timeout=30) as client:
+        first = client.request("GET", "/holding?sleep=1.5")
+        slow.wait_for_active(1)
+        short, = client.wait(client.request("GET", "/short"))
+        # Its pending slot came back when it timed out: the next one may wait in its turn.
+        after = client.request("GET", "/after")
+        held, queued = client.wait(first, after)
+    assert short.status == 504
+    assert gw.log_for_path("/short")["response_flags"] == "UT"
+    assert held.status == 200 and queued.status == 200
+    assert slow.accepted == 1
+    assert [request.path for request in slow.requests] == ["/holding", "/after"], "the timed-out request never left"
+
+
+def test_a_tcp_connection_over_max_connections_is_refused(gateway):
+    from test_passthrough import EchoServer, stream_gateway
+    backend = EchoServer()
+    port = free_port()
+    dr = cfg.resource("DestinationRule", "echo", {"host": "echo.test", "trafficPolicy": {
+        "connectionPool": {"tcp": {"maxConnections": 1}}}})
+    gw = stream_gateway(gateway, port, "TCP", backend.port, "tcp", extra=[dr])
+    # The harness's readiness probe was a connection too: its slot is free once it is logged.
+    gw.log_entry(lambda e: e.get("upstream_cluster") is not None)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as held:
+        held.sendall(b"first")
+        assert held.recv(100) == b"first"
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as refused:
+            assert refused.recv(100) == b"", "closed without reaching the upstream"
+        entry = gw.log_entry(lambda e: e.get("response_flags") == "UO")
+        assert entry["upstream_cluster"] == "outbound|80||echo.test"
+        held.sendall(b"still relayed")
+        assert held.recv(100) == b"still relayed"
+    # The held connection's slot comes back when it closes.
+    gw.log_entry(lambda e: (e.get("bytes_received") or 0) > 0)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as again:
+        again.sendall(b"again")
+        assert again.recv(100) == b"again"
+    backend.close()
+
+
+def test_an_idle_upstream_connection_closes_after_the_idle_timeout_and_frees_its_slot(gateway, upstream):
+    up = upstream("idle")
+    gw = with_pool_limits(gateway, up, {"idleTimeout": "300ms"}, tcp={"maxConnections": 1})
+    with gw.client() as client:
+        assert echo_of(client.get("/first")).upstream == "idle"
+        up.wait_for_open_connections(1)
+        # Unused for 300 ms, the gateway closes it (Envoy's upstream idle_timeout).
+        up.wait_for_open_connections(0, timeout=5)
+        assert echo_of(client.get("/second"))["connection"] == 1, "a new connection, the old slot being free"
+    assert up.accepted == 2

@@ -88,3 +88,32 @@ def test_retry_remote_localities_sends_the_retry_to_the_next_priority(gateway, u
                      cfg.virtual_service("main", [docs_route])], bootstrap={"locality": "us-east/zone-a"})
     response = moves.get("/moves")
     assert response.status_code == 200 and echo_of(response).upstream == "far"
+
+
+def test_failover_priority_prefers_endpoints_sharing_the_gateways_labels_in_order(gateway, upstream):
+    same = upstream("same")
+    network_only = upstream("network-only")
+    other = upstream("other")
+    endpoints = [dict(cfg.endpoint(same, labels={"topology.istio.io/network": "n1", "tier": "gold"})),
+                 dict(cfg.endpoint(network_only, labels={"topology.istio.io/network": "n1", "tier": "silver"})),
+                 dict(cfg.endpoint(other, labels={"topology.istio.io/network": "n2", "tier": "gold"}))]
+    admin = free_port()
+    gw = gateway([cfg.service_entry(cfg.BACKEND_HOST, endpoints),
+                  cfg.resource("DestinationRule", "backend", {"host": cfg.BACKEND_HOST, "trafficPolicy": {
+                      "loadBalancer": {"simple": "ROUND_ROBIN", "localityLbSetting": {
+                          "failoverPriority": ["topology.istio.io/network", "tier"]}},
+                      "outlierDetection": {"consecutive5xxErrors": 1, "maxEjectionPercent": 100, "baseEjectionTime": "30s"}}}),
+                  cfg.virtual_service("main", [cfg.route()])],
+                 bootstrap={"admin": {"address": "127.0.0.1", "port": admin},
+                            "labels": {"topology.istio.io/network": "n1", "tier": "gold"}})
+    assert answered_by(gw, 10, "/best") == {"same": 10}
+    _, clusters = admin_get(admin, "/clusters")
+    prefix = cfg.cluster_name()
+    assert f"{prefix}::127.0.0.1:{same.port}::priority::0" in clusters
+    assert f"{prefix}::127.0.0.1:{network_only.port}::priority::1" in clusters
+    assert f"{prefix}::127.0.0.1:{other.port}::priority::2" in clusters, "a different network outranks nothing"
+    # The best endpoint is ejected: traffic goes to the one sharing the first label, not the other network.
+    same.defaults["status"] = ["503"]
+    with gw.client() as client:
+        assert echo_of(client.get("/failing")).upstream == "network-only"
+    assert answered_by(gw, 10, "/failed-over") == {"network-only": 10}

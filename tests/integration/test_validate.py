@@ -362,8 +362,13 @@ spec:
 
     "destination-max-connections": (DR_HEAD + """\
     connectionPool:
-      tcp: {maxConnections: 10}   # HERE
-""", "spec.trafficPolicy.connectionPool.tcp.maxConnections", ("not supported",)),
+      tcp: {maxConnections: -5}   # HERE
+""", "spec.trafficPolicy.connectionPool.tcp.maxConnections", ("must not be negative",)),
+
+    "destination-max-concurrent-streams": (DR_HEAD + """\
+    connectionPool:
+      http: {maxConcurrentStreams: 10}   # HERE
+""", "spec.trafficPolicy.connectionPool.http.maxConcurrentStreams", ("not supported",)),
 }
 
 NEAR = {"weights-not-100"}

@@ -107,9 +107,9 @@ enum DestinationRuleChecks {
                                             "\(path).loadBalancer.warmup", rule, "warmup")
         if let outlier = policy.outlierDetection { out += outlierDetection(outlier, "\(path).outlierDetection", rule) }
         if let tls = policy.tls { out += ClientTLSChecks.check(tls, "\(path).tls", rule, hasMeshIdentity: context.hasMeshIdentity) }
-        // connectTimeout, idle timeouts, maxConnectionDuration, maxRequestsPerConnection, h2UpgradePolicy,
-        // http2MaxRequests, http1MaxPendingRequests and maxRetries are applied; the other limits are not
-        // enforced yet, and an unenforced limit admits what the operator meant to refuse.
+        // connectTimeout, idle timeouts, maxConnections, maxConnectionDuration, maxRequestsPerConnection,
+        // h2UpgradePolicy, http2MaxRequests, http1MaxPendingRequests and maxRetries are applied; the other
+        // limits are not enforced yet, and an unenforced limit admits what the operator meant to refuse.
         let tcp = policy.connectionPool?.tcp
         let http = policy.connectionPool?.http
         let pool = "\(path).connectionPool"
@@ -127,12 +127,11 @@ enum DestinationRuleChecks {
         if let duration = tcp?.maxConnectionDuration, duration.nanoseconds < 1_000_000 {
             out.append(rule.diagnostic("\(pool).tcp.maxConnectionDuration", "must be at least 1ms"))
         }
-        for (field, value) in [("http2MaxRequests", http?.http2MaxRequests), ("http1MaxPendingRequests", http?.http1MaxPendingRequests),
-                               ("maxRetries", http?.maxRetries)] {
-            if let value, value < 0 { out.append(rule.diagnostic("\(pool).http.\(field)", "must not be negative")) }
+        for (field, value) in [("tcp.maxConnections", tcp?.maxConnections), ("http.http2MaxRequests", http?.http2MaxRequests),
+                               ("http.http1MaxPendingRequests", http?.http1MaxPendingRequests), ("http.maxRetries", http?.maxRetries)] {
+            if let value, value < 0 { out.append(rule.diagnostic("\(pool).\(field)", "must not be negative")) }
         }
-        for (field, present) in [("tcp.maxConnections", tcp?.maxConnections != nil),
-                                 ("http.useClientProtocol", http?.useClientProtocol != nil),
+        for (field, present) in [("http.useClientProtocol", http?.useClientProtocol != nil),
                                  ("http.maxConcurrentStreams", http?.maxConcurrentStreams != nil)] {
             out += ConfigValidator.notSupported(present, "\(pool).\(field)", rule, "connectionPool.\(field)")
         }
@@ -150,8 +149,25 @@ extension DestinationRuleChecks {
         if !distribute.isEmpty, !failover.isEmpty {
             return [rule.diagnostic(path, "can not simultaneously specify 'distribute' and 'failover'")]
         }
-        out += ConfigValidator.notSupported(!(setting.failoverPriority ?? []).isEmpty, "\(path).failoverPriority", rule,
-                                            "localityLbSetting.failoverPriority")
+        let priorities = setting.failoverPriority ?? []
+        if !priorities.isEmpty, !distribute.isEmpty {
+            out.append(rule.diagnostic("\(path).failoverPriority", "can not simultaneously specify 'distribute' and 'failoverPriority'"))
+        }
+        if !priorities.isEmpty, !failover.isEmpty {
+            // Istio combines the two (locality failover within label priorities); that is not built, and
+            // honouring one of them alone would route differently from what the rule says.
+            out.append(rule.diagnostic("\(path).failoverPriority", "is not supported together with 'failover' yet: set one"))
+        }
+        for (index, label) in priorities.enumerated() {
+            let key = label.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            if key.isEmpty || label.hasSuffix("=") {
+                out.append(rule.diagnostic("\(path).failoverPriority[\(index)]", "\"\(label)\" is not a label key or key=value"))
+            }
+        }
+        if !priorities.isEmpty, !hasOutlierDetection {
+            out.append(rule.diagnostic("\(path).failoverPriority", "outlier detection policy must be provided for failover: "
+                                       + "without it, as in Istio, traffic never fails over", severity: .warning))
+        }
         for (index, entry) in distribute.enumerated() {
             let at = "\(path).distribute[\(index)]"
             if let problem = LocalityPattern.problem(entry.from ?? "") { out.append(rule.diagnostic("\(at).from", problem)) }

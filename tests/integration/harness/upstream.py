@@ -282,6 +282,16 @@ class Upstream:
                     raise TimeoutError(f"upstream {self.name}: {self.active_requests} active requests")
                 self._lock.wait(remaining)
 
+    def wait_for_open_connections(self, count: int, timeout: float = 5.0) -> None:
+        """Waits until exactly ``count`` connections are open (the peer closing one counts at once)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while len(self._connections) != count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"upstream {self.name}: {len(self._connections)} connections open")
+                self._lock.wait(remaining)
+
     def reset_counters(self) -> None:
         with self._lock:
             self.accepted = 0
@@ -342,6 +352,7 @@ class Upstream:
             with self._lock:
                 if conn in self._connections:
                     self._connections.remove(conn)
+                self._lock.notify_all()
 
     def _read_body(self, reader: SocketReader,
                    headers: list[tuple[str, str]]) -> tuple[int, str, bytes, list[tuple[str, str]]]:
