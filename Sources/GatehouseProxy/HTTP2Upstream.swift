@@ -14,6 +14,15 @@ final class HTTP2UpstreamPool {
 
     init(eventLoop: EventLoop) { self.eventLoop = eventLoop }
 
+    /// The live connection for `key` when it can take a stream now (made less than `maxAge` ago, when
+    /// there is one): the synchronous fast path.
+    func ready(key: PoolKey, maxAge: TimeAmount?) -> HTTP2ClientConnection? {
+        eventLoop.assertInEventLoop()
+        guard let existing = connections[key], existing.isUsable else { return nil }
+        if let maxAge, existing.countsStreams, NIODeadline.now() - existing.createdAt >= maxAge { return nil }
+        return existing
+    }
+
     /// The live connection for `key`, or a new one (concurrent requests wait for the same connect). A
     /// connection made more than `maxAge` ago (`maxConnectionDuration`) takes no new stream: it is
     /// retired, closing once its streams end, and a new one replaces it.

@@ -42,8 +42,9 @@ final class ProxyExchange: UpstreamResponseReceiver {
     private var holdsRetrySlot = false
     /// The request waits for an HTTP/1.1 connection of its loop (being made, or to come free).
     private var connectionWaiter: ConnectionWaiter?
-    /// An `http1MaxPendingRequests` slot is held while it waits.
-    private var holdsPendingSlot = false
+    /// The circuit breaker whose `http1MaxPendingRequests` slot the request holds while it waits for a
+    /// connection (kept apart from `circuitBreaker`, which the end of the exchange lets go).
+    private var pendingSlot: ClusterCircuitBreaker?
     /// The cluster's circuit breaker, when it has limits; the exchange holds one of its request slots
     /// until it concludes.
     private var circuitBreaker: ClusterCircuitBreaker?
@@ -217,13 +218,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
                                                      maxAge: cluster.maxConnectionDurationNanoseconds.map { .nanoseconds($0) }) {
             return opened(http1Attempt(ConnectionPool.Lease(connection: idle, reused: true)))
         }
-        // Waiting for a connection, new or coming free, is what Envoy calls a pending request
-        // (`http1MaxPendingRequests`).
-        if let breaker = circuitBreaker, breaker.limits.maxPendingRequests != nil {
-            guard breaker.beginPending() else { return attemptFailed(.overflow) }
-            holdsPendingSlot = true
-        }
-        loop.pendingBegan(cluster: cluster, version: snapshotVersion)
+        guard beginPending() else { return attemptFailed(.overflow) }
         let spec = ConnectionWaiter.Spec(
             key: key, address: target.address, connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds),
             limits: runtime.upstreamLimits, transport: transport, keepalive: cluster.tcpKeepalive,
@@ -245,12 +240,21 @@ final class ProxyExchange: UpstreamResponseReceiver {
         if loop.pool.acquire(waiter) != .connect { runtime.clusterEvents.record(.connectionOverflow, cluster: cluster.name) }
     }
 
+    /// Waiting for a connection, new or (under `maxConnections`) coming free, is what Envoy calls a
+    /// pending request: it takes an `http1MaxPendingRequests` slot (false: none left) and is counted.
+    private func beginPending() -> Bool {
+        if let breaker = circuitBreaker, breaker.limits.maxPendingRequests != nil {
+            guard breaker.beginPending() else { return false }
+            pendingSlot = breaker
+        }
+        loop.pendingBegan(cluster: cluster, version: snapshotVersion)
+        return true
+    }
+
     /// The request no longer waits for a connection: its pending slot and count are given back.
     private func endPending() {
-        if holdsPendingSlot {
-            holdsPendingSlot = false
-            circuitBreaker?.endPending()
-        }
+        pendingSlot?.endPending()
+        pendingSlot = nil
         loop.pendingEnded(cluster: cluster, version: snapshotVersion)
     }
 
@@ -271,35 +275,40 @@ final class ProxyExchange: UpstreamResponseReceiver {
     }
 
     private func openStream(to target: UpstreamTarget, key: PoolKey, transport: UpstreamTransport?) {
-        guard case .http2(let fields) = request.head else { preconditionFailure("an HTTP/2 cluster gets an HTTP/2 head") }
-        let isHEAD = request.isHEAD
-        let bodyless = request.framing == .none
+        let maxAge = cluster.maxConnectionDurationNanoseconds.map { TimeAmount.nanoseconds($0) }
+        // The fast path: the endpoint's connection is up, and the stream opens on it without a future.
+        if let connection = loop.http2Pool.ready(key: key, maxAge: maxAge) { return openStream(on: connection) }
+        // Until the connection is made the request is pending, as Envoy counts it for HTTP/2.
+        guard beginPending() else { return attemptFailed(.overflow) }
         let budget = circuitBreaker?.limits.maxConnections == nil ? nil : circuitBreaker
         loop.http2Pool.connection(key: key, address: target.address,
                                   connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds), transport: transport,
-                                  keepalive: cluster.tcpKeepalive,
-                                  maxAge: cluster.maxConnectionDurationNanoseconds.map { .nanoseconds($0) },
-                                  budget: budget) { [runtime, cluster] in
+                                  keepalive: cluster.tcpKeepalive, maxAge: maxAge, budget: budget) { [runtime, cluster] in
             runtime.clusterEvents.record(.connectionOverflow, cluster: cluster.name)
         }
             .assumeIsolated().whenComplete { [self] result in
-                let connection: HTTP2ClientConnection
+                endPending()
                 switch result {
-                case .success(let made): connection = made
+                case .success(let connection):
+                    guard !state.isFinished else { return }
+                    openStream(on: connection)
                 case .failure(let error):
-                    return attemptFailed(.connectFailure, reason: (error as? UpstreamConnectError)?.transportFailureReason)
-                }
-                guard !state.isFinished else { return }
-                connection.openStream(for: self, requestIsHEAD: isHEAD).assumeIsolated().whenComplete { [self] result in
-                    switch result {
-                    case .success(let stream):
-                        opened(HTTP2Attempt(stream: stream, fields: fields, bodyless: bodyless,
-                                            localAddress: connection.localAddress))
-                    case .failure:
-                        attemptFailed(.connectFailure)
-                    }
+                    attemptFailed(.connectFailure, reason: (error as? UpstreamConnectError)?.transportFailureReason)
                 }
             }
+    }
+
+    private func openStream(on connection: HTTP2ClientConnection) {
+        guard case .http2(let fields) = request.head else { preconditionFailure("an HTTP/2 cluster gets an HTTP/2 head") }
+        let bodyless = request.framing == .none
+        connection.openStream(for: self, requestIsHEAD: request.isHEAD).assumeIsolated().whenComplete { [self] result in
+            switch result {
+            case .success(let stream):
+                opened(HTTP2Attempt(stream: stream, fields: fields, bodyless: bodyless, localAddress: connection.localAddress))
+            case .failure:
+                attemptFailed(.connectFailure)
+            }
+        }
     }
 
     private func opened(_ attempt: UpstreamAttempt) {

@@ -116,6 +116,32 @@ def test_requests_waiting_for_a_connection_over_http1_max_pending_overflow(gatew
         tarpit.close()
 
 
+def test_requests_waiting_for_a_new_http2_upstream_connection_count_as_pending(gateway):
+    # HTTP/2 requests multiplex once the connection is up; while it is being made they are pending.
+    tarpit, fillers, port = make_tarpit()
+    try:
+        gw = gateway([cfg.service_entry(cfg.BACKEND_HOST, [cfg.endpoint(port)], protocol="HTTP2"),
+                      cfg.resource("DestinationRule", "backend", {"host": cfg.BACKEND_HOST, "trafficPolicy": {
+                          "connectionPool": {"tcp": {"connectTimeout": "3s"}, "http": {"http1MaxPendingRequests": 1}}}}),
+                      cfg.virtual_service("main", [cfg.route(retries={"attempts": 0})])])
+        already = syn_sent_to(port)
+        thread, first = in_background(gw, "/pending")
+        deadline = time.monotonic() + 5
+        while syn_sent_to(port) <= already:
+            assert time.monotonic() < deadline, "the gateway never started connecting"
+            time.sleep(0.02)
+        refused = gw.get("/over")
+        assert refused.status_code == 503 and refused.text == OVERFLOW_BODY
+        assert gw.log_for_path("/over")["response_flags"] == "UO"
+        thread.join(timeout=30)
+        assert first["response"].status_code == 503
+        assert gw.log_for_path("/pending")["response_flags"] == "UF"
+    finally:
+        for filler in fillers:
+            filler.close()
+        tarpit.close()
+
+
 def test_max_connection_duration_retires_an_upstream_connection_once_it_is_that_old(gateway, upstream):
     up = upstream("aged")
     gw = with_pool_limits(gateway, up, {}, tcp={"maxConnectionDuration": "500ms"})
