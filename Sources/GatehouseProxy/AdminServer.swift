@@ -187,11 +187,14 @@ enum AdminRoutes {
         case "/clusters":
             let wantsJSON = query.split(separator: "&").contains("format=json")
             let ejected = { (cluster: Cluster) in runtime.outliers.ejections(of: cluster) }
-            return wantsJSON ? .json(SnapshotDump.clustersJSON(runtime.store.snapshot, ejected: ejected))
-                : AdminResponse(status: 200, body: SnapshotDump.clustersText(runtime.store.snapshot, ejected: ejected, stats: { cluster in
-                    [("rq_pending_active", load.pending[cluster.index] ?? 0)] + circuitBreakerStats(cluster, runtime: runtime)
-                        + ClusterEvents.Event.allCases.map { ($0.statName, runtime.clusterEvents.count($0, cluster: cluster.name)) }
-                }, active: { cluster in load.active[cluster.index] }))
+            let stats = { (cluster: Cluster) in
+                [("rq_pending_active", load.pending[cluster.index] ?? 0)] + circuitBreakerStats(cluster, runtime: runtime)
+                    + ClusterEvents.Event.allCases.map { ($0.statName, runtime.clusterEvents.count($0, cluster: cluster.name)) }
+            }
+            let active = { (cluster: Cluster) in load.active[cluster.index] }
+            return wantsJSON ? .json(SnapshotDump.clustersJSON(runtime.store.snapshot, ejected: ejected, stats: stats, active: active))
+                : AdminResponse(status: 200, body: SnapshotDump.clustersText(runtime.store.snapshot, ejected: ejected,
+                                                                             stats: stats, active: active))
         default:
             return AdminResponse(status: 404, body: "not found: try \(paths.joined(separator: ", "))\n")
         }

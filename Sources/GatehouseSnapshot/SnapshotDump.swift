@@ -63,8 +63,25 @@ public enum SnapshotDump {
     }
 
     /// `/clusters?format=json`.
-    public static func clustersJSON(_ snapshot: Snapshot, ejected: (Cluster) -> [Bool]? = { _ in nil }) -> [UInt8] {
-        json(["cluster_statuses": snapshot.clusters.values.sorted { $0.name < $1.name }.map { cluster($0, ejected: ejected($0)) }])
+    /// `/clusters?format=json`: the clusters as `/config_dump` shows them, with the same counts as the
+    /// text form: the cluster's `stats`, and per endpoint its requests in flight, locality and priority.
+    public static func clustersJSON(_ snapshot: Snapshot, ejected: (Cluster) -> [Bool]? = { _ in nil },
+                                    stats: (Cluster) -> [(String, Int)] = { _ in [] },
+                                    active: (Cluster) -> [Int]? = { _ in nil }) -> [UInt8] {
+        json(["cluster_statuses": snapshot.clusters.values.sorted { $0.name < $1.name }.map { cluster in
+            var out = self.cluster(cluster, ejected: ejected(cluster))
+            out["stats"] = Dictionary(stats(cluster), uniquingKeysWith: { first, _ in first })
+            let inFlight = active(cluster)
+            out["endpoints"] = (out["endpoints"] as? [[String: Any]] ?? []).enumerated().map { index, endpoint in
+                var endpoint = endpoint
+                let locality = Locality(cluster.endpoints[index].locality)
+                endpoint["locality"] = ["region": locality.region, "zone": locality.zone, "sub_zone": locality.subzone]
+                endpoint["priority"] = cluster.localityPlan?.priority(ofEndpoint: index) ?? 0
+                endpoint["rq_active"] = inFlight.map { index < $0.count ? $0[index] : 0 } ?? 0
+                return endpoint
+            }
+            return out
+        }])
     }
 
     static func listener(_ listener: Listener) -> [String: Any] {

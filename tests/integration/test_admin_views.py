@@ -56,7 +56,10 @@ def test_clusters_in_envoys_text_form_and_as_json(gateway, upstream):
     status, text = admin_get(gw.admin, "/clusters?format=json")
     assert status == 200
     [cluster] = json.loads(text)["cluster_statuses"]
-    assert cluster["endpoints"] == [{"address": f"127.0.0.1:{gw.up.port}", "health": "HEALTHY", "labels": {}}]
+    assert cluster["endpoints"] == [{"address": f"127.0.0.1:{gw.up.port}", "health": "HEALTHY", "labels": {},
+                                     "locality": {"region": "", "zone": "", "sub_zone": ""}, "priority": 0,
+                                     "rq_active": 0}]
+    assert cluster["stats"]["upstream_cx_connect_fail"] == 0 and cluster["stats"]["rq_pending_active"] == 0
 
 
 def ready(admin: int) -> subprocess.CompletedProcess[str]:

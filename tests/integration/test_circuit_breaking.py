@@ -4,6 +4,7 @@ connection, is refused at once with 503 ``UO``; a request over ``tcp.maxConnecti
 connection to come free; the limits hold across event loops."""
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -185,6 +186,11 @@ def test_requests_in_flight_and_waiting_are_shown_per_cluster_and_endpoint(gatew
         _, metrics = admin_get(admin, "/stats/prometheus")
         assert gauge(metrics, "upstream_rq_active") == 3
         assert f'envoy_cluster_upstream_rq_pending_active{{cluster_name="{cfg.cluster_name("pending.test")}"}} 1' in metrics
+        # The JSON form carries the same counts.
+        _, text = admin_get(admin, "/clusters?format=json")
+        statuses = {status["name"]: status for status in json.loads(text)["cluster_statuses"]}
+        assert [endpoint["rq_active"] for endpoint in statuses[cfg.cluster_name()]["endpoints"]] == [3]
+        assert statuses[cfg.cluster_name("pending.test")]["stats"]["rq_pending_active"] == 1
         for thread in threads + [waiting]:
             thread.join(timeout=30)
         _, after = admin_get(admin, "/stats/prometheus")
