@@ -81,6 +81,10 @@ public final class TLSContextStore: Sendable {
         upstream.material(for: tls)
     }
 
+    /// Changes whenever any upstream material is installed, pruned or re-read: while it stays the same,
+    /// what `upstreamMaterial` returned before still holds (one atomic load instead of a lock).
+    public var upstreamVersion: Int { upstream.version }
+
     /// stage, install and prune at once: for the first snapshot, and for `validate`. Nothing is
     /// installed when there are diagnostics.
     public func prepare(_ snapshot: Snapshot) -> [Diagnostic] {

@@ -26,6 +26,13 @@ final class UpstreamTLSContexts: Sendable {
 
     private let entries = Mutex<[String: Entry]>([:])
     private let generations = Atomic<Int>(0)
+    /// Bumped after every change to `entries`: a loop's cached transports are good while it holds.
+    private let changes = Atomic<Int>(0)
+
+    /// How many times the material changed; the same value means whatever was read before still holds.
+    var version: Int { changes.load(ordering: .acquiring) }
+
+    private func changed() { changes.wrappingAdd(1, ordering: .releasing) }
 
     struct Staged: Sendable {
         var entries: [String: Entry] = [:]
@@ -64,10 +71,12 @@ final class UpstreamTLSContexts: Sendable {
 
     func install(_ staged: Staged) {
         entries.withLock { entries in for (key, entry) in staged.entries { entries[key] = entry } }
+        changed()
     }
 
     func prune(keeping staged: Staged) {
         entries.withLock { entries in entries = entries.filter { staged.keys.contains($0.key) } }
+        changed()
     }
 
     func material(for tls: UpstreamTLS) -> UpstreamTLSMaterial? {
@@ -85,6 +94,7 @@ final class UpstreamTLSContexts: Sendable {
             do {
                 let material = try makeMaterial(tls)
                 entries.withLock { $0[tls.contextKey] = Entry(material: material, stamps: stamps) }
+                changed()
                 messages.append("\(what) changed on disk; new upstream connections use it")
             } catch {
                 messages.append("\(what) changed on disk but cannot be used yet (\(error)); keeping the previous one")

@@ -205,7 +205,8 @@ final class ProxyExchange: UpstreamResponseReceiver {
         var key = target.poolKey
         var transport: UpstreamTransport?
         if let tls = cluster.tls {
-            guard let made = loop.transport(for: tls, host: request.authority, contexts: runtime.tlsContexts) else {
+            guard let made = loop.transport(for: tls, host: request.authority, contexts: runtime.tlsContexts,
+                                            cluster: cluster, version: snapshotVersion) else {
                 // Never plaintext instead: a cluster whose context is missing fails like a failed handshake.
                 return attemptFailed(.connectFailure, reason: TLSFailureReason.missingContext)
             }

@@ -158,7 +158,8 @@ final class StreamRelayHandler: ChannelDuplexHandler {
     /// failed) when its client context is missing.
     private func prepareTransport(_ cluster: Cluster, host: Substring) -> Bool {
         guard let tls = cluster.tls else { return true }
-        guard let made = loop.transport(for: tls, host: host, contexts: runtime.tlsContexts, streams: true) else {
+        guard let made = loop.transport(for: tls, host: host, contexts: runtime.tlsContexts, streams: true,
+                                            cluster: cluster, version: snapshot.version) else {
             record.upstreamTransportFailureReason = TLSFailureReason.missingContext
             fail(flag: .upstreamConnectionFailure, details: "upstream_connect_failure")
             return false

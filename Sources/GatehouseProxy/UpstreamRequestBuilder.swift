@@ -146,11 +146,14 @@ struct HeaderBlockLookup: HeaderLookup {
 
 /// The host part of an authority: `example.com:8443` → `example.com`, `[::1]:80` → `::1`.
 enum HostAndPort {
+    /// On the UTF-8 bytes: every request calls it, and scanning by Character (grapheme breaking) cost
+    /// 1.5 % of a proxied request.
     static func host(of authority: String) -> Substring {
-        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
-            return authority[authority.index(after: authority.startIndex)..<close]
+        let bytes = authority.utf8
+        if bytes.first == UInt8(ascii: "["), let close = bytes.firstIndex(of: UInt8(ascii: "]")) {
+            return authority[bytes.index(after: bytes.startIndex)..<close]
         }
-        if let colon = authority.lastIndex(of: ":"), authority.firstIndex(of: ":") == colon {
+        if let colon = bytes.lastIndex(of: UInt8(ascii: ":")), bytes.firstIndex(of: UInt8(ascii: ":")) == colon {
             return authority[..<colon]
         }
         return authority[...]
