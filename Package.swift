@@ -52,6 +52,9 @@ let package = Package(
         // Upstream state machines, pure (no sockets, no clock but the instants passed in): load
         // balancing, circuit-breaker limits, outlier detection and retry decisions.
         .target(name: "GatehouseUpstream", dependencies: []),
+        // Rate limits and quotas, pure (no sockets, no clock but the instants passed in): token buckets
+        // kept as GCRA instants, calendar-aligned quota periods.
+        .target(name: "GatehouseRateLimit", dependencies: []),
         // DNS messages and resolver lists, pure: Kubernetes service names are resolved with TTLs.
         .target(name: "GatehouseDNS", dependencies: []),
         // HTTP/1.1 wire format on raw bytes: pure (no sockets), so it is unit-tested byte for byte.
@@ -126,6 +129,7 @@ let package = Package(
         .testTarget(name: "GatehouseTelemetryTests", dependencies: ["GatehouseTelemetry"]),
         .testTarget(name: "GatehouseDNSTests", dependencies: ["GatehouseDNS"]),
         .testTarget(name: "GatehouseUpstreamTests", dependencies: ["GatehouseUpstream"]),
+        .testTarget(name: "GatehouseRateLimitTests", dependencies: ["GatehouseRateLimit"]),
         .testTarget(
             name: "GatehouseIdentityTests",
             dependencies: [
