@@ -6,7 +6,7 @@ public struct QuotaPolicy: Sendable, Hashable {
     public var calendar: QuotaCalendar
 
     public init(requests: Int, period: QuotaPeriod, calendar: QuotaCalendar) {
-        precondition(requests > 0, "validated at load: a positive quota")
+        precondition(requests > 0 && requests < Int(UInt32.max), "validated at load: a positive quota under 2³²")
         self.requests = requests
         self.period = period
         self.calendar = calendar
@@ -20,6 +20,14 @@ public struct QuotaPolicy: Sendable, Hashable {
         public init(windowStart: Int64 = 0, count: Int = 0) {
             self.windowStart = windowStart
             self.count = count
+        }
+
+        /// As one word, for the stores that keep one per key: the period's start in minutes (every
+        /// zone's periods start on a whole minute) above a 32-bit count.
+        public var packed: Int64 { (windowStart / 60) << 32 | Int64(min(count, Int(UInt32.max))) }
+
+        public init(packed: Int64) {
+            self.init(windowStart: (packed >> 32) * 60, count: Int(packed & 0xFFFF_FFFF))
         }
     }
 

@@ -74,4 +74,10 @@ import Testing
         let (_, tomorrow) = policy.take(usage, now: midnight, window: utc.window(of: .day, containing: midnight))
         #expect(tomorrow.allowed && tomorrow.remaining == 2)
     }
+
+    @Test func usageFitsInOneWordAndBack() {
+        let usage = QuotaPolicy.Usage(windowStart: Self.utc(2026, 12, 1, 4, 45), count: 4_000_000_000)
+        #expect(QuotaPolicy.Usage(packed: usage.packed) == usage)
+        #expect(QuotaPolicy.Usage(packed: 0) == QuotaPolicy.Usage(), "the initial word is an unused quota")
+    }
 }

@@ -1,0 +1,120 @@
+import Synchronization
+
+/// One key's limit state, shared by every event loop: one atomic word, a token bucket's full-again
+/// instant or a quota's packed period and count. Updated by compare-and-swap, so loops racing for the
+/// last token cannot both get it.
+public final class CounterCell: Sendable {
+    /// The sweeper took the cell out of its table: whoever still holds it must look the key up again.
+    static let retired = Int64.min
+
+    let state: Atomic<Int64>
+
+    init(state: Int64) { self.state = Atomic(state) }
+}
+
+/// The gateway's counters for one rule, as the `memory` store keeps them: a table of cells by key,
+/// behind striped locks that only a key's first request on a loop (or a cell's retirement) takes. Each
+/// loop remembers the cells it has used (`LoopCounterCache`), so the hot path is a dictionary lookup on
+/// the loop's own cache and one compare-and-swap: no lock, and exact across loops.
+///
+/// Idle keys are swept: a cell whose state says the key is back to its initial allowance is retired
+/// (its word set to `CounterCell.retired` by compare-and-swap, so an update racing with the sweep wins
+/// or loses as a whole) and dropped; a loop that meets a retired cell looks the key up again.
+public final class SharedCounterTable: Sendable {
+    /// Mutex is not copyable: each stripe is a class holding one.
+    private final class Stripe: Sendable {
+        let cells = Mutex<[String: CounterCell]>([:])
+    }
+
+    private let stripes: [Stripe]
+    /// The state a new key starts from.
+    let initial: Int64
+
+    public init(initial: Int64 = 0, stripes count: Int = 16) {
+        self.initial = initial
+        stripes = (0..<max(1, count)).map { _ in Stripe() }
+    }
+
+    private func stripe(_ key: String) -> Int {
+        Int(UInt(bitPattern: key.hashValue) % UInt(stripes.count))
+    }
+
+    /// The live cell for `key`, made when the key is new.
+    func cell(for key: String) -> CounterCell {
+        stripes[stripe(key)].cells.withLock { cells in
+            if let cell = cells[key] { return cell }
+            let cell = CounterCell(state: initial)
+            cells[key] = cell
+            return cell
+        }
+    }
+
+    /// Retires and drops the cells whose state `isIdle` says is as good as new (a full bucket, a quota
+    /// period over). Returns how many keys are left.
+    @discardableResult
+    public func sweep(isIdle: (Int64) -> Bool) -> Int {
+        var left = 0
+        for stripe in stripes {
+            stripe.cells.withLock { cells in
+                cells = cells.filter { _, cell in
+                    let current = cell.state.load(ordering: .acquiring)
+                    guard isIdle(current),
+                          cell.state.compareExchange(expected: current, desired: CounterCell.retired,
+                                                     ordering: .acquiringAndReleasing).exchanged else { return true }
+                    return false
+                }
+                left += cells.count
+            }
+        }
+        return left
+    }
+
+    public var count: Int { stripes.reduce(0) { total, stripe in total + stripe.cells.withLock { $0.count } } }
+}
+
+/// One event loop's cells of one table, by key: the lock-free fast path to the shared state. Confined
+/// to its loop; bounded (cleared when it grows past `limit`, the cells living on in the table).
+public struct LoopCounterCache {
+    private var cells: [String: CounterCell] = [:]
+    let limit: Int
+
+    public init(limit: Int = 65_536) { self.limit = limit }
+
+    /// Applies `update` to `key`'s state atomically and returns what it decided. `update` maps the
+    /// current state to the next one and the decision; returning the state unchanged writes nothing.
+    /// It may run more than once when another loop changes the state meanwhile, so it must be pure.
+    public mutating func apply<Decision>(_ key: String, in table: SharedCounterTable,
+                                         _ update: (Int64) -> (state: Int64, decision: Decision)) -> Decision {
+        var cell = cachedCell(key, in: table)
+        while true {
+            let current = cell.state.load(ordering: .acquiring)
+            if current == CounterCell.retired {
+                cells[key] = nil
+                cell = cachedCell(key, in: table)
+                continue
+            }
+            let (next, decision) = update(current)
+            if next == current { return decision }
+            if cell.state.compareExchange(expected: current, desired: next, ordering: .acquiringAndReleasing).exchanged {
+                return decision
+            }
+        }
+    }
+
+    /// The state `key` has now, without changing it (the initial state for a key never seen).
+    public mutating func peek(_ key: String, in table: SharedCounterTable) -> Int64 {
+        while true {
+            let current = cachedCell(key, in: table).state.load(ordering: .acquiring)
+            if current != CounterCell.retired { return current }
+            cells[key] = nil
+        }
+    }
+
+    private mutating func cachedCell(_ key: String, in table: SharedCounterTable) -> CounterCell {
+        if let cell = cells[key] { return cell }
+        if cells.count >= limit { cells.removeAll(keepingCapacity: true) }
+        let cell = table.cell(for: key)
+        cells[key] = cell
+        return cell
+    }
+}

@@ -1,0 +1,71 @@
+import Testing
+@testable import GatehouseRateLimit
+
+/// The memory store's counters: exact across threads racing on one key (each with its own loop cache),
+/// and idle keys swept without losing an update that races with the sweep.
+@Suite struct SharedCountersTests {
+    static let second: Int64 = 1_000_000_000
+
+    @Test func racingLoopsNeverPassMoreThanTheBurstAtOneInstant() async {
+        let policy = TokenBucketPolicy(requests: 1, unitNanoseconds: 3_600 * Self.second, burst: 50)
+        let table = SharedCounterTable()
+        let now = 10_000 * Self.second
+        let passed = await withTaskGroup(of: Int.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    var cache = LoopCounterCache()
+                    var count = 0
+                    for _ in 0..<1_000 {
+                        let decision = cache.apply("client-a", in: table) { policy.take(state: $0, now: now) }
+                        if decision.allowed { count += 1 }
+                    }
+                    return count
+                }
+            }
+            return await group.reduce(0, +)
+        }
+        #expect(passed == 50)
+    }
+
+    @Test func keysAreCountedApart() {
+        let policy = TokenBucketPolicy(requests: 1, unitNanoseconds: Self.second, burst: 1)
+        let table = SharedCounterTable()
+        var cache = LoopCounterCache()
+        let now = 5 * Self.second
+        #expect(cache.apply("a", in: table) { policy.take(state: $0, now: now) }.allowed)
+        #expect(!cache.apply("a", in: table) { policy.take(state: $0, now: now) }.allowed)
+        #expect(cache.apply("b", in: table) { policy.take(state: $0, now: now) }.allowed)
+    }
+
+    @Test func aSweptKeyStartsFreshAndALoopHoldingItsOldCellFindsTheNewOne() {
+        let policy = TokenBucketPolicy(requests: 1, unitNanoseconds: Self.second, burst: 1)
+        let table = SharedCounterTable()
+        var loopA = LoopCounterCache(), loopB = LoopCounterCache()
+        let start = 100 * Self.second
+        #expect(loopA.apply("k", in: table) { policy.take(state: $0, now: start) }.allowed)
+        #expect(!loopB.apply("k", in: table) { policy.take(state: $0, now: start) }.allowed, "one cell for both loops")
+        // Two seconds on, the bucket is full again: the sweep drops the key.
+        let later = start + 2 * Self.second
+        #expect(table.sweep(isIdle: { $0 <= later }) == 0)
+        // Both loops still hold the retired cell; each finds the new one, and they share it.
+        #expect(loopA.apply("k", in: table) { policy.take(state: $0, now: later) }.allowed)
+        #expect(!loopB.apply("k", in: table) { policy.take(state: $0, now: later) }.allowed)
+        #expect(table.count == 1)
+    }
+
+    @Test func aKeyInUseIsNotSwept() {
+        let table = SharedCounterTable()
+        var cache = LoopCounterCache()
+        cache.apply("busy", in: table) { state in (state + 10, ()) }
+        #expect(table.sweep(isIdle: { $0 == 0 }) == 1)
+        #expect(cache.peek("busy", in: table) == 10)
+    }
+
+    @Test func aLoopCacheOverItsLimitStartsAgainWithoutLosingState() {
+        let table = SharedCounterTable()
+        var cache = LoopCounterCache(limit: 2)
+        for key in ["a", "b", "c", "a"] { cache.apply(key, in: table) { state in (state + 1, ()) } }
+        #expect(cache.peek("a", in: table) == 2)
+        #expect(table.count == 3)
+    }
+}
