@@ -91,26 +91,30 @@ def make_tarpit():
     return tarpit, fillers, port
 
 
+def assert_a_second_request_overflows_while_the_first_connects(gw, port):
+    """With ``http1MaxPendingRequests: 1``: a request whose connect hangs on the tarpit at ``port`` is
+    pending, a second one overflows (UO), and the first ends when its connect times out (UF)."""
+    already = syn_sent_to(port)
+    thread, first = in_background(gw, "/pending")
+    deadline = time.monotonic() + 5
+    while syn_sent_to(port) <= already:
+        assert time.monotonic() < deadline, "the gateway never started connecting"
+        time.sleep(0.02)
+    refused = gw.get("/over")
+    assert refused.status_code == 503 and refused.text == OVERFLOW_BODY
+    assert gw.log_for_path("/over")["response_flags"] == "UO"
+    thread.join(timeout=30)
+    assert first["response"].status_code == 503
+    assert gw.log_for_path("/pending")["response_flags"] == "UF"
+
+
 def test_requests_waiting_for_a_connection_over_http1_max_pending_overflow(gateway):
-    # The request waiting on the tarpit's connect stays pending.
     tarpit, fillers, port = make_tarpit()
     try:
         # Retries off: the pending request's one connect timing out is what ends it.
         gw = with_pool_limits(gateway, port, {"http1MaxPendingRequests": 1}, tcp={"connectTimeout": "3s"},
                               retries={"attempts": 0})
-        already = syn_sent_to(port)
-        thread, first = in_background(gw, "/pending")
-        deadline = time.monotonic() + 5
-        while syn_sent_to(port) <= already:
-            assert time.monotonic() < deadline, "the gateway never started connecting"
-            time.sleep(0.02)
-        refused = gw.get("/over")
-        assert refused.status_code == 503 and refused.text == OVERFLOW_BODY
-        assert gw.log_for_path("/over")["response_flags"] == "UO"
-        thread.join(timeout=30)
-        # The pending request itself ends when its connect times out.
-        assert first["response"].status_code == 503
-        assert gw.log_for_path("/pending")["response_flags"] == "UF"
+        assert_a_second_request_overflows_while_the_first_connects(gw, port)
     finally:
         for filler in fillers:
             filler.close()
@@ -125,18 +129,7 @@ def test_requests_waiting_for_a_new_http2_upstream_connection_count_as_pending(g
                       cfg.resource("DestinationRule", "backend", {"host": cfg.BACKEND_HOST, "trafficPolicy": {
                           "connectionPool": {"tcp": {"connectTimeout": "3s"}, "http": {"http1MaxPendingRequests": 1}}}}),
                       cfg.virtual_service("main", [cfg.route(retries={"attempts": 0})])])
-        already = syn_sent_to(port)
-        thread, first = in_background(gw, "/pending")
-        deadline = time.monotonic() + 5
-        while syn_sent_to(port) <= already:
-            assert time.monotonic() < deadline, "the gateway never started connecting"
-            time.sleep(0.02)
-        refused = gw.get("/over")
-        assert refused.status_code == 503 and refused.text == OVERFLOW_BODY
-        assert gw.log_for_path("/over")["response_flags"] == "UO"
-        thread.join(timeout=30)
-        assert first["response"].status_code == 503
-        assert gw.log_for_path("/pending")["response_flags"] == "UF"
+        assert_a_second_request_overflows_while_the_first_connects(gw, port)
     finally:
         for filler in fillers:
             filler.close()
