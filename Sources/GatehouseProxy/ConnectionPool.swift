@@ -72,7 +72,12 @@ final class ConnectionPool {
             // On the next tick: the exchange that released the connection is still inside the
             // connection's read of its response.
             eventLoop.assumeIsolated().execute { [self] in
-                guard connection.isUsable else { return connection.close() }
+                guard connection.isUsable else {
+                    // The upstream closed it meanwhile: the waiter asks again (its slot went with the close).
+                    connection.close()
+                    if waiter.isWaiting { acquire(waiter) }
+                    return
+                }
                 if !waiter.fulfil(.success(Lease(connection: connection, reused: true))) { release(connection) }
             }
             return
@@ -196,4 +201,6 @@ final class ConnectionWaiter {
     }
 
     func cancel() { deliver = nil }
+
+    var isWaiting: Bool { deliver != nil }
 }

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping, Sequence
 import pytest
 
 from harness import config as cfg
-from harness.gateway import Gateway, free_port, gatehouse_bin, kill_all_started
+from harness.gateway import Gateway, GatewayStartError, free_port, gatehouse_bin, kill_all_started
 from harness import websocket
 from harness.certs import CA
 from harness.upstream import Upstream
@@ -114,24 +114,35 @@ class GatewayFactory:
         (default: a free ephemeral port) is the listener port; ``start=False`` only writes the config.
         ``extra_args`` go after ``run --config DIR``; ``env`` is added to the gateway's environment.
         """
-        index = len(self.started)
-        workdir = self.tmp_path / f"gw{index}"
-        confdir = workdir / "config"
-        confdir.mkdir(parents=True)
-        port = port or free_port()
-        access_log = workdir / "access.log"
-        docs: list[Mapping[str, Any]] = [cfg.bootstrap(access_log, limits=limits, **dict(bootstrap or {}))]
-        if gateway_resource:
-            docs.append(cfg.gateway(port, hosts=hosts, bind=bind))
-        docs.extend(resources)
-        cfg.write_config(confdir, docs, filename="00-gatehouse.yaml")
-        for name, text in (files or {}).items():
-            (confdir / name).write_text(text)
-        gw = Gateway(workdir, port, [confdir], access_log, extra_args=extra_args, env=env)
-        self.started.append(gw)
-        if start:
-            gw.start(wait=wait)
-        return gw
+        chosen = port
+        for attempt in range(3):
+            index = len(self.started)
+            workdir = self.tmp_path / f"gw{index}"
+            confdir = workdir / "config"
+            confdir.mkdir(parents=True)
+            port = chosen or free_port()
+            access_log = workdir / "access.log"
+            docs: list[Mapping[str, Any]] = [cfg.bootstrap(access_log, limits=limits, **dict(bootstrap or {}))]
+            if gateway_resource:
+                docs.append(cfg.gateway(port, hosts=hosts, bind=bind))
+            docs.extend(resources)
+            cfg.write_config(confdir, docs, filename="00-gatehouse.yaml")
+            for name, text in (files or {}).items():
+                (confdir / name).write_text(text)
+            gw = Gateway(workdir, port, [confdir], access_log, extra_args=extra_args, env=env)
+            self.started.append(gw)
+            if not start:
+                return gw
+            try:
+                gw.start(wait=wait)
+                return gw
+            except GatewayStartError as error:
+                # A port free a moment ago can be taken (by another test's outgoing connection) before
+                # the gateway binds it: a fresh one is tried, never when the test chose the port.
+                if chosen is not None or gateway_resource is False or "Address already in use" not in str(error) \
+                        or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
 
 @pytest.fixture
