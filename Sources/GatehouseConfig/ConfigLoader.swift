@@ -148,6 +148,8 @@ public enum ConfigLoader {
             decode(AuthorizationPolicySpec.self, kind, root, file, directory, &set, &diagnostics).map { set.authorizationPolicies.append($0) }
         case .RequestAuthentication:
             decode(RequestAuthenticationSpec.self, kind, root, file, directory, &set, &diagnostics).map { set.requestAuthentications.append($0) }
+        case .RateLimitPolicy:
+            decode(RateLimitPolicySpec.self, kind, root, file, directory, &set, &diagnostics).map { set.rateLimitPolicies.append($0) }
         default:
             break
         }

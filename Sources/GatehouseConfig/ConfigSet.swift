@@ -64,6 +64,9 @@ public enum ResourceKind: String, Sendable, CaseIterable {
         switch self {
         case .Bootstrap, .Gateway, .VirtualService, .DestinationRule, .ServiceEntry, .WorkloadEntry,
              .AuthorizationPolicy, .RequestAuthentication: true
+        // Decoded and checked so every mistake is reported at its field; still refused as a whole (see
+        // RateLimitPolicyChecks) until the data plane enforces it.
+        case .RateLimitPolicy: true
         default: false
         }
     }
@@ -79,6 +82,7 @@ public struct ConfigSet: Sendable {
     public var workloadEntries: [Resource<WorkloadEntrySpec>] = []
     public var authorizationPolicies: [Resource<AuthorizationPolicySpec>] = []
     public var requestAuthentications: [Resource<RequestAuthenticationSpec>] = []
+    public var rateLimitPolicies: [Resource<RateLimitPolicySpec>] = []
     /// Resources that decoded with errors: kept only so references to them resolve without cascades.
     public var brokenNames: Set<String> = []
     /// Istio resources read but not applied: they do not configure a gateway (listed by `validate` and
@@ -95,6 +99,7 @@ public struct ConfigSet: Sendable {
     public var resourceCount: Int {
         (bootstrap == nil ? 0 : 1) + gateways.count + virtualServices.count + destinationRules.count
             + serviceEntries.count + workloadEntries.count + authorizationPolicies.count + requestAuthentications.count
+            + rateLimitPolicies.count
     }
 
     /// Bootstrap `clusterDomain`: what short service names expand into.
@@ -110,6 +115,7 @@ public struct ConfigSet: Sendable {
         workloadEntries.forEach { out.insert($0.namespace) }
         authorizationPolicies.forEach { out.insert($0.namespace) }
         requestAuthentications.forEach { out.insert($0.namespace) }
+        rateLimitPolicies.forEach { out.insert($0.namespace) }
         return out
     }
 

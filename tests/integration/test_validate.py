@@ -365,6 +365,28 @@ spec:
       tcp: {maxConnections: -5}   # HERE
 """, "spec.trafficPolicy.connectionPool.tcp.maxConnections", ("must not be negative",)),
 
+    "rate-limit-of-zero": ("""\
+apiVersion: gatehouse.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: limits, namespace: istio-system}
+spec:
+  rules:
+  - name: per-client-ip
+    key: [source.ip]
+    limit: {requests: 0, unit: Minute}   # HERE
+""", "spec.rules[0].limit.requests", ("at least 1",)),
+
+    "rate-limit-unknown-key": ("""\
+apiVersion: gatehouse.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: limits, namespace: istio-system}
+spec:
+  rules:
+  - name: per-key
+    key: ["request.header[x-api-key]"]   # HERE
+    quota: {requests: 1000, period: Month}
+""", "spec.rules[0].key[0]", ("unknown attribute", "request.headers[NAME]")),
+
     "destination-max-concurrent-streams": (DR_HEAD + """\
     connectionPool:
       http: {maxConcurrentStreams: 10}   # HERE

@@ -44,6 +44,11 @@ public enum ConfigValidator {
                                              targetRef: authentication.spec.targetRef,
                                              targetRefs: authentication.spec.targetRefs)
         }
+        for policy in set.rateLimitPolicies {
+            out += SecurityScopeChecks.check(policy, selector: policy.spec.selector, targetRef: policy.spec.targetRef,
+                                             targetRefs: policy.spec.targetRefs)
+            out += RateLimitPolicyChecks.check(policy)
+        }
         // Istio allows no address only on another network (reached through that network's gateway).
         for workload in set.workloadEntries where (workload.spec.address ?? "").isEmpty && workload.spec.network == nil {
             out.append(workload.diagnostic("spec.address", "missing required field \"address\" (it may be omitted only "
@@ -70,6 +75,7 @@ public enum ConfigValidator {
         set.workloadEntries.forEach(visit)
         set.authorizationPolicies.forEach(visit)
         set.requestAuthentications.forEach(visit)
+        set.rateLimitPolicies.forEach(visit)
         return out
     }
 
