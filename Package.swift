@@ -116,7 +116,7 @@ let package = Package(
         .target(
             name: "GatehouseFuzzTargets",
             dependencies: ["GatehouseHTTP1", "GatehouseRouting", "GatehouseSecurity", "GatehouseConfig",
-                           "GatehouseRegex", "GatehouseSnapshot", "GatehouseDNS",
+                           "GatehouseRegex", "GatehouseSnapshot", "GatehouseDNS", "GatehouseRateLimit",
                            .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(name: "GatehouseFuzzTargetsTests", dependencies: ["GatehouseFuzzTargets", "GatehouseHTTP1"]),

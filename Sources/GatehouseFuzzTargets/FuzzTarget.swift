@@ -14,6 +14,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case jwt = "jwt"
     case regex = "regex"
     case dnsReply = "dns-reply"
+    case respReply = "resp-reply"
 
     /// Runs one input; returns the broken invariant, if any.
     public func run(_ data: UnsafeRawBufferPointer) -> String? {
@@ -27,6 +28,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .jwt: JWTTarget.run(data)
         case .regex: RegexTarget.run(data)
         case .dnsReply: DNSReplyTarget.run(data)
+        case .respReply: RESPReplyTarget.run(data)
         }
     }
 
