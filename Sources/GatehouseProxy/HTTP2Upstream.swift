@@ -18,8 +18,7 @@ final class HTTP2UpstreamPool {
     /// there is one): the synchronous fast path.
     func ready(key: PoolKey, maxAge: TimeAmount?) -> HTTP2ClientConnection? {
         eventLoop.assertInEventLoop()
-        guard let existing = connections[key], existing.isUsable else { return nil }
-        if let maxAge, existing.countsStreams, NIODeadline.now() - existing.createdAt >= maxAge { return nil }
+        guard let existing = connections[key], existing.isUsable, !existing.isPast(maxAge) else { return nil }
         return existing
     }
 
@@ -36,9 +35,7 @@ final class HTTP2UpstreamPool {
                     overflowed: () -> Void = {}) -> EventLoopFuture<HTTP2ClientConnection> {
         eventLoop.assertInEventLoop()
         if let existing = connections[key], existing.isUsable {
-            guard let maxAge, existing.countsStreams, NIODeadline.now() - existing.createdAt >= maxAge else {
-                return eventLoop.assumeIsolated().makeSucceededFuture(existing)
-            }
+            guard existing.isPast(maxAge) else { return eventLoop.assumeIsolated().makeSucceededFuture(existing) }
             existing.retire()
         }
         connections[key] = nil
@@ -101,6 +98,13 @@ final class HTTP2ClientConnection {
     }
 
     var isUsable: Bool { channel.isActive && !retired }
+
+    /// Made `maxAge` ago or more (`maxConnectionDuration`): it takes no new stream. Only a connection
+    /// made with a `maxAge` counts its streams, so only it can be retired.
+    func isPast(_ maxAge: TimeAmount?) -> Bool {
+        guard let maxAge, countsStreams else { return false }
+        return NIODeadline.now() - createdAt >= maxAge
+    }
 
     /// Takes no new stream from now on, and closes when the streams under way have ended.
     func retire() {

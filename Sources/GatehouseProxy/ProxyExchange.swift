@@ -224,7 +224,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
             key: key, address: target.address, connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds),
             limits: runtime.upstreamLimits, transport: transport, keepalive: cluster.tcpKeepalive,
             idleTimeout: .nanoseconds(cluster.idleTimeoutNanoseconds),
-            budget: circuitBreaker?.limits.maxConnections == nil ? nil : circuitBreaker)
+            budget: connectionBudget)
         let waiter = ConnectionWaiter(spec: spec) { [self] result in
             connectionWaiter = nil
             endPending()
@@ -239,6 +239,11 @@ final class ProxyExchange: UpstreamResponseReceiver {
         // Set first: a connect that fails at once answers inside `acquire`.
         connectionWaiter = waiter
         if loop.pool.acquire(waiter) != .connect { runtime.clusterEvents.record(.connectionOverflow, cluster: cluster.name) }
+    }
+
+    /// The circuit breaker new upstream connections count against, when the cluster sets `maxConnections`.
+    private var connectionBudget: ClusterCircuitBreaker? {
+        circuitBreaker?.limits.maxConnections == nil ? nil : circuitBreaker
     }
 
     /// Waiting for a connection, new or (under `maxConnections`) coming free, is what Envoy calls a
@@ -281,10 +286,9 @@ final class ProxyExchange: UpstreamResponseReceiver {
         if let connection = loop.http2Pool.ready(key: key, maxAge: maxAge) { return openStream(on: connection) }
         // Until the connection is made the request is pending, as Envoy counts it for HTTP/2.
         guard beginPending() else { return attemptFailed(.overflow) }
-        let budget = circuitBreaker?.limits.maxConnections == nil ? nil : circuitBreaker
         loop.http2Pool.connection(key: key, address: target.address,
                                   connectTimeout: .nanoseconds(cluster.connectTimeoutNanoseconds), transport: transport,
-                                  keepalive: cluster.tcpKeepalive, maxAge: maxAge, budget: budget) { [runtime, cluster] in
+                                  keepalive: cluster.tcpKeepalive, maxAge: maxAge, budget: connectionBudget) { [runtime, cluster] in
             runtime.clusterEvents.record(.connectionOverflow, cluster: cluster.name)
         }
             .assumeIsolated().whenComplete { [self] result in
