@@ -41,6 +41,10 @@ import Testing
         ("- {name: a, limit: {requests: 5, unit: Fortnight}}", "spec.rules[0].limit.unit", "unknown value \"Fortnight\""),
         ("- {name: a, limit: {requests: 5, unit: Second, burst: 0}}", "spec.rules[0].limit.burst", "at least 1"),
         ("- {name: a, limit: {requests: 5}}", "spec.rules[0].limit.unit", "missing required field"),
+        ("- {name: a, limit: {unit: Second}}", "spec.rules[0].limit.requests", "missing required field"),
+        ("- {name: a, limit: {requests: 2000000000, unit: Second}}", "spec.rules[0].limit.requests", "per nanosecond"),
+        ("- {name: a, quota: {requests: 10}}", "spec.rules[0].quota.period", "missing required field"),
+        ("- {name: a, quota: {requests: 4294967295, period: Day}}", "spec.rules[0].quota.requests", "between 1 and"),
         ("- {name: a, quota: {requests: 0, period: Day}}", "spec.rules[0].quota.requests", "between 1 and"),
         ("- {name: a, quota: {requests: 10, period: Week}}", "spec.rules[0].quota.period", "unknown value \"Week\""),
         ("- {name: a, quota: {requests: 10, period: Day, timeZone: Mars/Base}}", "spec.rules[0].quota.timeZone", "unknown time zone"),
@@ -57,6 +61,19 @@ import Testing
         #expect(diagnostics.map(\.path) == [path], "\(diagnostics)")
         #expect(diagnostics.first?.message.contains(words) == true, "\(diagnostics)")
         #expect((diagnostics.first?.location.line ?? 0) >= 6, "the rule's own line")
+    }
+
+    @Test func aPolicyWithoutRulesIsRefusedAtRules() {
+        let text = """
+            apiVersion: gatehouse.dev/v1alpha1
+            kind: RateLimitPolicy
+            metadata: {name: empty, namespace: istio-system}
+            spec:
+              rules: []
+
+            """
+        let diagnostics = errors(in: loadWithBase(text)).filter { $0.path != "kind" }
+        #expect(diagnostics.map(\.path) == ["spec.rules"], "\(diagnostics)")
     }
 
     @Test func keyAttributesParse() {
