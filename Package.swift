@@ -61,7 +61,8 @@ let package = Package(
         .target(name: "GatehouseHTTP1", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         .target(
             name: "GatehouseSnapshot",
-            dependencies: ["GatehouseConfig", "GatehouseRouting", "GatehouseSecurity", "GatehouseRegex", "GatehouseUpstream"]
+            dependencies: ["GatehouseConfig", "GatehouseRouting", "GatehouseSecurity", "GatehouseRegex", "GatehouseUpstream",
+                           "GatehouseRateLimit"]
         ),
         // Certificates and TLS contexts: reads the files a snapshot names, watches them for rotation.
         .target(
@@ -78,6 +79,9 @@ let package = Package(
             dependencies: [
                 "GatehouseSnapshot", "GatehouseRouting", "GatehouseTelemetry", "GatehouseHTTP1", "GatehouseIdentity",
                 "GatehouseRegex", "GatehouseConfig", "GatehouseDNS", "GatehouseSecurity", "GatehouseUpstream",
+                "GatehouseRateLimit",
+                // SHA-256 of long rate-limit keys.
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),

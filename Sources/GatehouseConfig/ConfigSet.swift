@@ -63,10 +63,7 @@ public enum ResourceKind: String, Sendable, CaseIterable {
     var isSupported: Bool {
         switch self {
         case .Bootstrap, .Gateway, .VirtualService, .DestinationRule, .ServiceEntry, .WorkloadEntry,
-             .AuthorizationPolicy, .RequestAuthentication: true
-        // Decoded and checked so every mistake is reported at its field; still refused as a whole (see
-        // RateLimitPolicyChecks) until the data plane enforces it.
-        case .RateLimitPolicy: true
+             .AuthorizationPolicy, .RequestAuthentication, .RateLimitPolicy: true
         default: false
         }
     }

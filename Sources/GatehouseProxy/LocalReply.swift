@@ -64,8 +64,9 @@ struct LocalReply {
         guard let grpcStatus else { return self }
         var reply = self
         reply.status = 200
+        // Headers of the reply's own (a 429's `x-ratelimit-*`) stay.
         reply.extraHeaders = [("content-type", "application/grpc"), ("grpc-status", String(grpcStatus)),
-                              ("grpc-message", Self.grpcMessage(body))]
+                              ("grpc-message", Self.grpcMessage(body))] + extraHeaders
         reply.body = []
         return reply
     }

@@ -1,5 +1,6 @@
 import GatehouseHTTP1
 import GatehouseIdentity
+import GatehouseRateLimit
 import GatehouseSecurity
 import GatehouseSnapshot
 import GatehouseTelemetry
@@ -33,10 +34,14 @@ final class LoopContext: @unchecked Sendable {
     let metrics: GatewayMetrics
     /// Access-log lines of this loop, handed to the writer in chunks (see `ProxyRuntime.log`).
     var logBuffer: [UInt8] = []
+    /// RateLimitPolicy counters: the gateway's store, and this loop's lock-free way to them.
+    let counterStore: CounterStore
+    let rateLimiter = LoopRateLimiter()
 
     init(eventLoop: EventLoop, decisions: DecisionCounters = DecisionCounters(), requests: RequestMetrics = RequestMetrics(),
-         metrics: GatewayMetrics = GatewayMetrics()) {
+         metrics: GatewayMetrics = GatewayMetrics(), counterStore: CounterStore = CounterStore()) {
         self.metrics = metrics
+        self.counterStore = counterStore
         self.eventLoop = eventLoop
         self.decisions = decisions
         self.requests = requests
@@ -263,6 +268,8 @@ public final class ProxyRuntime: Sendable {
     let breakers = CircuitBreakerRegistry()
     /// Per-cluster failure counts (`envoy_cluster_*`).
     let clusterEvents = ClusterEvents()
+    /// RateLimitPolicy counters, shared by every loop and kept across reloads.
+    let counterStore = CounterStore()
 
     public init(store: SnapshotStore, accessLog: AccessLogWriter?, group: MultiThreadedEventLoopGroup,
                 threadPool: NIOThreadPool, tlsContexts: TLSContextStore = TLSContextStore()) {
@@ -272,7 +279,8 @@ public final class ProxyRuntime: Sendable {
         var loops: [ObjectIdentifier: LoopContext] = [:]
         for loop in group.makeIterator() {
             loops[ObjectIdentifier(loop)] = LoopContext(eventLoop: loop, decisions: metrics.makeDecisionCounters(),
-                                                        requests: metrics.makeRequestMetrics(), metrics: metrics)
+                                                        requests: metrics.makeRequestMetrics(), metrics: metrics,
+                                                        counterStore: counterStore)
         }
         self.loops = loops
         dns = DNSCache(threadPool: threadPool,
@@ -292,6 +300,11 @@ public final class ProxyRuntime: Sendable {
     func loopContext(for eventLoop: EventLoop) -> LoopContext {
         if let context = loops[ObjectIdentifier(eventLoop)] { return context }
         preconditionFailure("channel on an event loop outside the gateway's group")
+    }
+
+    /// Forgets the rate-limit keys back to their full allowance (see `CounterStore.sweep`).
+    public func sweepRateLimitCounters() {
+        counterStore.sweep(now: RequestRateLimit.now())
     }
 
     public var isDraining: Bool { drainingFlag.load(ordering: .relaxed) }

@@ -51,6 +51,7 @@ final class DispatchObserver {
     var authentication: AuthenticationResult?
     var rules: [(PolicyRule, RuleMismatch?)] = []
     var decision: AuthorizationDecision?
+    var rateLimits: [RequestRateLimit.Observation] = []
 }
 
 enum RequestDispatcher {
@@ -106,6 +107,16 @@ enum RequestDispatcher {
         } catch {
             return refuseUndecidedRegex(loop)
         }
+        // Rate limits count every request authorization let through, routed or not: a client sending
+        // requests no route takes is still a client sending requests.
+        if let route = selected?.1?.route { record.routeName = route.name }
+        var rateLimit = RequestRateLimit()
+        if let refusal = rateLimit.check(head: head, target: target, origin: origin, route: selected?.1?.route,
+                                         security: &security, snapshot: snapshot, loop: loop, counters: counters,
+                                         record: &record,
+                                         observe: observer.map { observer in { observer.rateLimits.append($0) } }) {
+            return .reply(refusal, route: selected?.1?.route)
+        }
         guard let (virtualHost, selection) = selected else { return .reply(.noRoute, route: nil) }
         if virtualHost.httpsRedirect {
             let location = RedirectAction(scheme: "https", code: 301).location(for: input)
@@ -113,7 +124,7 @@ enum RequestDispatcher {
         }
         guard let selection else { return .reply(.noRoute, route: nil) }
         let route = selection.route
-        record.routeName = route.name
+        let limitHeaders = rateLimit.allowedResponseHeaders
         var corsHeaders: HeaderMutation?
         if let cors = route.cors, let origin = head.headers.first("origin") {
             let allowed = cors.allows(origin: origin)
@@ -128,9 +139,13 @@ enum RequestDispatcher {
         }
         switch route.action {
         case .directResponse(let status, let body):
-            return .reply(.direct(status: status, body: body), route: route)
+            var reply = LocalReply.direct(status: status, body: body)
+            reply.extraHeaders += limitHeaders
+            return .reply(reply, route: route)
         case .redirect(let redirect):
-            return .reply(.redirect(status: redirect.code, location: redirect.location(for: input)), route: route)
+            var reply = LocalReply.redirect(status: redirect.code, location: redirect.location(for: input))
+            reply.extraHeaders += limitHeaders
+            return .reply(reply, route: route)
         case .forward(let forward):
             // Envoy's fault filter runs before the router: the delay, then the abort, each on its own draw.
             var delay: TimeAmount?
@@ -163,6 +178,7 @@ enum RequestDispatcher {
             var hashKey: UInt64?
             var responseMutations = [destination.responseHeaders, route.responseHeaders]
             if let corsHeaders { responseMutations.append(corsHeaders) }
+            if !limitHeaders.isEmpty { responseMutations.append(HeaderMutation(overwrite: limitHeaders, append: [], remove: [])) }
             if case .consistentHash(let source, _) = cluster.loadBalancing {
                 hashKey = RequestHashKey.compute(source, input: input, clientIP: origin.clientIP)
                 if hashKey == nil, case .cookie(let cookie) = source {

@@ -119,6 +119,7 @@ public enum RequestExplainer {
             case .allowNothing: lines.append("decision:  denied: an ALLOW policy without rules allows nothing (allow-nothing)")
             }
         }
+        lines += rateLimitLines(observer.rateLimits, limits: snapshot.rateLimits)
         switch dispatch {
         case .reply(let reply, _):
             if let route = record.routeName { lines.append("route:     \(route)") }
@@ -127,6 +128,30 @@ public enum RequestExplainer {
         case .forward(let forwarding):
             lines.append("route:     \(record.routeName ?? "-")")
             lines.append("result:    forwarded to \(forwarding.cluster.name)")
+        }
+        return lines
+    }
+
+    /// Each RateLimitPolicy rule tried: why it did not apply, or its key and what it has left. The
+    /// counters are this process's (a fresh `memory` store): the figures are those of a client's first
+    /// request.
+    static func rateLimitLines(_ observations: [RequestRateLimit.Observation], limits: RateLimits) -> [String] {
+        guard !limits.isEmpty else { return ["ratelimit: no RateLimitPolicy applies"] }
+        var lines = ["ratelimit: \(limits.rules.count) rule(s) of \(limits.policies.joined(separator: ", "))"]
+        if observations.isEmpty { lines.append("  not reached: the request was answered before the rate limits") }
+        for observation in observations {
+            let rule = observation.rule
+            let head = "  \(rule.id) (\(rule.summary)\(rule.shadow ? ", shadow" : "")): "
+            if let mismatch = observation.mismatch {
+                lines.append(head + "no match, \(mismatch.description(in: limits.matcher.rules[observation.index]))")
+            } else if let decision = observation.decision, let key = observation.key {
+                let shownKey = key.isEmpty ? "every request" : "key \"\(key)\""
+                lines.append(head + shownKey + (decision.allowed
+                    ? ": \(decision.remaining) of \(decision.limit) left after this request"
+                    : rule.shadow ? ": exhausted (shadow: logged, not refused)" : ": EXHAUSTED, refuses with 429"))
+            } else {
+                lines.append(head + "not applied: the request lacks " + rule.keySpelling.joined(separator: " or "))
+            }
         }
         return lines
     }

@@ -10,6 +10,10 @@ import NIOCore
 struct RequestSecurity {
     /// Header edits for the upstream request (tokens stripped, claims written), when any rule applies.
     var headerChanges: HeaderChanges?
+    /// The verified JWT, when RequestAuthentication accepted one.
+    private(set) var identity: JWTIdentity?
+    /// The request's attributes as policies see them, built once for authorization and rate limits.
+    private var attributes: AuthorizationRequest?
 
     /// nil when the request may go on; otherwise the reply that refuses it.
     mutating func check(head: RequestHead, target: RequestTarget, scheme: String, origin: DownstreamOrigin,
@@ -22,7 +26,6 @@ struct RequestSecurity {
         if authentication.isEmpty, engine.isEmpty { return nil }
         // Boxed once: both steps take the same existential.
         let headers: any HeaderValues = HeaderBlockLookup(headers: head.headers)
-        var identity: JWTIdentity?
         if !authentication.isEmpty {
             // Cached verifications hold for one snapshot, one generation of fetched keys, and a minute.
             let epoch = snapshot.version &* 1_000_003 &+ keys.generation &* 7_919 &+ Int(now.timeIntervalSince1970 / 60)
@@ -44,20 +47,31 @@ struct RequestSecurity {
             }
         }
         guard !engine.isEmpty else { return nil }
+        let request = attributes(head: head, target: target, origin: origin, snapshot: snapshot, headers: headers)
+        let decision = engine.evaluate(request, observe: observer.map { observer in { observer.rules.append(($0, $1)) } })
+        observer?.decision = decision
+        record.authzPolicy = decision.logName
+        if let counters { Self.count(decision, in: counters) }
+        return decision.allowed ? nil : .rbacDenied(details: decision.responseCodeDetails)
+    }
+
+    /// The request's attributes for policy rules (AuthorizationPolicy, a RateLimitPolicy's `match`), with
+    /// the JWT identity `check` found; built on first use.
+    mutating func attributes(head: RequestHead, target: RequestTarget, origin: DownstreamOrigin, snapshot: Snapshot,
+                             headers: (any HeaderValues)? = nil) -> AuthorizationRequest {
+        if let attributes { return attributes }
         let sourceIP = origin.clientAddress ?? origin.clientIP.flatMap { IPAddress($0) }
         let request = AuthorizationRequest(
-            method: head.method, path: target.path, host: target.authority, port: origin.listenerPort, headers: headers,
+            method: head.method, path: target.path, host: target.authority, port: origin.listenerPort,
+            headers: headers ?? HeaderBlockLookup(headers: head.headers),
             sourceIP: sourceIP,
             remoteIP: snapshot.settings.numTrustedProxies == 0 ? sourceIP
                 : Self.remoteIP(forwardedFor: head.headers.values("x-forwarded-for"), peer: sourceIP,
                                 trustedHops: snapshot.settings.numTrustedProxies),
             destinationIP: origin.localAddress ?? origin.localIP.flatMap { IPAddress($0) }, serverName: origin.tls?.serverName,
             peerPrincipal: origin.tls?.peerPrincipal, jwt: identity)
-        let decision = engine.evaluate(request, observe: observer.map { observer in { observer.rules.append(($0, $1)) } })
-        observer?.decision = decision
-        record.authzPolicy = decision.logName
-        if let counters { Self.count(decision, in: counters) }
-        return decision.allowed ? nil : .rbacDenied(details: decision.responseCodeDetails)
+        attributes = request
+        return request
     }
 
     /// Stands for "no ALLOW rule matched" in the decision counters, which key on the deciding rule.

@@ -21,12 +21,15 @@ public enum QuotaPeriod: String, Sendable, Hashable, CaseIterable {
 /// on the days the clocks change; an hour is always 3,600 seconds.
 public struct QuotaCalendar: Sendable, Hashable {
     public let timeZone: TimeZone
+    /// The zone as configured (Foundation may name UTC "GMT").
+    public let zoneName: String
     private let calendar: Calendar
 
     /// nil when `identifier` names no time zone (a load error).
     public init?(timeZone identifier: String = "UTC") {
         guard let zone = TimeZone(identifier: identifier) else { return nil }
         timeZone = zone
+        zoneName = identifier
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = zone
         self.calendar = calendar

@@ -8,8 +8,14 @@ public final class CounterCell: Sendable {
     static let retired = Int64.min
 
     let state: Atomic<Int64>
+    /// The state last saved by a durable store (the `sqlite` store's writer), so it writes only what
+    /// changed; only that writer touches it.
+    let saved: Atomic<Int64>
 
-    init(state: Int64) { self.state = Atomic(state) }
+    init(state: Int64) {
+        self.state = Atomic(state)
+        saved = Atomic(state)
+    }
 }
 
 /// The gateway's counters for one rule, as the `memory` store keeps them: a table of cells by key,
@@ -47,6 +53,33 @@ public final class SharedCounterTable: Sendable {
             cells[key] = cell
             return cell
         }
+    }
+
+    /// Puts back a state saved by a durable store, for a key not counted yet in this process (a key
+    /// already live keeps what it has: it is newer).
+    public func restore(_ key: String, state: Int64) {
+        stripes[stripe(key)].cells.withLock { cells in
+            if cells[key] == nil { cells[key] = CounterCell(state: state) }
+        }
+    }
+
+    /// The keys whose state changed since it was last saved, with that state; `markSaved` records the
+    /// save once it is committed.
+    public func unsaved() -> [(key: String, state: Int64, cell: CounterCell)] {
+        var out: [(key: String, state: Int64, cell: CounterCell)] = []
+        for stripe in stripes {
+            stripe.cells.withLock { cells in
+                for (key, cell) in cells {
+                    let state = cell.state.load(ordering: .acquiring)
+                    if state != CounterCell.retired, state != cell.saved.load(ordering: .relaxed) { out.append((key, state, cell)) }
+                }
+            }
+        }
+        return out
+    }
+
+    public static func markSaved(_ cell: CounterCell, state: Int64) {
+        cell.saved.store(state, ordering: .relaxed)
     }
 
     /// Retires and drops the cells whose state `isIdle` says is as good as new (a full bucket, a quota

@@ -18,6 +18,8 @@ public final class Snapshot: Sendable {
     public let summary: String
     /// RequestAuthentication: one set of JWT rules for the whole gateway (it is not port-scoped).
     public let authentication: RequestAuthenticator
+    /// RateLimitPolicy: one ordered set of rules for the whole gateway.
+    public let rateLimits: RateLimits
 
     /// Resources read but not applied (they configure sidecars, or nothing this gateway routes to).
     public let notApplicable: [InapplicableResource]
@@ -26,8 +28,9 @@ public final class Snapshot: Sendable {
 
     public init(version: Int, loadedAt: Date, listeners: [Listener], clusterList: [Cluster],
                 settings: GatewaySettings, summary: String, authentication: RequestAuthenticator = .empty,
-                notApplicable: [InapplicableResource] = [], skippedKubernetes: [String: Int] = [:]) {
+                rateLimits: RateLimits = .empty, notApplicable: [InapplicableResource] = [], skippedKubernetes: [String: Int] = [:]) {
         self.authentication = authentication
+        self.rateLimits = rateLimits
         self.notApplicable = notApplicable
         self.skippedKubernetes = skippedKubernetes
         self.version = version

@@ -6,7 +6,7 @@ import GatehouseUpstream
 /// (upstream clusters and endpoints, in Envoy's text form or JSON). Read-only and built on demand, off
 /// the request path. Secrets stay out: certificate and key paths are shown, never their contents.
 public enum SnapshotDump {
-    /// `/config_dump`: version, load time, listeners with their routes and policies, clusters, JWT rules.
+    /// `/config_dump`: version, load time, listeners with their routes and policies, clusters, JWT rules, rate-limit rules.
     public static func configDump(_ snapshot: Snapshot) -> [UInt8] {
         let document: [String: Any] = [
             "version": snapshot.version,
@@ -17,6 +17,10 @@ public enum SnapshotDump {
             "request_authentication": snapshot.authentication.rules.map { rule in
                 ["rule": rule.label, "issuer": rule.requirements.issuer, "audiences": rule.requirements.audiences,
                  "forward_original_token": rule.forwardOriginalToken] as [String: Any]
+            },
+            "rate_limits": snapshot.rateLimits.rules.map { rule in
+                ["rule": rule.id, "limit": rule.summary, "key": rule.keySpelling, "shadow": rule.shadow,
+                 "match": rule.hasMatch, "allowed_response_headers": rule.allowedResponseHeaders] as [String: Any]
             },
             "not_applicable": snapshot.notApplicable.map { ["resource": $0.label, "at": "\($0.location)", "reason": $0.reason] },
             "skipped_kubernetes_resources": snapshot.skippedKubernetes,

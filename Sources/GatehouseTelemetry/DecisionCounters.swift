@@ -24,6 +24,28 @@ public final class DecisionCounters: Sendable {
         var folded: [Key: Int] = [:]
         var authenticated = 0
         var failures: [String: Int] = [:]
+        var liveLimits: [ObjectIdentifier: LiveLimit] = [:]
+        var foldedLimits: [RateLimitKey: Int] = [:]
+    }
+
+    /// What a RateLimitPolicy rule did with a request it matched.
+    public enum RateLimitOutcome: String, Sendable, CaseIterable {
+        case allowed
+        /// Refused with 429.
+        case limited
+        /// A shadow rule found the limit exhausted and let the request through.
+        case shadowLimited = "shadow_limited"
+    }
+
+    public struct RateLimitKey: Hashable, Sendable {
+        public var rule: String
+        public var outcome: RateLimitOutcome
+    }
+
+    struct LiveLimit {
+        var owner: any AnyObject & Sendable
+        var rule: String
+        var counts = [0, 0, 0]
     }
 
     private let state = Mutex<State>(State())
@@ -53,6 +75,36 @@ public final class DecisionCounters: Sendable {
             if live.denied > 0 { state.folded[Key(policy: live.policy, action: live.action, decision: "deny"), default: 0] += live.denied }
         }
         state.live.removeAll(keepingCapacity: true)
+    }
+
+    /// `owner` identifies the rule (its compiled object); `rule` (`ns/policy/rule`) is read the first time.
+    public func recordRateLimit(owner: any AnyObject & Sendable, rule: @autoclosure () -> String, outcome: RateLimitOutcome) {
+        let key = ObjectIdentifier(owner)
+        let slot = outcome == .allowed ? 0 : outcome == .limited ? 1 : 2
+        state.withLock { state in
+            if state.liveLimits[key] == nil {
+                if state.liveLimits.count >= Self.foldThreshold { Self.foldLimits(&state) }
+                state.liveLimits[key] = LiveLimit(owner: owner, rule: rule())
+            }
+            state.liveLimits[key]!.counts[slot] += 1
+        }
+    }
+
+    private static func foldLimits(_ state: inout State) {
+        for live in state.liveLimits.values {
+            for (slot, outcome) in RateLimitOutcome.allCases.enumerated() where live.counts[slot] > 0 {
+                state.foldedLimits[RateLimitKey(rule: live.rule, outcome: outcome), default: 0] += live.counts[slot]
+            }
+        }
+        state.liveLimits.removeAll(keepingCapacity: true)
+    }
+
+    /// Rate-limit outcomes so far, by rule and outcome.
+    func rateLimitSnapshot() -> [RateLimitKey: Int] {
+        state.withLock { state in
+            Self.foldLimits(&state)
+            return state.foldedLimits
+        }
     }
 
     public func recordAuthenticated() {

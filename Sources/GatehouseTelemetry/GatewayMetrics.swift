@@ -178,6 +178,16 @@ public final class GatewayMetrics: Sendable {
         for (key, count) in decisions {
             out += "gatehouse_authz_decisions_total{policy=\"\(Self.escape(key.policy))\",action=\"\(key.action)\",decision=\"\(key.decision)\"} \(count)\n"
         }
+        var limits: [DecisionCounters.RateLimitKey: Int] = [:]
+        for counters in loopCounters.withLock({ $0 }) { limits.merge(counters.rateLimitSnapshot(), uniquingKeysWith: +) }
+        out += """
+        # HELP gatehouse_ratelimit_requests_total Requests a RateLimitPolicy rule matched, by rule (ns/policy/rule) and outcome (allowed, limited, shadow_limited).
+        # TYPE gatehouse_ratelimit_requests_total counter
+
+        """
+        for (key, count) in limits.sorted(by: { ($0.key.rule, $0.key.outcome.rawValue) < ($1.key.rule, $1.key.outcome.rawValue) }) {
+            out += "gatehouse_ratelimit_requests_total{rule=\"\(Self.escape(key.rule))\",outcome=\"\(key.outcome.rawValue)\"} \(count)\n"
+        }
         let outcomes = totals.authn.sorted { $0.key < $1.key }
         out += """
         # HELP gatehouse_jwt_authentications_total Requests that carried a JWT, by outcome (authenticated or Envoy's failure reason).

@@ -51,3 +51,13 @@ enum JWKSRefresh {
         }
     }
 }
+
+/// RateLimitPolicy counters: every ten seconds, forget the keys back to their full allowance (a full
+/// bucket, a quota period over), so keys made of client input do not pile up in memory.
+enum RateLimitSweep {
+    static func service(runtime: ProxyRuntime) -> PeriodicService {
+        PeriodicService(description: "rate-limit sweep", interval: .seconds(10)) {
+            runtime.sweepRateLimitCounters()
+        }
+    }
+}

@@ -109,6 +109,7 @@ struct RunCommand: AsyncParsableCommand {
         if let watchdog = notifier.watchdogService() { services.append(.init(service: watchdog)) }
         services.append(.init(service: CertificateWatch.service(store: store, contexts: tlsContexts)))
         services.append(.init(service: JWKSRefresh.service(store: store, cache: runtime.jwks, group: group)))
+        services.append(.init(service: RateLimitSweep.service(runtime: runtime)))
         if watchConfig { services.append(.init(service: ConfigWatch(paths: paths, reloader: reloader))) }
         if let admin { services.append(.init(service: AdminService(channel: admin))) }
         services.append(.init(service: ListenerService(server: server, notifier: notifier,

@@ -53,6 +53,20 @@ public struct BootstrapSpec: Decodable, Sendable, Hashable {
 
     public enum OutboundTrafficPolicy: String, ConfigEnum { case REGISTRY_ONLY, ALLOW_ANY }
 
+    /// Where RateLimitPolicy counters live: `memory` (this process), `sqlite` (a file under `stateDir`,
+    /// so quotas survive restarts) or `redis` (shared by replicas).
+    public struct RateLimitStore: Decodable, Sendable, Hashable {
+        public enum StoreType: String, ConfigEnum { case memory, sqlite, redis }
+        public enum FailureMode: String, ConfigEnum { case allow, deny }
+        public var type: StoreType?
+        /// `redis://[:PASSWORD@]HOST[:PORT][/DB]` or `rediss://` for TLS.
+        public var url: String?
+        /// What a request gets while Redis cannot answer: let through (default) or refused.
+        public var failureMode: FailureMode?
+        /// How long a request waits for Redis's answer before `failureMode` applies.
+        public var timeout: ConfigDuration?
+    }
+
     public enum PathNormalization: String, ConfigEnum { case NONE, BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES }
 
     /// Istio's `gatewayTopology.forwardClientCertDetails` (Envoy's `forward_client_cert_details`): what
@@ -85,5 +99,5 @@ public struct BootstrapSpec: Decodable, Sendable, Hashable {
     /// needs) forwards only to hosts a ServiceEntry declares; ALLOW_ANY also lets a route name a host no
     /// ServiceEntry declares, reached through DNS at the destination's port.
     public var outboundTrafficPolicy: OutboundTrafficPolicy?
-    public var rateLimitStore: UninterpretedValue?
+    public var rateLimitStore: RateLimitStore?
 }

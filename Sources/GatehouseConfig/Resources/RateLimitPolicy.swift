@@ -5,6 +5,9 @@ public struct RateLimitPolicySpec: Decodable, Sendable, Hashable {
     public var targetRef: PolicyTargetReference?
     public var targetRefs: [PolicyTargetReference]?
     public var rules: [Rule]?
+    /// `x-ratelimit-limit`, `-remaining` and `-reset` on the responses the rules let through too (a 429
+    /// always has them); default true.
+    public var allowedResponseHeaders: Bool?
 
     public struct Rule: Decodable, Sendable, Hashable {
         /// Unique in the policy: metrics, the access log and `explain` name the rule `ns/policy/rule`.

@@ -47,7 +47,17 @@ enum BootstrapChecks {
                 out.append(bootstrap.diagnostic("spec.identity.trustDomain", "expected a trust domain such as cluster.local, got \"\(domain)\""))
             }
         }
-        out += ConfigValidator.notSupported(spec.rateLimitStore != nil, "spec.rateLimitStore", bootstrap, "rateLimitStore")
+        if let store = spec.rateLimitStore {
+            let type = store.type ?? .memory
+            if type != .memory {
+                out.append(bootstrap.diagnostic("spec.rateLimitStore.type", "the \(type.rawValue) store is not supported by "
+                    + "this version of Gatehouse yet (memory is); refusing to load a configuration it would not enforce"))
+            }
+            for (field, set) in [("url", store.url != nil), ("failureMode", store.failureMode != nil), ("timeout", store.timeout != nil)]
+            where set && type != .redis {
+                out.append(bootstrap.diagnostic("spec.rateLimitStore.\(field)", "only a redis store takes \(field)"))
+            }
+        }
         return out
     }
 }

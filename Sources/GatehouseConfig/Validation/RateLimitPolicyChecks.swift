@@ -1,8 +1,8 @@
 import Foundation
 
 /// A RateLimitPolicy's rules, field by field: names, keys, and one `limit` or `quota` with values that
-/// can be enforced. The policy as a whole is then refused: the data plane does not enforce rate limits
-/// yet, and a limit loaded but not applied would admit what the operator meant to refuse.
+/// can be enforced. (A rule's `match` is an AuthorizationPolicy rule, parsed with those in
+/// GatehouseSnapshot's `PolicyRuleParser`; `selector`/`targetRef` are checked in `SecurityScopeChecks`.)
 enum RateLimitPolicyChecks {
     static func check(_ policy: Resource<RateLimitPolicySpec>) -> [Diagnostic] {
         var out: [Diagnostic] = []
@@ -24,8 +24,6 @@ enum RateLimitPolicyChecks {
             case (nil, let quota?): out += self.quota(quota, "\(path).quota", policy)
             }
         }
-        out.append(policy.diagnostic("kind", "RateLimitPolicy is not enforced by this version of Gatehouse yet; "
-                                     + "refusing to load a configuration it would not enforce"))
         return out
     }
 

@@ -97,7 +97,7 @@ struct SecurityCompiler {
     }
 }
 
-/// Every AuthorizationPolicy and RequestAuthentication of a config, parsed once (all of them, applicable
+/// Every AuthorizationPolicy, RequestAuthentication and RateLimitPolicy of a config, parsed once (all of them, applicable
 /// or not: a broken policy in another namespace is still an error), with their diagnostics.
 public struct ParsedSecurity: Sendable {
     struct Authentication: Sendable {
@@ -107,6 +107,8 @@ public struct ParsedSecurity: Sendable {
 
     let policies: [ParsedPolicy]
     let authentications: [Authentication]
+    /// RateLimitPolicies: their rules' `match` is in AuthorizationPolicy form, parsed by the same parser.
+    let rateLimitPolicies: [ParsedRateLimitPolicy]
     public let diagnostics: [Diagnostic]
 
     public init(_ set: ConfigSet) {
@@ -120,6 +122,11 @@ public struct ParsedSecurity: Sendable {
             let (rules, found) = RequestAuthenticationParser.parse(resource)
             diagnostics += found
             return Authentication(resource: resource, rules: rules)
+        }
+        rateLimitPolicies = set.rateLimitPolicies.map { resource in
+            let (parsed, found) = ParsedRateLimitPolicy.parse(resource)
+            diagnostics += found
+            return parsed
         }
         self.diagnostics = diagnostics
     }

@@ -283,3 +283,11 @@ def request_authentication(name: str, jwt_rules: Sequence[Mapping[str, Any]], *,
                            namespace: str = "istio-system") -> dict:
     return resource("RequestAuthentication", name, {"jwtRules": [dict(rule) for rule in jwt_rules]},
                     namespace=namespace, api_version=SECURITY)
+
+
+def rate_limit_policy(name: str, rules: Sequence[Mapping[str, Any]], *, namespace: str = "istio-system",
+                      **spec: Any) -> dict:
+    """A RateLimitPolicy (default: in the gateway's namespace, so it applies to it)."""
+    body: dict[str, Any] = {"rules": [dict(rule) for rule in rules]}
+    body.update(spec)
+    return resource("RateLimitPolicy", name, body, namespace=namespace, api_version=GATEHOUSE)

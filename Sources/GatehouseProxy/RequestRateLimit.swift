@@ -1,0 +1,186 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Crypto
+import GatehouseConfig
+import GatehouseHTTP1
+import GatehouseRateLimit
+import GatehouseRouting
+import GatehouseSecurity
+import GatehouseSnapshot
+import GatehouseTelemetry
+
+/// Step 7 of the request path: RateLimitPolicy. Every rule whose `match` holds and whose key attributes
+/// the request has takes one request from its counter, in order; the first one exhausted refuses the
+/// request with 429 (a shadow rule only counts and logs), and what the earlier rules took is given back,
+/// so a refused request counts against no rule.
+struct RequestRateLimit {
+    /// The rule closest to exhaustion among those that let the request through (shadow rules aside):
+    /// its figures go into the allowed response's `x-ratelimit-*` headers.
+    private(set) var tightest: (rule: RateLimitRule, decision: RateLimitDecision)?
+
+    /// What the rules took, to give back if a later one refuses.
+    private struct Taken {
+        var rule: Int
+        var key: String
+    }
+
+    /// One rule as `explain` reports it.
+    struct Observation {
+        /// Its position in `RateLimits.rules`.
+        var index: Int
+        var rule: RateLimitRule
+        var mismatch: RuleMismatch?
+        /// nil: the rule did not apply (no match, or a key attribute missing).
+        var key: String?
+        var decision: RateLimitDecision?
+    }
+
+    /// nil when the request may go on; otherwise the 429 that refuses it.
+    mutating func check(head: RequestHead, target: RequestTarget, origin: DownstreamOrigin, route: Route?,
+                        security: inout RequestSecurity, snapshot: Snapshot, loop: LoopContext,
+                        counters: DecisionCounters?, record: inout AccessLogRecord,
+                        observe: ((Observation) -> Void)? = nil) -> LocalReply? {
+        let limits = snapshot.rateLimits
+        guard !limits.isEmpty else { return nil }
+        loop.rateLimiter.prepare(version: snapshot.version, identities: limits.identities, store: loop.counterStore)
+        let now = Self.now()
+        var request: AuthorizationRequest?
+        var host = ""
+        if limits.anyMatch {
+            request = security.attributes(head: head, target: target, origin: origin, snapshot: snapshot)
+            host = RequestMatcher.lowercasedHost(of: request!)
+        }
+        var taken: [Taken] = []
+        var shadowLimited: (rule: RateLimitRule, decision: RateLimitDecision)?
+        for (index, rule) in limits.rules.enumerated() {
+            if rule.hasMatch, let request, let mismatch = limits.matcher.mismatch(rule: index, request, host: host) {
+                observe?(Observation(index: index, rule: rule, mismatch: mismatch))
+                continue
+            }
+            guard let key = Self.key(rule.key, head: head, target: target, origin: origin, route: route,
+                                     security: security, snapshot: snapshot) else {
+                observe?(Observation(index: index, rule: rule))
+                continue
+            }
+            let decision = loop.rateLimiter.take(rule: index, key: key, now: now)
+            observe?(Observation(index: index, rule: rule, key: key, decision: decision))
+            if decision.allowed {
+                counters?.recordRateLimit(owner: rule, rule: rule.id, outcome: .allowed)
+                taken.append(Taken(rule: index, key: key))
+                if !rule.shadow, tightest.map({ decision.remaining < $0.decision.remaining }) ?? true {
+                    tightest = (rule, decision)
+                }
+                continue
+            }
+            if rule.shadow {
+                counters?.recordRateLimit(owner: rule, rule: rule.id, outcome: .shadowLimited)
+                if shadowLimited == nil { shadowLimited = (rule, decision) }
+                continue
+            }
+            counters?.recordRateLimit(owner: rule, rule: rule.id, outcome: .limited)
+            for earlier in taken { loop.rateLimiter.refund(rule: earlier.rule, key: earlier.key, now: now) }
+            record.ratelimit = "\(rule.id) remaining=0"
+            return .rateLimited(decision)
+        }
+        if let shadowLimited {
+            record.ratelimit = "\(shadowLimited.rule.id) remaining=0 shadow_limited"
+        } else if let tightest {
+            record.ratelimit = "\(tightest.rule.id) remaining=\(tightest.decision.remaining)"
+        }
+        return nil
+    }
+
+    /// The headers an allowed response carries, when a rule applied and its policy wants them.
+    var allowedResponseHeaders: [(name: String, value: String)] {
+        guard let tightest, tightest.rule.allowedResponseHeaders else { return [] }
+        return LocalReply.rateLimitHeaders(tightest.decision)
+    }
+
+    /// The counter's key: the attributes' values, or nil when one is missing (the rule does not apply).
+    /// One attribute is its value; several are each prefixed by their length, so no two lists of
+    /// values make the same key. A key longer than 128 bytes is kept as its SHA-256, so a client's long
+    /// header cannot make the counters hold it.
+    static func key(_ attributes: [RateLimitKeyAttribute], head: RequestHead, target: RequestTarget,
+                    origin: DownstreamOrigin, route: Route?, security: RequestSecurity, snapshot: Snapshot) -> String? {
+        switch attributes.count {
+        case 0: return ""
+        case 1:
+            return value(attributes[0], head: head, target: target, origin: origin, route: route, security: security,
+                         snapshot: snapshot).map(bounded)
+        default:
+            var key = ""
+            for attribute in attributes {
+                guard let value = value(attribute, head: head, target: target, origin: origin, route: route,
+                                        security: security, snapshot: snapshot) else { return nil }
+                key += "\(value.utf8.count):\(value)"
+            }
+            return bounded(key)
+        }
+    }
+
+    static let longestKey = 128
+
+    static func bounded(_ key: String) -> String {
+        guard key.utf8.count > longestKey else { return key }
+        return "sha256:" + SHA256.hash(data: Array(key.utf8)).map { byte in
+            let hex = Array("0123456789abcdef".utf8)
+            return String(decoding: [hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]], as: UTF8.self)
+        }.joined()
+    }
+
+    static func value(_ attribute: RateLimitKeyAttribute, head: RequestHead, target: RequestTarget,
+                      origin: DownstreamOrigin, route: Route?, security: RequestSecurity, snapshot: Snapshot) -> String? {
+        switch attribute {
+        case .sourceIP:
+            return origin.clientIP
+        case .remoteIP:
+            guard snapshot.settings.numTrustedProxies > 0 else { return origin.clientIP }
+            let peer = origin.clientAddress ?? origin.clientIP.flatMap { IPAddress($0) }
+            return RequestSecurity.remoteIP(forwardedFor: head.headers.values("x-forwarded-for"), peer: peer,
+                                            trustedHops: snapshot.settings.numTrustedProxies)?.description ?? origin.clientIP
+        case .sourcePrincipal:
+            return origin.tls?.peerPrincipal
+        case .requestPrincipal:
+            return security.identity?.principal
+        case .claim(let name):
+            // `request.auth.claims[a][b]`: the nested claim b of a.
+            let path = name.components(separatedBy: "][")
+            guard let values = security.identity?.claim(path), !values.isEmpty else { return nil }
+            return values.joined(separator: ",")
+        case .header(let name):
+            let values = head.headers.values(name)
+            return values.isEmpty ? nil : values.joined(separator: ",")
+        case .connectionSNI:
+            return origin.tls?.serverName
+        case .host:
+            // Case and port do not make another client: `API.example.com:443` counts as `api.example.com`.
+            let host = Authority.split(target.authority).host
+            return host.isEmpty ? nil : host.lowercased()
+        case .route:
+            return route?.name
+        }
+    }
+
+    /// Wall-clock nanoseconds: counters are kept on the clock every store and replica shares.
+    static func now() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
+    }
+}
+
+extension LocalReply {
+    /// Envoy's local rate limit refusal, with the limit's figures.
+    static func rateLimited(_ decision: RateLimitDecision) -> LocalReply {
+        LocalReply(status: 429, body: Array("local_rate_limited".utf8), flag: .rateLimited, details: "local_rate_limited",
+                   extraHeaders: rateLimitHeaders(decision) + [("retry-after", String(max(1, decision.retryAfterSeconds)))],
+                   grpcStatus: 14)
+    }
+
+    /// `x-ratelimit-limit`, `-remaining` and `-reset` (seconds), as Envoy's draft-03 rate-limit headers.
+    static func rateLimitHeaders(_ decision: RateLimitDecision) -> [(name: String, value: String)] {
+        [("x-ratelimit-limit", String(decision.limit)), ("x-ratelimit-remaining", String(decision.remaining)),
+         ("x-ratelimit-reset", String(decision.resetSeconds))]
+    }
+}
