@@ -9,7 +9,7 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 FROM ${SWIFT_IMAGE} AS build
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libpcre2-dev pkg-config \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libpcre2-dev libsqlite3-dev pkg-config \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Package.swift ./
@@ -21,11 +21,14 @@ RUN swift build -c release --static-swift-stdlib -Xswiftc -enforce-exclusivity=u
     && install -D -m 0755 "$(swift build -c release --static-swift-stdlib --show-bin-path)/gatehouse" /out/gatehouse
 
 FROM ${RUNTIME_IMAGE}
-# libpcre2-8-0: regex matching; ca-certificates: https jwksUri and TLS origination to public hosts.
+# libpcre2-8-0: regex matching; libsqlite3-0: the sqlite rate-limit store; ca-certificates: https
+# jwksUri and TLS origination to public hosts. /var/lib/gatehouse: a Bootstrap `stateDir` (mount a
+# volume there to keep quotas across containers).
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libpcre2-8-0 ca-certificates \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libpcre2-8-0 libsqlite3-0 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin gatehouse
+    && useradd --system --uid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin gatehouse \
+    && install -d -o gatehouse -g gatehouse -m 0750 /var/lib/gatehouse
 COPY --from=build /out/gatehouse /usr/local/bin/gatehouse
 COPY conf/ /etc/gatehouse/
 USER gatehouse

@@ -24,6 +24,8 @@ let package = Package(
         // `gatehouse run` is a ServiceGroup of services, and its diagnostics go through swift-log.
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        // SQLite for the durable rate-limit store (quotas that survive restarts), over the system's libsqlite3.
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(
@@ -55,6 +57,11 @@ let package = Package(
         // Rate limits and quotas, pure (no sockets, no clock but the instants passed in): token buckets
         // kept as GCRA instants, calendar-aligned quota periods.
         .target(name: "GatehouseRateLimit", dependencies: []),
+        // The `sqlite` rate-limit store: quota counters written behind to a file, restored at start.
+        .target(
+            name: "GatehouseStateStore",
+            dependencies: ["GatehouseRateLimit", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         // DNS messages and resolver lists, pure: Kubernetes service names are resolved with TTLs.
         .target(name: "GatehouseDNS", dependencies: []),
         // HTTP/1.1 wire format on raw bytes: pure (no sockets), so it is unit-tested byte for byte.
@@ -98,6 +105,7 @@ let package = Package(
             name: "gatehouse",
             dependencies: [
                 "GatehouseProxy", "GatehouseSnapshot", "GatehouseConfig", "GatehouseIdentity", "GatehouseTelemetry",
+                "GatehouseStateStore", "GatehouseRateLimit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -134,6 +142,7 @@ let package = Package(
         .testTarget(name: "GatehouseDNSTests", dependencies: ["GatehouseDNS"]),
         .testTarget(name: "GatehouseUpstreamTests", dependencies: ["GatehouseUpstream"]),
         .testTarget(name: "GatehouseRateLimitTests", dependencies: ["GatehouseRateLimit"]),
+        .testTarget(name: "GatehouseStateStoreTests", dependencies: ["GatehouseStateStore", "GatehouseRateLimit"]),
         .testTarget(
             name: "GatehouseIdentityTests",
             dependencies: [

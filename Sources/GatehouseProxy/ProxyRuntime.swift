@@ -269,7 +269,7 @@ public final class ProxyRuntime: Sendable {
     /// Per-cluster failure counts (`envoy_cluster_*`).
     let clusterEvents = ClusterEvents()
     /// RateLimitPolicy counters, shared by every loop and kept across reloads.
-    let counterStore = CounterStore()
+    public let counterStore = CounterStore()
 
     public init(store: SnapshotStore, accessLog: AccessLogWriter?, group: MultiThreadedEventLoopGroup,
                 threadPool: NIOThreadPool, tlsContexts: TLSContextStore = TLSContextStore()) {

@@ -197,6 +197,8 @@ public struct GatewaySettings: Sendable {
     public var jwksRootCertificates: String? = nil
     /// Where `tls.credentialName` X is found: `X/tls.crt`, `X/tls.key`, `X/ca.crt`.
     public var credentialsDirectory: String
+    /// Where RateLimitPolicy counters live (Bootstrap `rateLimitStore`, `stateDir`).
+    public var rateLimitStore: RateLimitStoreSettings = .memory
     public var labels: [String: String]
     public var namespace: String
     /// The admin listener (`/ready`, `/stats/prometheus`); nil when the Bootstrap has no `admin`.
@@ -218,4 +220,11 @@ public struct GatewaySettings: Sendable {
     public var retryBufferBytes: Int = 32 * 1024
     /// Bootstrap `locality`: where the gateway runs (`region/zone/subzone`); empty when unset.
     public var locality = ""
+}
+
+/// Bootstrap `rateLimitStore`: `memory` (this process only), or `sqlite` (quota counters written behind
+/// to `directory/ratelimit.sqlite`, so they survive restarts; the default when `stateDir` is set).
+public enum RateLimitStoreSettings: Sendable, Equatable {
+    case memory
+    case sqlite(directory: String)
 }

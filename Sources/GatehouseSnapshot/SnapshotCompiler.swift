@@ -110,6 +110,7 @@ public enum SnapshotCompiler {
             dnsResolvers: spec?.dns?.resolvers ?? [],
             jwksRootCertificates: spec?.jwksRootCerts.map { ConfigPath.resolve($0, against: bootstrap?.directory) },
             credentialsDirectory: ConfigPath.resolve(spec?.credentialsDir ?? "credentials", against: bootstrap?.directory),
+            rateLimitStore: rateLimitStore(bootstrap),
             labels: spec?.labels ?? [:],
             namespace: bootstrap?.namespace ?? "istio-system",
             // Istio's admin port, on loopback unless told otherwise.
@@ -123,6 +124,16 @@ public enum SnapshotCompiler {
             meshIdentity: bootstrap.flatMap(meshIdentity),
             retryBufferBytes: Int(limits?.retryBufferBytes ?? 32 * 1024),
             locality: spec?.locality ?? "")
+    }
+
+    /// `sqlite` when asked for, or by default when there is a `stateDir` to keep the file in.
+    static func rateLimitStore(_ bootstrap: Resource<BootstrapSpec>?) -> RateLimitStoreSettings {
+        guard let bootstrap, let stateDir = bootstrap.spec.stateDir else { return .memory }
+        switch bootstrap.spec.rateLimitStore?.type {
+        case .memory?: return .memory
+        case .sqlite?, nil: return .sqlite(directory: ConfigPath.resolve(stateDir, against: bootstrap.directory))
+        case .redis?: return .memory
+        }
     }
 
     static func meshIdentity(_ bootstrap: Resource<BootstrapSpec>) -> MeshIdentity? {

@@ -30,7 +30,14 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
+    /// The sqlite rate-limit store's write-behind transactions: [saved, failed].
+    private let stateWrites = Mutex<[Int]>([0, 0])
+
     public init() {}
+
+    public func recordRateLimitStateWrite(succeeded: Bool) {
+        stateWrites.withLock { $0[succeeded ? 0 : 1] += 1 }
+    }
 
     /// The snapshot serving at start-up.
     public func recordInitialConfig(version: Int, at time: Double) {
@@ -187,6 +194,16 @@ public final class GatewayMetrics: Sendable {
         """
         for (key, count) in limits.sorted(by: { ($0.key.rule, $0.key.outcome.rawValue) < ($1.key.rule, $1.key.outcome.rawValue) }) {
             out += "gatehouse_ratelimit_requests_total{rule=\"\(Self.escape(key.rule))\",outcome=\"\(key.outcome.rawValue)\"} \(count)\n"
+        }
+        let writes = stateWrites.withLock { $0 }
+        if writes != [0, 0] {
+            out += """
+            # HELP gatehouse_ratelimit_state_writes_total The sqlite rate-limit store's write-behind transactions (one a second), by outcome.
+            # TYPE gatehouse_ratelimit_state_writes_total counter
+            gatehouse_ratelimit_state_writes_total{outcome="saved"} \(writes[0])
+            gatehouse_ratelimit_state_writes_total{outcome="failed"} \(writes[1])
+
+            """
         }
         let outcomes = totals.authn.sorted { $0.key < $1.key }
         out += """

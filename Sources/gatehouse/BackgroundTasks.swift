@@ -1,5 +1,8 @@
 import GatehouseIdentity
 import GatehouseProxy
+import GatehouseStateStore
+import GatehouseTelemetry
+import ServiceLifecycle
 import GatehouseSnapshot
 import NIOCore
 import Synchronization
@@ -53,11 +56,63 @@ enum JWKSRefresh {
 }
 
 /// RateLimitPolicy counters: every ten seconds, forget the keys back to their full allowance (a full
-/// bucket, a quota period over), so keys made of client input do not pile up in memory.
+/// bucket, a quota period over), so keys made of client input do not pile up in memory; with the sqlite
+/// store, delete the saved rows of quota periods that are over.
 enum RateLimitSweep {
-    static func service(runtime: ProxyRuntime) -> PeriodicService {
+    static func service(runtime: ProxyRuntime, persistence: QuotaPersistence?) -> PeriodicService {
         PeriodicService(description: "rate-limit sweep", interval: .seconds(10)) {
             runtime.sweepRateLimitCounters()
+            do {
+                try persistence?.prune(now: WallClock.nanoseconds())
+            } catch {
+                Log.warning("rate-limit state \(persistence?.database.path ?? ""): pruning old quota periods failed: \(error)")
+            }
         }
     }
+}
+
+/// The sqlite store's write-behind: every second, the quota counters that changed are saved in one
+/// transaction; once more when the gateway stops (after the listeners drained, so nothing counts after
+/// it). A failed write is logged (once a minute at most) and counted, and tried again: the counts stay in
+/// memory meanwhile.
+struct QuotaWriterService: Service, CustomStringConvertible {
+    let persistence: QuotaPersistence
+    let metrics: GatewayMetrics
+    var description: String { "quota writer" }
+
+    func run() async throws {
+        let lastWarning = Mutex(ContinuousClock.now - .seconds(120))
+        let flush = { @Sendable () -> Error? in
+            do {
+                try persistence.flush()
+                return nil
+            } catch {
+                return error
+            }
+        }
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: .seconds(1))
+                let failure = flush()
+                metrics.recordRateLimitStateWrite(succeeded: failure == nil)
+                if let error = failure {
+                    let due = lastWarning.withLock { last in
+                        guard ContinuousClock.now - last > .seconds(60) else { return false }
+                        last = ContinuousClock.now
+                        return true
+                    }
+                    if due {
+                        Log.warning("rate-limit state \(persistence.database.path): saving quota counts failed: \(error); "
+                            + "they are kept in memory and saved again every second")
+                    }
+                }
+            }
+        }
+        if let error = flush() { Log.error("rate-limit state \(persistence.database.path): last save failed: \(error)") }
+    }
+}
+
+/// Wall-clock nanoseconds, the clock rate-limit counters are kept on.
+enum WallClock {
+    static func nanoseconds(_ date: Date = Date()) -> Int64 { Int64(date.timeIntervalSince1970 * 1e9) }
 }

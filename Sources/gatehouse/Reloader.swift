@@ -2,6 +2,7 @@ import Foundation
 import GatehouseConfig
 import GatehouseIdentity
 import GatehouseProxy
+import GatehouseStateStore
 import GatehouseSnapshot
 import GatehouseTelemetry
 import NIOCore
@@ -20,13 +21,16 @@ actor Reloader {
     private let server: GatewayServer
     private let group: EventLoopGroup
     private let notifier: SystemdNotifier
+    /// The sqlite rate-limit store, when the gateway started with one.
+    private let quotas: QuotaPersistence?
     private var version: Int
     private var running = false
     /// Why the next run is wanted, when one was asked for during the current one.
     private var pending: String?
 
     init(paths: [String], store: SnapshotStore, tlsContexts: TLSContextStore, server: GatewayServer,
-         group: EventLoopGroup, notifier: SystemdNotifier) {
+         group: EventLoopGroup, notifier: SystemdNotifier, quotas: QuotaPersistence? = nil) {
+        self.quotas = quotas
         self.paths = paths
         self.store = store
         self.tlsContexts = tlsContexts
@@ -103,14 +107,23 @@ actor Reloader {
             Log.info("reload rejected (\(reason)): \(error); still serving version \(serving)")
             return false
         }
+        // Saved quota counts of rules this version adds are read before it goes live, so no request
+        // counts in a table that is about to be filled.
+        do {
+            try quotas?.prepare(next.rateLimits.identities, version: next.version, now: WallClock.nanoseconds())
+        } catch {
+            Log.info("reload rejected (\(reason)): rate-limit state \(quotas?.database.path ?? ""): \(error); still serving version \(serving)")
+            return false
+        }
         let previous = store.snapshot.settings
         tlsContexts.install(stagedTLS)
         store.replace(with: next)
         tlsContexts.prune(keeping: stagedTLS)
         let problems = await server.commit(listeners)
         if previous.adminAddress != next.settings.adminAddress || previous.adminPort != next.settings.adminPort
-            || previous.accessLogPath != next.settings.accessLogPath || previous.accessLogEnabled != next.settings.accessLogEnabled {
-            Log.info("reload (\(reason)): the Bootstrap's admin and accessLog settings take effect at the next restart")
+            || previous.accessLogPath != next.settings.accessLogPath || previous.accessLogEnabled != next.settings.accessLogEnabled
+            || previous.rateLimitStore != next.settings.rateLimitStore {
+            Log.info("reload (\(reason)): the Bootstrap's admin, accessLog, stateDir and rateLimitStore settings take effect at the next restart")
         }
         for problem in problems { Log.info("reload (\(reason)): \(problem)") }
         Log.info("reloaded: version \(version) (\(reason)), \(next.summary)"

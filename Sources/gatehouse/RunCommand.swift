@@ -3,6 +3,7 @@ import Foundation
 import GatehouseConfig
 import GatehouseIdentity
 import GatehouseProxy
+import GatehouseStateStore
 import GatehouseSnapshot
 import GatehouseTelemetry
 import Logging
@@ -72,6 +73,13 @@ struct RunCommand: AsyncParsableCommand {
         let runtime = ProxyRuntime(store: store, accessLog: accessLog, group: group, threadPool: threadPool,
                                    tlsContexts: tlsContexts)
         let server = GatewayServer(runtime: runtime, group: group)
+        let quotas: QuotaPersistence?
+        do {
+            quotas = try QuotaStore.open(settings.rateLimitStore, snapshot: snapshot, counters: runtime.counterStore)
+        } catch {
+            Log.error("\(error)")
+            throw ExitCode(1)
+        }
         // One round of key fetches before listening, so tokens verify from the first request when the
         // JWKS endpoints answer; the ones that do not are retried in the background.
         await JWKSRefresh.once(store: store, cache: runtime.jwks, group: group)
@@ -102,14 +110,15 @@ struct RunCommand: AsyncParsableCommand {
         notifier.ready(status: "serving config version \(snapshot.version)")
 
         let reloader = Reloader(paths: paths, store: store, tlsContexts: tlsContexts, server: server, group: group,
-                                notifier: notifier)
+                                notifier: notifier, quotas: quotas)
         // Stopped in reverse order: listeners drain first, the access log closes last (see GatewayServices).
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let accessLog { services.append(.init(service: AccessLogService(writer: accessLog))) }
+        if let quotas { services.append(.init(service: QuotaWriterService(persistence: quotas, metrics: runtime.metrics))) }
         if let watchdog = notifier.watchdogService() { services.append(.init(service: watchdog)) }
         services.append(.init(service: CertificateWatch.service(store: store, contexts: tlsContexts)))
         services.append(.init(service: JWKSRefresh.service(store: store, cache: runtime.jwks, group: group)))
-        services.append(.init(service: RateLimitSweep.service(runtime: runtime)))
+        services.append(.init(service: RateLimitSweep.service(runtime: runtime, persistence: quotas)))
         if watchConfig { services.append(.init(service: ConfigWatch(paths: paths, reloader: reloader))) }
         if let admin { services.append(.init(service: AdminService(channel: admin))) }
         services.append(.init(service: ListenerService(server: server, notifier: notifier,

@@ -47,11 +47,17 @@ enum BootstrapChecks {
                 out.append(bootstrap.diagnostic("spec.identity.trustDomain", "expected a trust domain such as cluster.local, got \"\(domain)\""))
             }
         }
+        if let dir = spec.stateDir, dir.isEmpty {
+            out.append(bootstrap.diagnostic("spec.stateDir", "expected a directory path, got an empty string"))
+        }
         if let store = spec.rateLimitStore {
-            let type = store.type ?? .memory
-            if type != .memory {
-                out.append(bootstrap.diagnostic("spec.rateLimitStore.type", "the \(type.rawValue) store is not supported by "
-                    + "this version of Gatehouse yet (memory is); refusing to load a configuration it would not enforce"))
+            let type = store.type ?? (spec.stateDir != nil ? .sqlite : .memory)
+            if type == .redis {
+                out.append(bootstrap.diagnostic("spec.rateLimitStore.type", "the redis store is not supported by "
+                    + "this version of Gatehouse yet (memory and sqlite are); refusing to load a configuration it would not enforce"))
+            }
+            if type == .sqlite, spec.stateDir == nil {
+                out.append(bootstrap.diagnostic("spec.rateLimitStore.type", "the sqlite store keeps its file in spec.stateDir: set it"))
             }
             for (field, set) in [("url", store.url != nil), ("failureMode", store.failureMode != nil), ("timeout", store.timeout != nil)]
             where set && type != .redis {
