@@ -155,7 +155,7 @@ let package = Package(
         .testTarget(
             name: "GatehouseSecurityTests",
             dependencies: [
-                "GatehouseSecurity", "GatehouseSnapshot", "GatehouseConfig",
+                "GatehouseSecurity", "GatehouseSnapshot", "GatehouseConfig", "GatehouseRateLimit", "GatehouseRouting",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]

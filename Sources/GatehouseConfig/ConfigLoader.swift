@@ -150,6 +150,8 @@ public enum ConfigLoader {
             decode(RequestAuthenticationSpec.self, kind, root, file, directory, &set, &diagnostics).map { set.requestAuthentications.append($0) }
         case .RateLimitPolicy:
             decode(RateLimitPolicySpec.self, kind, root, file, directory, &set, &diagnostics).map { set.rateLimitPolicies.append($0) }
+        case .EnvoyFilter:
+            decode(EnvoyFilterSpec.self, kind, root, file, directory, &set, &diagnostics).map { set.envoyFilters.append($0) }
         default:
             break
         }

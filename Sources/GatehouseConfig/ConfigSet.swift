@@ -63,7 +63,7 @@ public enum ResourceKind: String, Sendable, CaseIterable {
     var isSupported: Bool {
         switch self {
         case .Bootstrap, .Gateway, .VirtualService, .DestinationRule, .ServiceEntry, .WorkloadEntry,
-             .AuthorizationPolicy, .RequestAuthentication, .RateLimitPolicy: true
+             .AuthorizationPolicy, .RequestAuthentication, .RateLimitPolicy, .EnvoyFilter: true
         default: false
         }
     }
@@ -80,6 +80,8 @@ public struct ConfigSet: Sendable {
     public var authorizationPolicies: [Resource<AuthorizationPolicySpec>] = []
     public var requestAuthentications: [Resource<RequestAuthenticationSpec>] = []
     public var rateLimitPolicies: [Resource<RateLimitPolicySpec>] = []
+    /// EnvoyFilters: only Istio's local rate limit recipe is enforced (`EnvoyFilterChecks`).
+    public var envoyFilters: [Resource<EnvoyFilterSpec>] = []
     /// Resources that decoded with errors: kept only so references to them resolve without cascades.
     public var brokenNames: Set<String> = []
     /// Istio resources read but not applied: they do not configure a gateway (listed by `validate` and
@@ -96,7 +98,7 @@ public struct ConfigSet: Sendable {
     public var resourceCount: Int {
         (bootstrap == nil ? 0 : 1) + gateways.count + virtualServices.count + destinationRules.count
             + serviceEntries.count + workloadEntries.count + authorizationPolicies.count + requestAuthentications.count
-            + rateLimitPolicies.count
+            + rateLimitPolicies.count + envoyFilters.count
     }
 
     /// Bootstrap `clusterDomain`: what short service names expand into.
@@ -113,6 +115,7 @@ public struct ConfigSet: Sendable {
         authorizationPolicies.forEach { out.insert($0.namespace) }
         requestAuthentications.forEach { out.insert($0.namespace) }
         rateLimitPolicies.forEach { out.insert($0.namespace) }
+        envoyFilters.forEach { out.insert($0.namespace) }
         return out
     }
 
@@ -131,7 +134,18 @@ public struct ConfigSet: Sendable {
             InapplicableResource(label: rule.label, location: rule.positions.location(of: ""),
                                  reason: "no route bound to a Gateway sends traffic to \(rule.spec.host)")
         }
-        return notApplicable + meshOnly + unreached
+        let otherWorkloads = envoyFilters.filter { !EnvoyFilterChecks.applies($0, bootstrap: bootstrap) }.map { filter in
+            InapplicableResource(label: filter.label, location: filter.positions.location(of: ""),
+                                 reason: "its namespace, workloadSelector or targetRefs select other workloads than this gateway")
+        }
+        let sidecarOnly = envoyFilters.filter { filter in
+            EnvoyFilterChecks.applies(filter, bootstrap: bootstrap) && !(filter.spec.configPatches ?? []).isEmpty
+                && !(filter.spec.configPatches ?? []).contains(where: EnvoyFilterChecks.forGateway)
+        }.map { filter in
+            InapplicableResource(label: filter.label, location: filter.positions.location(of: ""),
+                                 reason: "every patch has a sidecar context, which Istio does not apply to a gateway")
+        }
+        return notApplicable + meshOnly + unreached + otherWorkloads + sidecarOnly
     }
 
     /// A one-line summary, printed by `validate` and at start-up.

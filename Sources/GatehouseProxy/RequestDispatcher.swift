@@ -111,7 +111,8 @@ enum RequestDispatcher {
         // requests no route takes is still a client sending requests.
         if let route = selected?.1?.route { record.routeName = route.name }
         var rateLimit = RequestRateLimit()
-        if let refusal = rateLimit.check(head: head, target: target, origin: origin, route: selected?.1?.route,
+        if let refusal = rateLimit.check(head: head, target: target, origin: origin, virtualHost: selected?.0,
+                                         route: selected?.1?.route,
                                          security: &security, snapshot: snapshot, loop: loop, counters: counters,
                                          record: &record,
                                          observe: observer.map { observer in { observer.rateLimits.append($0) } }) {

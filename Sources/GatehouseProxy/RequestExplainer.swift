@@ -142,13 +142,15 @@ public enum RequestExplainer {
         for observation in observations {
             let rule = observation.rule
             let head = "  \(rule.id) (\(rule.summary)\(rule.shadow ? ", shadow" : "")): "
-            if let mismatch = observation.mismatch {
+            if let passedOver = observation.passedOver {
+                lines.append(head + "not applied: " + passedOver)
+            } else if let mismatch = observation.mismatch {
                 lines.append(head + "no match, \(mismatch.description(in: limits.matcher.rules[observation.index]))")
             } else if let decision = observation.decision, let key = observation.key {
                 let shownKey = key.isEmpty ? "every request" : "key \"\(key)\""
                 lines.append(head + shownKey + (decision.allowed
                     ? ": \(decision.remaining) of \(decision.limit) left after this request"
-                    : rule.shadow ? ": exhausted (shadow: logged, not refused)" : ": EXHAUSTED, refuses with 429"))
+                    : rule.shadow ? ": exhausted (shadow: logged, not refused)" : ": EXHAUSTED, refuses with \(rule.reply.status)"))
             } else {
                 lines.append(head + "not applied: the request lacks " + rule.keySpelling.joined(separator: " or "))
             }

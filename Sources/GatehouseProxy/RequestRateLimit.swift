@@ -34,11 +34,13 @@ struct RequestRateLimit {
         /// nil: the rule did not apply (no match, or a key attribute missing).
         var key: String?
         var decision: RateLimitDecision?
+        /// Why the rule was passed over before its match and key, when it was.
+        var passedOver: String? = nil
     }
 
     /// nil when the request may go on; otherwise the 429 that refuses it.
-    mutating func check(head: RequestHead, target: RequestTarget, origin: DownstreamOrigin, route: Route?,
-                        security: inout RequestSecurity, snapshot: Snapshot, loop: LoopContext,
+    mutating func check(head: RequestHead, target: RequestTarget, origin: DownstreamOrigin, virtualHost: VirtualHost?,
+                        route: Route?, security: inout RequestSecurity, snapshot: Snapshot, loop: LoopContext,
                         counters: DecisionCounters?, record: inout AccessLogRecord,
                         observe: ((Observation) -> Void)? = nil) -> LocalReply? {
         let limits = snapshot.rateLimits
@@ -54,6 +56,18 @@ struct RequestRateLimit {
         var taken: [Taken] = []
         var shadowLimited: (rule: RateLimitRule, decision: RateLimitDecision)?
         for (index, rule) in limits.rules.enumerated() {
+            // An EnvoyFilter's bucket: its listener, virtual host or route, and its filter_enabled share.
+            if rule.scope != nil || !rule.exclusions.isEmpty,
+               !rule.applies(port: origin.listenerPort, virtualHost: virtualHost, route: route) {
+                observe?(Observation(index: index, rule: rule, passedOver: "not this listener, virtual host or route"))
+                continue
+            }
+            if rule.enabledPerMillion < RateLimitRule.all,
+               loop.random.next() % UInt64(RateLimitRule.all) >= UInt64(rule.enabledPerMillion) {
+                observe?(Observation(index: index, rule: rule, passedOver: "not drawn (filter_enabled "
+                    + "\(Double(rule.enabledPerMillion) / 10_000)%)"))
+                continue
+            }
             if rule.hasMatch, let request, let mismatch = limits.matcher.mismatch(rule: index, request, host: host) {
                 observe?(Observation(index: index, rule: rule, mismatch: mismatch))
                 continue
@@ -73,7 +87,10 @@ struct RequestRateLimit {
                 }
                 continue
             }
-            if rule.shadow {
+            let enforced = rule.enforcedPerMillion == RateLimitRule.all
+                || (rule.enforcedPerMillion > 0
+                    && loop.random.next() % UInt64(RateLimitRule.all) < UInt64(rule.enforcedPerMillion))
+            if !enforced {
                 counters?.recordRateLimit(owner: rule, rule: rule.id, outcome: .shadowLimited)
                 if shadowLimited == nil { shadowLimited = (rule, decision) }
                 continue
@@ -81,7 +98,7 @@ struct RequestRateLimit {
             counters?.recordRateLimit(owner: rule, rule: rule.id, outcome: .limited)
             for earlier in taken { loop.rateLimiter.refund(rule: earlier.rule, key: earlier.key, now: now) }
             record.ratelimit = "\(rule.id) remaining=0"
-            return .rateLimited(decision)
+            return .rateLimited(decision, reply: rule.reply)
         }
         if let shadowLimited {
             record.ratelimit = "\(shadowLimited.rule.id) remaining=0 shadow_limited"
@@ -93,7 +110,7 @@ struct RequestRateLimit {
 
     /// The headers an allowed response carries, when a rule applied and its policy wants them.
     var allowedResponseHeaders: [(name: String, value: String)] {
-        guard let tightest, tightest.rule.allowedResponseHeaders else { return [] }
+        guard let tightest, tightest.rule.reply.allowedHeaders else { return [] }
         return LocalReply.rateLimitHeaders(tightest.decision)
     }
 
@@ -171,11 +188,14 @@ struct RequestRateLimit {
 }
 
 extension LocalReply {
-    /// Envoy's local rate limit refusal, with the limit's figures.
-    static func rateLimited(_ decision: RateLimitDecision) -> LocalReply {
-        LocalReply(status: 429, body: Array("local_rate_limited".utf8), flag: .rateLimited, details: "local_rate_limited",
-                   extraHeaders: rateLimitHeaders(decision) + [("retry-after", String(max(1, decision.retryAfterSeconds)))],
-                   grpcStatus: 14)
+    /// Envoy's local rate limit refusal, with the limit's figures as the rule's reply asks.
+    static func rateLimited(_ decision: RateLimitDecision, reply: RateLimitReply = RateLimitReply()) -> LocalReply {
+        var headers = reply.limitHeaders ? rateLimitHeaders(decision) : []
+        if reply.retryAfter { headers.append(("retry-after", String(max(1, decision.retryAfterSeconds)))) }
+        if reply.envoyRateLimited { headers.append(("x-envoy-ratelimited", "true")) }
+        headers += reply.headers
+        return LocalReply(status: reply.status, body: Array("local_rate_limited".utf8), flag: .rateLimited,
+                          details: "local_rate_limited", extraHeaders: headers, grpcStatus: reply.grpcStatus)
     }
 
     /// `x-ratelimit-limit`, `-remaining` and `-reset` (seconds), as Envoy's draft-03 rate-limit headers.

@@ -43,7 +43,7 @@ public enum SnapshotCompiler {
         return Snapshot(version: version, loadedAt: now, listeners: listeners.sorted { $0.port < $1.port },
                         clusterList: clusters.list, settings: settings, summary: set.summary,
                         authentication: security.authentication,
-                        rateLimits: RateLimitCompiler.compile(loaded.security.rateLimitPolicies, scope: security),
+                        rateLimits: RateLimitCompiler.compile(loaded.security.rateLimitPolicies, scope: security, set: set),
                         notApplicable: set.inapplicable,
                         skippedKubernetes: set.skippedKubernetes)
     }

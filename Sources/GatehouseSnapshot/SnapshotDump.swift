@@ -20,7 +20,7 @@ public enum SnapshotDump {
             },
             "rate_limits": snapshot.rateLimits.rules.map { rule in
                 ["rule": rule.id, "limit": rule.summary, "key": rule.keySpelling, "shadow": rule.shadow,
-                 "match": rule.hasMatch, "allowed_response_headers": rule.allowedResponseHeaders] as [String: Any]
+                 "match": rule.hasMatch, "allowed_response_headers": rule.reply.allowedHeaders] as [String: Any]
             },
             "not_applicable": snapshot.notApplicable.map { ["resource": $0.label, "at": "\($0.location)", "reason": $0.reason] },
             "skipped_kubernetes_resources": snapshot.skippedKubernetes,

@@ -277,13 +277,13 @@ import Testing
 
     @Test func unsupportedKindsAreRefusedNotIgnored() throws {
         let diagnostics = loadWithBase("""
-        apiVersion: networking.istio.io/v1alpha3
-        kind: EnvoyFilter
-        metadata: {name: patch, namespace: istio-system}
-        spec: {configPatches: []}
+        apiVersion: telemetry.istio.io/v1
+        kind: Telemetry
+        metadata: {name: mesh-default, namespace: istio-system}
+        spec: {accessLogging: [{providers: [{name: envoy}]}]}
         """)
         let error = try #require(errors(in: diagnostics).first)
-        #expect(error.message.contains("EnvoyFilter is not supported"))
+        #expect(error.message.contains("Telemetry is not supported"))
     }
 
     /// Kinds Istio applies to sidecars only load and are listed; Kubernetes kinds are counted and skipped;

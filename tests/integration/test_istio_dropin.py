@@ -311,8 +311,6 @@ def test_a_mixed_manifest_serves_and_config_dump_lists_what_is_not_applied(gatew
      "Kubernetes Gateway API HTTPRoute would configure an Istio gateway"),
     ("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\nspec: {ingressClassName: istio}\n",
      "an Ingress of class istio would configure the Istio ingress gateway"),
-    ("apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: f}\nspec: {}\n",
-     "EnvoyFilter is not supported"),
     ("apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: t}\nspec: {}\n",
      "Telemetry is not supported"),
 ])

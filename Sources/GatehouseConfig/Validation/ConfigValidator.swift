@@ -49,6 +49,7 @@ public enum ConfigValidator {
                                              targetRefs: policy.spec.targetRefs)
             out += RateLimitPolicyChecks.check(policy)
         }
+        for filter in set.envoyFilters { out += EnvoyFilterChecks.check(filter, set: set) }
         // Istio allows no address only on another network (reached through that network's gateway).
         for workload in set.workloadEntries where (workload.spec.address ?? "").isEmpty && workload.spec.network == nil {
             out.append(workload.diagnostic("spec.address", "missing required field \"address\" (it may be omitted only "
@@ -76,6 +77,7 @@ public enum ConfigValidator {
         set.authorizationPolicies.forEach(visit)
         set.requestAuthentications.forEach(visit)
         set.rateLimitPolicies.forEach(visit)
+        set.envoyFilters.forEach(visit)
         return out
     }
 

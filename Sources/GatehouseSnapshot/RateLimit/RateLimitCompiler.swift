@@ -20,7 +20,7 @@ struct ParsedRateLimitPolicy: Sendable {
 /// Compiles the RateLimitPolicies that apply to this gateway (scoped as AuthorizationPolicies are:
 /// namespace, selector, targetRef) into `RateLimits`, in (namespace, name) order and rule order within.
 enum RateLimitCompiler {
-    static func compile(_ parsed: [ParsedRateLimitPolicy], scope: SecurityCompiler) -> RateLimits {
+    static func compile(_ parsed: [ParsedRateLimitPolicy], scope: SecurityCompiler, set: ConfigSet) -> RateLimits {
         let applicable = parsed.filter { policy in
             let spec = policy.resource.spec
             return scope.applies(namespace: policy.resource.namespace, selector: spec.selector, targetRef: spec.targetRef,
@@ -44,7 +44,13 @@ enum RateLimitCompiler {
                 matchRules.append(PolicyRule(label: label, from: match?.from, to: match?.to, when: match?.when ?? []))
             }
         }
-        return RateLimits(rules: rules, matchRules: matchRules, policies: applicable.map(\.resource.id))
+        let filters = EnvoyFilterRateLimits.compile(set)
+        for rule in filters.rules {
+            rules.append(rule)
+            let label = RuleLabel(namespace: "", name: rule.policy, action: .allow, ruleIndex: nil)
+            matchRules.append(PolicyRule(label: label, from: nil, to: nil, when: []))
+        }
+        return RateLimits(rules: rules, matchRules: matchRules, policies: applicable.map(\.resource.id) + filters.filters)
     }
 
     /// The rule's arithmetic; nil only for a rule validation refused.

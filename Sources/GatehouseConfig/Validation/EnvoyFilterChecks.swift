@@ -1,0 +1,227 @@
+/// EnvoyFilter as Istio's local rate limit recipe writes it (see `EnvoyFilterSpec`). An EnvoyFilter that
+/// applies to this gateway must be that recipe, field for field, or it is refused naming what is not
+/// supported: a patch the gateway did not apply would leave traffic unprotected that its author meant
+/// to protect. Patches for sidecars (`SIDECAR_INBOUND`, `SIDECAR_OUTBOUND`), and EnvoyFilters scoped to
+/// other workloads, do nothing at a gateway in Istio either: they load, with a warning or listed as not
+/// applicable, so the YAML a cluster already has loads unchanged.
+public enum EnvoyFilterChecks {
+    public static let localRateLimit = "envoy.filters.http.local_ratelimit"
+    public static let connectionManager = "envoy.filters.network.http_connection_manager"
+    static let recipe = "only Istio's local rate limit recipe is enforced (HTTP_FILTER inserting "
+        + "envoy.filters.http.local_ratelimit, HTTP_ROUTE merging its typed_per_filter_config); "
+        + "refusing to load a configuration it would not enforce"
+
+    /// Whether `filter` applies to the gateway the Bootstrap describes: its namespace or the root
+    /// namespace, and a `workloadSelector` matching the Bootstrap labels or a `targetRefs` naming it.
+    public static func applies(_ filter: Resource<EnvoyFilterSpec>, bootstrap: Resource<BootstrapSpec>?) -> Bool {
+        let namespace = bootstrap?.namespace ?? "istio-system"
+        let root = bootstrap?.spec.rootNamespace ?? "istio-system"
+        guard filter.namespace == namespace || filter.namespace == root else { return false }
+        if let refs = filter.spec.targetRefs, !refs.isEmpty {
+            return filter.namespace == namespace && refs.contains { ref in
+                ref.kind == "Gateway" && ref.name == (bootstrap?.name ?? "")
+                    && (ref.group ?? "gateway.networking.k8s.io") == "gateway.networking.k8s.io"
+            }
+        }
+        let labels = bootstrap?.spec.labels ?? [:]
+        return (filter.spec.workloadSelector?.labels ?? [:]).allSatisfy { labels[$0.key] == $0.value }
+    }
+
+    /// Whether the patch can apply to a gateway's configuration (context GATEWAY or ANY).
+    public static func forGateway(_ patch: EnvoyFilterSpec.ConfigPatch) -> Bool {
+        let context = patch.match?.context ?? .ANY
+        return context == .ANY || context == .GATEWAY
+    }
+
+    /// Whether the patch inserts the local rate limit HTTP filter.
+    public static func insertsLocalRateLimit(_ patch: EnvoyFilterSpec.ConfigPatch) -> Bool {
+        patch.applyTo == .HTTP_FILTER && patch.patch?.value?.name == localRateLimit && forGateway(patch)
+    }
+
+    static func check(_ filter: Resource<EnvoyFilterSpec>, set: ConfigSet) -> [Diagnostic] {
+        guard applies(filter, bootstrap: set.bootstrap) else { return [] }
+        var out: [Diagnostic] = []
+        func error(_ path: String, _ message: String) { out.append(filter.diagnostic(path, message)) }
+        let patches = filter.spec.configPatches ?? []
+        if patches.isEmpty { error("spec.configPatches", "an EnvoyFilter needs at least one patch") }
+        // Per-route configs need the filter in the chain: Envoy ignores them otherwise.
+        let filterInserted = set.envoyFilters.contains { other in
+            applies(other, bootstrap: set.bootstrap) && (other.spec.configPatches ?? []).contains(where: insertsLocalRateLimit)
+        }
+        for (index, patch) in patches.enumerated() {
+            let path = "spec.configPatches[\(index)]"
+            guard forGateway(patch) else {
+                out.append(filter.diagnostic("\(path).match.context", "a \(patch.match?.context?.rawValue ?? "") patch "
+                    + "applies to sidecars: Istio does not apply it to a gateway, and neither does Gatehouse", severity: .warning))
+                continue
+            }
+            if patch.match?.proxy != nil { error("\(path).match.proxy", "match.proxy is not supported: \(recipe)") }
+            if patch.match?.cluster != nil { error("\(path).match.cluster", "match.cluster is not supported: \(recipe)") }
+            switch patch.applyTo {
+            case .HTTP_FILTER?: out += httpFilter(patch, path, filter)
+            case .HTTP_ROUTE?:
+                out += httpRoute(patch, path, filter)
+                if !filterInserted {
+                    error("\(path).patch.value.typed_per_filter_config", "no EnvoyFilter inserts \(localRateLimit) into the "
+                        + "gateway's HTTP filters, so Envoy would ignore this per-route configuration: add the HTTP_FILTER patch "
+                        + "of Istio's recipe")
+                }
+            case let other?: error("\(path).applyTo", "applyTo \(other.rawValue) is not supported: \(recipe)")
+            case nil: if !filter.hasDecodeErrors { error("\(path).applyTo", "missing required field \"applyTo\"") }
+            }
+        }
+        return out
+    }
+
+    private static func httpFilter(_ patch: EnvoyFilterSpec.ConfigPatch, _ path: String,
+                                   _ filter: Resource<EnvoyFilterSpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        func error(_ where_: String, _ message: String) { out.append(filter.diagnostic(where_, message)) }
+        if patch.match?.routeConfiguration != nil {
+            error("\(path).match.routeConfiguration", "an HTTP_FILTER patch matches a listener, not a route configuration")
+        }
+        if let listener = patch.match?.listener {
+            let here = "\(path).match.listener"
+            for (field, set) in [("portName", listener.portName != nil), ("listenerFilter", listener.listenerFilter != nil),
+                                 ("name", listener.name != nil)] where set {
+                error("\(here).\(field)", "\(field) is not supported: match a listener by portNumber")
+            }
+            if let chain = listener.filterChain {
+                for (field, set) in [("name", chain.name != nil), ("sni", chain.sni != nil),
+                                     ("transportProtocol", chain.transportProtocol != nil),
+                                     ("applicationProtocols", chain.applicationProtocols != nil),
+                                     ("destinationPort", chain.destinationPort != nil)] where set {
+                    error("\(here).filterChain.\(field)", "\(field) is not supported: \(recipe)")
+                }
+                if let name = chain.filter?.name, name != connectionManager {
+                    error("\(here).filterChain.filter.name", "\"\(name)\": an HTTP filter is inserted into \(connectionManager)")
+                }
+            }
+        }
+        let operation = patch.patch?.operation
+        if ![.INSERT_BEFORE, .INSERT_AFTER, .INSERT_FIRST, .ADD].contains(operation) {
+            error("\(path).patch.operation", operation.map { "operation \($0.rawValue) is not supported for an HTTP_FILTER: \(recipe)" }
+                ?? "missing required field \"operation\"")
+        }
+        guard let value = patch.patch?.value else {
+            if !filter.hasDecodeErrors { error("\(path).patch.value", "missing required field \"value\"") }
+            return out
+        }
+        if value.name != localRateLimit {
+            error("\(path).patch.value.name", "\(value.name.map { "\"\($0)\"" } ?? "a filter without a name"): \(recipe)")
+        }
+        if value.typedPerFilterConfig != nil {
+            error("\(path).patch.value.typed_per_filter_config", "typed_per_filter_config belongs in an HTTP_ROUTE patch")
+        }
+        if let typed = value.typedConfig {
+            out += typedConfig(typed, "\(path).patch.value.typed_config", filter, bucketRequired: false)
+        } else if !filter.hasDecodeErrors {
+            error("\(path).patch.value.typed_config", "missing required field \"typed_config\"")
+        }
+        return out
+    }
+
+    private static func httpRoute(_ patch: EnvoyFilterSpec.ConfigPatch, _ path: String,
+                                  _ filter: Resource<EnvoyFilterSpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        func error(_ where_: String, _ message: String) { out.append(filter.diagnostic(where_, message)) }
+        if patch.match?.listener != nil {
+            error("\(path).match.listener", "an HTTP_ROUTE patch matches a routeConfiguration, not a listener")
+        }
+        if let routes = patch.match?.routeConfiguration {
+            let here = "\(path).match.routeConfiguration"
+            for (field, set) in [("portName", routes.portName != nil), ("gateway", routes.gateway != nil),
+                                 ("name", routes.name != nil), ("vhost.domainName", routes.vhost?.domainName != nil)] where set {
+                error("\(here).\(field)", "\(field) is not supported: match routes by portNumber, vhost.name and vhost.route.name")
+            }
+            if let name = routes.vhost?.name, hostAndPort(name) == nil {
+                error("\(here).vhost.name", "\"\(name)\": a gateway's virtual host is named HOST:PORT (e.g. \"bookinfo.com:80\")")
+            }
+        }
+        if patch.patch?.operation != .MERGE {
+            error("\(path).patch.operation", patch.patch?.operation.map { "operation \($0.rawValue) is not supported for an HTTP_ROUTE: \(recipe)" }
+                ?? "missing required field \"operation\"")
+        }
+        guard let value = patch.patch?.value else {
+            if !filter.hasDecodeErrors { error("\(path).patch.value", "missing required field \"value\"") }
+            return out
+        }
+        if value.name != nil { error("\(path).patch.value.name", "an HTTP_ROUTE patch merges typed_per_filter_config; name is not supported") }
+        if value.typedConfig != nil { error("\(path).patch.value.typed_config", "typed_config belongs in an HTTP_FILTER patch") }
+        let configs = value.typedPerFilterConfig ?? [:]
+        if configs.isEmpty, !filter.hasDecodeErrors {
+            error("\(path).patch.value.typed_per_filter_config", "missing required field \"typed_per_filter_config\"")
+        }
+        for (name, typed) in configs.sorted(by: { $0.key < $1.key }) {
+            let here = "\(path).patch.value.typed_per_filter_config.\(name)"
+            guard name == localRateLimit else {
+                error(here, "per-route configuration of \"\(name)\" is not supported: \(recipe)")
+                continue
+            }
+            out += typedConfig(typed, here, filter, bucketRequired: true)
+        }
+        return out
+    }
+
+    private static func typedConfig(_ typed: EnvoyFilterSpec.TypedConfig, _ path: String, _ filter: Resource<EnvoyFilterSpec>,
+                                    bucketRequired: Bool) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        func error(_ where_: String, _ message: String) { out.append(filter.diagnostic(where_, message)) }
+        let wrapped = typed.type.map { EnvoyFilterSpec.TypedConfig.typedStructTypes.contains($0) } ?? false
+        if !wrapped, typed.type != EnvoyFilterSpec.TypedConfig.localRateLimitType {
+            error("\(path).@type", "\(typed.type.map { "\"\($0)\"" } ?? "no @type"): expected "
+                + "\(EnvoyFilterSpec.TypedConfig.localRateLimitType), or a TypedStruct with that type_url")
+            return out
+        }
+        if wrapped, typed.typeURL != EnvoyFilterSpec.TypedConfig.localRateLimitType {
+            error("\(path).type_url", "\(typed.typeURL.map { "\"\($0)\"" } ?? "no type_url"): expected "
+                + EnvoyFilterSpec.TypedConfig.localRateLimitType)
+        }
+        guard let limit = typed.localRateLimit else {
+            if !filter.hasDecodeErrors { error(wrapped ? "\(path).value" : path, "missing the LocalRateLimit configuration") }
+            return out
+        }
+        let here = wrapped ? "\(path).value" : path
+        if (limit.statPrefix ?? "").isEmpty { error("\(here).stat_prefix", "missing required field \"stat_prefix\"") }
+        if let bucket = limit.tokenBucket {
+            if (bucket.maxTokens ?? 0) == 0 { error("\(here).token_bucket.max_tokens", "must be at least 1") }
+            if bucket.tokensPerFill == 0 { error("\(here).token_bucket.tokens_per_fill", "must be at least 1") }
+            if let interval = bucket.fillInterval {
+                if interval.nanoseconds < 50_000_000 {
+                    error("\(here).token_bucket.fill_interval", "must be at least 50ms (as Envoy requires)")
+                }
+            } else {
+                error("\(here).token_bucket.fill_interval", "missing required field \"fill_interval\"")
+            }
+        } else if bucketRequired {
+            error("\(here).token_bucket", "a per-route local rate limit needs a token_bucket (Envoy rejects one without)")
+        }
+        if limit.descriptors != nil {
+            error("\(here).descriptors", "descriptors are not supported by this version of Gatehouse; "
+                + "refusing to load a configuration it would not enforce (a RateLimitPolicy rule with a key does the same)")
+        }
+        if limit.localRateLimitPerDownstreamConnection == true {
+            error("\(here).local_rate_limit_per_downstream_connection", "a token bucket per downstream connection is not supported; "
+                + "refusing to load a configuration it would not enforce")
+        }
+        if let stage = limit.stage, stage != 0 { error("\(here).stage", "only stage 0 is supported") }
+        for (index, option) in (limit.responseHeadersToAdd ?? []).enumerated() {
+            let key = option.header?.key ?? ""
+            if key.isEmpty || !key.allSatisfy(\.isHTTPTokenCharacter) {
+                error("\(here).response_headers_to_add[\(index)].header.key", "expected a header name, got \"\(key)\"")
+            }
+        }
+        if limit.tokenBucket != nil, (limit.filterEnabled?.defaultValue?.perMillion ?? 0) == 0 {
+            out.append(filter.diagnostic("\(here).filter_enabled", "filter_enabled is unset or 0%: Envoy applies this rate "
+                + "limit to no request (its default, for safety), and so does Gatehouse", severity: .warning))
+        }
+        return out
+    }
+
+    /// `HOST:PORT` of a virtual host name; nil when it has no numeric port.
+    public static func hostAndPort(_ name: String) -> (host: String, port: Int)? {
+        guard let colon = name.lastIndex(of: ":"), let port = Int(name[name.index(after: colon)...]),
+              (1...65535).contains(port), colon != name.startIndex else { return nil }
+        return (String(name[..<colon]).lowercased(), port)
+    }
+}
