@@ -15,6 +15,7 @@ Subcommands:
   meta KEY=VALUE...            print the run's metadata as JSON
   oneline                      one-line progress text for the run record on stdin
   summarize RESULTS_DIR        print the Markdown summary of RESULTS_DIR/runs.jsonl
+  ratelimit-fixture ip|quota   print the RateLimitPolicy of rl-ip-1k or quota-1k / quota-sqlite-1k
   authz-fixture DIR            write DIR/policies.yaml (a RequestAuthentication and 50
                                AuthorizationPolicies) and DIR/token (an RS256 JWT they accept),
                                signed with a key openssl makes in DIR
@@ -503,6 +504,8 @@ def cmd_summarize(results_dir):
             if pairs:
                 extra.append(f"median of the {len(pairs)} paired runs {statistics.median(pairs):.2f}× "
                              f"({min(pairs):.2f}–{max(pairs):.2f})")
+        if sc in RATE_LIMIT_SCENARIOS and g:
+            extra += rate_limit_cost(sc, runs, medians)
         base = medians.get((sc, "gatehouse-base", None))
         if g and base and base["rps"]:
             extra.append(f"Gatehouse/baseline build rps = {g['rps'] / base['rps']:.2f}")
@@ -571,6 +574,50 @@ def cmd_meta(args):
             except ValueError:
                 meta[k] = v
     print(json.dumps(meta, indent=2, sort_keys=True))
+
+
+# ---------------------------------------------------------------- rate-limit scenarios
+
+RATE_LIMIT_SCENARIOS = {
+    "rl-ip-1k": "a per-client-IP limit (memory store)",
+    "quota-1k": "a monthly quota per API key (memory store)",
+    "quota-sqlite-1k": "a monthly quota per API key (sqlite store)",
+}
+
+
+def rate_limit_cost(sc, runs, medians):
+    """What a rate-limit scenario costs Gatehouse against 1k (the same requests with no policy): the
+    ratio of the medians, and the median of the ratios of runs paired by repeat and placement (they ran
+    back to back, so the drift that moves both cancels)."""
+    g, plain = medians.get((sc, "gatehouse", None)), medians.get(("1k", "gatehouse", None))
+    if not (g and plain and plain["rps"]):
+        return []
+    out = [f"{RATE_LIMIT_SCENARIOS[sc]} costs Gatehouse {100 * (1 - g['rps'] / plain['rps']):.1f} % of its 1k rps "
+           f"({g['rps'] / plain['rps']:.2f}× of the medians; target ≥ {0.80 if 'redis' in sc else 0.95:.2f}×)"]
+    by_rep = {}
+    for r in runs:
+        if r.get("valid") and r["peer"] == "gatehouse" and r["scenario"] in ("1k", sc):
+            by_rep.setdefault((r.get("repeat"), placement_of(r)), {})[r["scenario"]] = r["rps"]
+    pairs = [v[sc] / v["1k"] for v in by_rep.values() if v.get("1k") and v.get(sc)]
+    if pairs:
+        out.append(f"median of the {len(pairs)} paired runs {statistics.median(pairs):.2f}× "
+                   f"({min(pairs):.2f}–{max(pairs):.2f})")
+    return out
+
+
+def cmd_ratelimit_fixture(kind):
+    """Prints the RateLimitPolicy of rl-ip-1k (`ip`) or quota-1k / quota-sqlite-1k (`quota`): limits far
+    above what the load reaches, so every request is counted and none refused."""
+    if kind == "ip":
+        rule = ("  - name: per-client-ip\n    key: [source.ip]\n"
+                "    limit: {requests: 100000000, unit: Second, burst: 100000000}\n")
+    elif kind == "quota":
+        rule = ("  - name: monthly-per-api-key\n    key: [\"request.headers[x-api-key]\"]\n"
+                "    quota: {requests: 4000000000, period: Month}\n")
+    else:
+        raise SystemExit(f"ratelimit-fixture: unknown kind {kind!r} (ip, quota)")
+    print("apiVersion: gatehouse.dev/v1alpha1\nkind: RateLimitPolicy\n"
+          "metadata: {name: bench, namespace: istio-system}\nspec:\n  rules:\n" + rule, end="")
 
 
 # ---------------------------------------------------------------- authz-1k fixture
@@ -708,6 +755,8 @@ def main(argv):
         cmd_meta(args)
     elif cmd == "summarize":
         cmd_summarize(*args)
+    elif cmd == "ratelimit-fixture":
+        cmd_ratelimit_fixture(*args)
     elif cmd == "authz-fixture":
         cmd_authz_fixture(*args)
     elif cmd == "alloc-sites":

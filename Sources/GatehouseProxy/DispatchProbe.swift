@@ -17,9 +17,12 @@ public final class DispatchProbe {
     private let loop: LoopContext
     private let keys = JWKSCache()
     private let allocator = ByteBufferAllocator()
+    /// Count decisions as a connection does (the per-loop counters' lock is part of a request's cost).
+    private let countDecisions: Bool
 
     public init(snapshot: Snapshot, listenerPort: Int, method: String = "GET", authority: String, target: String,
-                headers: [(String, String)] = [], clientIP: String = "10.0.0.1") {
+                headers: [(String, String)] = [], clientIP: String = "10.0.0.1", countDecisions: Bool = false) {
+        self.countDecisions = countDecisions
         var block = HTTPHeaderBlock()
         block.add("host", authority)
         for (name, value) in headers { block.add(name, value) }
@@ -38,7 +41,8 @@ public final class DispatchProbe {
     public func run() -> String {
         var record = AccessLogRecord()
         switch RequestDispatcher.dispatch(head, host: host, requestID: "probe", origin: origin, snapshot: snapshot,
-                                          loop: loop, allocator: allocator, keys: keys, counters: nil,
+                                          loop: loop, allocator: allocator, keys: keys,
+                                          counters: countDecisions ? loop.decisions : nil,
                                           record: &record) {
         case .forward(let forwarding): return "forward \(forwarding.cluster.name)"
         case .reply(let reply, _): return "reply \(reply.status) \(reply.flag)"

@@ -53,7 +53,9 @@ struct RequestRateLimit {
             request = security.attributes(head: head, target: target, origin: origin, snapshot: snapshot)
             host = RequestMatcher.lowercasedHost(of: request!)
         }
-        var taken: [Taken] = []
+        // What the rules took, to give back on a refusal; the first without an array (the usual case).
+        var firstTaken: Taken?
+        var moreTaken: [Taken] = []
         var shadowLimited: (rule: RateLimitRule, decision: RateLimitDecision)?
         for (index, rule) in limits.rules.enumerated() {
             // An EnvoyFilter's bucket: its listener, virtual host or route, and its filter_enabled share.
@@ -66,6 +68,11 @@ struct RequestRateLimit {
                loop.random.next() % UInt64(RateLimitRule.all) >= UInt64(rule.enabledPerMillion) {
                 observe?(Observation(index: index, rule: rule, passedOver: "not drawn (filter_enabled "
                     + "\(Double(rule.enabledPerMillion) / 10_000)%)"))
+                continue
+            }
+            if let match = rule.descriptors,
+               let passedOver = Self.descriptorMismatch(match, head: head, target: target, origin: origin, snapshot: snapshot) {
+                observe?(Observation(index: index, rule: rule, passedOver: passedOver))
                 continue
             }
             if rule.hasMatch, let request, let mismatch = limits.matcher.mismatch(rule: index, request, host: host) {
@@ -81,7 +88,7 @@ struct RequestRateLimit {
             observe?(Observation(index: index, rule: rule, key: key, decision: decision))
             if decision.allowed {
                 counters?.recordRateLimit(owner: rule, rule: rule.id, outcome: .allowed)
-                taken.append(Taken(rule: index, key: key))
+                if firstTaken == nil { firstTaken = Taken(rule: index, key: key) } else { moreTaken.append(Taken(rule: index, key: key)) }
                 if !rule.shadow, tightest.map({ decision.remaining < $0.decision.remaining }) ?? true {
                     tightest = (rule, decision)
                 }
@@ -96,14 +103,16 @@ struct RequestRateLimit {
                 continue
             }
             counters?.recordRateLimit(owner: rule, rule: rule.id, outcome: .limited)
-            for earlier in taken { loop.rateLimiter.refund(rule: earlier.rule, key: earlier.key, now: now) }
-            record.ratelimit = "\(rule.id) remaining=0"
+            for earlier in (firstTaken.map { [$0] } ?? []) + moreTaken {
+                loop.rateLimiter.refund(rule: earlier.rule, key: earlier.key, now: now)
+            }
+            record.ratelimit = RateLimitLogEntry(rule: rule.id, remaining: 0)
             return .rateLimited(decision, reply: rule.reply)
         }
         if let shadowLimited {
-            record.ratelimit = "\(shadowLimited.rule.id) remaining=0 shadow_limited"
+            record.ratelimit = RateLimitLogEntry(rule: shadowLimited.rule.id, remaining: 0, shadowLimited: true)
         } else if let tightest {
-            record.ratelimit = "\(tightest.rule.id) remaining=\(tightest.decision.remaining)"
+            record.ratelimit = RateLimitLogEntry(rule: tightest.rule.id, remaining: tightest.decision.remaining)
         }
         return nil
     }
@@ -134,6 +143,46 @@ struct RequestRateLimit {
             }
             return bounded(key)
         }
+    }
+
+    /// nil when the rule's descriptors let it apply; otherwise why not (for `explain`).
+    static func descriptorMismatch(_ match: DescriptorMatch, head: RequestHead, target: RequestTarget,
+                                   origin: DownstreamOrigin, snapshot: Snapshot) -> String? {
+        let made = match.actions.compactMap { descriptor($0, head: head, target: target, origin: origin, snapshot: snapshot) }
+        if let entries = match.entries {
+            return made.contains(entries) ? nil : "the request's descriptors do not include this one"
+        }
+        if match.onlyWhenNoneMatched, match.siblings.contains(where: made.contains) {
+            return "a descriptor bucket took the request (always_consume_default_token_bucket: false)"
+        }
+        return nil
+    }
+
+    /// The descriptor one rate limit's actions make of the request; nil when an action finds nothing
+    /// (Envoy then makes no descriptor for that rate limit).
+    static func descriptor(_ actions: [DescriptorAction], head: RequestHead, target: RequestTarget,
+                           origin: DownstreamOrigin, snapshot: Snapshot) -> [DescriptorEntry]? {
+        var entries: [DescriptorEntry] = []
+        for action in actions {
+            switch action {
+            case .requestHeader(let name, let key, let skipIfAbsent):
+                let value: String? = switch name {
+                case ":path": target.path + (target.query.map { "?\($0)" } ?? "")
+                case ":authority", "host": target.authority
+                case ":method": head.method
+                case ":scheme": origin.tls == nil ? "http" : "https"
+                default: head.headers.values(name).isEmpty ? nil : head.headers.values(name).joined(separator: ",")
+                }
+                if let value { entries.append(DescriptorEntry(key: key, value: value)) } else if !skipIfAbsent { return nil }
+            case .remoteAddress:
+                guard let address = value(.remoteIP, head: head, target: target, origin: origin, route: nil,
+                                          security: RequestSecurity(), snapshot: snapshot) else { return nil }
+                entries.append(DescriptorEntry(key: "remote_address", value: address))
+            case .genericKey(let key, let value):
+                entries.append(DescriptorEntry(key: key, value: value))
+            }
+        }
+        return entries.isEmpty ? nil : entries
     }
 
     static let longestKey = 128

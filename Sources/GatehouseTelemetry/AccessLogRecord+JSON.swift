@@ -64,10 +64,27 @@ struct JSONLineEncoder {
         }
     }
 
+    /// `"RULE remaining=N[ shadow_limited]"`, written in place (no string is built per request).
+    mutating func field(_ name: StaticString, _ entry: RateLimitLogEntry?) {
+        key(name)
+        guard let entry else { appendNull(); return }
+        bytes.append(UInt8(ascii: "\""))
+        appendEscaped(entry.rule)
+        bytes.append(contentsOf: " remaining=".utf8)
+        appendInteger(Int64(entry.remaining))
+        if entry.shadowLimited { bytes.append(contentsOf: " shadow_limited".utf8) }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
     /// Quotes and escapes so a hostile value (CR/LF, quotes, control bytes) can never split or forge a
     /// log line (ISTIO-SECURITY-2024-005).
     private mutating func appendQuoted(_ string: String) {
         bytes.append(UInt8(ascii: "\""))
+        appendEscaped(string)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    private mutating func appendEscaped(_ string: String) {
         var string = string
         string.withUTF8 { utf8 in
             var plainStart = 0
@@ -91,6 +108,5 @@ struct JSONLineEncoder {
             }
             bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[plainStart...]))
         }
-        bytes.append(UInt8(ascii: "\""))
     }
 }

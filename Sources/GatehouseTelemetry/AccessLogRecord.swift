@@ -30,7 +30,9 @@ public struct AccessLogRecord: Sendable {
     public var sourcePrincipal: String?
     public var requestPrincipal: String?
     public var authzPolicy: String?
-    public var ratelimit: String?
+    /// The rate-limit rule that refused the request, an exhausted shadow rule, or the rule closest to
+    /// exhaustion (`ratelimit`).
+    public var ratelimit: RateLimitLogEntry?
     public var tlsVersion: String?
     /// A gRPC request (`content-type: application/grpc…`), and the `grpc-status` its response ended
     /// with: Istio's `request_protocol` and `grpc_response_status` labels (not logged).
@@ -81,5 +83,19 @@ public struct AccessLogRecord: Sendable {
         out.field("ratelimit", ratelimit)
         out.field("tls_version", tlsVersion)
         out.finish(into: &buffer)
+    }
+}
+
+/// The access log's `ratelimit`: `ns/policy/rule remaining=N`, with ` shadow_limited` when a shadow rule
+/// was exhausted. Kept as parts so the request path formats nothing.
+public struct RateLimitLogEntry: Sendable, Equatable {
+    public var rule: String
+    public var remaining: Int
+    public var shadowLimited: Bool
+
+    public init(rule: String, remaining: Int, shadowLimited: Bool = false) {
+        self.rule = rule
+        self.remaining = remaining
+        self.shadowLimited = shadowLimited
     }
 }

@@ -27,7 +27,7 @@ let iterations = arguments.count > 2 ? Int(arguments[2]) ?? 200_000 : 200_000
 
 /// A Bootstrap and Gateway on port 8080, `hosts` VirtualServices (host `svcI.bench.test`, three
 /// prefix routes each) and `policies` ALLOW AuthorizationPolicies, each for one host and path.
-func config(hosts: Int, policies: Int) -> String {
+func config(hosts: Int, policies: Int, extra: String = "") -> String {
     var text = """
         apiVersion: gatehouse.dev/v1alpha1
         kind: Bootstrap
@@ -86,11 +86,11 @@ func config(hosts: Int, policies: Int) -> String {
 
             """
     }
-    return text
+    return text + extra
 }
 
-func snapshot(hosts: Int, policies: Int) -> Snapshot {
-    let loaded = ConfigPipeline.load(text: config(hosts: hosts, policies: policies), file: "bench.yaml")
+func snapshot(hosts: Int, policies: Int, extra: String = "") -> Snapshot {
+    let loaded = ConfigPipeline.load(text: config(hosts: hosts, policies: policies, extra: extra), file: "bench.yaml")
     guard !loaded.diagnostics.hasErrors, let compiled = try? SnapshotCompiler.compile(loaded, version: 1) else {
         print("the generated configuration does not load: \(loaded.diagnostics.errors.prefix(3))")
         exit(1)
@@ -119,6 +119,29 @@ func dispatchCase(hosts: Int, policies: Int) -> (Double, String) {
     return (time { probe.run() }, outcome)
 }
 
+/// route-10's request with a RateLimitPolicy rule that counts it and never refuses it: per client IP,
+/// or a monthly quota per API key (the request carries `x-api-key`). The difference from route-10 is
+/// what the rate-limit step costs a request (memory store: a cache lookup and a compare-and-swap).
+func rateLimitCase(_ rule: String) -> (Double, String) {
+    let policy = """
+        ---
+        apiVersion: gatehouse.dev/v1alpha1
+        kind: RateLimitPolicy
+        metadata: {name: bench, namespace: istio-system}
+        spec:
+          rules:
+        \(rule)
+
+        """
+    let compiled = snapshot(hosts: 10, policies: 0, extra: policy)
+    let probe = DispatchProbe(snapshot: compiled, listenerPort: 8080, authority: "svc5.bench.test", target: "/api/items?page=2",
+                              headers: [("user-agent", "Mozilla/5.0 (X11; Linux x86_64)"), ("accept", "*/*"),
+                                        ("accept-encoding", "gzip, deflate, br"), ("cookie", "session=abc123"),
+                                        ("x-api-key", "bench-key")], countDecisions: true)
+    let outcome = probe.run()
+    return (time { probe.run() }, outcome)
+}
+
 func http1ParseCase() -> (Double, String) {
     let head = ByteBuffer(string: "GET /api/items?page=2 HTTP/1.1\r\nHost: svc5.bench.test\r\n"
         + "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0\r\n"
@@ -139,6 +162,10 @@ let result: (Double, String)
 switch name {
 case "http1-parse": result = http1ParseCase()
 case "route-10": result = dispatchCase(hosts: 10, policies: 0)
+case "ratelimit-ip":
+    result = rateLimitCase("  - {name: per-ip, key: [source.ip], limit: {requests: 100000000, unit: Second, burst: 100000000}}")
+case "ratelimit-quota":
+    result = rateLimitCase("  - {name: per-key, key: [\"request.headers[x-api-key]\"], quota: {requests: 4000000000, period: Month}}")
 case "route-1000": result = dispatchCase(hosts: 1_000, policies: 0)
 case "route-10000": result = dispatchCase(hosts: 10_000, policies: 0)
 case "policy-10": result = dispatchCase(hosts: 10, policies: 10)

@@ -100,4 +100,32 @@ import Testing
         #expect(EnvoyFilterChecks.hostAndPort("bookinfo.com") == nil)
         #expect(EnvoyFilterChecks.hostAndPort(":80") == nil)
     }
+
+    @Test func routeDescriptorsNeedTheRoutesRateLimitsAndValues() {
+        let route = """
+            - applyTo: HTTP_ROUTE
+              match: {context: GATEWAY, routeConfiguration: {vhost: {name: "*:8080", route: {name: api}}}}
+              patch:
+                operation: MERGE
+                value:
+                  route: {rate_limits: [{actions: [{request_headers: {header_name: ":path", descriptor_key: path}}]}]}
+                  typed_per_filter_config:
+                    envoy.filters.http.local_ratelimit:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+                      stat_prefix: api
+                      token_bucket: {max_tokens: 5, fill_interval: 1s}
+                      descriptors: [{entries: [{key: path, value: /api/x}], token_bucket: {max_tokens: 1, fill_interval: 1s}}]
+            """
+        #expect(errors(in: loadWithBase(filter(Self.recipe + "\n" + route))).isEmpty)
+        let withoutActions = route.replacingOccurrences(
+            of: "      route: {rate_limits: [{actions: [{request_headers: {header_name: \":path\", descriptor_key: path}}]}]}\n", with: "")
+        #expect(errors(in: loadWithBase(filter(Self.recipe + "\n" + withoutActions))).map(\.path)
+            == ["spec.configPatches[1].patch.value.route.rate_limits"])
+        let wildcard = route.replacingOccurrences(of: "value: /api/x", with: "value: \"\"")
+        #expect(errors(in: loadWithBase(filter(Self.recipe + "\n" + wildcard))).map(\.path)
+            == ["spec.configPatches[1].patch.value.typed_per_filter_config.envoy.filters.http.local_ratelimit.descriptors[0].entries[0]"])
+        let unknownAction = route.replacingOccurrences(of: "request_headers: {header_name: \":path\", descriptor_key: path}",
+                                                       with: "destination_cluster: {}")
+        #expect(!errors(in: loadWithBase(filter(Self.recipe + "\n" + unknownAction))).isEmpty)
+    }
 }

@@ -196,7 +196,7 @@ spec:
     assert "spec.configPatches[1].applyTo: applyTo CLUSTER is not supported" in out
 
 
-def test_descriptors_are_refused_rather_than_ignored(config_dir):
+def test_descriptors_in_the_filters_own_configuration_are_refused_rather_than_ignored(config_dir):
     text = gateway_filter(max_tokens=4).replace("              stat_prefix: http_local_rate_limiter",
                                                 "              stat_prefix: http_local_rate_limiter\n"
                                                 "              descriptors:\n"
@@ -205,7 +205,7 @@ def test_descriptors_are_refused_rather_than_ignored(config_dir):
     (config_dir / "ratelimit.yaml").write_text(text)
     result = run_cli(["validate", "--config", str(config_dir)])
     assert result.returncode == 1
-    assert "typed_config.value.descriptors: descriptors are not supported" in result.stdout
+    assert "typed_config.value.descriptors: descriptors are supported in a per-route configuration" in result.stdout
 
 
 def test_sidecar_and_other_workloads_envoyfilters_load_and_do_nothing(gateway, upstream):
@@ -218,3 +218,61 @@ def test_sidecar_and_other_workloads_envoyfilters_load_and_do_nothing(gateway, u
     assert [gw.get("/api/x").status_code for _ in range(3)] == [200] * 3
     logs = gw.stderr_text() + gw.stdout_text()
     assert "applies to sidecars" in logs
+
+
+DESCRIPTOR_ROUTE = """\
+    - applyTo: HTTP_ROUTE
+      match:
+        context: GATEWAY
+        routeConfiguration:
+          vhost:
+            name: "*:{port}"
+            route:
+              name: api
+      patch:
+        operation: MERGE
+        value:
+          route:
+            rate_limits:
+            - actions:
+              - request_headers:
+                  header_name: ":path"
+                  descriptor_key: path
+          typed_per_filter_config:
+            envoy.filters.http.local_ratelimit:
+              "@type": type.googleapis.com/udpa.type.v1.TypedStruct
+              type_url: type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+              value:
+                stat_prefix: api
+                token_bucket: {{max_tokens: 3, tokens_per_fill: 3, fill_interval: 60s}}
+                descriptors:
+                - entries:
+                  - key: path
+                    value: /api/limited
+                  token_bucket: {{max_tokens: 1, tokens_per_fill: 1, fill_interval: 60s}}
+                filter_enabled: {{default_value: {{numerator: 100, denominator: HUNDRED}}}}
+                filter_enforced: {{default_value: {{numerator: 100, denominator: HUNDRED}}}}{always_consume}
+"""
+
+
+def test_route_descriptors_give_a_path_its_own_bucket_and_the_route_bucket_takes_every_request(gateway, upstream):
+    up, resources = routed(upstream)
+    gw = gateway(resources, start=False, bootstrap=LABELS)
+    (gw.config_paths[0] / "ratelimit.yaml").write_text(
+        gateway_filter(max_tokens=None, enforced=False) + DESCRIPTOR_ROUTE.format(port=gw.port, always_consume=""))
+    gw.start()
+    # The descriptor's bucket (1) refuses the second; each request also took from the route's bucket (3).
+    assert [gw.get("/api/limited").status_code for _ in range(2)] == [200, 429]
+    assert [gw.get("/api/other").status_code for _ in range(3)] == [200, 200, 429]
+    assert gw.log_for_path("/api/limited")["ratelimit"] is not None
+
+
+def test_without_always_consume_the_route_bucket_takes_only_what_no_descriptor_took(gateway, upstream):
+    up, resources = routed(upstream)
+    gw = gateway(resources, start=False, bootstrap=LABELS)
+    (gw.config_paths[0] / "ratelimit.yaml").write_text(
+        gateway_filter(max_tokens=None, enforced=False)
+        + DESCRIPTOR_ROUTE.format(port=gw.port, always_consume="\n                always_consume_default_token_bucket: false"))
+    gw.start()
+    assert [gw.get("/api/limited").status_code for _ in range(2)] == [200, 429]
+    assert [gw.get("/api/other").status_code for _ in range(4)] == [200, 200, 200, 429]

@@ -88,16 +88,83 @@ public struct EnvoyFilterSpec: Decodable, Sendable, Hashable {
         public var filterClass: UninterpretedValue?
     }
 
-    /// The patch's `value`: an HTTP filter (`name`, `typed_config`) or a route's `typed_per_filter_config`.
+    /// The patch's `value`: an HTTP filter (`name`, `typed_config`), or a route's `typed_per_filter_config`
+    /// and `route.rate_limits` (the actions that make a request's descriptors).
     public struct PatchValue: Decodable, Sendable, Hashable {
         public var name: String?
         public var typedConfig: TypedConfig?
         public var typedPerFilterConfig: [String: TypedConfig]?
+        public var route: RouteValue?
 
         enum CodingKeys: String, CodingKey {
             case name
             case typedConfig = "typed_config"
             case typedPerFilterConfig = "typed_per_filter_config"
+            case route
+        }
+    }
+
+    /// envoy.config.route.v3.RouteAction, the part a rate-limit recipe merges.
+    public struct RouteValue: Decodable, Sendable, Hashable {
+        public var rateLimits: [RateLimit]?
+
+        enum CodingKeys: String, CodingKey { case rateLimits = "rate_limits" }
+    }
+
+    /// envoy.config.route.v3.RateLimit: actions that each add one entry to the request's descriptor.
+    public struct RateLimit: Decodable, Sendable, Hashable {
+        public var actions: [Action]?
+        public var stage: UInt32?
+    }
+
+    /// One rate-limit action: the supported ones (others are unknown fields, so refused).
+    public struct Action: Decodable, Sendable, Hashable {
+        public var requestHeaders: RequestHeaders?
+        public var remoteAddress: UninterpretedValue?
+        public var genericKey: GenericKey?
+
+        enum CodingKeys: String, CodingKey {
+            case requestHeaders = "request_headers"
+            case remoteAddress = "remote_address"
+            case genericKey = "generic_key"
+        }
+    }
+
+    public struct RequestHeaders: Decodable, Sendable, Hashable {
+        public var headerName: String?
+        public var descriptorKey: String?
+        public var skipIfAbsent: Bool?
+
+        enum CodingKeys: String, CodingKey {
+            case headerName = "header_name"
+            case descriptorKey = "descriptor_key"
+            case skipIfAbsent = "skip_if_absent"
+        }
+    }
+
+    public struct GenericKey: Decodable, Sendable, Hashable {
+        public var descriptorValue: String?
+        public var descriptorKey: String?
+
+        enum CodingKeys: String, CodingKey {
+            case descriptorValue = "descriptor_value"
+            case descriptorKey = "descriptor_key"
+        }
+    }
+
+    /// A LocalRateLimit descriptor: the entries a request's descriptor must equal, and its bucket.
+    public struct Descriptor: Decodable, Sendable, Hashable {
+        public var entries: [Entry]?
+        public var tokenBucket: TokenBucket?
+
+        public struct Entry: Decodable, Sendable, Hashable {
+            public var key: String?
+            public var value: String?
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case entries
+            case tokenBucket = "token_bucket"
         }
     }
 
@@ -143,7 +210,7 @@ public struct EnvoyFilterSpec: Decodable, Sendable, Hashable {
         public var rateLimitedAsResourceExhausted: Bool?
         public var localRateLimitPerDownstreamConnection: Bool?
         public var stage: UInt32?
-        public var descriptors: [UninterpretedValue]?
+        public var descriptors: [Descriptor]?
         public var alwaysConsumeDefaultTokenBucket: Bool?
 
         enum CodingKeys: String, CodingKey {

@@ -113,6 +113,7 @@ public enum EnvoyFilterChecks {
         if value.typedPerFilterConfig != nil {
             error("\(path).patch.value.typed_per_filter_config", "typed_per_filter_config belongs in an HTTP_ROUTE patch")
         }
+        if value.route != nil { error("\(path).patch.value.route", "route belongs in an HTTP_ROUTE patch") }
         if let typed = value.typedConfig {
             out += typedConfig(typed, "\(path).patch.value.typed_config", filter, bucketRequired: false)
         } else if !filter.hasDecodeErrors {
@@ -159,7 +160,12 @@ public enum EnvoyFilterChecks {
                 continue
             }
             out += typedConfig(typed, here, filter, bucketRequired: true)
+            if typed.localRateLimit?.descriptors?.isEmpty == false, (value.route?.rateLimits ?? []).isEmpty {
+                error("\(path).patch.value.route.rate_limits", "descriptors match the descriptors a route's rate_limits "
+                    + "actions make: without route.rate_limits in this patch they never match")
+            }
         }
+        if let limits = value.route?.rateLimits { out += rateLimits(limits, "\(path).patch.value.route.rate_limits", filter) }
         return out
     }
 
@@ -184,21 +190,31 @@ public enum EnvoyFilterChecks {
         let here = wrapped ? "\(path).value" : path
         if (limit.statPrefix ?? "").isEmpty { error("\(here).stat_prefix", "missing required field \"stat_prefix\"") }
         if let bucket = limit.tokenBucket {
-            if (bucket.maxTokens ?? 0) == 0 { error("\(here).token_bucket.max_tokens", "must be at least 1") }
-            if bucket.tokensPerFill == 0 { error("\(here).token_bucket.tokens_per_fill", "must be at least 1") }
-            if let interval = bucket.fillInterval {
-                if interval.nanoseconds < 50_000_000 {
-                    error("\(here).token_bucket.fill_interval", "must be at least 50ms (as Envoy requires)")
-                }
-            } else {
-                error("\(here).token_bucket.fill_interval", "missing required field \"fill_interval\"")
-            }
+            out += tokenBucket(bucket, "\(here).token_bucket", filter)
         } else if bucketRequired {
             error("\(here).token_bucket", "a per-route local rate limit needs a token_bucket (Envoy rejects one without)")
         }
-        if limit.descriptors != nil {
-            error("\(here).descriptors", "descriptors are not supported by this version of Gatehouse; "
-                + "refusing to load a configuration it would not enforce (a RateLimitPolicy rule with a key does the same)")
+        if let descriptors = limit.descriptors {
+            if !bucketRequired {
+                error("\(here).descriptors", "descriptors are supported in a per-route configuration (an HTTP_ROUTE patch "
+                    + "with route.rate_limits), not in the filter's: refusing to load a configuration it would not enforce")
+            }
+            for (index, descriptor) in descriptors.enumerated() {
+                let at = "\(here).descriptors[\(index)]"
+                let entries = descriptor.entries ?? []
+                if entries.isEmpty { error("\(at).entries", "a descriptor needs at least one entry") }
+                for (position, entry) in entries.enumerated() where (entry.key ?? "").isEmpty || (entry.value ?? "").isEmpty {
+                    error("\(at).entries[\(position)]", entry.value == "" && !(entry.key ?? "").isEmpty
+                        ? "an empty value (Envoy's wildcard: a bucket per value) is not supported; refusing to load a "
+                            + "configuration it would not enforce (a RateLimitPolicy rule with a key does the same)"
+                        : "an entry needs a key and a value")
+                }
+                if let bucket = descriptor.tokenBucket {
+                    out += tokenBucket(bucket, "\(at).token_bucket", filter)
+                } else {
+                    error("\(at).token_bucket", "missing required field \"token_bucket\"")
+                }
+            }
         }
         if limit.localRateLimitPerDownstreamConnection == true {
             error("\(here).local_rate_limit_per_downstream_connection", "a token bucket per downstream connection is not supported; "
@@ -214,6 +230,56 @@ public enum EnvoyFilterChecks {
         if limit.tokenBucket != nil, (limit.filterEnabled?.defaultValue?.perMillion ?? 0) == 0 {
             out.append(filter.diagnostic("\(here).filter_enabled", "filter_enabled is unset or 0%: Envoy applies this rate "
                 + "limit to no request (its default, for safety), and so does Gatehouse", severity: .warning))
+        }
+        return out
+    }
+
+    private static func tokenBucket(_ bucket: EnvoyFilterSpec.TokenBucket, _ path: String,
+                                    _ filter: Resource<EnvoyFilterSpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        if (bucket.maxTokens ?? 0) == 0 { out.append(filter.diagnostic("\(path).max_tokens", "must be at least 1")) }
+        if bucket.tokensPerFill == 0 { out.append(filter.diagnostic("\(path).tokens_per_fill", "must be at least 1")) }
+        if let interval = bucket.fillInterval {
+            if interval.nanoseconds < 50_000_000 {
+                out.append(filter.diagnostic("\(path).fill_interval", "must be at least 50ms (as Envoy requires)"))
+            }
+        } else {
+            out.append(filter.diagnostic("\(path).fill_interval", "missing required field \"fill_interval\""))
+        }
+        return out
+    }
+
+    /// A route's `rate_limits`: each a list of actions, each action one of request_headers, remote_address
+    /// and generic_key (others are unknown fields).
+    private static func rateLimits(_ limits: [EnvoyFilterSpec.RateLimit], _ path: String,
+                                   _ filter: Resource<EnvoyFilterSpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        func error(_ where_: String, _ message: String) { out.append(filter.diagnostic(where_, message)) }
+        for (index, limit) in limits.enumerated() {
+            let at = "\(path)[\(index)]"
+            if let stage = limit.stage, stage != 0 { error("\(at).stage", "only stage 0 is supported") }
+            let actions = limit.actions ?? []
+            if actions.isEmpty, !filter.hasDecodeErrors { error("\(at).actions", "a rate limit needs at least one action") }
+            for (position, action) in actions.enumerated() {
+                let here = "\(at).actions[\(position)]"
+                let set = [action.requestHeaders != nil, action.remoteAddress != nil, action.genericKey != nil].filter { $0 }.count
+                if set != 1, !filter.hasDecodeErrors {
+                    error(here, "an action is exactly one of request_headers, remote_address, generic_key")
+                }
+                if let headers = action.requestHeaders {
+                    let name = headers.headerName ?? ""
+                    let plain = name.hasPrefix(":") ? String(name.dropFirst()) : name
+                    if plain.isEmpty || !plain.allSatisfy(\.isHTTPTokenCharacter) {
+                        error("\(here).request_headers.header_name", "expected a header name, got \"\(name)\"")
+                    }
+                    if (headers.descriptorKey ?? "").isEmpty {
+                        error("\(here).request_headers.descriptor_key", "missing required field \"descriptor_key\"")
+                    }
+                }
+                if let generic = action.genericKey, (generic.descriptorValue ?? "").isEmpty {
+                    error("\(here).generic_key.descriptor_value", "missing required field \"descriptor_value\"")
+                }
+            }
         }
         return out
     }

@@ -54,7 +54,7 @@ enum EnvoyFilterRateLimits {
         let overridden = perRoute.compactMap(\.scope)
         var seen: Set<String> = []
         for entry in filterWide + perRoute {
-            guard let algorithm = algorithm(entry.config) else { continue }
+            guard let algorithm = algorithm(entry.config.tokenBucket) else { continue }
             var statPrefix = entry.config.statPrefix ?? "local_rate_limit"
             // Two buckets of one EnvoyFilter may share a stat_prefix (Envoy sums their stats); here each
             // keeps its own counter.
@@ -65,18 +65,46 @@ enum EnvoyFilterRateLimits {
             }
             seen.insert("\(entry.filter.id)/\(statPrefix)")
             let isRouteLevel = entry.patch.applyTo == .HTTP_ROUTE
+            let enabled = entry.config.filterEnabled?.defaultValue?.perMillion ?? 0
+            let enforced = entry.config.filterEnforced?.defaultValue?.perMillion ?? 0
+            // Descriptor buckets first (in Envoy a request takes from each that matches), then the default.
+            let actions = (entry.patch.patch?.value?.route?.rateLimits ?? []).map(descriptorActions)
+            let descriptors = isRouteLevel ? (entry.config.descriptors ?? []) : []
+            let entries = descriptors.map { ($0.entries ?? []).map { DescriptorEntry(key: $0.key ?? "", value: $0.value ?? "") } }
+            for (index, descriptor) in descriptors.enumerated() {
+                guard let bucket = Self.algorithm(descriptor.tokenBucket) else { continue }
+                out.rules.append(RateLimitRule(
+                    envoyFilter: entry.filter.namespace, name: entry.filter.name, statPrefix: "\(statPrefix)/descriptor[\(index)]",
+                    algorithm: bucket, scope: entry.scope, exclusions: [], enabledPerMillion: enabled,
+                    enforcedPerMillion: enforced, reply: reply(entry.config),
+                    descriptors: DescriptorMatch(actions: actions, entries: entries[index])))
+            }
             out.rules.append(RateLimitRule(
                 envoyFilter: entry.filter.namespace, name: entry.filter.name, statPrefix: statPrefix, algorithm: algorithm,
                 scope: entry.scope, exclusions: isRouteLevel ? [] : overridden,
-                enabledPerMillion: entry.config.filterEnabled?.defaultValue?.perMillion ?? 0,
-                enforcedPerMillion: entry.config.filterEnforced?.defaultValue?.perMillion ?? 0,
-                reply: reply(entry.config)))
+                enabledPerMillion: enabled, enforcedPerMillion: enforced, reply: reply(entry.config),
+                descriptors: descriptors.isEmpty ? nil : DescriptorMatch(
+                    actions: actions, entries: nil, siblings: entries,
+                    onlyWhenNoneMatched: entry.config.alwaysConsumeDefaultTokenBucket == false)))
         }
         return out
     }
 
-    static func algorithm(_ config: EnvoyFilterSpec.LocalRateLimit) -> RateLimitAlgorithm? {
-        guard let bucket = config.tokenBucket, let maxTokens = bucket.maxTokens, maxTokens > 0,
+    static func descriptorActions(_ limit: EnvoyFilterSpec.RateLimit) -> [DescriptorAction] {
+        (limit.actions ?? []).compactMap { action in
+            if let headers = action.requestHeaders, let name = headers.headerName, let key = headers.descriptorKey {
+                return .requestHeader(name: name.lowercased(), key: key, skipIfAbsent: headers.skipIfAbsent ?? false)
+            }
+            if action.remoteAddress != nil { return .remoteAddress }
+            if let generic = action.genericKey, let value = generic.descriptorValue {
+                return .genericKey(key: generic.descriptorKey ?? "generic_key", value: value)
+            }
+            return nil
+        }
+    }
+
+    static func algorithm(_ bucket: EnvoyFilterSpec.TokenBucket?) -> RateLimitAlgorithm? {
+        guard let bucket, let maxTokens = bucket.maxTokens, maxTokens > 0,
               let interval = bucket.fillInterval?.nanoseconds, interval > 0 else { return nil }
         let perFill = Int(bucket.tokensPerFill ?? 1)
         guard perFill > 0, interval / Int64(perFill) > 0 else { return nil }

@@ -56,6 +56,8 @@ public final class RateLimitRule: Sendable {
     public let enforcedPerMillion: UInt32
     /// What a refusal looks like, and what an allowed response carries.
     public let reply: RateLimitReply
+    /// An EnvoyFilter per-route bucket with descriptors: when it applies, by the request's descriptors.
+    public let descriptors: DescriptorMatch?
 
     public init(namespace: String, policy: String, name: String, key: [RateLimitKeyAttribute], keySpelling: [String],
                 algorithm: RateLimitAlgorithm, shadow: Bool, hasMatch: Bool, allowedResponseHeaders: Bool) {
@@ -73,12 +75,14 @@ public final class RateLimitRule: Sendable {
         var reply = RateLimitReply()
         reply.allowedHeaders = allowedResponseHeaders
         self.reply = reply
+        descriptors = nil
     }
 
     /// An EnvoyFilter's local rate limit: one bucket (`key` empty) for the requests in `scope`.
     public init(envoyFilter namespace: String, name filter: String, statPrefix: String, algorithm: RateLimitAlgorithm,
                 scope: RateLimitScope?, exclusions: [RateLimitScope], enabledPerMillion: UInt32, enforcedPerMillion: UInt32,
-                reply: RateLimitReply) {
+                reply: RateLimitReply, descriptors: DescriptorMatch? = nil) {
+        self.descriptors = descriptors
         id = "\(namespace)/\(filter)/\(statPrefix)"
         policy = "\(namespace)/\(filter)"
         name = statPrefix
@@ -160,6 +164,49 @@ public struct RateLimitScope: Sendable, Hashable {
         }
         return true
     }
+}
+
+/// Envoy's local rate limit descriptors, per route: the route's `rate_limits` actions make the request's
+/// descriptors (one per rate limit whose actions all produce an entry); a descriptor bucket applies when
+/// one of them equals its `entries`, the route's default bucket always (Envoy's
+/// `always_consume_default_token_bucket`, default true) or only when no descriptor bucket matched.
+public struct DescriptorMatch: Sendable {
+    /// The route's rate limits, each a list of actions.
+    public var actions: [[DescriptorAction]]
+    /// This bucket's entries; nil for the route's default bucket.
+    public var entries: [DescriptorEntry]?
+    /// For the default bucket: the descriptor buckets' entries, and whether it applies only when none of
+    /// them matched.
+    public var siblings: [[DescriptorEntry]]
+    public var onlyWhenNoneMatched: Bool
+
+    public init(actions: [[DescriptorAction]], entries: [DescriptorEntry]?, siblings: [[DescriptorEntry]] = [],
+                onlyWhenNoneMatched: Bool = false) {
+        self.actions = actions
+        self.entries = entries
+        self.siblings = siblings
+        self.onlyWhenNoneMatched = onlyWhenNoneMatched
+    }
+}
+
+public struct DescriptorEntry: Sendable, Hashable {
+    public var key: String
+    public var value: String
+
+    public init(key: String, value: String) {
+        self.key = key
+        self.value = value
+    }
+}
+
+/// One rate-limit action of a route: what entry it adds to the request's descriptor.
+public enum DescriptorAction: Sendable, Hashable {
+    /// The header's value (`:path`, `:authority`, `:method` and `:scheme` too); absent: no descriptor,
+    /// unless `skipIfAbsent`, which leaves the entry out.
+    case requestHeader(name: String, key: String, skipIfAbsent: Bool)
+    /// `remote_address`: the client's address (X-Forwarded-For and `numTrustedProxies`).
+    case remoteAddress
+    case genericKey(key: String, value: String)
 }
 
 /// What a rule's refusal is, and what it adds to the responses it lets through.
