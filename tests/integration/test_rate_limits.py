@@ -16,6 +16,7 @@ import httpx
 from harness import config as cfg
 from harness.admin import admin_get, samples, wait_for_sample
 from harness.gateway import free_port, run_cli
+from harness.h2client import H2Client
 
 HOUR_BUCKET = {"requests": 10, "unit": "Hour", "burst": 10}
 
@@ -177,6 +178,22 @@ def test_a_refused_grpc_request_is_answered_trailers_only_with_unavailable(gatew
     assert refused.status_code == 200
     assert refused.headers["grpc-status"] == "14" and refused.headers["grpc-message"] == "local_rate_limited"
     assert refused.headers["x-ratelimit-remaining"] == "0"
+
+
+def test_http2_streams_are_limited_by_the_same_counters_as_http1_requests(gateway, upstream):
+    gw, up = limited_gateway(gateway, upstream, [{"name": "per-ip", "key": ["source.ip"], "limit": HOUR_BUCKET}])
+    assert [gw.get("/h1").status_code for _ in range(4)] == [200] * 4
+    with H2Client(gw.port) as client:
+        streams = [client.request("GET", f"/h2/{i}") for i in range(8)]
+        responses = client.wait(*streams)
+    statuses = sorted(r.status for r in responses)
+    assert statuses == [200] * 6 + [429] * 2, statuses
+    refused = next(r for r in responses if r.status == 429)
+    assert refused.body == b"local_rate_limited" and refused.header("x-ratelimit-remaining") == "0"
+    assert int(refused.header("retry-after")) >= 1
+    allowed = next(r for r in responses if r.status == 200)
+    assert allowed.header("x-ratelimit-limit") == "10"
+    assert len(up.requests) == 10
 
 
 def test_requests_no_route_takes_are_limited_too(gateway, upstream):
