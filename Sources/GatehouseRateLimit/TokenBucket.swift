@@ -15,8 +15,14 @@ public struct TokenBucketPolicy: Sendable, Hashable {
         precondition(requests > 0 && unitNanoseconds > 0, "validated at load: a positive rate")
         self.requests = requests
         self.unitNanoseconds = unitNanoseconds
-        self.burst = max(1, burst ?? requests)
+        // A burst whose refill outlasts a century is as good as unbounded; capping it keeps the
+        // full-again instant far from overflowing (load-time checks refuse such values anyway).
+        let interval = max(1, unitNanoseconds / Int64(requests))
+        self.burst = min(max(1, burst ?? requests), Int(Self.longestRefill / interval) + 1)
     }
+
+    /// A hundred years, in nanoseconds: the longest a bucket may take to refill from empty.
+    public static let longestRefill: Int64 = 100 * 365 * 86_400 * 1_000_000_000
 
     /// Time one request takes from the bucket (the refill of one token).
     public var interval: Int64 { max(1, unitNanoseconds / Int64(requests)) }

@@ -49,6 +49,8 @@ import Testing
         ("INSERT_BEFORE", "REPLACE", "spec.configPatches[0].patch.operation"),
         ("fill_interval: 1s", "fill_interval: 10ms", "spec.configPatches[0].patch.value.typed_config.token_bucket.fill_interval"),
         ("max_tokens: 10", "max_tokens: 0", "spec.configPatches[0].patch.value.typed_config.token_bucket.max_tokens"),
+        ("max_tokens: 10, tokens_per_fill: 5, fill_interval: 1s", "max_tokens: 4294967295, tokens_per_fill: 1, fill_interval: 3600s",
+         "spec.configPatches[0].patch.value.typed_config.token_bucket.max_tokens"),
         ("stat_prefix: limiter", "stat_prefix: limiter\n        descriptors: [{entries: [{key: a, value: b}]}]",
          "spec.configPatches[0].patch.value.typed_config.descriptors"),
         ("stat_prefix: limiter", "stat_prefix: limiter\n        local_rate_limit_per_downstream_connection: true",

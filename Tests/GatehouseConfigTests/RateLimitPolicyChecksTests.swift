@@ -39,6 +39,7 @@ import Testing
         ("- {name: a, limit: {requests: 5}}", "spec.rules[0].limit.unit", "missing required field"),
         ("- {name: a, limit: {unit: Second}}", "spec.rules[0].limit.requests", "missing required field"),
         ("- {name: a, limit: {requests: 2000000000, unit: Second}}", "spec.rules[0].limit.requests", "per nanosecond"),
+        ("- {name: a, limit: {requests: 1, unit: Hour, burst: 1000000000000}}", "spec.rules[0].limit.burst", "more than a century"),
         ("- {name: a, quota: {requests: 10}}", "spec.rules[0].quota.period", "missing required field"),
         ("- {name: a, quota: {requests: 4294967295, period: Day}}", "spec.rules[0].quota.requests", "between 1 and"),
         ("- {name: a, quota: {requests: 0, period: Day}}", "spec.rules[0].quota.requests", "between 1 and"),

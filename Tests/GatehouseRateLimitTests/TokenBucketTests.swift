@@ -78,4 +78,18 @@ import Testing
         let (_, decision) = policy.take(state: 5 * Self.second, now: 1_000_000 * Self.second)
         #expect(decision.allowed && decision.remaining == 1)
     }
+
+    @Test func aBurstBeyondACenturyOfRefillIsCappedRatherThanOverflowing() {
+        let hour: Int64 = 3_600_000_000_000
+        let policy = TokenBucketPolicy(requests: 1, unitNanoseconds: hour, burst: Int.max)
+        #expect(policy.burst == Int(TokenBucketPolicy.longestRefill / hour) + 1)
+        let now: Int64 = 1_796_644_800_000_000_000
+        var state: Int64 = 0
+        for _ in 0..<1_000 {
+            let (next, decision) = policy.take(state: state, now: now)
+            #expect(decision.allowed)
+            state = next
+        }
+        #expect(policy.remaining(state: state, now: now) == policy.burst - 1_000)
+    }
 }

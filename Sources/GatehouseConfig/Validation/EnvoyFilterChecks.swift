@@ -242,6 +242,9 @@ public enum EnvoyFilterChecks {
         if let interval = bucket.fillInterval {
             if interval.nanoseconds < 50_000_000 {
                 out.append(filter.diagnostic("\(path).fill_interval", "must be at least 50ms (as Envoy requires)"))
+            } else if let tokens = bucket.maxTokens, tokens > 0,
+                      Int64(tokens) > RateLimitPolicyChecks.refillLimit / max(1, interval.nanoseconds / Int64(max(1, bucket.tokensPerFill ?? 1))) {
+                out.append(filter.diagnostic("\(path).max_tokens", "\(tokens) tokens take more than a century to refill at this rate"))
             }
         } else {
             out.append(filter.diagnostic("\(path).fill_interval", "missing required field \"fill_interval\""))

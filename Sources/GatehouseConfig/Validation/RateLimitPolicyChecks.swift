@@ -56,8 +56,18 @@ enum RateLimitPolicyChecks {
             out.append(policy.diagnostic("\(path).requests", "more than one request per nanosecond cannot be metered"))
         }
         if let burst = limit.burst, burst <= 0 { out.append(policy.diagnostic("\(path).burst", "must be at least 1")) }
+        if let requests = limit.requests, let unit = limit.unit, requests > 0, unit.nanoseconds / requests > 0 {
+            let burst = limit.burst ?? requests
+            if burst > 0, burst > refillLimit / (unit.nanoseconds / requests) {
+                out.append(policy.diagnostic(limit.burst == nil ? "\(path).requests" : "\(path).burst",
+                    "a burst of \(burst) takes more than a century to refill at this rate"))
+            }
+        }
         return out
     }
+
+    /// A hundred years in nanoseconds (as `TokenBucketPolicy.longestRefill`).
+    static let refillLimit: Int64 = 100 * 365 * 86_400 * 1_000_000_000
 
     private static func quota(_ quota: RateLimitPolicySpec.Quota, _ path: String,
                               _ policy: Resource<RateLimitPolicySpec>) -> [Diagnostic] {
