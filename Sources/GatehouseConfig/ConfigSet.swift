@@ -154,6 +154,8 @@ public struct ConfigSet: Sendable {
             + "\(virtualServices.count) VirtualService, \(destinationRules.count) DestinationRule, "
             + "\(serviceEntries.count) ServiceEntry, \(workloadEntries.count) WorkloadEntry, "
             + "\(authorizationPolicies.count) AuthorizationPolicy, \(requestAuthentications.count) RequestAuthentication"
+            + (rateLimitPolicies.isEmpty ? "" : ", \(rateLimitPolicies.count) RateLimitPolicy")
+            + (envoyFilters.isEmpty ? "" : ", \(envoyFilters.count) EnvoyFilter")
     }
 }
 
