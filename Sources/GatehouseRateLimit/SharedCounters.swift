@@ -27,9 +27,9 @@ public final class CounterCell: Sendable {
 /// (its word set to `CounterCell.retired` by compare-and-swap, so an update racing with the sweep wins
 /// or loses as a whole) and dropped; a loop that meets a retired cell looks the key up again.
 public final class SharedCounterTable: Sendable {
-    /// Mutex is not copyable: each stripe is a class holding one.
+    /// One stripe's cells, behind its own lock.
     private final class Stripe: Sendable {
-        let cells = Mutex<[String: CounterCell]>([:])
+        let cells = StripeLock<[String: CounterCell]>([:])
     }
 
     private let stripes: [Stripe]
