@@ -109,14 +109,15 @@ enum RequestDispatcher {
         }
         // Rate limits count every request authorization let through, routed or not: a client sending
         // requests no route takes is still a client sending requests.
-        if let route = selected?.1?.route { record.routeName = route.name }
+        // The route the request takes (none on a virtual host that redirects every request to https).
+        let taken = selected.flatMap { $0.0.httpsRedirect ? nil : $0.1?.route }
+        if let taken { record.routeName = taken.name }
         var rateLimit = RequestRateLimit()
         if let refusal = rateLimit.check(head: head, target: target, origin: origin, virtualHost: selected?.0,
-                                         route: selected?.1?.route,
-                                         security: &security, snapshot: snapshot, loop: loop, counters: counters,
-                                         record: &record,
+                                         route: taken, security: &security, snapshot: snapshot, loop: loop,
+                                         counters: counters, record: &record,
                                          observe: observer.map { observer in { observer.rateLimits.append($0) } }) {
-            return .reply(refusal, route: selected?.1?.route)
+            return .reply(refusal, route: taken)
         }
         guard let (virtualHost, selection) = selected else { return .reply(.noRoute, route: nil) }
         if virtualHost.httpsRedirect {

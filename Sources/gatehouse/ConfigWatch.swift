@@ -12,10 +12,13 @@ struct ConfigWatch: Service {
 
     let paths: [String]
     let reloader: Reloader
+    /// The files as they were when the serving config was read: a change made before the watch began
+    /// still counts.
+    let loadedStamps: [String: FileStamp?]
 
     func run() async throws {
-        try? await cancelWhenGracefulShutdown { [paths, reloader] in
-            var seen = Self.stamps(paths)
+        try? await cancelWhenGracefulShutdown { [paths, reloader, loadedStamps] in
+            var seen = loadedStamps
             var unsettled = false
             while !Task.isCancelled {
                 try await Task.sleep(for: Self.interval)

@@ -39,6 +39,9 @@ struct RunCommand: AsyncParsableCommand {
         let format = logFormat ?? fromEnvironment?.1 ?? .text
         LoggingSystem.bootstrap { _ in DiagnosticsLogHandler(format: format) }
         let paths = config.resolved
+        // Taken before the files are read, so a change written while the gateway starts up is reloaded
+        // (the watch only begins once the listeners are serving).
+        let stampsAtLoad = ConfigWatch.stamps(paths)
         let loaded = ConfigPipeline.load(paths: paths)
         let diagnostics = loaded.diagnostics
         for diagnostic in diagnostics.sorted(by: DiagnosticOrder.precedes) { Log.info("\(diagnostic)") }
@@ -119,7 +122,7 @@ struct RunCommand: AsyncParsableCommand {
         services.append(.init(service: CertificateWatch.service(store: store, contexts: tlsContexts)))
         services.append(.init(service: JWKSRefresh.service(store: store, cache: runtime.jwks, group: group)))
         services.append(.init(service: RateLimitSweep.service(runtime: runtime, persistence: quotas)))
-        if watchConfig { services.append(.init(service: ConfigWatch(paths: paths, reloader: reloader))) }
+        if watchConfig { services.append(.init(service: ConfigWatch(paths: paths, reloader: reloader, loadedStamps: stampsAtLoad))) }
         if let admin { services.append(.init(service: AdminService(channel: admin))) }
         services.append(.init(service: ListenerService(server: server, notifier: notifier,
                                                        drainTimeout: .nanoseconds(settings.drainTimeoutNanoseconds))))
