@@ -171,7 +171,7 @@ struct RequestRateLimit {
                 case ":authority", "host": target.authority
                 case ":method": head.method
                 case ":scheme": origin.tls == nil ? "http" : "https"
-                default: head.headers.values(name).isEmpty ? nil : head.headers.values(name).joined(separator: ",")
+                default: Self.joinedValues(head, name)
                 }
                 if let value { entries.append(DescriptorEntry(key: key, value: value)) } else if !skipIfAbsent { return nil }
             case .remoteAddress:
@@ -215,8 +215,7 @@ struct RequestRateLimit {
             guard let values = security.identity?.claim(path), !values.isEmpty else { return nil }
             return values.joined(separator: ",")
         case .header(let name):
-            let values = head.headers.values(name)
-            return values.isEmpty ? nil : values.joined(separator: ",")
+            return joinedValues(head, name)
         case .connectionSNI:
             return origin.tls?.serverName
         case .host:
@@ -226,6 +225,12 @@ struct RequestRateLimit {
         case .route:
             return route?.name
         }
+    }
+
+    /// Every value of the header `name`, joined with `,` (as Envoy reads a repeated header); nil when absent.
+    static func joinedValues(_ head: RequestHead, _ name: String) -> String? {
+        let values = head.headers.values(name)
+        return values.isEmpty ? nil : values.joined(separator: ",")
     }
 
     /// Wall-clock nanoseconds: counters are kept on the clock every store and replica shares.

@@ -14,17 +14,8 @@ public enum EnvoyFilterChecks {
     /// Whether `filter` applies to the gateway the Bootstrap describes: its namespace or the root
     /// namespace, and a `workloadSelector` matching the Bootstrap labels or a `targetRefs` naming it.
     public static func applies(_ filter: Resource<EnvoyFilterSpec>, bootstrap: Resource<BootstrapSpec>?) -> Bool {
-        let namespace = bootstrap?.namespace ?? "istio-system"
-        let root = bootstrap?.spec.rootNamespace ?? "istio-system"
-        guard filter.namespace == namespace || filter.namespace == root else { return false }
-        if let refs = filter.spec.targetRefs, !refs.isEmpty {
-            return filter.namespace == namespace && refs.contains { ref in
-                ref.kind == "Gateway" && ref.name == (bootstrap?.name ?? "")
-                    && (ref.group ?? "gateway.networking.k8s.io") == "gateway.networking.k8s.io"
-            }
-        }
-        let labels = bootstrap?.spec.labels ?? [:]
-        return (filter.spec.workloadSelector?.labels ?? [:]).allSatisfy { labels[$0.key] == $0.value }
+        GatewayScope(bootstrap: bootstrap).admits(namespace: filter.namespace, selector: filter.spec.workloadSelector?.labels,
+                                                  targetRefs: filter.spec.targetRefs ?? [])
     }
 
     /// Whether the patch can apply to a gateway's configuration (context GATEWAY or ANY).

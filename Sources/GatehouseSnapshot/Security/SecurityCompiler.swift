@@ -24,16 +24,10 @@ struct SecurityCompiler {
 
     func applies(namespace: String, selector: WorkloadSelector?, targetRef: PolicyTargetReference?,
                  targetRefs: [PolicyTargetReference]?) -> Bool {
-        guard namespace == settings.namespace || namespace == settings.rootNamespace else { return false }
-        let refs = (targetRefs ?? []) + (targetRef.map { [$0] } ?? [])
-        if !refs.isEmpty {
-            return namespace == settings.namespace && refs.contains { ref in
-                ref.kind == "Gateway" && (ref.group ?? "gateway.networking.k8s.io") == "gateway.networking.k8s.io"
-                    && ref.name == settings.gatewayName
-            }
-        }
-        let labels = selector?.matchLabels ?? [:]
-        return labels.allSatisfy { settings.labels[$0.key] == $0.value }
+        GatewayScope(namespace: settings.namespace, rootNamespace: settings.rootNamespace, name: settings.gatewayName,
+                     labels: settings.labels)
+            .admits(namespace: namespace, selector: selector?.matchLabels,
+                    targetRefs: (targetRefs ?? []) + (targetRef.map { [$0] } ?? []))
     }
 
     /// The engine for one listener port: rules that can never match that port are left out, but an
