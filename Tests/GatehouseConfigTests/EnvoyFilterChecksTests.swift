@@ -58,6 +58,7 @@ import Testing
         ("stat_prefix: limiter", "stat_prefix: limiter\n        request_headers_to_add_when_not_enforced: []",
          "spec.configPatches[0].patch.value.typed_config.request_headers_to_add_when_not_enforced"),
         ("applyTo: HTTP_FILTER", "applyTo: NETWORK_FILTER", "spec.configPatches[0].applyTo"),
+        ("operation: INSERT_BEFORE", "operation: INSERT_BEFORE\n    filterClass: AUTHZ", "spec.configPatches[0].patch.filterClass"),
         ("context: GATEWAY,", "context: GATEWAY, proxy: {proxyVersion: '^1\\\\.2.*'},", "spec.configPatches[0].match.proxy"),
     ])
     func whatTheGatewayWouldNotEnforceIsRefusedAtItsField(_ original: String, _ replacement: String, _ path: String) {

@@ -47,6 +47,9 @@ public enum EnvoyFilterChecks {
                 continue
             }
             if patch.match?.proxy != nil { error("\(path).match.proxy", "match.proxy is not supported: \(recipe)") }
+            if patch.patch?.filterClass != nil {
+                error("\(path).patch.filterClass", "filterClass (where Istio places the filter) is not supported: \(recipe)")
+            }
             if patch.match?.cluster != nil { error("\(path).match.cluster", "match.cluster is not supported: \(recipe)") }
             switch patch.applyTo {
             case .HTTP_FILTER?: out += httpFilter(patch, path, filter)
