@@ -582,6 +582,8 @@ RATE_LIMIT_SCENARIOS = {
     "rl-ip-1k": "a per-client-IP limit (memory store)",
     "quota-1k": "a monthly quota per API key (memory store)",
     "quota-sqlite-1k": "a monthly quota per API key (sqlite store)",
+    "rl-ip-redis-1k": "a per-client-IP limit (redis store)",
+    "quota-redis-1k": "a monthly quota per API key (redis store)",
 }
 
 

@@ -180,6 +180,7 @@ enum AdminRoutes {
                                      accessLog: runtime.accessLog.map { ($0.writtenLines, $0.droppedLines) },
                                      istio: IstioLabels.of(runtime.store.snapshot)) + runtime.jwks.prometheusText()
                                      + MeshIdentityStatus.prometheusText(runtime.store.snapshot.settings.meshIdentity)
+                                     + (runtime.redisHealth?.prometheusText() ?? "")
                                      + clusterStats(runtime, load: load),
                                  contentType: "text/plain; version=0.0.4; charset=utf-8")
         case "/config_dump":

@@ -46,6 +46,7 @@ public final class DispatchProbe {
                                           record: &record) {
         case .forward(let forwarding): return "forward \(forwarding.cluster.name)"
         case .reply(let reply, _): return "reply \(reply.status) \(reply.flag)"
+        case .awaitRateLimit: return "await rate-limit store"
         }
     }
 }

@@ -309,6 +309,12 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
                                                   snapshot: runtime.store.snapshot, loop: loop,
                                                   allocator: context.channel.allocator, keys: runtime.jwks,
                                                   counters: loop.decisions, record: &request.record)
+        act(on: dispatch, for: request)
+    }
+
+    /// Answers the request, forwards it, or (its rate limits in Redis) waits for the store with its body
+    /// unread: the connection reads nothing more meanwhile, so the client's sending is held back by TCP.
+    private func act(on dispatch: Dispatch, for request: RequestContext) {
         switch dispatch {
         case .reply(let reply, let route):
             sendLocalReply(reply, for: request, route: route)
@@ -321,6 +327,18 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
             request.exchange = exchange
             exchange.start()
             if !forwarding.mirrors.isEmpty { request.startMirrors(forwarding.mirrors) }
+        case .awaitRateLimit(let pending):
+            guard let store = loop.redisStore else { preconditionFailure("only the redis store suspends a request") }
+            connection.setUpstreamBlocked(true)
+            store.take(pending.takes, now: pending.now).assumeIsolated().whenSuccess { [weak self] outcome in
+                // The client may have gone (its line is logged) while the store answered.
+                guard let self, context != nil, current === request else { return }
+                let next = RequestDispatcher.resume(pending, outcome: outcome, loop: loop, allocator: context.channel.allocator,
+                                                    counters: loop.decisions, record: &request.record)
+                connection.setUpstreamBlocked(false)
+                act(on: next, for: request)
+                processInbound()
+            }
         }
     }
 

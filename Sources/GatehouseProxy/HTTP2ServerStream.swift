@@ -145,6 +145,12 @@ final class HTTP2ServerStream: DownstreamResponder {
                                                   snapshot: snapshot, loop: loop,
                                                   allocator: connection.allocator, keys: runtime.jwks,
                                                   counters: loop.decisions, record: &request.record)
+        act(on: dispatch, webSocketKey: webSocketKey, endStream: endStream)
+    }
+
+    /// Answers the request, forwards it, or (its rate limits in Redis) waits for the store, holding the
+    /// DATA that comes meanwhile without opening the stream's window again.
+    private func act(on dispatch: Dispatch, webSocketKey: String?, endStream: Bool) {
         switch dispatch {
         case .reply(let reply, let route):
             sendLocalReply(reply, route: route)
@@ -157,12 +163,29 @@ final class HTTP2ServerStream: DownstreamResponder {
                 }
                 forwarding.request.expectedWebSocketAccept = WebSocketHandshake.accept(forKey: webSocketKey)
             }
-            let exchange = ProxyExchange(downstream: self, loop: loop, runtime: runtime, forwarding: forwarding)
+            let exchange = ProxyExchange(downstream: self, loop: connection.loop, runtime: connection.runtime,
+                                         forwarding: forwarding)
             request.exchange = exchange
             exchange.start()
             if !forwarding.mirrors.isEmpty { request.startMirrors(forwarding.mirrors) }
+            request.releaseHeldBody()
             // The upgrade request has no body: it ends with its head, the stream stays open for the tunnel.
             if endStream || webSocket { request.forwardEnd(nil) }
+        case .awaitRateLimit(let pending):
+            guard let store = connection.loop.redisStore else { preconditionFailure("only the redis store suspends a request") }
+            request.holdBody()
+            upstreamBlocked = true
+            store.take(pending.takes, now: pending.now).assumeIsolated().whenSuccess { [weak self] outcome in
+                // The client may have reset the stream (its line is logged) while the store answered.
+                guard let self, !closed, !responseEnded else { return }
+                let loop = connection.loop
+                let next = RequestDispatcher.resume(pending, outcome: outcome, loop: loop, allocator: connection.allocator,
+                                                    counters: loop.decisions, record: &request.record)
+                upstreamBlocked = false
+                act(on: next, webSocketKey: webSocketKey, endStream: endStream)
+                request.releaseHeldBody()
+                if !upstreamBlocked { connection.consumeHeld(of: self) }
+            }
         }
     }
 

@@ -17,6 +17,10 @@ struct LocalReply {
     var grpcStatus: Int? = nil
 
     static let noRoute = LocalReply(status: 404, body: [], flag: .noRouteFound, details: "route_not_found")
+    /// The rate-limit store could not answer and its `failureMode` is deny: Envoy's rate limit filter
+    /// with `failure_mode_deny` (500, flag RLSE, no body).
+    static let rateLimitStoreError = LocalReply(status: 500, body: [], flag: .rateLimitServiceError,
+                                                details: "rate_limiter_error")
     static let noHealthyUpstream = LocalReply(status: 503, body: Array("no healthy upstream".utf8),
                                               flag: .noHealthyUpstream, details: "no_healthy_upstream")
     static let connectFailure = LocalReply(

@@ -8,6 +8,7 @@ import GatehouseUpstream
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// State of one event loop, touched only from that loop.
@@ -37,11 +38,16 @@ final class LoopContext: @unchecked Sendable {
     /// RateLimitPolicy counters: the gateway's store, and this loop's lock-free way to them.
     let counterStore: CounterStore
     let rateLimiter = LoopRateLimiter()
+    /// The `redis` store's connection on this loop, when the Bootstrap picked that store.
+    let redisStore: RedisRateLimitStore?
+    var redisHealth: RedisHealth? { redisStore?.health }
 
     init(eventLoop: EventLoop, decisions: DecisionCounters = DecisionCounters(), requests: RequestMetrics = RequestMetrics(),
-         metrics: GatewayMetrics = GatewayMetrics(), counterStore: CounterStore = CounterStore()) {
+         metrics: GatewayMetrics = GatewayMetrics(), counterStore: CounterStore = CounterStore(),
+         redisStore: RedisRateLimitStore? = nil) {
         self.metrics = metrics
         self.counterStore = counterStore
+        self.redisStore = redisStore
         self.eventLoop = eventLoop
         self.decisions = decisions
         self.requests = requests
@@ -270,17 +276,40 @@ public final class ProxyRuntime: Sendable {
     let clusterEvents = ClusterEvents()
     /// RateLimitPolicy counters, shared by every loop and kept across reloads.
     public let counterStore = CounterStore()
+    /// The `redis` rate-limit store's health (nil with another store): its metrics and log lines.
+    let redisHealth: RedisHealth?
 
+    /// `storeLog` hears when the `redis` rate-limit store stops and starts answering. Throws when the
+    /// store's TLS settings cannot make a TLS context.
     public init(store: SnapshotStore, accessLog: AccessLogWriter?, group: MultiThreadedEventLoopGroup,
-                threadPool: NIOThreadPool, tlsContexts: TLSContextStore = TLSContextStore()) {
+                threadPool: NIOThreadPool, tlsContexts: TLSContextStore = TLSContextStore(),
+                storeLog: @escaping @Sendable (String) -> Void = { _ in }) throws {
         self.store = store
         self.tlsContexts = tlsContexts
         self.accessLog = accessLog
+        // The store is the first snapshot's: a reload that changes it takes effect at the next restart.
+        var redis: (settings: RedisStoreSettings, tls: NIOSSLContext?, health: RedisHealth)?
+        if case .redis(let settings) = store.snapshot.settings.rateLimitStore {
+            var tls: NIOSSLContext?
+            if settings.url.tls {
+                var configuration = TLSConfiguration.makeClientConfiguration()
+                if let roots = settings.caCertificatesPath { configuration.trustRoots = .file(roots) }
+                tls = try NIOSSLContext(configuration: configuration)
+            }
+            redis = (settings, tls, RedisHealth(failOpen: settings.failOpen, announce: storeLog))
+        }
+        redisHealth = redis?.health
         var loops: [ObjectIdentifier: LoopContext] = [:]
         for loop in group.makeIterator() {
+            let redisStore = redis.map { redis in
+                RedisRateLimitStore(connection: RedisConnection(eventLoop: loop, url: redis.settings.url,
+                                                                timeout: .nanoseconds(redis.settings.timeoutNanoseconds),
+                                                                tls: redis.tls, health: redis.health),
+                                    health: redis.health)
+            }
             loops[ObjectIdentifier(loop)] = LoopContext(eventLoop: loop, decisions: metrics.makeDecisionCounters(),
                                                         requests: metrics.makeRequestMetrics(), metrics: metrics,
-                                                        counterStore: counterStore)
+                                                        counterStore: counterStore, redisStore: redisStore)
         }
         self.loops = loops
         dns = DNSCache(threadPool: threadPool,

@@ -44,14 +44,38 @@ final class RequestContext {
 
     /// Request body for the exchange and every mirror.
     func forwardBody(_ body: ByteBuffer) {
+        if heldBody != nil { heldBody!.append(body); return }
         exchange?.requestBody(body)
         for mirror in mirrors { mirror.requestBody(body) }
     }
 
     /// The request's end, for the exchange and every mirror.
     func forwardEnd(_ trailers: HTTPHeaderBlock?) {
+        if heldBody != nil { heldEnd = .some(trailers); return }
         exchange?.requestEnd(trailers)
         for mirror in mirrors { mirror.requestEnd(trailers) }
+    }
+
+    /// Body that came while the request waited for its rate-limit store, and its end; nil when not
+    /// holding. HTTP/2 only (HTTP/1.1 reads nothing meanwhile); bounded by the stream's flow-control
+    /// window, which is not opened again until the body moves on.
+    private var heldBody: [ByteBuffer]?
+    private var heldEnd: HTTPHeaderBlock??
+
+    /// Keeps the body from here on, until `releaseHeldBody`.
+    func holdBody() {
+        if heldBody == nil { heldBody = [] }
+    }
+
+    /// Hands what was held to the exchange and mirrors, if any (a request answered locally drops it).
+    func releaseHeldBody() {
+        guard let held = heldBody else { return }
+        heldBody = nil
+        for body in held { forwardBody(body) }
+        if let end = heldEnd {
+            heldEnd = nil
+            forwardEnd(end)
+        }
     }
 
     /// The upstream side is no longer wanted: the exchange holds its responder unowned, so it must never

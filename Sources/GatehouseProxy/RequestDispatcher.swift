@@ -1,4 +1,5 @@
 import GatehouseHTTP1
+import GatehouseRateLimit
 import GatehouseRouting
 import GatehouseSnapshot
 import GatehouseTelemetry
@@ -11,6 +12,9 @@ import NIOCore
 enum Dispatch {
     case reply(LocalReply, route: Route?)
     case forward(Forwarding)
+    /// The request's rate limits are in the `redis` store: it waits for the store's answer (its body
+    /// held back), then `RequestDispatcher.resume` decides the rest.
+    case awaitRateLimit(PendingDispatch)
 
     struct Forwarding {
         var request: UpstreamRequest
@@ -30,6 +34,33 @@ enum Dispatch {
         /// Copies of the request for the route's mirrors that drew it (each without mirrors of its own).
         var mirrors: [Forwarding] = []
     }
+}
+
+/// A request stopped at its rate limits while the `redis` store answers: what the dispatcher had
+/// worked out so far, so it goes on from there rather than starting again (policy and JWT checks run
+/// once per request).
+struct PendingDispatch {
+    fileprivate var progress: DispatchProgress
+    fileprivate var candidates: [RequestRateLimit.Candidate]
+    /// What to ask the store, one per candidate.
+    var takes: [RedisTake]
+    /// The instant the takes are at (wall-clock nanoseconds).
+    var now: Int64
+}
+
+/// The dispatcher's findings up to the rate limits.
+private struct DispatchProgress {
+    var head: RequestHead
+    var target: RequestTarget
+    var requestID: String
+    var origin: DownstreamOrigin
+    var snapshot: Snapshot
+    var security: RequestSecurity
+    var input: RouteInput
+    var scheme: String
+    var selected: (VirtualHost, RouteSelection?)?
+    /// The route the request takes (none on a virtual host that redirects every request to https).
+    var taken: Route?
 }
 
 /// Where a request arrived: the listener port, and the TLS session when there is one.
@@ -109,16 +140,73 @@ enum RequestDispatcher {
         }
         // Rate limits count every request authorization let through, routed or not: a client sending
         // requests no route takes is still a client sending requests.
-        // The route the request takes (none on a virtual host that redirects every request to https).
         let taken = selected.flatMap { $0.0.httpsRedirect ? nil : $0.1?.route }
         if let taken { record.routeName = taken.name }
+        let progress = DispatchProgress(head: head, target: target, requestID: requestID, origin: origin, snapshot: snapshot,
+                                        security: security, input: input, scheme: scheme, selected: selected, taken: taken)
         var rateLimit = RequestRateLimit()
+        if let redis = loop.redisStore, observer == nil, !snapshot.rateLimits.isEmpty {
+            var progress = progress
+            let candidates = RequestRateLimit.candidates(head: head, target: target, origin: origin, virtualHost: selected?.0,
+                                                         route: taken, security: &progress.security, snapshot: snapshot,
+                                                         loop: loop)
+            if !candidates.isEmpty {
+                let identities = snapshot.rateLimits.identities
+                let takes = candidates.map { candidate in
+                    let identity = identities[candidate.index]
+                    return RedisTake(identity: identity, namespace: redis.namespace(of: identity), key: candidate.key,
+                                     enforced: candidate.enforced)
+                }
+                return .awaitRateLimit(PendingDispatch(progress: progress, candidates: candidates, takes: takes,
+                                                       now: RequestRateLimit.now()))
+            }
+            return proceed(progress, rateLimit: rateLimit, loop: loop, allocator: allocator, record: &record)
+        }
         if let refusal = rateLimit.check(head: head, target: target, origin: origin, virtualHost: selected?.0,
                                          route: taken, security: &security, snapshot: snapshot, loop: loop,
                                          counters: counters, record: &record,
                                          observe: observer.map { observer in { observer.rateLimits.append($0) } }) {
             return .reply(refusal, route: taken)
         }
+        var checked = progress
+        checked.security = security
+        return proceed(checked, rateLimit: rateLimit, loop: loop, allocator: allocator, record: &record)
+    }
+
+    /// Goes on with a request the `redis` store has answered for: refused by a rule, let through, or
+    /// (Redis unavailable) decided by the Bootstrap's `failureMode`.
+    static func resume(_ pending: PendingDispatch, outcome: RedisTakeOutcome, loop: LoopContext, allocator: ByteBufferAllocator,
+                       counters: DecisionCounters?, record: inout AccessLogRecord) -> Dispatch {
+        let progress = pending.progress
+        var rateLimit = RequestRateLimit()
+        switch outcome {
+        case .decided(let decisions):
+            if let refusal = rateLimit.conclude(pending.candidates, decisions: decisions, limits: progress.snapshot.rateLimits,
+                                                counters: counters, record: &record) {
+                return .reply(refusal, route: progress.taken)
+            }
+        case .unavailable:
+            let first = progress.snapshot.rateLimits.rules[pending.candidates[0].index]
+            record.ratelimit = RateLimitLogEntry(rule: first.id, remaining: 0, storeUnavailable: true)
+            loop.redisHealth?.decidedByFailureMode()
+            if loop.redisHealth?.failOpen == false { return .reply(.rateLimitStoreError, route: progress.taken) }
+        }
+        return proceed(progress, rateLimit: rateLimit, loop: loop, allocator: allocator, record: &record)
+    }
+
+    /// Everything after the rate limits: the route's action (a redirect, a direct response, CORS, a
+    /// fault, or the forwarding to a cluster).
+    private static func proceed(_ progress: DispatchProgress, rateLimit: RequestRateLimit, loop: LoopContext,
+                                allocator: ByteBufferAllocator, record: inout AccessLogRecord) -> Dispatch {
+        let head = progress.head
+        let target = progress.target
+        let origin = progress.origin
+        let snapshot = progress.snapshot
+        let security = progress.security
+        let input = progress.input
+        let scheme = progress.scheme
+        let requestID = progress.requestID
+        let selected = progress.selected
         guard let (virtualHost, selection) = selected else { return .reply(.noRoute, route: nil) }
         if virtualHost.httpsRedirect {
             let location = RedirectAction(scheme: "https", code: 301).location(for: input)

@@ -128,6 +128,9 @@ public enum RequestExplainer {
         case .forward(let forwarding):
             lines.append("route:     \(record.routeName ?? "-")")
             lines.append("result:    forwarded to \(forwarding.cluster.name)")
+        case .awaitRateLimit:
+            // Explaining never asks a store: the observer keeps the dispatcher on this process's counters.
+            lines.append("result:    waits for the rate-limit store")
         }
         return lines
     }
@@ -139,7 +142,8 @@ public enum RequestExplainer {
         guard !limits.isEmpty else { return ["ratelimit: no RateLimitPolicy applies"] }
         var lines = ["ratelimit: \(limits.rules.count) rule(s) of \(limits.policies.joined(separator: ", "))"]
         if observations.isEmpty { lines.append("  not reached: the request was answered before the rate limits") }
-        for observation in observations {
+        // Passed-over rules are seen as the request meets them, the rest once the store has answered.
+        for observation in observations.sorted(by: { $0.index < $1.index }) {
             let rule = observation.rule
             let head = "  \(rule.id) (\(rule.summary)\(rule.shadow ? ", shadow" : "")): "
             if let passedOver = observation.passedOver {

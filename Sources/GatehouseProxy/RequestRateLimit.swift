@@ -19,10 +19,13 @@ struct RequestRateLimit {
     /// its figures go into the allowed response's `x-ratelimit-*` headers.
     private(set) var tightest: (rule: RateLimitRule, decision: RateLimitDecision)?
 
-    /// What the rules took, to give back if a later one refuses.
-    private struct Taken {
-        var rule: Int
+    /// A rule that applies to the request: its position in `RateLimits.rules`, the request's key, and
+    /// whether its refusal refuses the request (drawn now for a partial `filter_enforced`, so every
+    /// store is told the same).
+    struct Candidate {
+        var index: Int
         var key: String
+        var enforced: Bool
     }
 
     /// One rule as `explain` reports it.
@@ -38,25 +41,34 @@ struct RequestRateLimit {
         var passedOver: String? = nil
     }
 
-    /// nil when the request may go on; otherwise the 429 that refuses it.
+    /// nil when the request may go on; otherwise the 429 that refuses it. The `memory` (and `sqlite`)
+    /// store: the counters are this process's, so the answer is immediate.
     mutating func check(head: RequestHead, target: RequestTarget, origin: DownstreamOrigin, virtualHost: VirtualHost?,
                         route: Route?, security: inout RequestSecurity, snapshot: Snapshot, loop: LoopContext,
                         counters: DecisionCounters?, record: inout AccessLogRecord,
                         observe: ((Observation) -> Void)? = nil) -> LocalReply? {
         let limits = snapshot.rateLimits
         guard !limits.isEmpty else { return nil }
-        loop.rateLimiter.prepare(version: snapshot.version, identities: limits.identities, store: loop.counterStore)
-        let now = Self.now()
+        let candidates = Self.candidates(head: head, target: target, origin: origin, virtualHost: virtualHost, route: route,
+                                         security: &security, snapshot: snapshot, loop: loop, observe: observe)
+        guard !candidates.isEmpty else { return nil }
+        let decisions = Self.takeFromMemory(candidates, snapshot: snapshot, loop: loop)
+        return conclude(candidates, decisions: decisions, limits: limits, counters: counters, record: &record, observe: observe)
+    }
+
+    /// The rules that apply to the request, in order, with its key for each: those whose listener,
+    /// `filter_enabled` draw, descriptors and match hold, and whose key attributes the request has.
+    static func candidates(head: RequestHead, target: RequestTarget, origin: DownstreamOrigin, virtualHost: VirtualHost?,
+                           route: Route?, security: inout RequestSecurity, snapshot: Snapshot, loop: LoopContext,
+                           observe: ((Observation) -> Void)? = nil) -> [Candidate] {
+        let limits = snapshot.rateLimits
         var request: AuthorizationRequest?
         var host = ""
         if limits.anyMatch {
             request = security.attributes(head: head, target: target, origin: origin, snapshot: snapshot)
             host = RequestMatcher.lowercasedHost(of: request!)
         }
-        // What the rules took, to give back on a refusal; the first without an array (the usual case).
-        var firstTaken: Taken?
-        var moreTaken: [Taken] = []
-        var shadowLimited: (rule: RateLimitRule, decision: RateLimitDecision)?
+        var candidates: [Candidate] = []
         for (index, rule) in limits.rules.enumerated() {
             // An EnvoyFilter's bucket: its listener, virtual host or route, and its filter_enabled share.
             if rule.scope != nil || !rule.exclusions.isEmpty,
@@ -71,7 +83,7 @@ struct RequestRateLimit {
                 continue
             }
             if let match = rule.descriptors,
-               let passedOver = Self.descriptorMismatch(match, head: head, target: target, origin: origin, snapshot: snapshot) {
+               let passedOver = descriptorMismatch(match, head: head, target: target, origin: origin, snapshot: snapshot) {
                 observe?(Observation(index: index, rule: rule, passedOver: passedOver))
                 continue
             }
@@ -79,33 +91,65 @@ struct RequestRateLimit {
                 observe?(Observation(index: index, rule: rule, mismatch: mismatch))
                 continue
             }
-            guard let key = Self.key(rule.key, head: head, target: target, origin: origin, route: route,
-                                     security: security, snapshot: snapshot) else {
+            guard let key = key(rule.key, head: head, target: target, origin: origin, route: route,
+                                security: security, snapshot: snapshot) else {
                 observe?(Observation(index: index, rule: rule))
-                continue
-            }
-            let decision = loop.rateLimiter.take(rule: index, key: key, now: now)
-            observe?(Observation(index: index, rule: rule, key: key, decision: decision))
-            if decision.allowed {
-                counters?.recordRateLimit(owner: rule, rule: rule.id, outcome: .allowed)
-                if firstTaken == nil { firstTaken = Taken(rule: index, key: key) } else { moreTaken.append(Taken(rule: index, key: key)) }
-                if !rule.shadow, tightest.map({ decision.remaining < $0.decision.remaining }) ?? true {
-                    tightest = (rule, decision)
-                }
                 continue
             }
             let enforced = rule.enforcedPerMillion == RateLimitRule.all
                 || (rule.enforcedPerMillion > 0
                     && loop.random.next() % UInt64(RateLimitRule.all) < UInt64(rule.enforcedPerMillion))
-            if !enforced {
+            candidates.append(Candidate(index: index, key: key, enforced: enforced))
+        }
+        return candidates
+    }
+
+    /// Takes one request from each candidate's counter in this process, in order. The first enforced
+    /// refusal stops: what the rules before it took is given back, and the rules after it are not
+    /// taken from (nil), so a refused request counts against no rule.
+    static func takeFromMemory(_ candidates: [Candidate], snapshot: Snapshot, loop: LoopContext) -> [RateLimitDecision?] {
+        loop.rateLimiter.prepare(version: snapshot.version, identities: snapshot.rateLimits.identities, store: loop.counterStore)
+        let now = now()
+        var decisions: [RateLimitDecision?] = []
+        decisions.reserveCapacity(candidates.count)
+        for (position, candidate) in candidates.enumerated() {
+            let decision = loop.rateLimiter.take(rule: candidate.index, key: candidate.key, now: now)
+            decisions.append(decision)
+            if !decision.allowed, candidate.enforced {
+                for (earlier, taken) in zip(candidates, decisions).prefix(position) where taken?.allowed == true {
+                    loop.rateLimiter.refund(rule: earlier.index, key: earlier.key, now: now)
+                }
+                decisions += Array(repeating: nil, count: candidates.count - position - 1)
+                break
+            }
+        }
+        return decisions
+    }
+
+    /// The request's fate from its rules' decisions: the first enforced refusal refuses it with the
+    /// rule's reply; otherwise it goes on, with the tightest rule's figures for its response headers.
+    /// Counts each rule's outcome and fills the access log's `ratelimit` field.
+    mutating func conclude(_ candidates: [Candidate], decisions: [RateLimitDecision?], limits: RateLimits,
+                           counters: DecisionCounters?, record: inout AccessLogRecord,
+                           observe: ((Observation) -> Void)? = nil) -> LocalReply? {
+        var shadowLimited: (rule: RateLimitRule, decision: RateLimitDecision)?
+        for (candidate, decision) in zip(candidates, decisions) {
+            guard let decision else { break }
+            let rule = limits.rules[candidate.index]
+            observe?(Observation(index: candidate.index, rule: rule, key: candidate.key, decision: decision))
+            if decision.allowed {
+                counters?.recordRateLimit(owner: rule, rule: rule.id, outcome: .allowed)
+                if !rule.shadow, tightest.map({ decision.remaining < $0.decision.remaining }) ?? true {
+                    tightest = (rule, decision)
+                }
+                continue
+            }
+            if !candidate.enforced {
                 counters?.recordRateLimit(owner: rule, rule: rule.id, outcome: .shadowLimited)
                 if shadowLimited == nil { shadowLimited = (rule, decision) }
                 continue
             }
             counters?.recordRateLimit(owner: rule, rule: rule.id, outcome: .limited)
-            for earlier in (firstTaken.map { [$0] } ?? []) + moreTaken {
-                loop.rateLimiter.refund(rule: earlier.rule, key: earlier.key, now: now)
-            }
             record.ratelimit = RateLimitLogEntry(rule: rule.id, remaining: 0)
             return .rateLimited(decision, reply: rule.reply)
         }

@@ -9,6 +9,9 @@ public struct TokenBucketPolicy: Sendable, Hashable {
     public var requests: Int
     public var unitNanoseconds: Int64
     public var burst: Int
+    /// The length of the clock's tick the instants are in: 1 (nanoseconds) everywhere but Redis, whose
+    /// Lua keeps them in microseconds (see `RedisRateLimitScript`). Only the seconds reported use it.
+    public var nanosecondsPerTick: Int64 = 1
 
     /// `burst` nil: a whole unit's worth (`requests`) may come at once.
     public init(requests: Int, unitNanoseconds: Int64, burst: Int? = nil) {
@@ -38,12 +41,12 @@ public struct TokenBucketPolicy: Sendable, Hashable {
         guard start - now <= tolerance else {
             let wait = start - now - tolerance
             return (state, RateLimitDecision(allowed: false, limit: requests, remaining: 0,
-                                             resetSeconds: RateLimitDecision.seconds(ceilingOf: start - now),
-                                             retryAfterSeconds: RateLimitDecision.seconds(ceilingOf: wait)))
+                                             resetSeconds: RateLimitDecision.seconds(ceilingOf: (start - now) * nanosecondsPerTick),
+                                             retryAfterSeconds: RateLimitDecision.seconds(ceilingOf: wait * nanosecondsPerTick)))
         }
         let next = start + interval
         return (next, RateLimitDecision(allowed: true, limit: requests, remaining: remaining(state: next, now: now),
-                                        resetSeconds: RateLimitDecision.seconds(ceilingOf: next - now),
+                                        resetSeconds: RateLimitDecision.seconds(ceilingOf: (next - now) * nanosecondsPerTick),
                                         retryAfterSeconds: 0))
     }
 

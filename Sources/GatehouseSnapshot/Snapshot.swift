@@ -222,9 +222,29 @@ public struct GatewaySettings: Sendable {
     public var locality = ""
 }
 
-/// Bootstrap `rateLimitStore`: `memory` (this process only), or `sqlite` (quota counters written behind
-/// to `directory/ratelimit.sqlite`, so they survive restarts; the default when `stateDir` is set).
+/// Bootstrap `rateLimitStore`: `memory` (this process only), `sqlite` (quota counters written behind
+/// to `directory/ratelimit.sqlite`, so they survive restarts; the default when `stateDir` is set), or
+/// `redis` (every counter in one Redis, shared by the gateways that use it).
 public enum RateLimitStoreSettings: Sendable, Equatable {
     case memory
     case sqlite(directory: String)
+    case redis(RedisStoreSettings)
+}
+
+/// Bootstrap `rateLimitStore` of type `redis`.
+public struct RedisStoreSettings: Sendable, Equatable {
+    public var url: RedisURL
+    /// Let requests through (true, the default) or refuse them while Redis cannot answer.
+    public var failOpen: Bool
+    /// How long a request waits for Redis before `failOpen` decides it.
+    public var timeoutNanoseconds: Int64
+    /// `rediss://`: the CA bundle to verify Redis's certificate with (nil: the system's).
+    public var caCertificatesPath: String?
+
+    public init(url: RedisURL, failOpen: Bool = true, timeoutNanoseconds: Int64 = 50_000_000, caCertificatesPath: String? = nil) {
+        self.url = url
+        self.failOpen = failOpen
+        self.timeoutNanoseconds = timeoutNanoseconds
+        self.caCertificatesPath = caCertificatesPath
+    }
 }

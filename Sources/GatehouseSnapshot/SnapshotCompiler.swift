@@ -126,13 +126,21 @@ public enum SnapshotCompiler {
             locality: spec?.locality ?? "")
     }
 
-    /// `sqlite` when asked for, or by default when there is a `stateDir` to keep the file in.
+    /// `sqlite` when asked for, or by default when there is a `stateDir` to keep the file in; `redis`
+    /// as written (its URL was checked at load).
     static func rateLimitStore(_ bootstrap: Resource<BootstrapSpec>?) -> RateLimitStoreSettings {
-        guard let bootstrap, let stateDir = bootstrap.spec.stateDir else { return .memory }
-        switch bootstrap.spec.rateLimitStore?.type {
-        case .memory?: return .memory
+        guard let bootstrap else { return .memory }
+        let store = bootstrap.spec.rateLimitStore
+        if store?.type == .redis, let text = store?.url, let url = try? RedisURL.parse(text) {
+            return .redis(RedisStoreSettings(
+                url: url, failOpen: store?.failureMode != .deny,
+                timeoutNanoseconds: store?.timeout?.nanoseconds ?? 50_000_000,
+                caCertificatesPath: store?.caCertificates.map { ConfigPath.resolve($0, against: bootstrap.directory) }))
+        }
+        guard let stateDir = bootstrap.spec.stateDir else { return .memory }
+        switch store?.type {
+        case .memory?, .redis?: return .memory
         case .sqlite?, nil: return .sqlite(directory: ConfigPath.resolve(stateDir, against: bootstrap.directory))
-        case .redis?: return .memory
         }
     }
 

@@ -30,9 +30,20 @@ public enum SnapshotDump {
                 "drain_timeout_seconds": Double(snapshot.settings.drainTimeoutNanoseconds) / 1e9,
                 "max_connections": snapshot.settings.maxConnections,
                 "forward_client_cert_details": snapshot.settings.forwardClientCertDetails.rawValue,
+                "rate_limit_store": rateLimitStore(snapshot.settings.rateLimitStore),
             ] as [String: Any],
         ]
         return json(document)
+    }
+
+    /// Where the counters live; a Redis URL without its password.
+    static func rateLimitStore(_ store: RateLimitStoreSettings) -> [String: Any] {
+        switch store {
+        case .memory: ["type": "memory"]
+        case .sqlite(let directory): ["type": "sqlite", "directory": directory]
+        case .redis(let redis): ["type": "redis", "url": redis.url.description, "failure_mode": redis.failOpen ? "allow" : "deny",
+                                 "timeout_ms": Double(redis.timeoutNanoseconds) / 1e6]
+        }
     }
 
     /// `/clusters`: Envoy's text form, one `cluster::endpoint::field::value` line per fact, so the

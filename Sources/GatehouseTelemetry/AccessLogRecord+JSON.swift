@@ -64,12 +64,17 @@ struct JSONLineEncoder {
         }
     }
 
-    /// `"RULE remaining=N[ shadow_limited]"`, written in place (no string is built per request).
+    /// `"RULE remaining=N[ shadow_limited]"` or `"RULE store_unavailable"`, written in place (no string
+    /// is built per request).
     mutating func field(_ name: StaticString, _ entry: RateLimitLogEntry?) {
         key(name)
         guard let entry else { appendNull(); return }
         bytes.append(UInt8(ascii: "\""))
         appendEscaped(entry.rule)
+        if entry.storeUnavailable {
+            bytes.append(contentsOf: " store_unavailable\"".utf8)
+            return
+        }
         bytes.append(contentsOf: " remaining=".utf8)
         appendInteger(Int64(entry.remaining))
         if entry.shadowLimited { bytes.append(contentsOf: " shadow_limited".utf8) }

@@ -87,15 +87,19 @@ public struct AccessLogRecord: Sendable {
 }
 
 /// The access log's `ratelimit`: `ns/policy/rule remaining=N`, with ` shadow_limited` when a shadow rule
-/// was exhausted. Kept as parts so the request path formats nothing.
+/// was exhausted, or `ns/policy/rule store_unavailable` when the redis store could not answer and the
+/// Bootstrap's `failureMode` decided (the rule is the first that applied). Kept as parts so the request
+/// path formats nothing.
 public struct RateLimitLogEntry: Sendable, Equatable {
     public var rule: String
     public var remaining: Int
     public var shadowLimited: Bool
+    public var storeUnavailable: Bool
 
-    public init(rule: String, remaining: Int, shadowLimited: Bool = false) {
+    public init(rule: String, remaining: Int, shadowLimited: Bool = false, storeUnavailable: Bool = false) {
         self.rule = rule
         self.remaining = remaining
         self.shadowLimited = shadowLimited
+        self.storeUnavailable = storeUnavailable
     }
 }

@@ -15,6 +15,7 @@ public struct ResponseFlags: OptionSet, Hashable, Sendable, CustomStringConverti
     public static let delayInjected = ResponseFlags(rawValue: 1 << 9)                    // DI
     public static let faultInjected = ResponseFlags(rawValue: 1 << 10)                   // FI
     public static let rateLimited = ResponseFlags(rawValue: 1 << 11)                     // RL
+    public static let rateLimitServiceError = ResponseFlags(rawValue: 1 << 13)           // RLSE
     public static let downstreamConnectionTermination = ResponseFlags(rawValue: 1 << 14) // DC
     public static let upstreamRetryLimitExceeded = ResponseFlags(rawValue: 1 << 15)      // URX
     public static let streamIdleTimeout = ResponseFlags(rawValue: 1 << 16)               // SI
@@ -28,7 +29,8 @@ public struct ResponseFlags: OptionSet, Hashable, Sendable, CustomStringConverti
     static let codes: [(ResponseFlags, String)] = [
         (.noHealthyUpstream, "UH"), (.upstreamRequestTimeout, "UT"), (.upstreamRemoteReset, "UR"),
         (.upstreamConnectionFailure, "UF"), (.upstreamConnectionTermination, "UC"), (.upstreamOverflow, "UO"),
-        (.noRouteFound, "NR"), (.delayInjected, "DI"), (.faultInjected, "FI"), (.rateLimited, "RL"), (.downstreamConnectionTermination, "DC"),
+        (.noRouteFound, "NR"), (.delayInjected, "DI"), (.faultInjected, "FI"), (.rateLimited, "RL"),
+        (.rateLimitServiceError, "RLSE"), (.downstreamConnectionTermination, "DC"),
         (.upstreamRetryLimitExceeded, "URX"), (.streamIdleTimeout, "SI"), (.downstreamProtocolError, "DPE"),
         (.durationTimeout, "DT"), (.upstreamProtocolError, "UPE"), (.noClusterFound, "NC"),
         (.dnsResolutionFailed, "DF"),

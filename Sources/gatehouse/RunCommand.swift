@@ -73,8 +73,14 @@ struct RunCommand: AsyncParsableCommand {
         let threadPool = NIOThreadPool(numberOfThreads: 2)
         threadPool.start()
         let store = SnapshotStore(snapshot)
-        let runtime = ProxyRuntime(store: store, accessLog: accessLog, group: group, threadPool: threadPool,
-                                   tlsContexts: tlsContexts)
+        let runtime: ProxyRuntime
+        do {
+            runtime = try ProxyRuntime(store: store, accessLog: accessLog, group: group, threadPool: threadPool,
+                                       tlsContexts: tlsContexts, storeLog: { Log.warning($0) })
+        } catch {
+            Log.error("rate-limit store: cannot make its TLS context: \(error)")
+            throw ExitCode(1)
+        }
         let server = GatewayServer(runtime: runtime, group: group)
         let quotas: QuotaPersistence?
         do {

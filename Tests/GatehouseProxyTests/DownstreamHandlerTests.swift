@@ -43,7 +43,7 @@ import Testing
     init() throws {
         let loaded = ConfigPipeline.load(text: Self.config, file: "t.yaml")
         let snapshot = try SnapshotCompiler.compile(loaded, version: 1)
-        let runtime = ProxyRuntime(store: SnapshotStore(snapshot), accessLog: nil, group: group, threadPool: threadPool)
+        let runtime = try ProxyRuntime(store: SnapshotStore(snapshot), accessLog: nil, group: group, threadPool: threadPool)
         let loop = LoopContext(eventLoop: channel.eventLoop)
         let handler = DownstreamHandler(runtime: runtime, loop: loop, listenerPort: 8080, limits: HTTP1Limits(),
                                         headersTimeout: .seconds(10), tls: nil)

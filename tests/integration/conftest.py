@@ -204,3 +204,21 @@ def pki(tmp_path: Path):
         client_ca = CA("Client CA")
         client_ca_file = client_ca.write(dir / "client-ca.crt")
     return PKI
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path):
+    """Starts real ``redis-server``s (``redis_server()``, keyword options as ``RedisServer``), each stopped
+    at the end of the test."""
+    from harness.redis import RedisServer
+
+    servers: list[RedisServer] = []
+
+    def make(**options: Any) -> RedisServer:
+        server = RedisServer(tmp_path / f"redis{len(servers)}", **options)
+        servers.append(server)
+        return server.start()
+
+    yield make
+    for server in servers:
+        server.stop()

@@ -220,10 +220,3 @@ def test_explain_names_the_rule_that_would_limit_and_what_is_left(gateway, upstr
     assert "istio-system/limits/writes (limit 5/second, burst 5): no match, match.to[0].operation.methods did not match" in out
     result = run_cli(["explain", "--config", str(gw.config_paths[0]), f"http://127.0.0.1:{gw.port}/x"])
     assert "per-key (limit 100/minute, burst 20): not applied: the request lacks request.headers[x-api-key]" in result.stdout
-
-
-def test_an_unsupported_store_is_a_load_error(config_dir):
-    cfg.write_config(config_dir, [cfg.bootstrap("-", rateLimitStore={"type": "redis"})])
-    result = run_cli(["validate", "--config", str(config_dir)])
-    assert result.returncode == 1
-    assert "spec.rateLimitStore.type: the redis store is not supported by this version of Gatehouse yet" in result.stdout

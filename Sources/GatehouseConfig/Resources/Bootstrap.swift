@@ -65,6 +65,8 @@ public struct BootstrapSpec: Decodable, Sendable, Hashable {
         public var failureMode: FailureMode?
         /// How long a request waits for Redis's answer before `failureMode` applies.
         public var timeout: ConfigDuration?
+        /// `rediss://` only: a PEM file of the CAs that sign Redis's certificate (default: the system's).
+        public var caCertificates: String?
     }
 
     public enum PathNormalization: String, ConfigEnum { case NONE, BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES }

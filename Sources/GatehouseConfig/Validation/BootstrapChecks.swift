@@ -53,15 +53,46 @@ enum BootstrapChecks {
         if let store = spec.rateLimitStore {
             let type = store.type ?? (spec.stateDir != nil ? .sqlite : .memory)
             if type == .redis {
-                out.append(bootstrap.diagnostic("spec.rateLimitStore.type", "the redis store is not supported by "
-                    + "this version of Gatehouse yet (memory and sqlite are); refusing to load a configuration it would not enforce"))
+                out += redisProblems(store, bootstrap)
             }
             if type == .sqlite, spec.stateDir == nil {
                 out.append(bootstrap.diagnostic("spec.rateLimitStore.type", "the sqlite store keeps its file in spec.stateDir: set it"))
             }
-            for (field, set) in [("url", store.url != nil), ("failureMode", store.failureMode != nil), ("timeout", store.timeout != nil)]
+            for (field, set) in [("url", store.url != nil), ("failureMode", store.failureMode != nil), ("timeout", store.timeout != nil),
+                                 ("caCertificates", store.caCertificates != nil)]
             where set && type != .redis {
                 out.append(bootstrap.diagnostic("spec.rateLimitStore.\(field)", "only a redis store takes \(field)"))
+            }
+        }
+        return out
+    }
+
+    /// A redis store needs a URL that parses, a timeout a request can wait, and (for `caCertificates`)
+    /// a TLS URL and a readable PEM bundle. Redis itself need not be up: the gateway starts anyway and
+    /// follows `failureMode` until it answers.
+    static func redisProblems(_ store: BootstrapSpec.RateLimitStore, _ bootstrap: Resource<BootstrapSpec>) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        var url: RedisURL?
+        if let text = store.url {
+            do { url = try RedisURL.parse(text) } catch {
+                out.append(bootstrap.diagnostic("spec.rateLimitStore.url", error.description))
+            }
+        } else {
+            out.append(bootstrap.diagnostic("spec.rateLimitStore.url", "required for a redis store, e.g. redis://127.0.0.1:6379/0"))
+        }
+        if let timeout = store.timeout, timeout.nanoseconds < 1_000_000 || timeout.nanoseconds > 10_000_000_000 {
+            out.append(bootstrap.diagnostic("spec.rateLimitStore.timeout",
+                "must be between 1ms and 10s (a request waits this long for Redis), got \(timeout)"))
+        }
+        if let roots = store.caCertificates {
+            if let url, !url.tls {
+                out.append(bootstrap.diagnostic("spec.rateLimitStore.caCertificates", "only a rediss:// (TLS) URL takes caCertificates"))
+            }
+            let path = ConfigPath.resolve(roots, against: bootstrap.directory)
+            let text = roots.isEmpty ? nil : FileManager.default.contents(atPath: path).flatMap { String(data: $0, encoding: .utf8) }
+            if text?.contains("-----BEGIN CERTIFICATE-----") != true {
+                out.append(bootstrap.diagnostic("spec.rateLimitStore.caCertificates",
+                    "expected the path of a PEM file of CA certificates, got \"\(roots)\" (cannot read a certificate from \(path))"))
             }
         }
         return out

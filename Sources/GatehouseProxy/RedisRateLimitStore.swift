@@ -1,0 +1,154 @@
+import Crypto
+import GatehouseConfig
+import GatehouseRateLimit
+import GatehouseSnapshot
+import NIOCore
+import NIOSSL
+import Synchronization
+
+/// What the `redis` store says of a request's rules.
+enum RedisTakeOutcome {
+    /// Each rule's decision in order; nil after the rule that refused (not taken).
+    case decided([RateLimitDecision?])
+    /// Redis could not answer in time: the Bootstrap's `failureMode` decides the request.
+    case unavailable(String)
+}
+
+/// One event loop's `redis` rate-limit store: every request's takes in one `EVALSHA` of
+/// `RedisRateLimitScript` on the loop's pipelined connection. The script is sent in full (EVAL) only when
+/// Redis does not have it (after a restart or SCRIPT FLUSH), and then loaded again by that very call.
+final class RedisRateLimitStore {
+    private let connection: RedisConnection
+    let health: RedisHealth
+    /// Each rule's key namespace, by identity, for the snapshot the loop last served.
+    private var namespaces: [CounterIdentity: String] = [:]
+
+    static let scriptSHA1: String = Insecure.SHA1.hash(data: Array(RedisRateLimitScript.source.utf8))
+        .map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+
+    init(connection: RedisConnection, health: RedisHealth) {
+        self.connection = connection
+        self.health = health
+    }
+
+    var eventLoop: EventLoop { connection.eventLoop }
+
+    func namespace(of identity: CounterIdentity) -> String {
+        if let known = namespaces[identity] { return known }
+        if namespaces.count > 4_096 { namespaces.removeAll() }
+        let made = RedisRateLimitScript.namespace(of: identity)
+        namespaces[identity] = made
+        return made
+    }
+
+    /// Takes one request from every rule in `takes` at `now` (wall-clock nanoseconds).
+    func take(_ takes: [RedisTake], now: Int64) -> EventLoopFuture<RedisTakeOutcome> {
+        let arguments = RedisRateLimitScript.arguments(takes, now: now)
+        return connection.send(["EVALSHA", Self.scriptSHA1] + arguments).assumeIsolated().flatMap { [connection] reply in
+            if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
+                return connection.send(["EVAL", RedisRateLimitScript.source] + arguments)
+            }
+            return connection.eventLoop.makeSucceededFuture(reply)
+        }.map { [health] reply in
+            do {
+                return .decided(try RedisRateLimitScript.decisions(reply, takes: takes, now: now))
+            } catch {
+                health.replyError("\(error)")
+                return .unavailable("Redis answered \(error)")
+            }
+        }.recover { error in
+            .unavailable("\(error)")
+        }.nonisolated()
+    }
+}
+
+/// The `redis` store's health, shared by every loop's connection: it says once when Redis stops
+/// answering and once when it answers again (not once per request or per loop), and counts what the
+/// `failureMode` decided meanwhile.
+final class RedisHealth: Sendable {
+    private struct State {
+        var up = true
+        var lastProblem: String?
+        var timeouts = 0
+        var unavailable = 0
+        var replyErrors = 0
+        var failOpenAllowed = 0
+        var failClosedDenied = 0
+    }
+
+    private let state = Mutex(State())
+    /// `failureMode: allow`: requests pass while Redis cannot answer.
+    let failOpen: Bool
+    private let announce: @Sendable (String) -> Void
+
+    init(failOpen: Bool, announce: @escaping @Sendable (String) -> Void) {
+        self.failOpen = failOpen
+        self.announce = announce
+    }
+
+    var lastProblem: String? { state.withLock { $0.lastProblem } }
+
+    func failed(url: RedisURL, why: String) {
+        let wasUp = state.withLock { state in
+            defer { state.up = false; state.lastProblem = why; state.unavailable += 1 }
+            return state.up
+        }
+        if wasUp {
+            announce("rate-limit store \(url) unavailable: \(why); failureMode \(failOpen ? "allow" : "deny"): requests "
+                + (failOpen ? "pass unlimited" : "are refused with 500") + " until it answers (reconnecting with back-off)")
+        }
+    }
+
+    func recovered(url: RedisURL) {
+        let wasDown = state.withLock { state in
+            defer { state.up = true; state.lastProblem = nil }
+            return !state.up
+        }
+        if wasDown { announce("rate-limit store \(url) answers again: limits are enforced") }
+    }
+
+    /// A command got no answer in time: the first of an episode is announced like a failure.
+    func timedOut(url: RedisURL, after timeout: TimeAmount) {
+        let why = "no answer within \(timeout.nanoseconds / 1_000_000) ms"
+        let wasUp = state.withLock { state in
+            defer { state.timeouts += 1; state.up = false; state.lastProblem = state.lastProblem ?? why }
+            return state.up
+        }
+        if wasUp {
+            announce("rate-limit store \(url) unavailable: \(why); failureMode \(failOpen ? "allow" : "deny"): requests "
+                + (failOpen ? "pass unlimited" : "are refused with 500") + " while it does not answer in time")
+        }
+    }
+
+    func replyError(_ message: String) {
+        let first = state.withLock { state in
+            defer { state.replyErrors += 1 }
+            return state.replyErrors == 0
+        }
+        if first { announce("rate-limit store: Redis answered the rate-limit script with \(message)") }
+    }
+
+    /// A request decided by `failureMode` because the store could not answer.
+    func decidedByFailureMode() {
+        state.withLock { state in if failOpen { state.failOpenAllowed += 1 } else { state.failClosedDenied += 1 } }
+    }
+
+    func prometheusText() -> String {
+        let state = self.state.withLock { $0 }
+        return """
+            # HELP gatehouse_ratelimit_store_up Whether the redis rate-limit store answered its last command.
+            # TYPE gatehouse_ratelimit_store_up gauge
+            gatehouse_ratelimit_store_up \(state.up ? 1 : 0)
+            # HELP gatehouse_ratelimit_store_errors_total Redis rate-limit store commands that got no answer: connections lost or refused, replies past the timeout, replies that were errors.
+            # TYPE gatehouse_ratelimit_store_errors_total counter
+            gatehouse_ratelimit_store_errors_total{reason="connection"} \(state.unavailable)
+            gatehouse_ratelimit_store_errors_total{reason="timeout"} \(state.timeouts)
+            gatehouse_ratelimit_store_errors_total{reason="reply"} \(state.replyErrors)
+            # HELP gatehouse_ratelimit_store_failure_mode_total Requests the Bootstrap's failureMode decided while Redis could not answer.
+            # TYPE gatehouse_ratelimit_store_failure_mode_total counter
+            gatehouse_ratelimit_store_failure_mode_total{outcome="allowed"} \(state.failOpenAllowed)
+            gatehouse_ratelimit_store_failure_mode_total{outcome="denied"} \(state.failClosedDenied)
+
+            """
+    }
+}

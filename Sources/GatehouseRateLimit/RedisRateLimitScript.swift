@@ -1,0 +1,149 @@
+/// One rule's share of a request, as the `redis` store takes it: the rule's counters, the request's key,
+/// and whether a refusal by this rule refuses the request (a shadow rule, or one a partial
+/// `filter_enforced` did not draw, only counts).
+public struct RedisTake: Sendable {
+    public var identity: CounterIdentity
+    /// `RedisRateLimitScript.namespace(of:)` of the identity, computed once per snapshot.
+    public var namespace: String
+    public var key: String
+    public var enforced: Bool
+
+    public init(identity: CounterIdentity, namespace: String, key: String, enforced: Bool) {
+        self.identity = identity
+        self.namespace = namespace
+        self.key = key
+        self.enforced = enforced
+    }
+}
+
+/// The `redis` store's one round trip per request: a Lua script that takes one request from every rule
+/// that applies, in order, atomically (Redis runs a script alone), so gateways sharing the Redis share
+/// each limit exactly.
+///
+/// The arithmetic is `TokenBucketPolicy`'s and `QuotaPolicy`'s. The script only decides allowed or not
+/// and the new state, with the same comparisons; the figures a response reports are computed here from
+/// the state the script read, by the same Swift code every store runs. Lua's numbers are doubles, exact
+/// to 2⁵³, so instants in Redis are microseconds (nanoseconds since 1970 are past 2⁶⁰): a bucket is
+/// the rule's bucket with its unit in microseconds (a rate above a million requests a second per key
+/// counts as a million).
+public enum RedisRateLimitScript {
+    /// KEYS[i]: rule i's counter for the request's key. ARGV[1]: now (µs since 1970). Then 4 per key:
+    ///   "b", interval µs, tolerance µs (burst − 1 intervals), enforced (1|0) — a token bucket's
+    ///   full-again instant; the key expires when the bucket is full again;
+    ///   "q", quota requests, expiry (ms since 1970), enforced — a quota's count in the period the key
+    ///   names; the key expires after the period.
+    /// The first enforced refusal stops the script before anything is written, so a refused request
+    /// counts against no rule. Returns {stopped at (0: none), state read, …} for the keys read.
+    public static let source = """
+        local now = tonumber(ARGV[1])
+        local states = {0}
+        local writes = {}
+        for i = 1, #KEYS do
+          local at = 2 + (i - 1) * 4
+          local a, b = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+          local state = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+          states[i + 1] = state
+          local allowed, new, expiry
+          if ARGV[at] == 'b' then
+            local start = math.max(state, now)
+            allowed = start - now <= b
+            new = start + a
+            expiry = math.ceil(new / 1000) + 1
+          else
+            allowed = state < a
+            new = state + 1
+            expiry = b
+          end
+          if allowed then
+            writes[#writes + 1] = {KEYS[i], new, expiry}
+          elseif ARGV[at + 3] == '1' then
+            states[1] = i
+            return states
+          end
+        end
+        for _, w in ipairs(writes) do
+          redis.call('SET', w[1], string.format('%.0f', w[2]), 'PXAT', string.format('%.0f', w[3]))
+        end
+        return states
+        """
+
+    /// The part of every key that names the rule: its identity hashed (FNV-1a, 64 bits), so a rule whose
+    /// name, key attributes or arithmetic change starts afresh, and every gateway with the same rule
+    /// names the same keys.
+    public static func namespace(of identity: CounterIdentity) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in identity.persistentName.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        let hex = String(hash, radix: 16)
+        return "gatehouse:rl:" + String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// How long a quota's key outlives its period: a gateway whose clock lags still counts in it.
+    static let quotaGraceMilliseconds: Int64 = 300_000
+
+    /// The bucket a rule is in Redis: the same rule with instants in microseconds.
+    static func microsecondBucket(_ bucket: TokenBucketPolicy) -> TokenBucketPolicy {
+        var micro = TokenBucketPolicy(requests: bucket.requests, unitNanoseconds: max(1, bucket.unitNanoseconds / 1_000),
+                                      burst: bucket.burst)
+        micro.nanosecondsPerTick = 1_000
+        return micro
+    }
+
+    /// The keys and arguments after the script (for EVALSHA or EVAL): numkeys, KEYS, ARGV.
+    public static func arguments(_ takes: [RedisTake], now: Int64) -> [String] {
+        var keys: [String] = []
+        var argv: [String] = [String(now / 1_000)]
+        keys.reserveCapacity(takes.count)
+        argv.reserveCapacity(1 + takes.count * 4)
+        for take in takes {
+            let enforced = take.enforced ? "1" : "0"
+            switch take.identity.algorithm {
+            case .bucket(let bucket):
+                let micro = microsecondBucket(bucket)
+                keys.append(take.namespace + ":" + take.key)
+                argv += ["b", String(micro.interval), String(micro.tolerance), enforced]
+            case .quota(let quota):
+                let window = quota.calendar.window(of: quota.period, containing: now / 1_000_000_000)
+                keys.append(take.namespace + ":" + take.key + ":" + String(window.start))
+                argv += ["q", String(quota.requests), String(window.end * 1_000 + quotaGraceMilliseconds), enforced]
+            }
+        }
+        return [String(keys.count)] + keys + argv
+    }
+
+    public struct ReplyError: Error, Equatable, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Each rule's decision from the script's reply, in order; nil for the rules after the one that
+    /// refused the request (the script did not reach them).
+    public static func decisions(_ reply: RESPValue, takes: [RedisTake], now: Int64) throws(ReplyError) -> [RateLimitDecision?] {
+        guard case .array(let elements?) = reply, let first = elements.first, case .integer(let stoppedAt) = first,
+              stoppedAt >= 0, stoppedAt <= takes.count else {
+            if case .error(let message) = reply { throw ReplyError(description: message) }
+            throw ReplyError(description: "unexpected reply \(reply)")
+        }
+        let read = stoppedAt == 0 ? takes.count : Int(stoppedAt)
+        guard elements.count == read + 1 else { throw ReplyError(description: "\(elements.count - 1) states for \(read) keys") }
+        var out: [RateLimitDecision?] = []
+        out.reserveCapacity(takes.count)
+        for (index, take) in takes.enumerated() {
+            guard index < read, case .integer(let state) = elements[index + 1] else {
+                out.append(nil)
+                continue
+            }
+            switch take.identity.algorithm {
+            case .bucket(let bucket):
+                out.append(microsecondBucket(bucket).take(state: state, now: now / 1_000).decision)
+            case .quota(let quota):
+                let seconds = now / 1_000_000_000
+                let window = quota.calendar.window(of: quota.period, containing: seconds)
+                out.append(quota.take(QuotaPolicy.Usage(windowStart: window.start, count: Int(state)), now: seconds,
+                                      window: window).decision)
+            }
+        }
+        return out
+    }
+}

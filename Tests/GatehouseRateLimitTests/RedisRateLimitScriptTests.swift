@@ -1,0 +1,95 @@
+import Testing
+@testable import GatehouseRateLimit
+
+/// The redis store's side of the script: the arguments a request sends and the decisions read back.
+/// The Lua itself runs in Redis (tests/integration/test_rate_limit_redis.py); here, its reply is given.
+@Suite struct RedisRateLimitScriptTests {
+    static let second: Int64 = 1_000_000_000
+    /// 2026-12-07 12:00:00.25 UTC.
+    static let now = Int64(1_796_644_800) * second + 250_000_000
+    static let bucket = CounterIdentity(rule: "ns/p/ip", key: ["source.ip"],
+                                        algorithm: .bucket(TokenBucketPolicy(requests: 10, unitNanoseconds: second, burst: 5)))
+    static let daily = CounterIdentity(rule: "ns/p/key", key: ["request.headers[x-api-key]"],
+                                       algorithm: .quota(QuotaPolicy(requests: 3, period: .day, calendar: QuotaCalendar()!)))
+
+    static func takes(enforced: Bool = true) -> [RedisTake] {
+        [RedisTake(identity: bucket, namespace: RedisRateLimitScript.namespace(of: bucket), key: "10.0.0.1", enforced: enforced),
+         RedisTake(identity: daily, namespace: RedisRateLimitScript.namespace(of: daily), key: "k1", enforced: true)]
+    }
+
+    @Test func argumentsNameEachRulesKeyAndCarryItsArithmeticInMicroseconds() {
+        let arguments = RedisRateLimitScript.arguments(Self.takes(), now: Self.now)
+        let bucketSpace = RedisRateLimitScript.namespace(of: Self.bucket)
+        let dailySpace = RedisRateLimitScript.namespace(of: Self.daily)
+        let dayStart = Int64(1_796_601_600)  // 2026-12-07 00:00 UTC
+        #expect(arguments == [
+            "2", "\(bucketSpace):10.0.0.1", "\(dailySpace):k1:\(dayStart)",
+            "1796644800250000",
+            // 10 a second: one every 100 000 µs; a burst of 5 runs 4 intervals ahead.
+            "b", "100000", "400000", "1",
+            // The day's key outlives the day by five minutes.
+            "q", "3", "\((dayStart + 86_400) * 1_000 + 300_000)", "1",
+        ])
+    }
+
+    @Test func namespacesAreStableAndChangeWithTheRulesArithmetic() {
+        #expect(RedisRateLimitScript.namespace(of: Self.bucket) == RedisRateLimitScript.namespace(of: Self.bucket))
+        var changed = Self.bucket
+        changed.algorithm = .bucket(TokenBucketPolicy(requests: 11, unitNanoseconds: Self.second, burst: 5))
+        #expect(RedisRateLimitScript.namespace(of: changed) != RedisRateLimitScript.namespace(of: Self.bucket))
+        #expect(RedisRateLimitScript.namespace(of: Self.bucket).hasPrefix("gatehouse:rl:"))
+        #expect(RedisRateLimitScript.namespace(of: Self.bucket).count == "gatehouse:rl:".count + 16)
+    }
+
+    @Test func decisionsComeFromTheStatesTheScriptReadByTheSameArithmetic() throws {
+        let nowMicros = Self.now / 1_000
+        // The bucket had 2 tokens used (full again 200 ms from now); the quota had counted 1 today.
+        let reply = RESPValue.array([.integer(0), .integer(nowMicros + 200_000), .integer(1)])
+        let decisions = try RedisRateLimitScript.decisions(reply, takes: Self.takes(), now: Self.now)
+        #expect(decisions.count == 2)
+        #expect(decisions[0]?.allowed == true)
+        #expect(decisions[0]?.remaining == 2)
+        #expect(decisions[0]?.limit == 10)
+        #expect(decisions[1]?.allowed == true)
+        #expect(decisions[1]?.remaining == 1)
+        #expect(decisions[1]?.resetSeconds == 86_400 - 12 * 3_600)
+    }
+
+    @Test func aRefusalStopsTheRulesAfterIt() throws {
+        let nowMicros = Self.now / 1_000
+        // The bucket is empty (4 intervals ahead and one more): the script stopped at key 1.
+        let reply = RESPValue.array([.integer(1), .integer(nowMicros + 500_000)])
+        let decisions = try RedisRateLimitScript.decisions(reply, takes: Self.takes(), now: Self.now)
+        #expect(decisions.count == 2)
+        #expect(decisions[0]?.allowed == false)
+        #expect(decisions[0]?.retryAfterSeconds == 1)
+        #expect(decisions[1] == nil)
+    }
+
+    @Test func anUnexpectedReplyIsAnErrorNotADecision() {
+        #expect(throws: RedisRateLimitScript.ReplyError.self) {
+            try RedisRateLimitScript.decisions(.error("ERR wrong number of arguments"), takes: Self.takes(), now: Self.now)
+        }
+        #expect(throws: RedisRateLimitScript.ReplyError.self) {
+            try RedisRateLimitScript.decisions(.array([.integer(0), .integer(1)]), takes: Self.takes(), now: Self.now)
+        }
+        #expect(throws: RedisRateLimitScript.ReplyError.self) {
+            try RedisRateLimitScript.decisions(.array([.integer(3)]), takes: Self.takes(), now: Self.now)
+        }
+    }
+
+    @Test func aMicrosecondBucketDecidesAsTheNanosecondOneForWholeMicrosecondRates() {
+        let policy = TokenBucketPolicy(requests: 8, unitNanoseconds: 60 * Self.second, burst: 3)
+        let micro = RedisRateLimitScript.microsecondBucket(policy)
+        var nanoState: Int64 = 0
+        var microState: Int64 = 0
+        for step in 0..<40 {
+            let now = Self.now + Int64(step) * 1_700_000_000
+            let (nextNano, nano) = policy.take(state: nanoState, now: now)
+            let (nextMicro, microDecision) = micro.take(state: microState, now: now / 1_000)
+            #expect(nano == microDecision)
+            nanoState = nextNano
+            microState = nextMicro
+        }
+    }
+}

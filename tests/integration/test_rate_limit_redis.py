@@ -1,0 +1,231 @@
+"""The ``redis`` rate-limit store (Bootstrap ``rateLimitStore: {type: redis, url, failureMode, timeout}``):
+every counter lives in one real ``redis-server``, so gateways sharing it enforce one combined limit. Each
+request's rules are taken in one atomic Lua script; while Redis answers, the request waits with its body
+unread (HTTP/1.1) or held within the stream's window (HTTP/2). When Redis cannot answer, ``failureMode``
+decides (allow: let through; deny: 500 with flag RLSE), with one log line each way and metrics, and the
+gateway enforces again once Redis is back."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from harness import config as cfg
+from harness.admin import admin_get, samples, wait_for_sample
+from harness.certs import CA
+from harness.gateway import free_port, run_cli
+from harness.h2client import H2Client
+
+HOUR_BUCKET = {"requests": 6, "unit": "Hour", "burst": 6}
+PER_IP = {"name": "per-ip", "key": ["source.ip"], "limit": HOUR_BUCKET}
+
+
+def redis_gateway(gateway, up, url: str, rules=(PER_IP,), **store):
+    admin = free_port()
+    bootstrap = {"admin": {"address": "127.0.0.1", "port": admin},
+                 "rateLimitStore": {"type": "redis", "url": url, **store}}
+    gw = gateway(cfg.simple_backend(up, [cfg.route(cfg.destination(), name="to-backend")])
+                 + [cfg.rate_limit_policy("limits", list(rules))], bootstrap=bootstrap, extra_args=["--no-watch-config"])
+    gw.admin = admin
+    return gw
+
+
+def fresh_get(gw, path: str = "/", headers: dict | None = None) -> httpx.Response:
+    with httpx.Client(base_url=gw.url, timeout=10) as client:
+        return client.get(path, headers=headers or {})
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(interval)
+
+
+def test_two_gateways_sharing_one_redis_enforce_one_combined_limit(gateway, upstream, redis_server):
+    redis = redis_server()
+    up = upstream("backend")
+    first, second = redis_gateway(gateway, up, redis.url), redis_gateway(gateway, up, redis.url)
+    # Alternating between the gateways: one bucket of 6, counted down across both.
+    responses = [fresh_get(gw) for gw in [first, second] * 4]
+    assert [r.status_code for r in responses] == [200] * 6 + [429] * 2
+    assert [r.headers["x-ratelimit-remaining"] for r in responses] == ["5", "4", "3", "2", "1", "0", "0", "0"]
+    refused = responses[-1]
+    assert refused.text == "local_rate_limited"
+    assert refused.headers["x-ratelimit-limit"] == "6"
+    assert 1 <= int(refused.headers["retry-after"]) <= 600
+    assert len(up.requests) == 6
+    # The counter is one key in Redis, which expires when the bucket would be full again.
+    keys = redis.cli("--scan", "--pattern", "gatehouse:rl:*").split()
+    assert len(keys) == 1 and keys[0].endswith(":127.0.0.1")
+    assert 0 < int(redis.cli("PTTL", keys[0])) <= 3_600_000 + 1_000
+    entry = second.log_entry(lambda e: e["response_code"] == 429)
+    assert entry["response_flags"] == "RL" and entry["ratelimit"] == "istio-system/limits/per-ip remaining=0"
+
+
+def test_a_parallel_burst_across_two_gateways_gets_exactly_the_limit(gateway, upstream, redis_server):
+    redis = redis_server()
+    up = upstream("backend")
+    gateways = [redis_gateway(gateway, up, redis.url), redis_gateway(gateway, up, redis.url)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(lambda i: fresh_get(gateways[i % 2], "/burst").status_code, range(40)))
+    assert statuses.count(200) == 6 and statuses.count(429) == 34, statuses
+    assert len(up.requests) == 6
+
+
+def test_a_quota_is_counted_per_calendar_period_in_redis(gateway, upstream, redis_server):
+    redis = redis_server()
+    up = upstream("backend")
+    quota = {"name": "daily", "key": ["request.headers[x-api-key]"], "quota": {"requests": 3, "period": "Day"}}
+    first, second = (redis_gateway(gateway, up, redis.url, rules=[quota]) for _ in range(2))
+    alice = {"x-api-key": "alice"}
+    statuses = [fresh_get(gw, headers=alice).status_code for gw in [first, second, first, second]]
+    assert statuses == [200, 200, 200, 429]
+    assert fresh_get(first, headers={"x-api-key": "bob"}).headers["x-ratelimit-remaining"] == "2"
+    # One key per API key and day, expiring a little after the day ends (UTC).
+    key = redis.cli("--scan", "--pattern", "gatehouse:rl:*:alice:*")
+    day_start = int(key.rsplit(":", 1)[1])
+    assert day_start % 86_400 == 0 and day_start <= time.time() < day_start + 86_400
+    assert redis.cli("GET", key) == "3"
+    expires_in = int(redis.cli("PTTL", key)) / 1000
+    assert day_start + 86_400 - time.time() < expires_in <= day_start + 86_400 + 300 - time.time() + 1
+
+
+def test_redis_stopped_mid_test_lets_requests_through_then_limits_again(gateway, upstream, redis_server):
+    redis = redis_server()
+    up = upstream("backend")
+    gw = redis_gateway(gateway, up, redis.url)
+    assert [fresh_get(gw).status_code for _ in range(7)] == [200] * 6 + [429]
+    redis.stop()
+    # failureMode allow (the default): unlimited while Redis is away, each request logged as such.
+    assert [fresh_get(gw).status_code for _ in range(5)] == [200] * 5
+    entry = gw.log_entry(lambda e: e.get("ratelimit") == "istio-system/limits/per-ip store_unavailable")
+    assert entry["response_code"] == 200
+    assert wait_for_sample(gw.admin, "gatehouse_ratelimit_store_failure_mode_total", {"outcome": "allowed"}, at_least=5)
+    assert samples(gw.admin, "gatehouse_ratelimit_store_up")[0][1] == 0
+    logs = gw.stderr_text() + gw.stdout_text()
+    assert logs.count(f"rate-limit store {redis.url}/0 unavailable") == 1, logs
+    assert "failureMode allow: requests pass unlimited" in logs
+    # Back on the same port, empty: the gateway reconnects within its back-off and counts afresh.
+    redis.start()
+    wait_until(lambda: fresh_get(gw).headers.get("x-ratelimit-remaining") is not None)
+    assert wait_until(lambda: fresh_get(gw).status_code == 429, timeout=10)
+    assert "answers again: limits are enforced" in gw.stderr_text() + gw.stdout_text()
+    assert samples(gw.admin, "gatehouse_ratelimit_store_up")[0][1] == 1
+
+
+def test_failure_mode_deny_refuses_with_500_until_redis_answers(gateway, upstream, redis_server, tmp_path):
+    redis = redis_server()
+    redis.stop()
+    up = upstream("backend")
+    # Redis is down at start: the gateway starts anyway and follows failureMode.
+    gw = redis_gateway(gateway, up, redis.url, failureMode="deny", timeout="200ms")
+    refused = fresh_get(gw)
+    assert refused.status_code == 500
+    entry = gw.log_for_path("/")
+    assert entry["response_flags"] == "RLSE" and entry["response_code_details"] == "rate_limiter_error"
+    assert entry["ratelimit"] == "istio-system/limits/per-ip store_unavailable"
+    assert not up.requests
+    assert wait_for_sample(gw.admin, "gatehouse_ratelimit_store_failure_mode_total", {"outcome": "denied"})
+    redis.start()
+    wait_until(lambda: fresh_get(gw).status_code == 200)
+    assert len(up.requests) >= 1
+
+
+def test_request_bodies_wait_for_redis_and_arrive_whole(gateway, upstream, redis_server):
+    redis = redis_server()
+    up = upstream("backend")
+    rules = [{"name": "per-ip", "key": ["source.ip"], "limit": {"requests": 100, "unit": "Hour", "burst": 100}}]
+    gw = redis_gateway(gateway, up, redis.url, rules=rules)
+    body = bytes(range(256)) * 4096  # 1 MiB: more than any buffer between client and upstream
+    with httpx.Client(base_url=gw.url, timeout=10) as client:
+        for _ in range(3):  # keep-alive: the connection goes on after each suspended request
+            echoed = client.post("/upload", content=body).json()
+            assert echoed["body_length"] == len(body)
+    assert echoed["body_sha256"] == hashlib.sha256(body).hexdigest()
+    # HTTP/2: the DATA that comes while Redis answers is held, then forwarded in order. The client sends
+    # its whole first window (64 KiB, in frames of 16 KiB) at once, before any answer can have come.
+    h2_body = body[:65_535]
+    with H2Client(gw.port) as h2:
+        stream = h2.request("POST", "/h2-upload", end=False)
+        for start in range(0, len(h2_body), 16_384):
+            h2.conn.send_data(stream, h2_body[start:start + 16_384], end_stream=start + 16_384 >= len(h2_body))
+        h2._flush()
+        response, = h2.wait(stream)
+    assert response.status == 200 and response.header("x-ratelimit-limit") == "100"
+    echoed = json.loads(response.body)
+    assert echoed["body_length"] == len(h2_body)
+    assert echoed["body_sha256"] == hashlib.sha256(h2_body).hexdigest()
+
+
+def test_a_refused_post_leaves_the_connection_usable(gateway, upstream, redis_server):
+    redis = redis_server()
+    up = upstream("backend")
+    rules = [{"name": "one", "key": ["source.ip"], "limit": {"requests": 1, "unit": "Hour", "burst": 1}}]
+    gw = redis_gateway(gateway, up, redis.url, rules=rules)
+    with httpx.Client(base_url=gw.url, timeout=10) as client:
+        assert client.post("/a", content=b"x" * 100_000).status_code == 200
+        refused = client.post("/b", content=b"y" * 100_000)
+        assert refused.status_code == 429 and refused.text == "local_rate_limited"
+        assert client.get("/c").status_code == 429
+    assert len(up.requests) == 1
+
+
+def test_auth_and_database_from_the_url(gateway, upstream, redis_server):
+    redis = redis_server(password="s3cret")
+    up = upstream("backend")
+    gw = redis_gateway(gateway, up, f"redis://:s3cret@127.0.0.1:{redis.port}/2")
+    assert fresh_get(gw).headers["x-ratelimit-remaining"] == "5"
+    assert redis.cli("-n", "2", "DBSIZE") == "1" and redis.cli("-n", "0", "DBSIZE") == "0"
+    status, dump = admin_get(gw.admin, "/config_dump")
+    assert status == 200
+    assert json.loads(dump)["settings"]["rate_limit_store"] == {
+        "type": "redis", "url": f"redis://:***@127.0.0.1:{redis.port}/2", "failure_mode": "allow", "timeout_ms": 50}
+    # A wrong password: Redis refuses the handshake, failureMode decides, the log says why (not the password).
+    wrong = redis_gateway(gateway, up, f"redis://:not-it@127.0.0.1:{redis.port}/2")
+    assert fresh_get(wrong).status_code == 200
+    logs = wait_until(lambda: (lambda text: text if "refused AUTH: WRONGPASS" in text else None)(
+        wrong.stderr_text() + wrong.stdout_text()))
+    assert f"rate-limit store redis://:***@127.0.0.1:{redis.port}/2 unavailable" in logs
+    assert "not-it" not in logs
+
+
+def test_tls_to_redis_verifies_its_certificate(gateway, upstream, redis_server, tmp_path):
+    ca = CA("Redis CA")
+    ca_file = ca.write(tmp_path / "redis-ca.crt")
+    cert, key = ca.issue("localhost", dns=["localhost"]).write(tmp_path, "redis")
+    redis = redis_server(tls={"cert": str(cert), "key": str(key), "ca": str(ca_file)})
+    up = upstream("backend")
+    gw = redis_gateway(gateway, up, f"rediss://localhost:{redis.port}", caCertificates=str(ca_file))
+    assert [fresh_get(gw).status_code for _ in range(7)] == [200] * 6 + [429]
+    # Another CA's certificate is not Redis's: nothing is counted, failureMode decides.
+    other = CA("Other CA").write(tmp_path / "other-ca.crt")
+    untrusting = redis_gateway(gateway, up, f"rediss://localhost:{redis.port}", caCertificates=str(other))
+    assert fresh_get(untrusting).status_code == 200
+    wait_until(lambda: "unavailable" in untrusting.stderr_text() + untrusting.stdout_text())
+    assert fresh_get(untrusting).headers.get("x-ratelimit-remaining") is None
+
+
+def test_bad_redis_settings_are_load_errors(config_dir):
+    cfg.write_config(config_dir, [
+        cfg.bootstrap("-", rateLimitStore={"type": "redis", "url": "redis://:hunter2@127.0.0.1:99999", "timeout": "30s"}),
+    ])
+    result = run_cli(["validate", "--config", str(config_dir)])
+    assert result.returncode == 1
+    assert "spec.rateLimitStore.url: expected redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or rediss://…, " \
+           "got \"redis://:***@127.0.0.1:99999\": the port must be 1-65535" in result.stdout
+    assert "hunter2" not in result.stdout
+    assert "spec.rateLimitStore.timeout: must be between 1ms and 10s" in result.stdout
+    cfg.write_config(config_dir, [cfg.bootstrap("-", rateLimitStore={"type": "redis"})])
+    result = run_cli(["validate", "--config", str(config_dir)])
+    assert "spec.rateLimitStore.url: required for a redis store" in result.stdout
+    cfg.write_config(config_dir, [cfg.bootstrap("-", rateLimitStore={
+        "type": "redis", "url": "redis://127.0.0.1", "caCertificates": "/nonexistent.pem"})])
+    result = run_cli(["validate", "--config", str(config_dir)])
+    assert "spec.rateLimitStore.caCertificates: only a rediss:// (TLS) URL takes caCertificates" in result.stdout
