@@ -330,7 +330,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         case .awaitRateLimit(let pending):
             guard let store = loop.redisStore else { preconditionFailure("only the redis store suspends a request") }
             connection.setUpstreamBlocked(true)
-            store.take(pending.takes, now: pending.now).assumeIsolated().whenSuccess { [weak self] outcome in
+            store.take(pending.takes, now: pending.now) { [weak self] outcome in
                 // The client may have gone (its line is logged) while the store answered.
                 guard let self, context != nil, current === request else { return }
                 let next = RequestDispatcher.resume(pending, outcome: outcome, loop: loop, allocator: context.channel.allocator,

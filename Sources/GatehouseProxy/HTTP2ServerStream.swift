@@ -175,7 +175,7 @@ final class HTTP2ServerStream: DownstreamResponder {
             guard let store = connection.loop.redisStore else { preconditionFailure("only the redis store suspends a request") }
             request.holdBody()
             upstreamBlocked = true
-            store.take(pending.takes, now: pending.now).assumeIsolated().whenSuccess { [weak self] outcome in
+            store.take(pending.takes, now: pending.now) { [weak self] outcome in
                 // The client may have reset the stream (its line is logged) while the store answered.
                 guard let self, !closed, !responseEnded else { return }
                 let loop = connection.loop

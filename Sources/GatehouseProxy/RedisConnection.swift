@@ -34,10 +34,13 @@ final class RedisConnection {
         case backingOff(until: NIODeadline)
     }
 
+    /// What hears a command's reply (an error reply is a reply) or why there is none. Called on the loop.
+    typealias Completion = (Result<RESPValue, Failure>) -> Void
+
     /// A command sent (or queued to send) and not answered yet. Replies come in order, so a command that
-    /// timed out stays here with no promise, to be matched with its late reply.
+    /// timed out stays here with no completion, to be matched with its late reply.
     private struct Pending {
-        var promise: EventLoopPromise<RESPValue>?
+        var completion: Completion?
         var deadline: NIODeadline
         /// A handshake command (AUTH, SELECT): an error reply to it fails the connection.
         var handshake: String?
@@ -71,19 +74,18 @@ final class RedisConnection {
         unsent = ByteBufferAllocator().buffer(capacity: 0)
     }
 
-    /// Sends one command; the future completes on this loop with its reply (an error reply is a reply).
-    func send(_ arguments: [String]) -> EventLoopFuture<RESPValue> {
+    /// Sends one command; `completion` hears of it on this loop, at once when backing off. A callback
+    /// rather than a future: one closure per request instead of a promise and a chain of them.
+    func send(_ arguments: [String], completion: @escaping Completion) {
         eventLoop.preconditionInEventLoop()
         if case .backingOff(let until) = state {
             guard NIODeadline.now() >= until else {
-                return eventLoop.makeFailedFuture(Failure.unavailable(health.lastProblem ?? "reconnecting"))
+                return completion(.failure(.unavailable(health.lastProblem ?? "reconnecting")))
             }
             state = .idle
         }
         if case .idle = state { connect() }
-        let promise = eventLoop.makePromise(of: RESPValue.self)
-        enqueue(arguments, Pending(promise: promise, deadline: .now() + timeout))
-        return promise.futureResult
+        enqueue(arguments, Pending(completion: completion, deadline: .now() + timeout))
     }
 
     private func enqueue(_ arguments: [String], _ entry: Pending) {
@@ -152,7 +154,7 @@ final class RedisConnection {
     }
 
     private func enqueueHandshake(_ arguments: [String], name: String) {
-        pending.append(Pending(promise: nil, deadline: .now() + stallLimit, handshake: name))
+        pending.append(Pending(completion: nil, deadline: .now() + stallLimit, handshake: name))
         RESPEncoder.write(command: arguments, into: &unsent)
     }
 
@@ -173,7 +175,7 @@ final class RedisConnection {
             failures = 0
             health.recovered(url: url)
         }
-        entry.promise?.succeed(value)
+        entry.completion?(.success(value))
     }
 
     fileprivate func broken(_ channel: Channel, why: String) {
@@ -196,7 +198,7 @@ final class RedisConnection {
         health.failed(url: url, why: why)
         let waiting = pending
         pending.removeAll()
-        for entry in waiting { entry.promise?.fail(Failure.unavailable(why)) }
+        for entry in waiting { entry.completion?(.failure(.unavailable(why))) }
     }
 
     // MARK: timeouts
@@ -211,12 +213,12 @@ final class RedisConnection {
         let now = NIODeadline.now()
         var next: NIODeadline?
         for index in pending.indices {
-            guard let promise = pending[index].promise else { continue }
+            guard let completion = pending[index].completion else { continue }
             if pending[index].deadline <= now {
-                pending[index].promise = nil
+                pending[index].completion = nil
                 troubled = true
                 health.timedOut(url: url, after: timeout)
-                promise.fail(Failure.timedOut)
+                completion(.failure(.timedOut))
             } else if next == nil {
                 next = pending[index].deadline
             }

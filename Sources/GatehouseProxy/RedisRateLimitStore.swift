@@ -20,8 +20,9 @@ enum RedisTakeOutcome {
 final class RedisRateLimitStore {
     private let connection: RedisConnection
     let health: RedisHealth
-    /// Each rule's key namespace, by identity, for the snapshot the loop last served.
-    private var namespaces: [CounterIdentity: String] = [:]
+    /// Each rule's key namespace, by rule index, for snapshot `namespacesVersion`.
+    private var namespaces: [String] = []
+    private var namespacesVersion = -1
 
     static let scriptSHA1: String = Insecure.SHA1.hash(data: Array(RedisRateLimitScript.source.utf8))
         .map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
@@ -31,34 +32,44 @@ final class RedisRateLimitStore {
         self.health = health
     }
 
-    var eventLoop: EventLoop { connection.eventLoop }
-
-    func namespace(of identity: CounterIdentity) -> String {
-        if let known = namespaces[identity] { return known }
-        if namespaces.count > 4_096 { namespaces.removeAll() }
-        let made = RedisRateLimitScript.namespace(of: identity)
-        namespaces[identity] = made
-        return made
+    /// The key namespace of each of `snapshot`'s rules, hashed once per snapshot.
+    func namespaces(for snapshot: Snapshot) -> [String] {
+        if snapshot.version != namespacesVersion {
+            namespaces = snapshot.rateLimits.identities.map(RedisRateLimitScript.namespace(of:))
+            namespacesVersion = snapshot.version
+        }
+        return namespaces
     }
 
-    /// Takes one request from every rule in `takes` at `now` (wall-clock nanoseconds).
-    func take(_ takes: [RedisTake], now: Int64) -> EventLoopFuture<RedisTakeOutcome> {
+    /// Takes one request from every rule in `takes` at `now` (wall-clock nanoseconds); `completion`
+    /// hears the outcome on this loop.
+    func take(_ takes: [RedisTake], now: Int64, completion: @escaping (RedisTakeOutcome) -> Void) {
         let arguments = RedisRateLimitScript.arguments(takes, now: now)
-        return connection.send(["EVALSHA", Self.scriptSHA1] + arguments).assumeIsolated().flatMap { [connection] reply in
-            if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
-                return connection.send(["EVAL", RedisRateLimitScript.source] + arguments)
+        connection.send(["EVALSHA", Self.scriptSHA1] + arguments) { [connection, health] result in
+            // Redis without the script (restarted, SCRIPT FLUSH): sent in full once, which loads it again.
+            if case .success(.error(let message)) = result, message.hasPrefix("NOSCRIPT") {
+                connection.send(["EVAL", RedisRateLimitScript.source] + arguments) { result in
+                    completion(Self.outcome(result, takes: takes, now: now, health: health))
+                }
+                return
             }
-            return connection.eventLoop.makeSucceededFuture(reply)
-        }.map { [health] reply in
+            completion(Self.outcome(result, takes: takes, now: now, health: health))
+        }
+    }
+
+    private static func outcome(_ result: Result<RESPValue, RedisConnection.Failure>, takes: [RedisTake], now: Int64,
+                                health: RedisHealth) -> RedisTakeOutcome {
+        switch result {
+        case .failure(let failure):
+            return .unavailable(failure.description)
+        case .success(let reply):
             do {
                 return .decided(try RedisRateLimitScript.decisions(reply, takes: takes, now: now))
             } catch {
                 health.replyError("\(error)")
                 return .unavailable("Redis answered \(error)")
             }
-        }.recover { error in
-            .unavailable("\(error)")
-        }.nonisolated()
+        }
     }
 }
 

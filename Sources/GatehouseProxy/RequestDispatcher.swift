@@ -152,10 +152,10 @@ enum RequestDispatcher {
                                                          loop: loop)
             if !candidates.isEmpty {
                 let identities = snapshot.rateLimits.identities
+                let namespaces = redis.namespaces(for: snapshot)
                 let takes = candidates.map { candidate in
-                    let identity = identities[candidate.index]
-                    return RedisTake(identity: identity, namespace: redis.namespace(of: identity), key: candidate.key,
-                                     enforced: candidate.enforced)
+                    RedisTake(identity: identities[candidate.index], namespace: namespaces[candidate.index],
+                              key: candidate.key, enforced: candidate.enforced)
                 }
                 return .awaitRateLimit(PendingDispatch(progress: progress, candidates: candidates, takes: takes,
                                                        now: RequestRateLimit.now()))
