@@ -92,7 +92,7 @@ final class RedisConnection {
         pending.append(entry)
         switch state {
         case .ready(let channel):
-            var buffer = channel.allocator.buffer(capacity: 64)
+            var buffer = channel.allocator.buffer(capacity: 512)
             RESPEncoder.write(command: arguments, into: &buffer)
             channel.write(buffer, promise: nil)
             scheduleFlush()
@@ -148,6 +148,8 @@ final class RedisConnection {
                     unsent = channel.allocator.buffer(capacity: 0)
                 }
             case .failure(let error):
+                // Unless the stall timer gave up on this attempt already.
+                guard case .connecting = state else { return }
                 failed("cannot connect to \(url): \(error)")
             }
         }
@@ -239,14 +241,34 @@ final class RedisConnection {
 }
 
 extension RESPEncoder {
-    /// A command as an array of bulk strings, written straight into the connection's buffer.
+    /// A command as an array of bulk strings, written straight into the connection's buffer (lengths as
+    /// digits, no string made per argument).
     static func write(command arguments: [String], into buffer: inout ByteBuffer) {
-        buffer.writeString("*\(arguments.count)\r\n")
+        buffer.writeInteger(UInt8(ascii: "*"))
+        writeDecimal(arguments.count, into: &buffer)
         for argument in arguments {
-            buffer.writeString("$\(argument.utf8.count)\r\n")
+            buffer.writeInteger(UInt8(ascii: "$"))
+            writeDecimal(argument.utf8.count, into: &buffer)
             buffer.writeString(argument)
             buffer.writeStaticString("\r\n")
         }
+    }
+
+    /// `value` in decimal, then CRLF.
+    private static func writeDecimal(_ value: Int, into buffer: inout ByteBuffer) {
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var remaining = max(0, value)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { out in
+            repeat {
+                out[19 - count] = UInt8(ascii: "0") + UInt8(remaining % 10)
+                remaining /= 10
+                count += 1
+            } while remaining > 0
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: out[(20 - count)...]))
+        }
+        buffer.writeStaticString("\r\n")
     }
 }
 
@@ -264,9 +286,8 @@ private final class RedisReplyHandler: ChannelInboundHandler {
         if buffer.readableBytes == 0 { buffer = bytes } else { buffer.writeBuffer(&bytes) }
         do {
             while buffer.readableBytes > 0 {
-                let view = buffer.readableBytesView
-                guard let (value, end) = try RESPParser.parse(view, from: view.startIndex) else { break }
-                buffer.moveReaderIndex(forwardBy: end - view.startIndex)
+                guard let (value, end) = try buffer.withUnsafeReadableBytes({ try RESPParser.parse($0, from: 0) }) else { break }
+                buffer.moveReaderIndex(forwardBy: end)
                 connection.received(value, on: context.channel)
             }
         } catch {

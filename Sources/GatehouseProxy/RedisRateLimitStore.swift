@@ -20,9 +20,10 @@ enum RedisTakeOutcome {
 final class RedisRateLimitStore {
     private let connection: RedisConnection
     let health: RedisHealth
-    /// Each rule's key namespace, by rule index, for snapshot `namespacesVersion`.
+    /// Each rule's key namespace and current quota period, by rule index, for snapshot `version`.
     private var namespaces: [String] = []
-    private var namespacesVersion = -1
+    private var windows: [QuotaWindow?] = []
+    private var version = -1
 
     static let scriptSHA1: String = Insecure.SHA1.hash(data: Array(RedisRateLimitScript.source.utf8))
         .map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
@@ -32,23 +33,36 @@ final class RedisRateLimitStore {
         self.health = health
     }
 
-    /// The key namespace of each of `snapshot`'s rules, hashed once per snapshot.
-    func namespaces(for snapshot: Snapshot) -> [String] {
-        if snapshot.version != namespacesVersion {
-            namespaces = snapshot.rateLimits.identities.map(RedisRateLimitScript.namespace(of:))
-            namespacesVersion = snapshot.version
+    /// What the store is asked for a request's candidate rules at `now`: each rule's namespace (hashed
+    /// once per snapshot) and quota period (from the calendar once per period).
+    func takes(_ candidates: [RequestRateLimit.Candidate], snapshot: Snapshot, now: Int64) -> [RedisTake] {
+        let identities = snapshot.rateLimits.identities
+        if snapshot.version != version {
+            namespaces = identities.map(RedisRateLimitScript.namespace(of:))
+            windows = identities.map { _ in nil }
+            version = snapshot.version
         }
-        return namespaces
+        return candidates.map { candidate in
+            let identity = identities[candidate.index]
+            var window = windows[candidate.index]
+            if case .quota = identity.algorithm, window?.contains(now / 1_000_000_000) != true {
+                window = identity.algorithm.window(at: now)
+                windows[candidate.index] = window
+            }
+            return RedisTake(identity: identity, namespace: namespaces[candidate.index], key: candidate.key,
+                             enforced: candidate.enforced, window: window)
+        }
     }
 
     /// Takes one request from every rule in `takes` at `now` (wall-clock nanoseconds); `completion`
     /// hears the outcome on this loop.
     func take(_ takes: [RedisTake], now: Int64, completion: @escaping (RedisTakeOutcome) -> Void) {
-        let arguments = RedisRateLimitScript.arguments(takes, now: now)
-        connection.send(["EVALSHA", Self.scriptSHA1] + arguments) { [connection, health] result in
+        let arguments = RedisRateLimitScript.arguments(takes, now: now, command: ["EVALSHA", Self.scriptSHA1])
+        connection.send(arguments) { [connection, health] result in
             // Redis without the script (restarted, SCRIPT FLUSH): sent in full once, which loads it again.
             if case .success(.error(let message)) = result, message.hasPrefix("NOSCRIPT") {
-                connection.send(["EVAL", RedisRateLimitScript.source] + arguments) { result in
+                let full = RedisRateLimitScript.arguments(takes, now: now, command: ["EVAL", RedisRateLimitScript.source])
+                connection.send(full) { result in
                     completion(Self.outcome(result, takes: takes, now: now, health: health))
                 }
                 return

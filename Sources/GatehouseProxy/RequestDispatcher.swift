@@ -151,14 +151,9 @@ enum RequestDispatcher {
                                                          route: taken, security: &progress.security, snapshot: snapshot,
                                                          loop: loop)
             if !candidates.isEmpty {
-                let identities = snapshot.rateLimits.identities
-                let namespaces = redis.namespaces(for: snapshot)
-                let takes = candidates.map { candidate in
-                    RedisTake(identity: identities[candidate.index], namespace: namespaces[candidate.index],
-                              key: candidate.key, enforced: candidate.enforced)
-                }
-                return .awaitRateLimit(PendingDispatch(progress: progress, candidates: candidates, takes: takes,
-                                                       now: RequestRateLimit.now()))
+                let now = RequestRateLimit.now()
+                return .awaitRateLimit(PendingDispatch(progress: progress, candidates: candidates,
+                                                       takes: redis.takes(candidates, snapshot: snapshot, now: now), now: now))
             }
             return proceed(progress, rateLimit: rateLimit, loop: loop, allocator: allocator, record: &record)
         }

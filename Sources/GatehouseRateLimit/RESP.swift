@@ -26,34 +26,40 @@ public struct RESPError: Error, Equatable, CustomStringConvertible {
 }
 
 /// Reads RESP replies from bytes as they arrive: `parse` returns nil until a whole value is there.
+/// Works on raw bytes, not generically: a generic parser called from another module is not
+/// specialized, and looked its types up at run time on every byte.
 public enum RESPParser {
     /// One value starting at `offset`, and the offset after it; nil when the bytes end inside it.
     /// Throws on bytes that are not RESP or exceed `limits` (the connection is then unusable).
-    public static func parse<Bytes: RandomAccessCollection<UInt8>>(_ bytes: Bytes, from offset: Int,
-                                                                   limits: RESPLimits = RESPLimits()) throws -> (RESPValue, Int)?
-    where Bytes.Index == Int {
+    public static func parse(_ bytes: [UInt8], from offset: Int, limits: RESPLimits = RESPLimits()) throws -> (RESPValue, Int)? {
+        try bytes.withUnsafeBytes { try parse($0, from: offset, limits: limits) }
+    }
+
+    public static func parse(_ bytes: UnsafeRawBufferPointer, from offset: Int,
+                             limits: RESPLimits = RESPLimits()) throws -> (RESPValue, Int)? {
         try value(bytes, at: offset, depth: 0, limits: limits)
     }
 
-    private static func value<Bytes: RandomAccessCollection<UInt8>>(_ bytes: Bytes, at start: Int, depth: Int,
-                                                                    limits: RESPLimits) throws -> (RESPValue, Int)?
-    where Bytes.Index == Int {
-        guard start < bytes.endIndex else { return nil }
-        guard let (line, next) = try self.line(bytes, from: start + 1, limits: limits) else { return nil }
+    private static func value(_ bytes: UnsafeRawBufferPointer, at start: Int, depth: Int,
+                              limits: RESPLimits) throws -> (RESPValue, Int)? {
+        guard start < bytes.count else { return nil }
+        guard let (lineStart, lineEnd, next) = try line(bytes, from: start + 1, limits: limits) else { return nil }
         switch bytes[start] {
-        case UInt8(ascii: "+"): return (.simpleString(String(decoding: line, as: UTF8.self)), next)
-        case UInt8(ascii: "-"): return (.error(String(decoding: line, as: UTF8.self)), next)
-        case UInt8(ascii: ":"): return (.integer(try integer(line)), next)
+        case UInt8(ascii: "+"):
+            return (.simpleString(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[lineStart..<lineEnd]), as: UTF8.self)), next)
+        case UInt8(ascii: "-"):
+            return (.error(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[lineStart..<lineEnd]), as: UTF8.self)), next)
+        case UInt8(ascii: ":"): return (.integer(try integer(bytes, lineStart, lineEnd)), next)
         case UInt8(ascii: "$"):
-            let length = try integer(line)
+            let length = try integer(bytes, lineStart, lineEnd)
             if length == -1 { return (.bulkString(nil), next) }
             guard length >= 0, length <= limits.maxBulkBytes else { throw RESPError(description: "bulk string length \(length)") }
             let end = next + Int(length)
-            guard end + 2 <= bytes.endIndex else { return nil }
+            guard end + 2 <= bytes.count else { return nil }
             guard bytes[end] == 13, bytes[end + 1] == 10 else { throw RESPError(description: "bulk string not ended by CRLF") }
             return (.bulkString(Array(bytes[next..<end])), end + 2)
         case UInt8(ascii: "*"):
-            let count = try integer(line)
+            let count = try integer(bytes, lineStart, lineEnd)
             if count == -1 { return (.array(nil), next) }
             guard count >= 0, count <= limits.maxElements else { throw RESPError(description: "array of \(count) elements") }
             guard depth < limits.maxDepth else { throw RESPError(description: "arrays nested deeper than \(limits.maxDepth)") }
@@ -71,16 +77,16 @@ public enum RESPParser {
         }
     }
 
-    /// The bytes up to the next CRLF, and the offset after it; nil when no CRLF has come yet.
-    private static func line<Bytes: RandomAccessCollection<UInt8>>(_ bytes: Bytes, from start: Int,
-                                                                   limits: RESPLimits) throws -> (Bytes.SubSequence, Int)?
-    where Bytes.Index == Int {
+    /// Where the line from `start` ends (before its CRLF) and the offset after the CRLF; nil when no CRLF
+    /// has come yet.
+    private static func line(_ bytes: UnsafeRawBufferPointer, from start: Int,
+                             limits: RESPLimits) throws -> (start: Int, end: Int, next: Int)? {
         var index = start
-        while index < bytes.endIndex {
+        while index < bytes.count {
             if bytes[index] == 13 {
-                guard index + 1 < bytes.endIndex else { return nil }
+                guard index + 1 < bytes.count else { return nil }
                 guard bytes[index + 1] == 10 else { throw RESPError(description: "CR without LF") }
-                return (bytes[start..<index], index + 2)
+                return (start, index, index + 2)
             }
             if bytes[index] == 10 { throw RESPError(description: "LF without CR") }
             index += 1
@@ -89,20 +95,21 @@ public enum RESPParser {
         return nil
     }
 
-    private static func integer<Digits: Collection<UInt8>>(_ digits: Digits) throws -> Int64 {
+    private static func integer(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) throws -> Int64 {
         var value: Int64 = 0
-        var negative = false
-        var seen = 0
-        for (position, byte) in digits.enumerated() {
-            if position == 0, byte == UInt8(ascii: "-") { negative = true; continue }
+        var index = start
+        let negative = index < end && bytes[index] == UInt8(ascii: "-")
+        if negative { index += 1 }
+        guard index < end else { throw RESPError(description: "not an integer") }
+        while index < end {
+            let byte = bytes[index]
             guard byte >= 0x30, byte <= 0x39 else { throw RESPError(description: "not an integer") }
             let (times, overflowA) = value.multipliedReportingOverflow(by: 10)
             let (sum, overflowB) = times.addingReportingOverflow(Int64(byte - 0x30))
             guard !overflowA, !overflowB else { throw RESPError(description: "integer out of range") }
             value = sum
-            seen += 1
+            index += 1
         }
-        guard seen > 0 else { throw RESPError(description: "not an integer") }
         return negative ? -value : value
     }
 }

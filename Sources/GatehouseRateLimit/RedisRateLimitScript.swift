@@ -7,12 +7,21 @@ public struct RedisTake: Sendable {
     public var namespace: String
     public var key: String
     public var enforced: Bool
+    /// A quota's period holding the request's instant, kept by the caller per rule (the calendar is
+    /// asked once a period, not per request); nil for a limit, or to have it computed.
+    public var window: QuotaWindow?
 
-    public init(identity: CounterIdentity, namespace: String, key: String, enforced: Bool) {
+    public init(identity: CounterIdentity, namespace: String, key: String, enforced: Bool, window: QuotaWindow? = nil) {
         self.identity = identity
         self.namespace = namespace
         self.key = key
         self.enforced = enforced
+        self.window = window
+    }
+
+    func quotaWindow(_ quota: QuotaPolicy, now: Int64) -> QuotaWindow {
+        if let window, window.contains(now / 1_000_000_000) { return window }
+        return quota.calendar.window(of: quota.period, containing: now / 1_000_000_000)
     }
 }
 
@@ -91,11 +100,13 @@ public enum RedisRateLimitScript {
         return micro
     }
 
-    /// The keys and arguments after the script (for EVALSHA or EVAL): numkeys, KEYS, ARGV.
-    public static func arguments(_ takes: [RedisTake], now: Int64) -> [String] {
-        var keys: [String] = []
+    /// The command: `command` (EVALSHA and the script's hash, or EVAL and the script), then numkeys,
+    /// KEYS, ARGV.
+    public static func arguments(_ takes: [RedisTake], now: Int64, command: [String] = []) -> [String] {
+        var keys: [String] = command
         var argv: [String] = [String(now / 1_000)]
-        keys.reserveCapacity(takes.count)
+        keys.reserveCapacity(command.count + 1 + takes.count * 5 + 1)
+        keys.append(String(takes.count))
         argv.reserveCapacity(1 + takes.count * 4)
         for take in takes {
             let enforced = take.enforced ? "1" : "0"
@@ -105,12 +116,12 @@ public enum RedisRateLimitScript {
                 keys.append(take.namespace + ":" + take.key)
                 argv += ["b", String(micro.interval), String(micro.tolerance), enforced]
             case .quota(let quota):
-                let window = quota.calendar.window(of: quota.period, containing: now / 1_000_000_000)
+                let window = take.quotaWindow(quota, now: now)
                 keys.append(take.namespace + ":" + take.key + ":" + String(window.start))
                 argv += ["q", String(quota.requests), String(window.end * 1_000 + quotaGraceMilliseconds), enforced]
             }
         }
-        return [String(keys.count)] + keys + argv
+        return keys + argv
     }
 
     public struct ReplyError: Error, Equatable, CustomStringConvertible {
@@ -139,7 +150,7 @@ public enum RedisRateLimitScript {
                 out.append(microsecondBucket(bucket).take(state: state, now: now / 1_000).decision)
             case .quota(let quota):
                 let seconds = now / 1_000_000_000
-                let window = quota.calendar.window(of: quota.period, containing: seconds)
+                let window = take.quotaWindow(quota, now: now)
                 out.append(quota.take(QuotaPolicy.Usage(windowStart: window.start, count: Int(state)), now: seconds,
                                       window: window).decision)
             }

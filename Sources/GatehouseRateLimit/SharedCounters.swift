@@ -35,11 +35,26 @@ public final class SharedCounterTable: Sendable {
     private let stripes: [Stripe]
     /// The state a new key starts from.
     let initial: Int64
+    /// Keys a stripe holds at most: keys are client input (an IP, an API key, a header), so a client
+    /// inventing them must not grow memory without bound. A quota's keys live until its period ends.
+    private let keysPerStripe: Int
+    /// Where new keys are counted while their stripe is full: one cell they all share, so they are
+    /// limited together (never let through unlimited) until the sweep makes room.
+    private let overflow: StripeLock<CounterCell>
+    private let overflowLookups = Atomic<Int>(0)
 
-    public init(initial: Int64 = 0, stripes count: Int = 16) {
+    /// Keys a rule's table holds by default (about 250 MB at most): past it, new keys share one counter.
+    public static let defaultMaxKeys = 1 << 20
+
+    public init(initial: Int64 = 0, stripes count: Int = 16, maxKeys: Int = SharedCounterTable.defaultMaxKeys) {
         self.initial = initial
         stripes = (0..<max(1, count)).map { _ in Stripe() }
+        keysPerStripe = max(1, maxKeys / max(1, count))
+        overflow = StripeLock(CounterCell(state: initial))
     }
+
+    /// How many times a new key was counted in the shared overflow cell (its stripe was full).
+    public var overflowCount: Int { overflowLookups.load(ordering: .relaxed) }
 
     private func stripe(_ key: String) -> Int {
         Int(UInt(bitPattern: key.hashValue) % UInt(stripes.count))
@@ -47,12 +62,16 @@ public final class SharedCounterTable: Sendable {
 
     /// The live cell for `key`, made when the key is new.
     func cell(for key: String) -> CounterCell {
-        stripes[stripe(key)].cells.withLock { cells in
+        let found: CounterCell? = stripes[stripe(key)].cells.withLock { cells in
             if let cell = cells[key] { return cell }
+            guard cells.count < keysPerStripe else { return nil }
             let cell = CounterCell(state: initial)
             cells[key] = cell
             return cell
         }
+        if let found { return found }
+        overflowLookups.add(1, ordering: .relaxed)
+        return overflow.withLock { $0 }
     }
 
     /// Puts back a state saved by a durable store, for a key not counted yet in this process (a key
@@ -97,6 +116,17 @@ public final class SharedCounterTable: Sendable {
                     return false
                 }
                 left += cells.count
+            }
+        }
+        // Room again: the keys counted together go back to counters of their own (the loops holding the
+        // shared cell see it retired and look their key up again); what they used stays in the new one.
+        if left < keysPerStripe * stripes.count {
+            overflow.withLock { cell in
+                let current = cell.state.load(ordering: .acquiring)
+                guard current != initial,
+                      cell.state.compareExchange(expected: current, desired: CounterCell.retired,
+                                                 ordering: .acquiringAndReleasing).exchanged else { return }
+                cell = CounterCell(state: current)
             }
         }
         return left

@@ -37,6 +37,29 @@ import Testing
         #expect(cache.apply("b", in: table) { policy.take(state: $0, now: now) }.allowed)
     }
 
+    @Test func pastItsBoundATableCountsNewKeysTogetherUntilTheSweepMakesRoom() {
+        let policy = TokenBucketPolicy(requests: 1, unitNanoseconds: 60 * Self.second, burst: 2)
+        let table = SharedCounterTable(stripes: 1, maxKeys: 2)
+        var cache = LoopCounterCache()
+        var now = 5 * Self.second
+        func take(_ key: String) -> Bool { cache.apply(key, in: table) { policy.take(state: $0, now: now) }.allowed }
+        #expect(take("a") && take("b"))
+        #expect(table.count == 2)
+        // c and d are invented keys past the bound: they share one bucket of 2, never more.
+        #expect(take("c"))
+        #expect(take("d"))
+        #expect(!take("c"))
+        #expect(!take("e"))
+        #expect(table.count == 2)
+        #expect(table.overflowCount == 3)
+        // A minute later a and b are full again and swept: c gets a counter of its own, starting full.
+        now += 60 * Self.second
+        #expect(table.sweep { policy.isIdleForTest(state: $0, now: now) } == 0)
+        #expect(take("c") && take("c"))
+        #expect(!take("c"))
+        #expect(table.count == 1)
+    }
+
     @Test func aSweptKeyStartsFreshAndALoopHoldingItsOldCellFindsTheNewOne() {
         let policy = TokenBucketPolicy(requests: 1, unitNanoseconds: Self.second, burst: 1)
         let table = SharedCounterTable()
@@ -68,4 +91,9 @@ import Testing
         #expect(cache.peek("a", in: table) == 2)
         #expect(table.count == 3)
     }
+}
+
+extension TokenBucketPolicy {
+    /// A bucket is idle (as good as a key never seen) once it is full again.
+    func isIdleForTest(state: Int64, now: Int64) -> Bool { state <= now }
 }
