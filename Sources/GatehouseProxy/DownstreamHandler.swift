@@ -327,16 +327,22 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
             request.exchange = exchange
             exchange.start()
             if !forwarding.mirrors.isEmpty { request.startMirrors(forwarding.mirrors) }
+            request.releaseHeldBody()
         case .awaitRateLimit(let pending):
             guard let store = loop.redisStore else { preconditionFailure("only the redis store suspends a request") }
-            connection.setUpstreamBlocked(true)
+            // The request's end (all a GET has) is kept for the exchange; a body is not even decoded.
+            // Reads go on for a request without one: stopping and restarting them costs two syscalls.
+            request.holdBody()
+            let blocks = connection.exchange?.hasBody == true
+            if blocks { connection.setUpstreamBlocked(true) }
             store.take(pending.takes, now: pending.now) { [weak self] outcome in
                 // The client may have gone (its line is logged) while the store answered.
                 guard let self, context != nil, current === request else { return }
                 let next = RequestDispatcher.resume(pending, outcome: outcome, loop: loop, allocator: context.channel.allocator,
                                                     counters: loop.decisions, record: &request.record)
-                connection.setUpstreamBlocked(false)
+                if blocks { connection.setUpstreamBlocked(false) }
                 act(on: next, for: request)
+                request.releaseHeldBody()
                 processInbound()
             }
         }

@@ -39,13 +39,20 @@ enum Dispatch {
 /// A request stopped at its rate limits while the `redis` store answers: what the dispatcher had
 /// worked out so far, so it goes on from there rather than starting again (policy and JWT checks run
 /// once per request).
-struct PendingDispatch {
-    fileprivate var progress: DispatchProgress
-    fileprivate var candidates: [RequestRateLimit.Candidate]
+final class PendingDispatch {
+    fileprivate let progress: DispatchProgress
+    fileprivate let candidates: [RequestRateLimit.Candidate]
     /// What to ask the store, one per candidate.
-    var takes: [RedisTake]
+    let takes: [RedisTake]
     /// The instant the takes are at (wall-clock nanoseconds).
-    var now: Int64
+    let now: Int64
+
+    fileprivate init(progress: DispatchProgress, candidates: [RequestRateLimit.Candidate], takes: [RedisTake], now: Int64) {
+        self.progress = progress
+        self.candidates = candidates
+        self.takes = takes
+        self.now = now
+    }
 }
 
 /// The dispatcher's findings up to the rate limits.

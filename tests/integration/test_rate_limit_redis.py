@@ -164,6 +164,23 @@ def test_request_bodies_wait_for_redis_and_arrive_whole(gateway, upstream, redis
     assert echoed["body_sha256"] == hashlib.sha256(h2_body).hexdigest()
 
 
+def test_pipelined_requests_each_wait_for_redis_and_are_answered_in_order(gateway, upstream, redis_server):
+    redis = redis_server()
+    up = upstream("backend")
+    rules = [{"name": "two", "key": ["source.ip"], "limit": {"requests": 2, "unit": "Hour", "burst": 2}}]
+    gw = redis_gateway(gateway, up, redis.url, rules=rules)
+    with gw.raw() as conn:
+        conn.send(b"POST /one HTTP/1.1\r\nHost: gatehouse.test\r\nContent-Length: 3\r\n\r\nabc"
+                  b"GET /two HTTP/1.1\r\nHost: gatehouse.test\r\n\r\n"
+                  b"GET /three HTTP/1.1\r\nHost: gatehouse.test\r\n\r\n"
+                  b"GET /four HTTP/1.1\r\nHost: gatehouse.test\r\n\r\n")
+        responses = [conn.read_response() for _ in range(4)]
+    assert [r.status for r in responses] == [200, 200, 429, 429]
+    assert [r.json()["path"] for r in responses[:2]] == ["/one", "/two"]
+    assert responses[0].json()["body_length"] == 3
+    assert [r.path for r in up.requests] == ["/one", "/two"]
+
+
 def test_a_refused_post_leaves_the_connection_usable(gateway, upstream, redis_server):
     redis = redis_server()
     up = upstream("backend")
