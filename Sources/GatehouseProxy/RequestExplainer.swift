@@ -1,10 +1,12 @@
 import Foundation
 import GatehouseHTTP1
+import GatehouseRateLimit
 import GatehouseSecurity
 import GatehouseSnapshot
 import GatehouseTelemetry
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// A request described on the command line, for `gatehouse explain`.
 public struct ExplainRequest {
@@ -23,6 +25,16 @@ public struct ExplainRequest {
     public init(url: String) { self.url = url }
 }
 
+/// Where `explain` reads a rate-limit counter as it is now, shared with the running gateways (the
+/// `redis` store, or the `sqlite` store's file), instead of this process's fresh counters.
+public protocol RateLimitLiveCounters {
+    /// The store, for the report.
+    var name: String { get }
+    /// What `identity`'s rule would decide for `key` at `now`, from the stored state, taking nothing;
+    /// nil when the store does not keep such counters (the sqlite store keeps quotas only).
+    func decision(_ identity: CounterIdentity, key: String, now: Int64) throws -> RateLimitDecision?
+}
+
 /// Runs a described request through `RequestDispatcher`, the code that serves real requests, with an
 /// observer, and reports each step: normalized path, JWT outcome, every policy rule tried and why it did
 /// or did not match, the decision, and the route or local reply.
@@ -31,7 +43,8 @@ public enum RequestExplainer {
         public var description: String
     }
 
-    public static func explain(_ request: ExplainRequest, snapshot: Snapshot, keys: JWKSCache) throws -> [String] {
+    public static func explain(_ request: ExplainRequest, snapshot: Snapshot, keys: JWKSCache,
+                               live: RateLimitLiveCounters? = nil) throws -> [String] {
         guard let url = URLComponents(string: request.url), let scheme = url.scheme?.lowercased(),
               scheme == "http" || scheme == "https", let host = url.host, !host.isEmpty else {
             throw Failure(description: "expected an absolute http(s) URL, got \"\(request.url)\"")
@@ -59,7 +72,7 @@ public enum RequestExplainer {
                                                   snapshot: snapshot, loop: loop, allocator: ByteBufferAllocator(),
                                                   keys: keys, counters: nil, record: &record, observer: observer)
         return report(request, target: target, port: port, observer: observer, record: record, dispatch: dispatch,
-                      snapshot: snapshot)
+                      snapshot: snapshot, live: live)
     }
 
     static func listenerPort(_ request: ExplainRequest, url: URLComponents, snapshot: Snapshot) throws -> Int {
@@ -77,7 +90,8 @@ public enum RequestExplainer {
     }
 
     static func report(_ request: ExplainRequest, target: String, port: Int, observer: DispatchObserver,
-                       record: AccessLogRecord, dispatch: Dispatch, snapshot: Snapshot) -> [String] {
+                       record: AccessLogRecord, dispatch: Dispatch, snapshot: Snapshot,
+                       live: RateLimitLiveCounters? = nil) -> [String] {
         var lines = ["request:   \(request.method) \(request.url) on listener \(port) from \(request.sourceIP)"
             + (request.peerPrincipal.map { " as \($0)" } ?? "")]
         if let path = observer.normalizedPath {
@@ -119,7 +133,15 @@ public enum RequestExplainer {
             case .allowNothing: lines.append("decision:  denied: an ALLOW policy without rules allows nothing (allow-nothing)")
             }
         }
-        lines += rateLimitLines(observer.rateLimits, limits: snapshot.rateLimits)
+        let (limitLines, liveRefusal) = rateLimitLines(observer.rateLimits, limits: snapshot.rateLimits, live: live)
+        lines += limitLines
+        if let liveRefusal {
+            // The stored counters refuse what this process's fresh ones let through.
+            if let route = record.routeName { lines.append("route:     \(route)") }
+            lines.append("result:    \(liveRefusal.status) \"\(String(decoding: liveRefusal.body, as: UTF8.self))\" "
+                + "(\(liveRefusal.details), by the \(live?.name ?? "") counters now)")
+            return lines
+        }
         switch dispatch {
         case .reply(let reply, _):
             if let route = record.routeName { lines.append("route:     \(route)") }
@@ -138,9 +160,16 @@ public enum RequestExplainer {
     /// Each RateLimitPolicy rule tried: why it did not apply, or its key and what it has left. The
     /// counters are this process's (a fresh `memory` store): the figures are those of a client's first
     /// request.
-    static func rateLimitLines(_ observations: [RequestRateLimit.Observation], limits: RateLimits) -> [String] {
-        guard !limits.isEmpty else { return ["ratelimit: no RateLimitPolicy applies"] }
-        var lines = ["ratelimit: \(limits.rules.count) rule(s) of \(limits.policies.joined(separator: ", "))"]
+    /// With `live`, each rule's figures are the stored counters' (read, not taken from), and the refusal
+    /// they would make is returned.
+    static func rateLimitLines(_ observations: [RequestRateLimit.Observation], limits: RateLimits,
+                               live: RateLimitLiveCounters? = nil) -> (lines: [String], liveRefusal: LocalReply?) {
+        guard !limits.isEmpty else { return (["ratelimit: no RateLimitPolicy applies"], nil) }
+        var lines = ["ratelimit: \(limits.rules.count) rule(s) of \(limits.policies.joined(separator: ", "))"
+            + (live.map { "; figures from the \($0.name) counters as they are now" }
+                ?? "; figures for a first request (this process's counters)")]
+        var liveRefusal: LocalReply?
+        let now = RequestRateLimit.now()
         if observations.isEmpty { lines.append("  not reached: the request was answered before the rate limits") }
         // Passed-over rules are seen as the request meets them, the rest once the store has answered.
         for observation in observations.sorted(by: { $0.index < $1.index }) {
@@ -150,15 +179,76 @@ public enum RequestExplainer {
                 lines.append(head + "not applied: " + passedOver)
             } else if let mismatch = observation.mismatch {
                 lines.append(head + "no match, \(mismatch.description(in: limits.matcher.rules[observation.index]))")
-            } else if let decision = observation.decision, let key = observation.key {
+            } else if var decision = observation.decision, let key = observation.key {
                 let shownKey = key.isEmpty ? "every request" : "key \"\(key)\""
+                var note = ""
+                if let live, liveRefusal == nil {
+                    do {
+                        if let stored = try live.decision(limits.identities[observation.index], key: key, now: now) {
+                            decision = stored
+                        } else {
+                            note = " (not kept in the \(live.name) store: a first request's figures)"
+                        }
+                    } catch {
+                        note = " (the \(live.name) counters cannot be read: \(error); a first request's figures)"
+                    }
+                    if !decision.allowed, !rule.shadow { liveRefusal = .rateLimited(decision, reply: rule.reply) }
+                }
                 lines.append(head + shownKey + (decision.allowed
                     ? ": \(decision.remaining) of \(decision.limit) left after this request"
-                    : rule.shadow ? ": exhausted (shadow: logged, not refused)" : ": EXHAUSTED, refuses with \(rule.reply.status)"))
+                    : rule.shadow ? ": exhausted (shadow: logged, not refused)" : ": EXHAUSTED, refuses with \(rule.reply.status)")
+                    + note)
             } else {
                 lines.append(head + "not applied: the request lacks " + rule.keySpelling.joined(separator: " or "))
             }
         }
-        return lines
+        return (lines, liveRefusal)
+    }
+}
+
+/// The `redis` store's counters, read for `explain` with a GET per rule (nothing is taken).
+public final class RedisLiveCounters: RateLimitLiveCounters {
+    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    private let connection: RedisConnection
+    private let settings: RedisStoreSettings
+    public var name: String { "redis \(settings.url)" }
+
+    public init(_ settings: RedisStoreSettings) throws {
+        self.settings = settings
+        var tls: NIOSSLContext?
+        if settings.url.tls {
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            if let roots = settings.caCertificatesPath { configuration.trustRoots = .file(roots) }
+            tls = try NIOSSLContext(configuration: configuration)
+        }
+        connection = RedisConnection(eventLoop: group.next(), url: settings.url, timeout: .seconds(2), tls: tls,
+                                     health: RedisHealth(failOpen: settings.failOpen, announce: { _ in }))
+    }
+
+    deinit { try? group.syncShutdownGracefully() }
+
+    private struct ConnectionBox: @unchecked Sendable {
+        let connection: RedisConnection
+    }
+
+    public func decision(_ identity: CounterIdentity, key: String, now: Int64) throws -> RateLimitDecision? {
+        let take = RedisTake(identity: identity, namespace: RedisRateLimitScript.namespace(of: identity), key: key, enforced: true)
+        // The script's own arguments name the key it would read.
+        let arguments = RedisRateLimitScript.arguments([take], now: now)
+        // Handed to its loop and used only there (NIOLoopBound cannot be made off the loop).
+        let box = ConnectionBox(connection: connection)
+        let reply = try connection.eventLoop.flatSubmit { () -> EventLoopFuture<RESPValue> in
+            let promise = box.connection.eventLoop.makePromise(of: RESPValue.self)
+            box.connection.send(["GET", arguments[1]]) { promise.completeWith($0.mapError { $0 as Error }) }
+            return promise.futureResult
+        }.wait()
+        let state: Int64
+        switch reply {
+        case .bulkString(nil): state = 0
+        case .bulkString(let bytes?): state = Int64(String(decoding: bytes, as: UTF8.self)) ?? 0
+        case .error(let message): throw RedisRateLimitScript.ReplyError(description: message)
+        default: throw RedisRateLimitScript.ReplyError(description: "unexpected reply \(reply)")
+        }
+        return try RedisRateLimitScript.decisions(.array([.integer(0), .integer(state)]), takes: [take], now: now)[0]
     }
 }

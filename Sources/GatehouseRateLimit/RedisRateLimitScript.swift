@@ -126,6 +126,8 @@ public enum RedisRateLimitScript {
 
     public struct ReplyError: Error, Equatable, CustomStringConvertible {
         public var description: String
+
+        public init(description: String) { self.description = description }
     }
 
     /// Each rule's decision from the script's reply, in order; nil for the rules after the one that

@@ -31,6 +31,19 @@ public final class QuotaDatabase: Sendable {
         }
     }
 
+    /// The saved state of (`rule`, `key`), read-only from outside the gateway (for `explain`): nil when
+    /// the file or the row does not exist.
+    public static func savedState(directory: String, rule: String, key: String) throws -> Int64? {
+        let path = (directory as NSString).appendingPathComponent(fileName)
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        var configuration = Configuration()
+        configuration.readonly = true
+        let queue = try DatabaseQueue(path: path, configuration: configuration)
+        return try queue.read { db in
+            try Int64.fetchOne(db, sql: "SELECT state FROM counters WHERE rule = ? AND key = ?", arguments: [rule, key])
+        }
+    }
+
     /// The file failed its check.
     struct Unsound: Error {
         var reason: String

@@ -2,7 +2,9 @@ import ArgumentParser
 import Foundation
 import GatehouseConfig
 import GatehouseProxy
+import GatehouseRateLimit
 import GatehouseSnapshot
+import GatehouseStateStore
 import NIOPosix
 
 struct ExplainCommand: AsyncParsableCommand {
@@ -74,10 +76,29 @@ struct ExplainCommand: AsyncParsableCommand {
         }
         try? await group.shutdownGracefully()
         do {
-            for line in try RequestExplainer.explain(request, snapshot: snapshot, keys: keys) { print(line) }
+            let live: RateLimitLiveCounters? = switch snapshot.settings.rateLimitStore {
+            case .memory: nil
+            case .sqlite(let directory): SQLiteLiveCounters(directory: directory)
+            case .redis(let settings): try RedisLiveCounters(settings)
+            }
+            for line in try RequestExplainer.explain(request, snapshot: snapshot, keys: keys, live: live) { print(line) }
         } catch {
             print("error: \(error)")
             throw ExitCode(1)
         }
+    }
+}
+
+/// The `sqlite` store's quota counts as last written behind (at most a second old), read from its file.
+/// Token buckets are not kept there.
+struct SQLiteLiveCounters: RateLimitLiveCounters {
+    let directory: String
+    var name: String { "sqlite \(directory)" }
+
+    func decision(_ identity: CounterIdentity, key: String, now: Int64) throws -> RateLimitDecision? {
+        guard case .quota = identity.algorithm else { return nil }
+        let state = try QuotaDatabase.savedState(directory: directory, rule: identity.persistentName, key: key)
+        return identity.algorithm.take(state: state ?? RateLimitAlgorithm.initialState, now: now,
+                                       window: identity.algorithm.window(at: now)).decision
     }
 }

@@ -229,6 +229,28 @@ def test_tls_to_redis_verifies_its_certificate(gateway, upstream, redis_server, 
     assert fresh_get(untrusting).headers.get("x-ratelimit-remaining") is None
 
 
+def test_explain_reads_the_counters_in_redis_without_taking(gateway, upstream, redis_server):
+    redis = redis_server()
+    up = upstream("backend")
+    gw = redis_gateway(gateway, up, redis.url)
+    assert [fresh_get(gw).status_code for _ in range(4)] == [200] * 4
+
+    def explain() -> str:
+        result = run_cli(["explain", "--config", str(gw.config_paths[0]), f"http://127.0.0.1:{gw.port}/x"])
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    out = explain()
+    assert f"figures from the redis redis://127.0.0.1:{redis.port}/0 counters as they are now" in out
+    assert 'istio-system/limits/per-ip (limit 6/hour, burst 6): key "127.0.0.1": 1 of 6 left after this request' in out
+    assert "result:    forwarded to" in out
+    # Explaining took nothing: the gateway still has two requests.
+    assert [fresh_get(gw).status_code for _ in range(3)] == [200, 200, 429]
+    out = explain()
+    assert "EXHAUSTED, refuses with 429" in out
+    assert 'result:    429 "local_rate_limited" (local_rate_limited, by the redis' in out
+
+
 def test_bad_redis_settings_are_load_errors(config_dir):
     cfg.write_config(config_dir, [
         cfg.bootstrap("-", rateLimitStore={"type": "redis", "url": "redis://:hunter2@127.0.0.1:99999", "timeout": "30s"}),

@@ -84,3 +84,15 @@ def test_an_unwritable_state_dir_stops_start_up_with_a_clear_error(gateway, upst
     gw.start(wait=False)
     assert gw.wait(timeout=10) == 1
     assert f"rate-limit state in {blocker / 'state'} cannot be used" in gw.stderr_text() + gw.stdout_text()
+
+
+def test_explain_reads_the_saved_quota_counts(gateway, upstream, tmp_path):
+    state = tmp_path / "state"
+    gw = quota_gateway(gateway, upstream, state)
+    assert [gw.get("/", headers=ALICE).status_code for _ in range(3)] == [200] * 3
+    wait_for_saved(state, "alice", 3)
+    result = run_cli(["explain", "--config", str(gw.config_paths[0]), "-H", "x-api-key: alice",
+                      f"http://127.0.0.1:{gw.port}/x"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"figures from the sqlite {state} counters as they are now" in result.stdout
+    assert '/daily (quota 5/day (UTC)): key "alice": 1 of 5 left after this request' in result.stdout
