@@ -618,8 +618,10 @@ def cmd_ratelimit_fixture(kind):
                 "    quota: {requests: 4000000000, period: Month}\n")
     else:
         raise SystemExit(f"ratelimit-fixture: unknown kind {kind!r} (ip, quota)")
+    # BENCH_RL_HEADERS=0: no x-ratelimit-* on allowed responses (the policy's allowedResponseHeaders).
+    headers = "  allowedResponseHeaders: false\n" if os.environ.get("BENCH_RL_HEADERS") == "0" else ""
     print("apiVersion: gatehouse.dev/v1alpha1\nkind: RateLimitPolicy\n"
-          "metadata: {name: bench, namespace: istio-system}\nspec:\n  rules:\n" + rule, end="")
+          "metadata: {name: bench, namespace: istio-system}\nspec:\n" + headers + "  rules:\n" + rule, end="")
 
 
 # ---------------------------------------------------------------- authz-1k fixture

@@ -1,4 +1,5 @@
 import GatehouseHTTP1
+import GatehouseRateLimit
 import GatehouseRouting
 import GatehouseSnapshot
 import GatehouseTelemetry
@@ -23,6 +24,8 @@ final class ProxyExchange: UpstreamResponseReceiver {
     private let snapshotVersion: Int
     private let request: UpstreamRequest
     private let responseMutations: [HeaderMutation]
+    /// The rate limit the response's `x-ratelimit-*` headers report (nil: none).
+    private let rateLimitHeaders: RateLimitDecision?
     private let timeout: TimeAmount?
     private let hashKey: UInt64?
     /// VirtualService `fault.delay` this request drew; the exchange begins after it.
@@ -66,6 +69,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
         snapshotVersion = forwarding.snapshotVersion
         request = forwarding.request
         responseMutations = forwarding.responseMutations
+        rateLimitHeaders = forwarding.rateLimitHeaders
         timeout = forwarding.timeout
         hashKey = forwarding.hashKey
         delay = forwarding.delay
@@ -490,6 +494,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
         // Framing toward the client is the gateway's own: the length it keeps is written canonical.
         if let length = ForwardingHeaders.downstreamContentLength(response) { headers.add("content-length", String(length)) }
         headers.apply(responseMutations)
+        if let rateLimitHeaders { headers.setRateLimitHeaders(rateLimitHeaders) }
         downstream.updateRecord {
             $0.upstreamServiceTimeMillis = serviceTime
             $0.responseCodeDetails = "via_upstream"

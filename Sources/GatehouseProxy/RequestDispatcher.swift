@@ -33,6 +33,9 @@ enum Dispatch {
         var retryBufferBytes = 0
         /// Copies of the request for the route's mirrors that drew it (each without mirrors of its own).
         var mirrors: [Forwarding] = []
+        /// The rate limit whose figures the response's `x-ratelimit-*` headers report, when one applied
+        /// and its policy wants them on allowed responses.
+        var rateLimitHeaders: RateLimitDecision?
     }
 }
 
@@ -149,30 +152,30 @@ enum RequestDispatcher {
         // requests no route takes is still a client sending requests.
         let taken = selected.flatMap { $0.0.httpsRedirect ? nil : $0.1?.route }
         if let taken { record.routeName = taken.name }
-        let progress = DispatchProgress(head: head, target: target, requestID: requestID, origin: origin, snapshot: snapshot,
-                                        security: security, input: input, scheme: scheme, selected: selected, taken: taken)
         var rateLimit = RequestRateLimit()
         if let redis = loop.redisStore, observer == nil, !snapshot.rateLimits.isEmpty {
-            var progress = progress
             let candidates = RequestRateLimit.candidates(head: head, target: target, origin: origin, virtualHost: selected?.0,
-                                                         route: taken, security: &progress.security, snapshot: snapshot,
+                                                         route: taken, security: &security, snapshot: snapshot,
                                                          loop: loop)
             if !candidates.isEmpty {
+                // Only a request that waits keeps its findings in a struct: copying one on every
+                // request's path showed in the profile.
+                let progress = DispatchProgress(head: head, target: target, requestID: requestID, origin: origin,
+                                                snapshot: snapshot, security: security, input: input, scheme: scheme,
+                                                selected: selected, taken: taken)
                 let now = RequestRateLimit.now()
                 return .awaitRateLimit(PendingDispatch(progress: progress, candidates: candidates,
                                                        takes: redis.takes(candidates, snapshot: snapshot, now: now), now: now))
             }
-            return proceed(progress, rateLimit: rateLimit, loop: loop, allocator: allocator, record: &record)
-        }
-        if let refusal = rateLimit.check(head: head, target: target, origin: origin, virtualHost: selected?.0,
-                                         route: taken, security: &security, snapshot: snapshot, loop: loop,
-                                         counters: counters, record: &record,
-                                         observe: observer.map { observer in { observer.rateLimits.append($0) } }) {
+        } else if let refusal = rateLimit.check(head: head, target: target, origin: origin, virtualHost: selected?.0,
+                                                route: taken, security: &security, snapshot: snapshot, loop: loop,
+                                                counters: counters, record: &record,
+                                                observe: observer.map { observer in { observer.rateLimits.append($0) } }) {
             return .reply(refusal, route: taken)
         }
-        var checked = progress
-        checked.security = security
-        return proceed(checked, rateLimit: rateLimit, loop: loop, allocator: allocator, record: &record)
+        return proceed(head: head, target: target, requestID: requestID, origin: origin, snapshot: snapshot,
+                       security: security, input: input, scheme: scheme, selected: selected, rateLimit: rateLimit,
+                       loop: loop, allocator: allocator, record: &record)
     }
 
     /// Goes on with a request the `redis` store has answered for: refused by a rule, let through, or
@@ -193,22 +196,18 @@ enum RequestDispatcher {
             loop.redisHealth?.decidedByFailureMode()
             if loop.redisHealth?.failOpen == false { return .reply(.rateLimitStoreError, route: progress.taken) }
         }
-        return proceed(progress, rateLimit: rateLimit, loop: loop, allocator: allocator, record: &record)
+        return proceed(head: progress.head, target: progress.target, requestID: progress.requestID, origin: progress.origin,
+                       snapshot: progress.snapshot, security: progress.security, input: progress.input,
+                       scheme: progress.scheme, selected: progress.selected, rateLimit: rateLimit, loop: loop,
+                       allocator: allocator, record: &record)
     }
 
     /// Everything after the rate limits: the route's action (a redirect, a direct response, CORS, a
     /// fault, or the forwarding to a cluster).
-    private static func proceed(_ progress: DispatchProgress, rateLimit: RequestRateLimit, loop: LoopContext,
+    private static func proceed(head: RequestHead, target: RequestTarget, requestID: String, origin: DownstreamOrigin,
+                                snapshot: Snapshot, security: RequestSecurity, input: RouteInput, scheme: String,
+                                selected: (VirtualHost, RouteSelection?)?, rateLimit: RequestRateLimit, loop: LoopContext,
                                 allocator: ByteBufferAllocator, record: inout AccessLogRecord) -> Dispatch {
-        let head = progress.head
-        let target = progress.target
-        let origin = progress.origin
-        let snapshot = progress.snapshot
-        let security = progress.security
-        let input = progress.input
-        let scheme = progress.scheme
-        let requestID = progress.requestID
-        let selected = progress.selected
         guard let (virtualHost, selection) = selected else { return .reply(.noRoute, route: nil) }
         if virtualHost.httpsRedirect {
             let location = RedirectAction(scheme: "https", code: 301).location(for: input)
@@ -216,7 +215,7 @@ enum RequestDispatcher {
         }
         guard let selection else { return .reply(.noRoute, route: nil) }
         let route = selection.route
-        let limitHeaders = rateLimit.allowedResponseHeaders
+        let limitDecision = rateLimit.allowedResponseDecision
         var corsHeaders: HeaderMutation?
         if let cors = route.cors, let origin = head.headers.first("origin") {
             let allowed = cors.allows(origin: origin)
@@ -232,11 +231,11 @@ enum RequestDispatcher {
         switch route.action {
         case .directResponse(let status, let body):
             var reply = LocalReply.direct(status: status, body: body)
-            reply.extraHeaders += limitHeaders
+            reply.extraHeaders += limitDecision.map(LocalReply.rateLimitHeaders) ?? []
             return .reply(reply, route: route)
         case .redirect(let redirect):
             var reply = LocalReply.redirect(status: redirect.code, location: redirect.location(for: input))
-            reply.extraHeaders += limitHeaders
+            reply.extraHeaders += limitDecision.map(LocalReply.rateLimitHeaders) ?? []
             return .reply(reply, route: route)
         case .forward(let forward):
             // Envoy's fault filter runs before the router: the delay, then the abort, each on its own draw.
@@ -270,7 +269,6 @@ enum RequestDispatcher {
             var hashKey: UInt64?
             var responseMutations = [destination.responseHeaders, route.responseHeaders]
             if let corsHeaders { responseMutations.append(corsHeaders) }
-            if !limitHeaders.isEmpty { responseMutations.append(HeaderMutation(overwrite: limitHeaders, append: [], remove: [])) }
             if case .consistentHash(let source, _) = cluster.loadBalancing {
                 hashKey = RequestHashKey.compute(source, input: input, clientIP: origin.clientIP)
                 if hashKey == nil, case .cookie(let cookie) = source {
@@ -285,6 +283,7 @@ enum RequestDispatcher {
                 responseMutations: responseMutations,
                 timeout: route.timeoutNanoseconds.map { .nanoseconds($0) }, delay: delay, hashKey: hashKey,
                 retryPolicy: route.retryPolicy, retryBufferBytes: snapshot.settings.retryBufferBytes)
+            forwarding.rateLimitHeaders = limitDecision
             // Upgrades open tunnels, which are not copied (Envoy shadows requests, not tunnels).
             if !route.mirrors.isEmpty, request.upgrade == nil {
                 for mirror in route.mirrors where mirror.mirrors(draw: loop.random.next()) {

@@ -161,10 +161,11 @@ struct RequestRateLimit {
         return nil
     }
 
-    /// The headers an allowed response carries, when a rule applied and its policy wants them.
-    var allowedResponseHeaders: [(name: String, value: String)] {
-        guard let tightest, tightest.rule.reply.allowedHeaders else { return [] }
-        return LocalReply.rateLimitHeaders(tightest.decision)
+    /// The figures an allowed response's `x-ratelimit-*` headers report, when a rule applied and its
+    /// policy wants them.
+    var allowedResponseDecision: RateLimitDecision? {
+        guard let tightest, tightest.rule.reply.allowedHeaders else { return nil }
+        return tightest.decision
     }
 
     /// The counter's key: the attributes' values, or nil when one is missing (the rule does not apply).
@@ -300,5 +301,21 @@ extension LocalReply {
     static func rateLimitHeaders(_ decision: RateLimitDecision) -> [(name: String, value: String)] {
         [("x-ratelimit-limit", String(decision.limit)), ("x-ratelimit-remaining", String(decision.remaining)),
          ("x-ratelimit-reset", String(decision.resetSeconds))]
+    }
+}
+
+extension HTTPHeaderBlock {
+    /// Sets `x-ratelimit-limit`, `-remaining` and `-reset` on an upstream's response, replacing any it
+    /// sent: one pass over the fields for the three names, rather than one per name (this runs on every
+    /// allowed response of a limited route, and three `set`s showed as 6 % of such a request).
+    mutating func setRateLimitHeaders(_ decision: RateLimitDecision) {
+        removeAll { name, _, _ in
+            (name.count == 17 || name.count == 21)
+                && (ASCII.equalsIgnoringCase(name, "x-ratelimit-limit") || ASCII.equalsIgnoringCase(name, "x-ratelimit-reset")
+                    || ASCII.equalsIgnoringCase(name, "x-ratelimit-remaining"))
+        }
+        add("x-ratelimit-limit", String(decision.limit))
+        add("x-ratelimit-remaining", String(decision.remaining))
+        add("x-ratelimit-reset", String(decision.resetSeconds))
     }
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -227,6 +228,32 @@ def test_tls_to_redis_verifies_its_certificate(gateway, upstream, redis_server, 
     assert fresh_get(untrusting).status_code == 200
     wait_until(lambda: "unavailable" in untrusting.stderr_text() + untrusting.stdout_text())
     assert fresh_get(untrusting).headers.get("x-ratelimit-remaining") is None
+
+
+def test_counters_outlive_a_restart_and_a_reload_that_keeps_the_rule(gateway, upstream, redis_server):
+    redis = redis_server()
+    up = upstream("backend")
+    per_ip = {"name": "per-ip", "key": ["source.ip"], "limit": {"requests": 2, "unit": "Hour", "burst": 2}}
+    policy = lambda *rules: cfg.to_yaml(cfg.rate_limit_policy("limits", rules))
+    gw = gateway(cfg.simple_backend(up), files={"limits.yaml": policy(per_ip)}, extra_args=["--no-watch-config"],
+                 bootstrap={"rateLimitStore": {"type": "redis", "url": redis.url}})
+    assert [fresh_get(gw).status_code for _ in range(3)] == [200, 200, 429]
+    # The counters are Redis's: a restarted gateway finds the client exhausted.
+    assert gw.stop() == 0
+    gw.start()
+    assert fresh_get(gw).status_code == 429
+
+    def reload(text: str, version: int) -> None:
+        (gw.config_paths[0] / "limits.yaml").write_text(text)
+        gw.send_signal(signal.SIGHUP)
+        wait_until(lambda: f"reloaded: version {version}" in gw.stderr_text(), timeout=5)
+
+    # Another rule added before it, this one unchanged: still exhausted.
+    reload(policy({"name": "extra", "quota": {"requests": 1000, "period": "Day"}}, per_ip), 2)
+    assert fresh_get(gw).status_code == 429
+    # Its limit changed: other keys in Redis, a fresh bucket.
+    reload(policy(dict(per_ip, limit={"requests": 3, "unit": "Hour", "burst": 3})), 3)
+    assert [fresh_get(gw).status_code for _ in range(4)] == [200, 200, 200, 429]
 
 
 def test_explain_reads_the_counters_in_redis_without_taking(gateway, upstream, redis_server):

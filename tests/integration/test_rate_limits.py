@@ -220,3 +220,16 @@ def test_explain_names_the_rule_that_would_limit_and_what_is_left(gateway, upstr
     assert "istio-system/limits/writes (limit 5/second, burst 5): no match, match.to[0].operation.methods did not match" in out
     result = run_cli(["explain", "--config", str(gw.config_paths[0]), f"http://127.0.0.1:{gw.port}/x"])
     assert "per-key (limit 100/minute, burst 20): not applied: the request lacks request.headers[x-api-key]" in result.stdout
+
+
+def test_allowed_responses_carry_the_gateways_figures_over_the_upstreams(gateway, upstream):
+    gw, _ = limited_gateway(gateway, upstream, [{"name": "per-ip", "key": ["source.ip"], "limit": HOUR_BUCKET}])
+    # The upstream sends its own figures (any case): the client sees the gateway's, once each; other
+    # x-ratelimit-* fields pass through.
+    response = gw.get("/x?resp_header=X-RateLimit-Limit:999&resp_header=x-ratelimit-remaining:998"
+                      "&resp_header=x-ratelimit-policy:upstream")
+    assert response.status_code == 200
+    assert response.headers.get_list("x-ratelimit-limit") == ["10"]
+    assert response.headers.get_list("x-ratelimit-remaining") == ["9"]
+    assert response.headers.get_list("x-ratelimit-reset") == ["360"]
+    assert response.headers["x-ratelimit-policy"] == "upstream"
