@@ -163,7 +163,7 @@ enum RequestDispatcher {
                 let progress = DispatchProgress(head: head, target: target, requestID: requestID, origin: origin,
                                                 snapshot: snapshot, security: security, input: input, scheme: scheme,
                                                 selected: selected, taken: taken)
-                let now = RequestRateLimit.now()
+                let now = RequestRateLimit.now(record)
                 return .awaitRateLimit(PendingDispatch(progress: progress, candidates: candidates,
                                                        takes: redis.takes(candidates, snapshot: snapshot, now: now), now: now))
             }

@@ -52,7 +52,7 @@ struct RequestRateLimit {
         let candidates = Self.candidates(head: head, target: target, origin: origin, virtualHost: virtualHost, route: route,
                                          security: &security, snapshot: snapshot, loop: loop, observe: observe)
         guard !candidates.isEmpty else { return nil }
-        let decisions = Self.takeFromMemory(candidates, snapshot: snapshot, loop: loop)
+        let decisions = Self.takeFromMemory(candidates, snapshot: snapshot, loop: loop, now: Self.now(record))
         return conclude(candidates, decisions: decisions, limits: limits, counters: counters, record: &record, observe: observe)
     }
 
@@ -107,9 +107,8 @@ struct RequestRateLimit {
     /// Takes one request from each candidate's counter in this process, in order. The first enforced
     /// refusal stops: what the rules before it took is given back, and the rules after it are not
     /// taken from (nil), so a refused request counts against no rule.
-    static func takeFromMemory(_ candidates: [Candidate], snapshot: Snapshot, loop: LoopContext) -> [RateLimitDecision?] {
+    static func takeFromMemory(_ candidates: [Candidate], snapshot: Snapshot, loop: LoopContext, now: Int64) -> [RateLimitDecision?] {
         loop.rateLimiter.prepare(version: snapshot.version, identities: snapshot.rateLimits.identities, store: loop.counterStore)
-        let now = now()
         var decisions: [RateLimitDecision?] = []
         decisions.reserveCapacity(candidates.count)
         for (position, candidate) in candidates.enumerated() {
@@ -276,6 +275,14 @@ struct RequestRateLimit {
     static func joinedValues(_ head: RequestHead, _ name: String) -> String? {
         let values = head.headers.values(name)
         return values.isEmpty ? nil : values.joined(separator: ",")
+    }
+
+    /// The request's instant for its rate limits: when it started (the access log's `start_time`, read
+    /// from the clock once already), to the millisecond. Within a millisecond a bucket then refills
+    /// nothing, which can only refuse earlier, never let more through. (A clock read per request showed
+    /// as 1 % of one on this VM.)
+    static func now(_ record: AccessLogRecord) -> Int64 {
+        record.startTimeMillis > 0 ? record.startTimeMillis * 1_000_000 : now()
     }
 
     /// Wall-clock nanoseconds: counters are kept on the clock every store and replica shares.
