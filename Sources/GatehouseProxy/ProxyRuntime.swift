@@ -290,13 +290,7 @@ public final class ProxyRuntime: Sendable {
         // The store is the first snapshot's: a reload that changes it takes effect at the next restart.
         var redis: (settings: RedisStoreSettings, tls: NIOSSLContext?, health: RedisHealth)?
         if case .redis(let settings) = store.snapshot.settings.rateLimitStore {
-            var tls: NIOSSLContext?
-            if settings.url.tls {
-                var configuration = TLSConfiguration.makeClientConfiguration()
-                if let roots = settings.caCertificatesPath { configuration.trustRoots = .file(roots) }
-                tls = try NIOSSLContext(configuration: configuration)
-            }
-            redis = (settings, tls, RedisHealth(failOpen: settings.failOpen, announce: storeLog))
+            redis = (settings, try settings.makeTLSContext(), RedisHealth(failOpen: settings.failOpen, announce: storeLog))
         }
         redisHealth = redis?.health
         var loops: [ObjectIdentifier: LoopContext] = [:]

@@ -177,3 +177,14 @@ final class RedisHealth: Sendable {
             """
     }
 }
+
+extension RedisStoreSettings {
+    /// For `rediss://`: Redis's certificate checked against `caCertificates` (else the system's CAs) and
+    /// its name against the URL's host. nil for a plain URL.
+    func makeTLSContext() throws -> NIOSSLContext? {
+        guard url.tls else { return nil }
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if let roots = caCertificatesPath { configuration.trustRoots = .file(roots) }
+        return try NIOSSLContext(configuration: configuration)
+    }
+}

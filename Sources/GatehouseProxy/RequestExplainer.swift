@@ -6,7 +6,6 @@ import GatehouseSnapshot
 import GatehouseTelemetry
 import NIOCore
 import NIOPosix
-import NIOSSL
 
 /// A request described on the command line, for `gatehouse explain`.
 public struct ExplainRequest {
@@ -215,13 +214,8 @@ public final class RedisLiveCounters: RateLimitLiveCounters {
 
     public init(_ settings: RedisStoreSettings) throws {
         self.settings = settings
-        var tls: NIOSSLContext?
-        if settings.url.tls {
-            var configuration = TLSConfiguration.makeClientConfiguration()
-            if let roots = settings.caCertificatesPath { configuration.trustRoots = .file(roots) }
-            tls = try NIOSSLContext(configuration: configuration)
-        }
-        connection = RedisConnection(eventLoop: group.next(), url: settings.url, timeout: .seconds(2), tls: tls,
+        connection = RedisConnection(eventLoop: group.next(), url: settings.url, timeout: .seconds(2),
+                                     tls: try settings.makeTLSContext(),
                                      health: RedisHealth(failOpen: settings.failOpen, announce: { _ in }))
     }
 
