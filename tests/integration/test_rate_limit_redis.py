@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
+import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -53,8 +55,11 @@ def test_two_gateways_sharing_one_redis_enforce_one_combined_limit(gateway, upst
     redis = redis_server()
     up = upstream("backend")
     first, second = redis_gateway(gateway, up, redis.url), redis_gateway(gateway, up, redis.url)
-    # Alternating between the gateways: one bucket of 6, counted down across both.
-    responses = [fresh_get(gw) for gw in [first, second] * 4]
+    # Alternating between the gateways: one bucket of 6, counted down across both. Half-way, Redis forgets
+    # its scripts (as after a restart or SCRIPT FLUSH): the gateways send theirs again and nothing is lost.
+    responses = [fresh_get(gw) for gw in [first, second] * 2]
+    assert redis.cli("SCRIPT", "FLUSH") == "OK"
+    responses += [fresh_get(gw) for gw in [first, second] * 2]
     assert [r.status_code for r in responses] == [200] * 6 + [429] * 2
     assert [r.headers["x-ratelimit-remaining"] for r in responses] == ["5", "4", "3", "2", "1", "0", "0", "0"]
     refused = responses[-1]
@@ -119,6 +124,32 @@ def test_redis_stopped_mid_test_lets_requests_through_then_limits_again(gateway,
     assert wait_until(lambda: fresh_get(gw).status_code == 429, timeout=10)
     assert "answers again: limits are enforced" in gw.stderr_text() + gw.stdout_text()
     assert samples(gw.admin, "gatehouse_ratelimit_store_up")[0][1] == 1
+
+
+def test_a_slow_redis_times_requests_out_to_failure_mode_and_a_stalled_connection_is_replaced(
+        gateway, upstream, redis_server):
+    redis = redis_server()
+    up = upstream("backend")
+    gw = redis_gateway(gateway, up, redis.url, timeout="100ms")
+    assert fresh_get(gw).headers["x-ratelimit-remaining"] == "5"
+    # Redis busy for 3 s (a slow script, a fork, a network stall): each request waits its 100 ms, then
+    # goes on unlimited; the connection, owing replies for more than 20 × 100 ms, is dropped.
+    sleeper = threading.Thread(target=lambda: subprocess.run(
+        ["redis-cli", "-p", str(redis.port), "DEBUG", "SLEEP", "3"], capture_output=True, timeout=20))
+    sleeper.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    response = fresh_get(gw)
+    assert response.status_code == 200 and "x-ratelimit-remaining" not in response.headers
+    assert time.monotonic() - started < 1.5
+    assert wait_for_sample(gw.admin, "gatehouse_ratelimit_store_errors_total", {"reason": "timeout"})
+    wait_until(lambda: "no answer within 100 ms" in gw.stderr_text() + gw.stdout_text())
+    sleeper.join()
+    # Answering again, on a new connection: the count goes on where Redis has it.
+    assert wait_until(lambda: fresh_get(gw).headers.get("x-ratelimit-remaining") is not None)
+    assert "answers again: limits are enforced" in gw.stderr_text() + gw.stdout_text()
+    # The stalled connection was dropped (and a new one made), not waited on.
+    assert wait_for_sample(gw.admin, "gatehouse_ratelimit_store_errors_total", {"reason": "connection"})
 
 
 def test_failure_mode_deny_refuses_with_500_until_redis_answers(gateway, upstream, redis_server, tmp_path):

@@ -31,7 +31,9 @@ class RedisServer:
         binary = shutil.which("redis-server")
         assert binary, "redis-server is not installed (scripts/install-deps --test installs it)"
         args = [binary, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
-                "--logfile", str(self.log), "--daemonize", "no"]
+                "--logfile", str(self.log), "--daemonize", "no",
+                # DEBUG SLEEP plays a Redis that stops answering for a while (refused by default since 7.0).
+                "--enable-debug-command", "local"]
         if self.password:
             args += ["--requirepass", self.password]
         if self.tls:
