@@ -313,7 +313,8 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
     }
 
     /// Answers the request, forwards it, or (its rate limits in Redis) waits for the store with its body
-    /// unread: the connection reads nothing more meanwhile, so the client's sending is held back by TCP.
+    /// undecoded: a request with a body stops the connection's reads meanwhile, so TCP holds the client
+    /// back; one without keeps reading (stopping and restarting reads costs two syscalls), its end held.
     private func act(on dispatch: Dispatch, for request: RequestContext) {
         switch dispatch {
         case .reply(let reply, let route):
@@ -329,20 +330,14 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
             if !forwarding.mirrors.isEmpty { request.startMirrors(forwarding.mirrors) }
             request.releaseHeldBody()
         case .awaitRateLimit(let pending):
-            guard let store = loop.redisStore else { preconditionFailure("only the redis store suspends a request") }
-            // The request's end (all a GET has) is kept for the exchange; a body is not even decoded.
-            // Reads go on for a request without one: stopping and restarting them costs two syscalls.
-            request.holdBody()
             let blocks = connection.exchange?.hasBody == true
             if blocks { connection.setUpstreamBlocked(true) }
-            store.take(pending.takes, now: pending.now) { [weak self] outcome in
-                // The client may have gone (its line is logged) while the store answered.
-                guard let self, context != nil, current === request else { return }
-                let next = RequestDispatcher.resume(pending, outcome: outcome, loop: loop, allocator: context.channel.allocator,
-                                                    counters: loop.decisions, record: &request.record)
+            request.awaitRateLimitStore(pending, allocator: context.channel.allocator,
+                                        stillWanted: { [weak self] in self?.context != nil && self?.current === request }) {
+                [weak self] next in
+                guard let self else { return }
                 if blocks { connection.setUpstreamBlocked(false) }
                 act(on: next, for: request)
-                request.releaseHeldBody()
                 processInbound()
             }
         }

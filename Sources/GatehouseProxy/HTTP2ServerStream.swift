@@ -172,18 +172,13 @@ final class HTTP2ServerStream: DownstreamResponder {
             // The upgrade request has no body: it ends with its head, the stream stays open for the tunnel.
             if endStream || webSocket { request.forwardEnd(nil) }
         case .awaitRateLimit(let pending):
-            guard let store = connection.loop.redisStore else { preconditionFailure("only the redis store suspends a request") }
-            request.holdBody()
             upstreamBlocked = true
-            store.take(pending.takes, now: pending.now) { [weak self] outcome in
-                // The client may have reset the stream (its line is logged) while the store answered.
-                guard let self, !closed, !responseEnded else { return }
-                let loop = connection.loop
-                let next = RequestDispatcher.resume(pending, outcome: outcome, loop: loop, allocator: connection.allocator,
-                                                    counters: loop.decisions, record: &request.record)
+            request.awaitRateLimitStore(pending, allocator: connection.allocator,
+                                        stillWanted: { [weak self] in self.map { !$0.closed && !$0.responseEnded } ?? false }) {
+                [weak self] next in
+                guard let self else { return }
                 upstreamBlocked = false
                 act(on: next, webSocketKey: webSocketKey, endStream: endStream)
-                request.releaseHeldBody()
                 if !upstreamBlocked { connection.consumeHeld(of: self) }
             }
         }

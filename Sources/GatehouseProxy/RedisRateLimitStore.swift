@@ -118,10 +118,12 @@ final class RedisHealth: Sendable {
             defer { state.up = false; state.lastProblem = why; state.unavailable += 1 }
             return state.up
         }
-        if wasUp {
-            announce("rate-limit store \(url) unavailable: \(why); failureMode \(failOpen ? "allow" : "deny"): requests "
-                + (failOpen ? "pass unlimited" : "are refused with 500") + " until it answers (reconnecting with back-off)")
-        }
+        if wasUp { announceDown(url, why: why, until: "until it answers (reconnecting with back-off)") }
+    }
+
+    private func announceDown(_ url: RedisURL, why: String, until: String) {
+        announce("rate-limit store \(url) unavailable: \(why); failureMode \(failOpen ? "allow" : "deny"): requests "
+            + (failOpen ? "pass unlimited" : "are refused with 500") + " " + until)
     }
 
     func recovered(url: RedisURL) {
@@ -139,10 +141,7 @@ final class RedisHealth: Sendable {
             defer { state.timeouts += 1; state.up = false; state.lastProblem = state.lastProblem ?? why }
             return state.up
         }
-        if wasUp {
-            announce("rate-limit store \(url) unavailable: \(why); failureMode \(failOpen ? "allow" : "deny"): requests "
-                + (failOpen ? "pass unlimited" : "are refused with 500") + " while it does not answer in time")
-        }
+        if wasUp { announceDown(url, why: why, until: "while it does not answer in time") }
     }
 
     func replyError(_ message: String) {

@@ -57,10 +57,25 @@ final class RequestContext {
     }
 
     /// Body that came while the request waited for its rate-limit store, and its end; nil when not
-    /// holding. HTTP/2 only (HTTP/1.1 reads nothing meanwhile); bounded by the stream's flow-control
-    /// window, which is not opened again until the body moves on.
+    /// holding. Bounded by the protocol: HTTP/1.1 decodes no body meanwhile (only a bodiless request's
+    /// end is held), HTTP/2 holds what the stream's window allows, not opened again until it moves on.
     private var heldBody: [ByteBuffer]?
     private var heldEnd: HTTPHeaderBlock??
+
+    /// Waits for the `redis` store's answer to `pending`, holding what the request sends meanwhile, then
+    /// finishes the dispatch and hands the result to `act` (while `stillWanted`: the client may have gone,
+    /// its line logged, by then); what was held goes on once `act` has set up the exchange.
+    func awaitRateLimitStore(_ pending: PendingDispatch, allocator: ByteBufferAllocator,
+                             stillWanted: @escaping () -> Bool, act: @escaping (Dispatch) -> Void) {
+        guard let store = loop.redisStore else { preconditionFailure("only the redis store suspends a request") }
+        holdBody()
+        store.take(pending.takes, now: pending.now) { [weak self] outcome in
+            guard let self, stillWanted() else { return }
+            act(RequestDispatcher.resume(pending, outcome: outcome, loop: loop, allocator: allocator,
+                                         counters: loop.decisions, record: &record))
+            releaseHeldBody()
+        }
+    }
 
     /// Keeps the body from here on, until `releaseHeldBody`.
     func holdBody() {

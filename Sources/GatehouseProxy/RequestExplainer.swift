@@ -156,11 +156,10 @@ public enum RequestExplainer {
         return lines
     }
 
-    /// Each RateLimitPolicy rule tried: why it did not apply, or its key and what it has left. The
-    /// counters are this process's (a fresh `memory` store): the figures are those of a client's first
-    /// request.
-    /// With `live`, each rule's figures are the stored counters' (read, not taken from), and the refusal
-    /// they would make is returned.
+    /// Each RateLimitPolicy rule tried: why it did not apply, or its key and what it has left. Without
+    /// `live` the counters are this process's (a fresh `memory` store): the figures are those of a
+    /// client's first request. With `live`, each rule's figures are the stored counters' (read, not taken
+    /// from), and the refusal they would make is returned.
     static func rateLimitLines(_ observations: [RequestRateLimit.Observation], limits: RateLimits,
                                live: RateLimitLiveCounters? = nil) -> (lines: [String], liveRefusal: LocalReply?) {
         guard !limits.isEmpty else { return (["ratelimit: no RateLimitPolicy applies"], nil) }
@@ -227,13 +226,12 @@ public final class RedisLiveCounters: RateLimitLiveCounters {
 
     public func decision(_ identity: CounterIdentity, key: String, now: Int64) throws -> RateLimitDecision? {
         let take = RedisTake(identity: identity, namespace: RedisRateLimitScript.namespace(of: identity), key: key, enforced: true)
-        // The script's own arguments name the key it would read.
-        let arguments = RedisRateLimitScript.arguments([take], now: now)
+        let redisKey = RedisRateLimitScript.key(take, now: now)
         // Handed to its loop and used only there (NIOLoopBound cannot be made off the loop).
         let box = ConnectionBox(connection: connection)
         let reply = try connection.eventLoop.flatSubmit { () -> EventLoopFuture<RESPValue> in
             let promise = box.connection.eventLoop.makePromise(of: RESPValue.self)
-            box.connection.send(["GET", arguments[1]]) { promise.completeWith($0.mapError { $0 as Error }) }
+            box.connection.send(["GET", redisKey]) { promise.completeWith($0.mapError { $0 as Error }) }
             return promise.futureResult
         }.wait()
         let state: Int64
@@ -243,6 +241,6 @@ public final class RedisLiveCounters: RateLimitLiveCounters {
         case .error(let message): throw RedisRateLimitScript.ReplyError(description: message)
         default: throw RedisRateLimitScript.ReplyError(description: "unexpected reply \(reply)")
         }
-        return try RedisRateLimitScript.decisions(.array([.integer(0), .integer(state)]), takes: [take], now: now)[0]
+        return RedisRateLimitScript.decision(state: state, for: take, now: now)
     }
 }

@@ -110,18 +110,38 @@ public enum RedisRateLimitScript {
         argv.reserveCapacity(1 + takes.count * 4)
         for take in takes {
             let enforced = take.enforced ? "1" : "0"
+            keys.append(key(take, now: now))
             switch take.identity.algorithm {
             case .bucket(let bucket):
                 let micro = microsecondBucket(bucket)
-                keys.append(take.namespace + ":" + take.key)
                 argv += ["b", String(micro.interval), String(micro.tolerance), enforced]
             case .quota(let quota):
                 let window = take.quotaWindow(quota, now: now)
-                keys.append(take.namespace + ":" + take.key + ":" + String(window.start))
                 argv += ["q", String(quota.requests), String(window.end * 1_000 + quotaGraceMilliseconds), enforced]
             }
         }
         return keys + argv
+    }
+
+    /// The Redis key of `take`'s counter at `now`: a limit's is the rule's namespace and the request's
+    /// key; a quota's also names the period, so a new period is a new key.
+    public static func key(_ take: RedisTake, now: Int64) -> String {
+        guard case .quota(let quota) = take.identity.algorithm else { return take.namespace + ":" + take.key }
+        return take.namespace + ":" + take.key + ":" + String(take.quotaWindow(quota, now: now).start)
+    }
+
+    /// What `take`'s rule decides at `now` from the counter's `state` as Redis keeps it (a µs instant, or
+    /// a count in the key's period; 0 for a key Redis does not have): the figures the script's decision
+    /// is reported with, by the arithmetic every store runs.
+    public static func decision(state: Int64, for take: RedisTake, now: Int64) -> RateLimitDecision {
+        switch take.identity.algorithm {
+        case .bucket(let bucket):
+            return microsecondBucket(bucket).take(state: state, now: now / 1_000).decision
+        case .quota(let quota):
+            let window = take.quotaWindow(quota, now: now)
+            return quota.take(QuotaPolicy.Usage(windowStart: window.start, count: Int(state)), now: now / 1_000_000_000,
+                              window: window).decision
+        }
     }
 
     public struct ReplyError: Error, Equatable, CustomStringConvertible {
@@ -147,15 +167,7 @@ public enum RedisRateLimitScript {
                 out.append(nil)
                 continue
             }
-            switch take.identity.algorithm {
-            case .bucket(let bucket):
-                out.append(microsecondBucket(bucket).take(state: state, now: now / 1_000).decision)
-            case .quota(let quota):
-                let seconds = now / 1_000_000_000
-                let window = take.quotaWindow(quota, now: now)
-                out.append(quota.take(QuotaPolicy.Usage(windowStart: window.start, count: Int(state)), now: seconds,
-                                      window: window).decision)
-            }
+            out.append(decision(state: state, for: take, now: now))
         }
         return out
     }

@@ -53,8 +53,9 @@ public final class SharedCounterTable: Sendable {
         overflow = StripeLock(CounterCell(state: initial))
     }
 
-    /// How many times a new key was counted in the shared overflow cell (its stripe was full).
-    public var overflowCount: Int { overflowLookups.load(ordering: .relaxed) }
+    /// How many times a new key was counted in the shared overflow cell (its stripe was full) since the
+    /// last call: the sweep reports each batch once.
+    public func overflowsSinceLastAsked() -> Int { overflowLookups.exchange(0, ordering: .relaxed) }
 
     private func stripe(_ key: String) -> Int {
         Int(UInt(bitPattern: key.hashValue) % UInt(stripes.count))

@@ -61,18 +61,12 @@ enum JWKSRefresh {
 /// store, delete the saved rows of quota periods that are over.
 enum RateLimitSweep {
     static func service(runtime: ProxyRuntime, persistence: QuotaPersistence?) -> PeriodicService {
-        // Each table's overflow count at the last sweep, to say how many requests were counted together.
-        let reported = Mutex<[ObjectIdentifier: Int]>([:])
-        return PeriodicService(description: "rate-limit sweep", interval: .seconds(10)) {
+        PeriodicService(description: "rate-limit sweep", interval: .seconds(10)) {
             runtime.sweepRateLimitCounters()
             for (identity, table) in runtime.counterStore.all {
-                let count = table.overflowCount
-                let before = reported.withLock { seen in
-                    defer { seen[ObjectIdentifier(table)] = count }
-                    return seen[ObjectIdentifier(table)] ?? 0
-                }
-                if count > before {
-                    Log.warning("rate limit \(identity.rule): \(count - before) requests with new keys were counted together in "
+                let overflows = table.overflowsSinceLastAsked()
+                if overflows > 0 {
+                    Log.warning("rate limit \(identity.rule): \(overflows) requests with new keys were counted together in "
                         + "one shared counter since the last sweep: the rule holds \(SharedCounterTable.defaultMaxKeys) keys at "
                         + "most (are clients inventing keys?)")
                 }

@@ -51,7 +51,8 @@ import Testing
         #expect(!take("c"))
         #expect(!take("e"))
         #expect(table.count == 2)
-        #expect(table.overflowCount == 3)
+        #expect(table.overflowsSinceLastAsked() == 3)
+        #expect(table.overflowsSinceLastAsked() == 0)
         // A minute later a and b are full again and swept: c gets a counter of its own, starting full.
         now += 60 * Self.second
         #expect(table.sweep { policy.isIdleForTest(state: $0, now: now) } == 0)
