@@ -326,3 +326,9 @@ def test_bad_redis_settings_are_load_errors(config_dir):
         "type": "redis", "url": "redis://127.0.0.1", "caCertificates": "/nonexistent.pem"})])
     result = run_cli(["validate", "--config", str(config_dir)])
     assert "spec.rateLimitStore.caCertificates: only a rediss:// (TLS) URL takes caCertificates" in result.stdout
+    cfg.write_config(config_dir, [cfg.bootstrap("-", rateLimitStore={
+        "type": "redis", "url": "rediss://redis.internal", "caCertificates": "missing-ca.pem"})])
+    result = run_cli(["validate", "--config", str(config_dir)])
+    assert result.returncode == 1
+    assert "spec.rateLimitStore.caCertificates: expected the path of a PEM file of CA certificates, " \
+           "got \"missing-ca.pem\" (cannot read a certificate from" in result.stdout
