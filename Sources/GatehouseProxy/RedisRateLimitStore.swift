@@ -57,12 +57,11 @@ final class RedisRateLimitStore {
     /// Takes one request from every rule in `takes` at `now` (wall-clock nanoseconds); `completion`
     /// hears the outcome on this loop.
     func take(_ takes: [RedisTake], now: Int64, completion: @escaping (RedisTakeOutcome) -> Void) {
-        let arguments = RedisRateLimitScript.arguments(takes, now: now, command: ["EVALSHA", Self.scriptSHA1])
-        connection.send(arguments) { [connection, health] result in
+        connection.send({ RedisRateLimitScript.writeCommand(takes, now: now, call: .sha1(Self.scriptSHA1), into: &$0) }) {
+            [connection, health] result in
             // Redis without the script (restarted, SCRIPT FLUSH): sent in full once, which loads it again.
             if case .success(.error(let message)) = result, message.hasPrefix("NOSCRIPT") {
-                let full = RedisRateLimitScript.arguments(takes, now: now, command: ["EVAL", RedisRateLimitScript.source])
-                connection.send(full) { result in
+                connection.send({ RedisRateLimitScript.writeCommand(takes, now: now, call: .source, into: &$0) }) { result in
                     completion(Self.outcome(result, takes: takes, now: now, health: health))
                 }
                 return

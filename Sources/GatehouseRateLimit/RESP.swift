@@ -114,18 +114,98 @@ public enum RESPParser {
     }
 }
 
-/// Writes RESP: commands as arrays of bulk strings (the only form a server must accept), and any value
-/// (for tests and the fuzz target's round trip).
+/// Writes one command at a time as RESP (an array of bulk strings, the only form a server must
+/// accept) into bytes it keeps: the `redis` store's connection reuses one writer, so a command costs no
+/// allocation, neither a string per argument nor an array of them.
+public struct RESPCommandWriter: Sendable {
+    public private(set) var bytes: [UInt8] = []
+
+    public init(capacity: Int = 512) { bytes.reserveCapacity(capacity) }
+
+    /// Forgets the last command, keeping the storage.
+    public mutating func reset() { bytes.removeAll(keepingCapacity: true) }
+
+    /// Starts a command of `count` arguments.
+    public mutating func begin(arguments count: Int) {
+        bytes.append(UInt8(ascii: "*"))
+        appendLine(Int64(count))
+    }
+
+    public mutating func argument(_ text: String) {
+        startArgument(length: text.utf8.count)
+        append(text)
+        endArgument()
+    }
+
+    public mutating func argument(_ number: Int64) {
+        startArgument(length: Self.decimalLength(number))
+        append(number)
+        endArgument()
+    }
+
+    /// An argument written in parts: `length` bytes (the parts' total), then the parts by `append`, then
+    /// `endArgument`.
+    public mutating func startArgument(length: Int) {
+        bytes.append(UInt8(ascii: "$"))
+        appendLine(Int64(length))
+    }
+
+    public mutating func endArgument() {
+        bytes.append(13)
+        bytes.append(10)
+    }
+
+    public mutating func append(_ text: String) {
+        var text = text
+        text.withUTF8 { bytes.append(contentsOf: $0) }
+    }
+
+    public mutating func append(_ byte: UInt8) { bytes.append(byte) }
+
+    /// `number` in decimal.
+    public mutating func append(_ number: Int64) {
+        if number < 0 { bytes.append(UInt8(ascii: "-")) }
+        var rest = number.magnitude
+        let length = Self.digitCount(rest)
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: length))
+        var index = start + length - 1
+        while rest > 0 {
+            bytes[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+            rest /= 10
+            index -= 1
+        }
+    }
+
+    private mutating func appendLine(_ number: Int64) {
+        append(number)
+        endArgument()
+    }
+
+    /// The bytes `number` takes in decimal, its sign included.
+    public static func decimalLength(_ number: Int64) -> Int {
+        digitCount(number.magnitude) + (number < 0 ? 1 : 0)
+    }
+
+    private static func digitCount(_ magnitude: UInt64) -> Int {
+        var rest = magnitude
+        var count = 1
+        while rest >= 10 {
+            rest /= 10
+            count += 1
+        }
+        return count
+    }
+}
+
+/// Writes RESP values (for tests and the fuzz target's round trip), and commands from a list of
+/// arguments where no writer is kept.
 public enum RESPEncoder {
     public static func command(_ arguments: [String]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.append(contentsOf: "*\(arguments.count)\r\n".utf8)
-        for argument in arguments {
-            out.append(contentsOf: "$\(argument.utf8.count)\r\n".utf8)
-            out.append(contentsOf: argument.utf8)
-            out.append(contentsOf: "\r\n".utf8)
-        }
-        return out
+        var writer = RESPCommandWriter()
+        writer.begin(arguments: arguments.count)
+        for argument in arguments { writer.argument(argument) }
+        return writer.bytes
     }
 
     public static func encode(_ value: RESPValue) -> [UInt8] {

@@ -19,6 +19,13 @@ public struct RedisTake: Sendable {
         self.window = window
     }
 
+    /// The start of a quota's period holding `now` (seconds since 1970), which its Redis key names;
+    /// nil for a limit.
+    func periodStart(now: Int64) -> Int64? {
+        guard case .quota(let quota) = identity.algorithm else { return nil }
+        return quotaWindow(quota, now: now).start
+    }
+
     func quotaWindow(_ quota: QuotaPolicy, now: Int64) -> QuotaWindow {
         if let window, window.contains(now / 1_000_000_000) { return window }
         return quota.calendar.window(of: quota.period, containing: now / 1_000_000_000)
@@ -100,34 +107,60 @@ public enum RedisRateLimitScript {
         return micro
     }
 
-    /// The command: `command` (EVALSHA and the script's hash, or EVAL and the script), then numkeys,
-    /// KEYS, ARGV.
-    public static func arguments(_ takes: [RedisTake], now: Int64, command: [String] = []) -> [String] {
-        var keys: [String] = command
-        var argv: [String] = [String(now / 1_000)]
-        keys.reserveCapacity(command.count + 1 + takes.count * 5 + 1)
-        keys.append(String(takes.count))
-        argv.reserveCapacity(1 + takes.count * 4)
+    /// How the script is called: by its SHA-1 (Redis keeps scripts it has run), or in full.
+    public enum Call: Sendable {
+        case sha1(String)
+        case source
+    }
+
+    /// Writes the command for `takes` at `now`: EVALSHA and the script's hash (or EVAL and the script),
+    /// numkeys, KEYS, ARGV, straight into `writer` (no string is made per argument).
+    public static func writeCommand(_ takes: [RedisTake], now: Int64, call: Call, into writer: inout RESPCommandWriter) {
+        writer.begin(arguments: 4 + takes.count * 5)
+        switch call {
+        case .sha1(let hash):
+            writer.argument("EVALSHA")
+            writer.argument(hash)
+        case .source:
+            writer.argument("EVAL")
+            writer.argument(source)
+        }
+        writer.argument(Int64(takes.count))
         for take in takes {
-            let enforced = take.enforced ? "1" : "0"
-            keys.append(key(take, now: now))
+            let periodStart = take.periodStart(now: now)
+            writer.startArgument(length: take.namespace.utf8.count + 1 + take.key.utf8.count
+                + (periodStart.map { 1 + RESPCommandWriter.decimalLength($0) } ?? 0))
+            writer.append(take.namespace)
+            writer.append(UInt8(ascii: ":"))
+            writer.append(take.key)
+            if let periodStart {
+                writer.append(UInt8(ascii: ":"))
+                writer.append(periodStart)
+            }
+            writer.endArgument()
+        }
+        writer.argument(now / 1_000)
+        for take in takes {
             switch take.identity.algorithm {
             case .bucket(let bucket):
                 let micro = microsecondBucket(bucket)
-                argv += ["b", String(micro.interval), String(micro.tolerance), enforced]
+                writer.argument("b")
+                writer.argument(micro.interval)
+                writer.argument(micro.tolerance)
             case .quota(let quota):
-                let window = take.quotaWindow(quota, now: now)
-                argv += ["q", String(quota.requests), String(window.end * 1_000 + quotaGraceMilliseconds), enforced]
+                writer.argument("q")
+                writer.argument(Int64(quota.requests))
+                writer.argument(take.quotaWindow(quota, now: now).end * 1_000 + quotaGraceMilliseconds)
             }
+            writer.argument(take.enforced ? "1" : "0")
         }
-        return keys + argv
     }
 
     /// The Redis key of `take`'s counter at `now`: a limit's is the rule's namespace and the request's
     /// key; a quota's also names the period, so a new period is a new key.
     public static func key(_ take: RedisTake, now: Int64) -> String {
-        guard case .quota(let quota) = take.identity.algorithm else { return take.namespace + ":" + take.key }
-        return take.namespace + ":" + take.key + ":" + String(take.quotaWindow(quota, now: now).start)
+        guard let periodStart = take.periodStart(now: now) else { return take.namespace + ":" + take.key }
+        return take.namespace + ":" + take.key + ":" + String(periodStart)
     }
 
     /// What `take`'s rule decides at `now` from the counter's `state` as Redis keeps it (a µs instant, or

@@ -17,19 +17,48 @@ import Testing
          RedisTake(identity: daily, namespace: RedisRateLimitScript.namespace(of: daily), key: "k1", enforced: true)]
     }
 
-    @Test func argumentsNameEachRulesKeyAndCarryItsArithmeticInMicroseconds() {
-        let arguments = RedisRateLimitScript.arguments(Self.takes(), now: Self.now)
+    /// The command as Redis reads it: parsed back into its arguments.
+    static func written(_ takes: [RedisTake], call: RedisRateLimitScript.Call) throws -> [String] {
+        var writer = RESPCommandWriter(capacity: 0)
+        RedisRateLimitScript.writeCommand(takes, now: now, call: call, into: &writer)
+        let parsed = try #require(try RESPParser.parse(writer.bytes, from: 0))
+        #expect(parsed.1 == writer.bytes.count, "one command, nothing after it")
+        guard case .array(let elements?) = parsed.0 else { Issue.record("not an array: \(parsed.0)"); return [] }
+        return elements.map { element in
+            guard case .bulkString(let bytes?) = element else { return "not a bulk string: \(element)" }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+    }
+
+    @Test func theCommandNamesEachRulesKeyAndCarriesItsArithmeticInMicroseconds() throws {
         let bucketSpace = RedisRateLimitScript.namespace(of: Self.bucket)
         let dailySpace = RedisRateLimitScript.namespace(of: Self.daily)
         let dayStart = Int64(1_796_601_600)  // 2026-12-07 00:00 UTC
-        #expect(arguments == [
+        #expect(try Self.written(Self.takes(enforced: false), call: .sha1("abc123")) == [
+            "EVALSHA", "abc123",
             "2", "\(bucketSpace):10.0.0.1", "\(dailySpace):k1:\(dayStart)",
             "1796644800250000",
-            // 10 a second: one every 100 000 µs; a burst of 5 runs 4 intervals ahead.
-            "b", "100000", "400000", "1",
+            // 10 a second: one every 100 000 µs; a burst of 5 runs 4 intervals ahead; a shadow rule.
+            "b", "100000", "400000", "0",
             // The day's key outlives the day by five minutes.
             "q", "3", "\((dayStart + 86_400) * 1_000 + 300_000)", "1",
         ])
+        // In full when Redis lacks the script: the same keys and arguments behind it.
+        let full = try Self.written(Self.takes(), call: .source)
+        #expect(full.prefix(2) == ["EVAL", RedisRateLimitScript.source])
+        #expect(full.count == 14)
+        #expect(full[3] == RedisRateLimitScript.key(Self.takes()[0], now: Self.now))
+        #expect(full[4] == RedisRateLimitScript.key(Self.takes()[1], now: Self.now))
+    }
+
+    @Test func numbersAreWrittenInDecimalWithTheirLengths() throws {
+        for number: Int64 in [0, 7, 10, 99, 100, -1, -10, 1_796_644_800_250_000, .max, .min] {
+            var writer = RESPCommandWriter()
+            writer.begin(arguments: 1)
+            writer.argument(number)
+            #expect(writer.bytes == Array("*1\r\n$\(String(number).utf8.count)\r\n\(number)\r\n".utf8))
+            #expect(RESPCommandWriter.decimalLength(number) == String(number).count)
+        }
     }
 
     @Test func namespacesAreStableAndChangeWithTheRulesArithmetic() {
