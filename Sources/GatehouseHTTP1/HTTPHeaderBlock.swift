@@ -87,6 +87,30 @@ public struct HTTPHeaderBlock: Sendable {
 
     public func first(_ name: String) -> String? { values(name).first }
 
+    /// Every live value of `name` (any case) joined with `,`, as a repeated header reads; nil when
+    /// absent. One pass, and no array for the usual single value (a rate-limit key is read this way on
+    /// every request).
+    public func joinedValues(_ name: String) -> String? {
+        var name = name
+        return name.withUTF8 { wanted in
+            let wanted = UnsafeRawBufferPointer(wanted)
+            var joined: String?
+            source.withUnsafeReadableBytes { bytes in
+                for field in fields where !field.removed && Int(field.nameLength) == wanted.count {
+                    guard ASCII.equalsIgnoringCase(Self.name(of: field, in: bytes), wanted) else { continue }
+                    let value = String(decoding: Self.value(of: field, in: bytes), as: UTF8.self)
+                    joined = joined.map { $0 + "," + value } ?? value
+                }
+            }
+            for (fieldName, value) in added where fieldName.utf8.count == wanted.count {
+                guard ASCII.equalsIgnoringCase(wanted, fieldName) else { continue }
+                joined = joined.map { $0 + "," + value } ?? value
+            }
+            return joined
+        }
+    }
+
+
     public func contains(_ name: String) -> Bool { !values(name).isEmpty }
 
     /// Whether some live value of `name` (any case) satisfies `test`, on the raw bytes in place.
@@ -143,6 +167,29 @@ public struct HTTPHeaderBlock: Sendable {
                     var name = name
                     return name.withUTF8 { ASCII.equalsIgnoringCase(UnsafeRawBufferPointer($0), wanted) }
                 }
+            }
+        }
+    }
+
+    /// Removes every field, received or added, named one of `names` (lowercase; any case matches),
+    /// comparing lengths first: for a few names on a hot path, cheaper than `removeAll(where:)`.
+    public mutating func remove(anyOf names: [String]) {
+        source.withUnsafeReadableBytes { bytes in
+            for index in fields.indices where !fields[index].removed {
+                let length = Int(fields[index].nameLength)
+                let name = Self.name(of: fields[index], in: bytes)
+                if names.contains(where: { $0.utf8.count == length && ASCII.equalsIgnoringCase(name, $0) }) {
+                    fields[index].removed = true
+                }
+            }
+        }
+        guard !added.isEmpty else { return }
+        added.removeAll { field in
+            let length = field.name.utf8.count
+            return names.contains { wanted in
+                guard wanted.utf8.count == length else { return false }
+                var name = field.name
+                return name.withUTF8 { ASCII.equalsIgnoringCase(UnsafeRawBufferPointer($0), wanted) }
             }
         }
     }

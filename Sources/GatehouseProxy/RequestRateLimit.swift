@@ -215,7 +215,7 @@ struct RequestRateLimit {
                 case ":authority", "host": target.authority
                 case ":method": head.method
                 case ":scheme": origin.tls == nil ? "http" : "https"
-                default: Self.joinedValues(head, name)
+                default: head.headers.joinedValues(name)
                 }
                 if let value { entries.append(DescriptorEntry(key: key, value: value)) } else if !skipIfAbsent { return nil }
             case .remoteAddress:
@@ -259,7 +259,8 @@ struct RequestRateLimit {
             guard let values = security.identity?.claim(path), !values.isEmpty else { return nil }
             return values.joined(separator: ",")
         case .header(let name):
-            return joinedValues(head, name)
+            // Every value, joined with `,`, as Envoy reads a repeated header.
+            return head.headers.joinedValues(name)
         case .connectionSNI:
             return origin.tls?.serverName
         case .host:
@@ -269,12 +270,6 @@ struct RequestRateLimit {
         case .route:
             return route?.name
         }
-    }
-
-    /// Every value of the header `name`, joined with `,` (as Envoy reads a repeated header); nil when absent.
-    static func joinedValues(_ head: RequestHead, _ name: String) -> String? {
-        let values = head.headers.values(name)
-        return values.isEmpty ? nil : values.joined(separator: ",")
     }
 
     /// The request's instant for its rate limits: when it started (the access log's `start_time`, read
@@ -313,16 +308,15 @@ extension LocalReply {
 
 extension HTTPHeaderBlock {
     /// Sets `x-ratelimit-limit`, `-remaining` and `-reset` on an upstream's response, replacing any it
-    /// sent: one pass over the fields for the three names, rather than one per name (this runs on every
-    /// allowed response of a limited route, and three `set`s showed as 6 % of such a request).
+    /// sent: one pass over the fields for the three names, by length first, rather than one per name
+    /// (this runs on every allowed response of a limited route: three `set`s showed as 6 % of such a
+    /// request, a pass deciding on every field's name, value and role still 1 %).
     mutating func setRateLimitHeaders(_ decision: RateLimitDecision) {
-        removeAll { name, _, _ in
-            (name.count == 17 || name.count == 21)
-                && (ASCII.equalsIgnoringCase(name, "x-ratelimit-limit") || ASCII.equalsIgnoringCase(name, "x-ratelimit-reset")
-                    || ASCII.equalsIgnoringCase(name, "x-ratelimit-remaining"))
-        }
+        remove(anyOf: Self.rateLimitHeaderNames)
         add("x-ratelimit-limit", String(decision.limit))
         add("x-ratelimit-remaining", String(decision.remaining))
         add("x-ratelimit-reset", String(decision.resetSeconds))
     }
+
+    private static let rateLimitHeaderNames = ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"]
 }

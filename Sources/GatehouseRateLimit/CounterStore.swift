@@ -87,15 +87,35 @@ public final class CounterStore: Sendable {
     }
 }
 
-/// One event loop's way to its rules' counters for the live snapshot: the tables of its rules, a cache
-/// of cells per rule, and each quota's current period. Confined to its loop, so the hot path takes no
-/// lock: a dictionary lookup and one compare-and-swap per rule.
+/// One event loop's way to its rules' counters for the live snapshot: per rule, its table, a cache of
+/// its cells and its current quota period. Confined to its loop, so the hot path takes no lock: a
+/// dictionary lookup and one compare-and-swap per rule.
 public final class LoopRateLimiter {
+    /// One rule as this loop reaches its counters. A class, so a take reads the rule's arithmetic in
+    /// place rather than copying it (a quota's calendar is retained by every copy).
+    private final class Rule {
+        let algorithm: RateLimitAlgorithm
+        let table: SharedCounterTable
+        var cache: LoopCounterCache
+        /// The quota period last used, from the calendar once per period rather than per request.
+        var window: QuotaWindow?
+
+        init(algorithm: RateLimitAlgorithm, table: SharedCounterTable, cache: LoopCounterCache) {
+            self.algorithm = algorithm
+            self.table = table
+            self.cache = cache
+        }
+
+        func window(at now: Int64) -> QuotaWindow? {
+            guard case .quota = algorithm else { return nil }
+            if let window, window.contains(now / 1_000_000_000) { return window }
+            window = algorithm.window(at: now)
+            return window
+        }
+    }
+
     private var version = -1
-    private var identities: [CounterIdentity] = []
-    private var tables: [SharedCounterTable] = []
-    private var caches: [LoopCounterCache] = []
-    private var windows: [QuotaWindow?] = []
+    private var rules: [Rule] = []
 
     public init() {}
 
@@ -106,40 +126,31 @@ public final class LoopRateLimiter {
         let tables = store.tables(for: identities, version: version)
         // A rule whose table is unchanged keeps this loop's cells for it.
         var kept: [ObjectIdentifier: LoopCounterCache] = [:]
-        for (table, cache) in zip(self.tables, caches) { kept[ObjectIdentifier(table)] = cache }
-        caches = tables.map { kept[ObjectIdentifier($0)] ?? LoopCounterCache() }
+        for rule in rules { kept[ObjectIdentifier(rule.table)] = rule.cache }
+        rules = zip(identities, tables).map { identity, table in
+            Rule(algorithm: identity.algorithm, table: table, cache: kept[ObjectIdentifier(table)] ?? LoopCounterCache())
+        }
         self.version = version
-        self.identities = identities
-        self.tables = tables
-        windows = identities.map { _ in nil }
     }
 
     /// Takes one request from rule `index`'s counter for `key` at `now`.
     public func take(rule index: Int, key: String, now: Int64) -> RateLimitDecision {
-        let algorithm = identities[index].algorithm
-        let window = window(rule: index, now: now)
-        return caches[index].apply(key, in: tables[index]) { algorithm.take(state: $0, now: now, window: window) }
+        let rule = rules[index]
+        let window = rule.window(at: now)
+        return rule.cache.apply(key, in: rule.table) { rule.algorithm.take(state: $0, now: now, window: window) }
     }
 
     /// Gives back what `take` took, when a later rule refused the request.
     public func refund(rule index: Int, key: String, now: Int64) {
-        let algorithm = identities[index].algorithm
-        let window = window(rule: index, now: now)
-        caches[index].apply(key, in: tables[index]) { (algorithm.refund(state: $0, window: window), ()) }
+        let rule = rules[index]
+        let window = rule.window(at: now)
+        rule.cache.apply(key, in: rule.table) { (rule.algorithm.refund(state: $0, window: window), ()) }
     }
 
     /// The requests rule `index` would still let through for `key`, taking none.
     public func remaining(rule index: Int, key: String, now: Int64) -> Int {
-        let algorithm = identities[index].algorithm
-        let state = caches[index].peek(key, in: tables[index])
-        return algorithm.remaining(state: state, now: now, window: window(rule: index, now: now))
-    }
-
-    /// The quota period holding `now`, from the calendar once per period rather than per request.
-    private func window(rule index: Int, now: Int64) -> QuotaWindow? {
-        if let window = windows[index], window.contains(now / 1_000_000_000) { return window }
-        let window = identities[index].algorithm.window(at: now)
-        windows[index] = window
-        return window
+        let rule = rules[index]
+        let state = rule.cache.peek(key, in: rule.table)
+        return rule.algorithm.remaining(state: state, now: now, window: rule.window(at: now))
     }
 }

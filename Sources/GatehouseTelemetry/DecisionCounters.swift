@@ -82,11 +82,15 @@ public final class DecisionCounters: Sendable {
         let key = ObjectIdentifier(owner)
         let slot = outcome == .allowed ? 0 : outcome == .limited ? 1 : 2
         state.withLock { state in
-            if state.liveLimits[key] == nil {
-                if state.liveLimits.count >= Self.foldThreshold { Self.foldLimits(&state) }
-                state.liveLimits[key] = LiveLimit(owner: owner, rule: rule())
+            // One hash lookup for a rule already counted (every request but its first).
+            if let index = state.liveLimits.index(forKey: key) {
+                state.liveLimits.values[index].counts[slot] += 1
+                return
             }
-            state.liveLimits[key]!.counts[slot] += 1
+            if state.liveLimits.count >= Self.foldThreshold { Self.foldLimits(&state) }
+            var live = LiveLimit(owner: owner, rule: rule())
+            live.counts[slot] += 1
+            state.liveLimits[key] = live
         }
     }
 

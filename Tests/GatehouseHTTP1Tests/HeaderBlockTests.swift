@@ -37,6 +37,25 @@ import Testing
         #expect(block.values("x-a") == ["4"])
     }
 
+    @Test func joinedValuesReadsARepeatedHeaderAsOneInAnyCase() {
+        var block = parsed("X-Api-Key: k1\r\nX-Api-Keys: other\r\nx-api-key: k2\r\n")
+        block.add("X-API-KEY", "k3")
+        #expect(block.joinedValues("x-api-key") == "k1,k2,k3")
+        #expect(block.joinedValues("x-api-keys") == "other")
+        #expect(block.joinedValues("x-api-ke") == nil)
+        block.remove("x-api-key")
+        #expect(block.joinedValues("x-api-key") == nil)
+        #expect(parsed("X-Empty: \r\n").joinedValues("x-empty") == "")
+    }
+
+    @Test func removeAnyOfRemovesEachNamedFieldReceivedOrAdded() {
+        var block = parsed("X-RateLimit-Limit: 9\r\nX-RateLimit-Limits: kept\r\nx-ratelimit-reset: 1\r\nX-Other: 2\r\n")
+        block.add("X-RATELIMIT-REMAINING", "3")
+        block.add("x-ratelimit-limitx", "kept too")
+        block.remove(anyOf: ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"])
+        #expect(block.pairs.map(\.name) == ["X-RateLimit-Limits", "X-Other", "x-ratelimit-limitx"])
+    }
+
     @Test func removeByRoleAndPredicate() {
         var block = parsed("Keep-Alive: 5\r\nTE: trailers\r\nX-Envoy-Foo: 1\r\nX-Other: 2\r\n")
         block.remove(role: .hopByHop)
