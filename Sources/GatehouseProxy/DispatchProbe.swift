@@ -40,6 +40,8 @@ public final class DispatchProbe {
     @discardableResult
     public func run() -> String {
         var record = AccessLogRecord()
+        // As the handlers do on every request's arrival (the rate limits' instant is this one).
+        record.startTimeMillis = Timestamp.nowMillis()
         switch RequestDispatcher.dispatch(head, host: host, requestID: "probe", origin: origin, snapshot: snapshot,
                                           loop: loop, allocator: allocator, keys: keys,
                                           counters: countDecisions ? loop.decisions : nil,

@@ -119,11 +119,12 @@ func dispatchCase(hosts: Int, policies: Int) -> (Double, String) {
     return (time { probe.run() }, outcome)
 }
 
-/// route-10's request with a RateLimitPolicy rule that counts it and never refuses it: per client IP,
-/// or a monthly quota per API key (the request carries `x-api-key`). The difference from route-10 is
-/// what the rate-limit step costs a request (memory store: a cache lookup and a compare-and-swap).
-func rateLimitCase(_ rule: String) -> (Double, String) {
-    let policy = """
+/// route-10's request with an `x-api-key` header and a RateLimitPolicy rule that counts it and never
+/// refuses it: per client IP, or a monthly quota per API key; nil: no policy (`ratelimit-none`, the
+/// baseline). The difference from the baseline is what the rate-limit step costs a request (memory
+/// store: a cache lookup and a compare-and-swap).
+func rateLimitCase(_ rule: String?) -> (Double, String) {
+    let policy = rule.map { rule in """
         ---
         apiVersion: gatehouse.dev/v1alpha1
         kind: RateLimitPolicy
@@ -132,7 +133,7 @@ func rateLimitCase(_ rule: String) -> (Double, String) {
           rules:
         \(rule)
 
-        """
+        """ } ?? ""
     let compiled = snapshot(hosts: 10, policies: 0, extra: policy)
     let probe = DispatchProbe(snapshot: compiled, listenerPort: 8080, authority: "svc5.bench.test", target: "/api/items?page=2",
                               headers: [("user-agent", "Mozilla/5.0 (X11; Linux x86_64)"), ("accept", "*/*"),
@@ -162,6 +163,7 @@ let result: (Double, String)
 switch name {
 case "http1-parse": result = http1ParseCase()
 case "route-10": result = dispatchCase(hosts: 10, policies: 0)
+case "ratelimit-none": result = rateLimitCase(nil)
 case "ratelimit-ip":
     result = rateLimitCase("  - {name: per-ip, key: [source.ip], limit: {requests: 100000000, unit: Second, burst: 100000000}}")
 case "ratelimit-quota":
