@@ -56,8 +56,8 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
                 throw fail("credentials must be USER:PASSWORD or :PASSWORD")
             }
             let user = credentials[..<colon]
-            guard let decodedUser = percentDecoded(user),
-                  let decodedPassword = percentDecoded(credentials[credentials.index(after: colon)...]) else {
+            guard let decodedUser = PercentCoding.decoded(user),
+                  let decodedPassword = PercentCoding.decoded(credentials[credentials.index(after: colon)...]) else {
                 throw fail("a malformed %-escape in the credentials")
             }
             username = user.isEmpty ? nil : decodedUser
@@ -98,27 +98,6 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             throw fail("the host is not a name or an address")
         }
         return RedisURL(tls: tls, host: String(host), port: port, username: username, password: password, database: database)
-    }
-
-    /// `%XX` escapes decoded (a password may hold `@`, `:` or `/`); nil on a malformed escape.
-    private static func percentDecoded(_ text: Substring) -> String? {
-        var bytes: [UInt8] = []
-        var iterator = Array(text.utf8).makeIterator()
-        while let byte = iterator.next() {
-            guard byte == UInt8(ascii: "%") else { bytes.append(byte); continue }
-            guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
-            bytes.append(high << 4 | low)
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 
     /// The URL as written, its password masked: an error message must not print a secret.

@@ -130,7 +130,7 @@ struct AdminResponse {
 
 /// What each admin path answers.
 enum AdminRoutes {
-    static let paths = ["/ready", "/stats/prometheus", "/config_dump", "/clusters"]
+    static let paths = ["/ready", "/stats/prometheus", "/config_dump", "/clusters", "/ratelimit_counters"]
 
     /// The paths whose answer shows requests in flight, which the event loops are asked for first.
     static func needsLoad(_ path: String) -> Bool { path == "/clusters" || path == "/stats/prometheus" }
@@ -196,6 +196,8 @@ enum AdminRoutes {
             return wantsJSON ? .json(SnapshotDump.clustersJSON(runtime.store.snapshot, ejected: ejected, stats: stats, active: active))
                 : AdminResponse(status: 200, body: SnapshotDump.clustersText(runtime.store.snapshot, ejected: ejected,
                                                                              stats: stats, active: active))
+        case "/ratelimit_counters":
+            return AdminRateLimitCounters.answer(query: query, runtime: runtime)
         default:
             return AdminResponse(status: 404, body: "not found: try \(paths.joined(separator: ", "))\n")
         }

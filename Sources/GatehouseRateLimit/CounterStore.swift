@@ -75,6 +75,13 @@ public final class CounterStore: Sendable {
         }
     }
 
+    /// The table of the live rule whose identity reads `persistentName` (for `explain --admin`).
+    public func table(persistentName: String) -> (identity: CounterIdentity, table: SharedCounterTable)? {
+        tables.withLock { tables in
+            tables.current.first { $0.key.persistentName == persistentName }.map { ($0.key, $0.value) }
+        }
+    }
+
     /// Forgets the keys that are back to their initial allowance, so keys made of client input (an IP,
     /// an API key) do not pile up. Returns the keys left.
     @discardableResult

@@ -75,6 +75,15 @@ public final class SharedCounterTable: Sendable {
         return overflow.withLock { $0 }
     }
 
+    /// `key`'s state as the table holds it now, making no cell: nil for a key not counted (never seen,
+    /// swept once idle, or counted in the shared overflow cell while its stripe was full).
+    public func storedState(of key: String) -> Int64? {
+        stripes[stripe(key)].cells.withLock { cells in
+            guard let state = cells[key]?.state.load(ordering: .acquiring), state != CounterCell.retired else { return nil }
+            return state
+        }
+    }
+
     /// Puts back a state saved by a durable store, for a key not counted yet in this process (a key
     /// already live keeps what it has: it is newer).
     public func restore(_ key: String, state: Int64) {

@@ -15,6 +15,9 @@ struct ExplainCommand: AsyncParsableCommand {
         The request runs through the same dispatcher that serves traffic (nothing is sent anywhere).
         Example:
           gatehouse explain --config conf -X POST -H 'x-role: admin' --source-ip 203.0.113.7 --jwt "$TOKEN" https://api.example.com/admin
+        Rate-limit figures are read where the counters are: in Redis for the redis store, from a running
+        gateway with --admin for the memory and sqlite stores (else the sqlite file, written behind each
+        second; a memory store without --admin shows a first request's figures).
         """)
 
     @OptionGroup var config: ConfigPaths
@@ -42,6 +45,10 @@ struct ExplainCommand: AsyncParsableCommand {
 
     @Option(help: "The listener port (default: the URL's port, else the first matching listener).")
     var port: Int?
+
+    @Option(help: ArgumentHelp("A running gateway's admin server: its memory or sqlite store's counters as they are "
+        + "now give the rate-limit figures (without it: the sqlite file's, or a first request's).", valueName: "host:port"))
+    var admin: String?
 
     func run() async throws {
         let loaded = ConfigPipeline.load(paths: config.resolved)
@@ -76,10 +83,17 @@ struct ExplainCommand: AsyncParsableCommand {
         }
         try? await group.shutdownGracefully()
         do {
-            let live: RateLimitLiveCounters? = switch snapshot.settings.rateLimitStore {
-            case .memory: nil
-            case .sqlite(let directory): SQLiteLiveCounters(directory: directory)
-            case .redis(let settings): try RedisLiveCounters(settings)
+            let adminClient = try admin.map { address in
+                guard let client = AdminClient(address, timeout: 3) else {
+                    throw ValidationError("--admin must be HOST:PORT, got \(address)")
+                }
+                return client
+            }
+            let live: RateLimitLiveCounters? = switch (snapshot.settings.rateLimitStore, adminClient) {
+            case (.redis(let settings), _): try RedisLiveCounters(settings)
+            case (_, let client?): AdminLiveCounters(client: client)
+            case (.memory, nil): nil
+            case (.sqlite(let directory), nil): SQLiteLiveCounters(directory: directory)
             }
             for line in try RequestExplainer.explain(request, snapshot: snapshot, keys: keys, live: live) { print(line) }
         } catch {
@@ -100,5 +114,26 @@ struct SQLiteLiveCounters: RateLimitLiveCounters {
         let state = try QuotaDatabase.savedState(directory: directory, rule: identity.persistentName, key: key)
         return identity.algorithm.take(state: state ?? RateLimitAlgorithm.initialState, now: now,
                                        window: identity.algorithm.window(at: now)).decision
+    }
+}
+
+/// A running gateway's counters (memory or sqlite store), read from its admin server's
+/// `/ratelimit_counters`: nothing is taken.
+struct AdminLiveCounters: RateLimitLiveCounters {
+    let client: AdminClient
+    var name: String { "gateway \(client.host):\(client.port)" }
+
+    func decision(_ identity: CounterIdentity, key: String, now: Int64) throws -> RateLimitDecision? {
+        let path = "/ratelimit_counters?rule=\(PercentCoding.encoded(identity.persistentName))&key=\(PercentCoding.encoded(key))"
+        let answer = try client.get(path).get()
+        let text = String(decoding: answer.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard answer.status == 200 else { throw AdminClient.Problem(message: "\(answer.status) \(text)") }
+        guard let document = try? JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any],
+              document.keys.contains("state") else {
+            throw AdminClient.Problem(message: "an unreadable answer: \(text)")
+        }
+        // null: the gateway has not counted this key (or forgot it once it was back to its full allowance).
+        let state = (document["state"] as? NSNumber)?.int64Value ?? RateLimitAlgorithm.initialState
+        return identity.algorithm.take(state: state, now: now, window: identity.algorithm.window(at: now)).decision
     }
 }

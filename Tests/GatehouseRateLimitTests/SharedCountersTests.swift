@@ -77,6 +77,17 @@ import Testing
         #expect(table.count == 1)
     }
 
+    @Test func aStoredStateIsReadWithoutMakingACell() {
+        let table = SharedCounterTable()
+        var cache = LoopCounterCache()
+        #expect(table.storedState(of: "k") == nil)
+        #expect(table.count == 0, "reading made no cell")
+        cache.apply("k", in: table) { state in (state + 7, ()) }
+        #expect(table.storedState(of: "k") == 7)
+        table.sweep(isIdle: { _ in true })
+        #expect(table.storedState(of: "k") == nil, "a swept key is as good as new")
+    }
+
     @Test func aKeyInUseIsNotSwept() {
         let table = SharedCounterTable()
         var cache = LoopCounterCache()

@@ -7,9 +7,11 @@ counters of the rules it leaves unchanged."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
 
 import httpx
 
@@ -233,3 +235,47 @@ def test_allowed_responses_carry_the_gateways_figures_over_the_upstreams(gateway
     assert response.headers.get_list("x-ratelimit-remaining") == ["9"]
     assert response.headers.get_list("x-ratelimit-reset") == ["360"]
     assert response.headers["x-ratelimit-policy"] == "upstream"
+
+
+def test_explain_admin_reads_a_running_gateways_memory_counters(gateway, upstream, tmp_path):
+    rule = {"name": "per-key", "key": ["request.headers[x-api-key]"], "limit": {"requests": 3, "unit": "Hour", "burst": 3}}
+    gw, _ = limited_gateway(gateway, upstream, [rule], admin=True)
+    k1 = {"x-api-key": "k1"}
+
+    def explain(config=gw.config_paths[0]):
+        result = run_cli(["explain", "--config", str(config), "--admin", f"127.0.0.1:{gw.admin}",
+                          "-H", "x-api-key: k1", f"http://127.0.0.1:{gw.port}/x"])
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    head = 'istio-system/limits/per-key (limit 3/hour, burst 3): key "k1": '
+    out = explain()
+    assert f"figures from the gateway 127.0.0.1:{gw.admin} counters as they are now" in out
+    assert head + "2 of 3 left after this request" in out
+    assert [fresh_get(gw, "/x", k1).status_code for _ in range(2)] == [200, 200]
+    assert head + "0 of 3 left after this request" in explain()
+    # Explaining takes nothing: the gateway still lets the third request through, and then refuses.
+    assert fresh_get(gw, "/x", k1).status_code == 200
+    out = explain()
+    assert head + "EXHAUSTED, refuses with 429" in out
+    assert 'result:    429 "local_rate_limited"' in out
+    assert fresh_get(gw, "/x", k1).status_code == 429
+
+    # The endpoint itself: the counter's state by the rule's identity; a key never counted is null.
+    identity = "istio-system/limits/per-key|request.headers[x-api-key]|limit:3/3600000000000ns/3"
+    status, text = admin_get(gw.admin, f"/ratelimit_counters?rule={quote(identity, safe='')}&key=k1")
+    assert status == 200 and json.loads(text)["state"] > 0, text
+    status, text = admin_get(gw.admin, f"/ratelimit_counters?rule={quote(identity, safe='')}&key=k2")
+    assert (status, json.loads(text)["state"]) == (200, None)
+    assert admin_get(gw.admin, "/ratelimit_counters?rule=x")[0] == 400
+
+    # A configuration the gateway has not loaded (another limit) names a rule it does not run: said so,
+    # with a first request's figures, never another rule's count.
+    changed = tmp_path / "changed"
+    shutil.copytree(gw.config_paths[0], changed)
+    for file in changed.glob("*.yaml"):
+        file.write_text(file.read_text().replace("requests: 3", "requests: 4"))
+    out = explain(changed)
+    assert "(limit 4/hour, burst 3)" in out and "2 of 4 left after this request" in out
+    assert (f"(the gateway 127.0.0.1:{gw.admin} counters cannot be read: 404 the gateway runs no rule "
+            "istio-system/limits/per-key|request.headers[x-api-key]|limit:4/") in out
