@@ -330,18 +330,15 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
             if !forwarding.mirrors.isEmpty { request.startMirrors(forwarding.mirrors) }
             request.releaseHeldBody()
         case .awaitRateLimit(let pending):
-            let blocks = connection.exchange?.hasBody == true
-            if blocks { connection.setUpstreamBlocked(true) }
-            request.awaitRateLimitStore(pending, allocator: context.channel.allocator,
-                                        stillWanted: { [weak self] in self?.context != nil && self?.current === request }) {
-                [weak self] next in
-                guard let self else { return }
-                if blocks { connection.setUpstreamBlocked(false) }
-                act(on: next, for: request)
-                processInbound()
-            }
+            readsHeldForRateLimit = connection.exchange?.hasBody == true
+            if readsHeldForRateLimit { connection.setUpstreamBlocked(true) }
+            request.awaitRateLimitStore(pending, waiter: self, allocator: context.channel.allocator)
         }
     }
+
+    /// The request waiting for the rate-limit store has a body: decoding and reads stop until it is
+    /// decided (one request at a time gets that far: pipelined ones wait behind it).
+    private var readsHeldForRateLimit = false
 
     // MARK: responses (called by the exchange and for local replies)
 
@@ -498,5 +495,18 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Do
         guard connection.close() else { return }
         headersTimer.cancel()
         context.close(promise: nil)
+    }
+}
+
+extension DownstreamHandler: RateLimitWaiter {
+    func stillWants(_ request: RequestContext) -> Bool { context != nil && current === request }
+
+    func rateLimitDecided(_ dispatch: Dispatch, for request: RequestContext) {
+        if readsHeldForRateLimit {
+            readsHeldForRateLimit = false
+            connection.setUpstreamBlocked(false)
+        }
+        act(on: dispatch, for: request)
+        processInbound()
     }
 }

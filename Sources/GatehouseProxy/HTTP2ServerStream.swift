@@ -36,6 +36,8 @@ final class HTTP2ServerStream: DownstreamResponder {
     /// this is rare and small).
     private var earlyTunnelBytes = ByteBuffer()
     private var clientEndedTunnel = false
+    /// While the request waits for the rate-limit store: what its head said, for acting on it after.
+    private var waitingHead: (webSocketKey: String?, endStream: Bool)?
     private static let maxEarlyTunnelBytes = 64 * 1024
 
     /// The client's side of the receive window.
@@ -173,14 +175,8 @@ final class HTTP2ServerStream: DownstreamResponder {
             if endStream || webSocket { request.forwardEnd(nil) }
         case .awaitRateLimit(let pending):
             upstreamBlocked = true
-            request.awaitRateLimitStore(pending, allocator: connection.allocator,
-                                        stillWanted: { [weak self] in self.map { !$0.closed && !$0.responseEnded } ?? false }) {
-                [weak self] next in
-                guard let self else { return }
-                upstreamBlocked = false
-                act(on: next, webSocketKey: webSocketKey, endStream: endStream)
-                if !upstreamBlocked { connection.consumeHeld(of: self) }
-            }
+            waitingHead = (webSocketKey, endStream)
+            request.awaitRateLimitStore(pending, waiter: self, allocator: connection.allocator)
         }
     }
 
@@ -345,5 +341,17 @@ final class HTTP2ServerStream: DownstreamResponder {
         guard blocked != upstreamBlocked else { return }
         upstreamBlocked = blocked
         if !blocked { connection.consumeHeld(of: self) }
+    }
+}
+
+extension HTTP2ServerStream: RateLimitWaiter {
+    func stillWants(_ request: RequestContext) -> Bool { !closed && !responseEnded && request === self.request }
+
+    func rateLimitDecided(_ dispatch: Dispatch, for request: RequestContext) {
+        upstreamBlocked = false
+        let (webSocketKey, endStream) = waitingHead ?? (nil, false)
+        waitingHead = nil
+        act(on: dispatch, webSocketKey: webSocketKey, endStream: endStream)
+        if !upstreamBlocked { connection.consumeHeld(of: self) }
     }
 }

@@ -27,14 +27,13 @@ final class RedisConnection {
         }
     }
 
-    /// What hears a command's reply (an error reply is a reply) or why there is none. Called on the loop.
     typealias Completion = (Result<RESPValue, Failure>) -> Void
 
     let eventLoop: EventLoop
     private let url: RedisURL
     private let tls: NIOSSLContext?
     private let health: RedisHealth
-    private var pipeline: RedisPipeline<Completion>
+    private var pipeline: RedisPipeline<any RedisReplyWaiter>
     /// The connection, once up.
     private var channel: Channel?
     /// Commands written since the last flush (or while connecting): one write per loop tick.
@@ -56,14 +55,13 @@ final class RedisConnection {
 
     private static var now: Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
 
-    /// Sends the command `write` writes; `completion` hears of it on this loop, at once when backing
-    /// off. A callback rather than a future: one closure per request instead of a promise and a chain.
-    func send(_ write: (inout RESPCommandWriter) -> Void, completion: @escaping Completion) {
+    /// Sends the command `write` writes; `waiter` hears of it on this loop, at once when backing off.
+    func send(_ write: (inout RESPCommandWriter) -> Void, waiter: any RedisReplyWaiter) {
         eventLoop.preconditionInEventLoop()
-        let (send, timerDue) = pipeline.send(completion, now: Self.now)
+        let (send, timerDue) = pipeline.send(waiter, now: Self.now)
         switch send {
         case .refuse(let why):
-            return completion(.failure(.unavailable(why)))
+            return waiter.redisReplied(.failure(.unavailable(why)))
         case .write(let connect):
             // The handshake goes first, so it is answered before any command behind it.
             if connect { writeHandshake() }
@@ -75,12 +73,12 @@ final class RedisConnection {
         if let timerDue { armTimer(at: timerDue) }
     }
 
-    /// Sends a command given as its arguments (explain's GET).
+    /// Sends a command given as its arguments, for callers off the request path (explain's GET).
     func send(_ arguments: [String], completion: @escaping Completion) {
         send({ writer in
             writer.begin(arguments: arguments.count)
             for argument in arguments { writer.argument(argument) }
-        }, completion: completion)
+        }, waiter: RedisReplyCallback(completion))
     }
 
     private func writeHandshake() {
@@ -155,7 +153,7 @@ final class RedisConnection {
             if case .error(let message) = value { failed("\(url) refused \(name): \(message)") }
         case .command(let waiter, let recovered):
             if recovered { health.recovered(url: url) }
-            waiter?(.success(value))
+            waiter?.redisReplied(.success(value))
         }
     }
 
@@ -174,7 +172,7 @@ final class RedisConnection {
         channel?.close(promise: nil)
         outbound.clear()
         health.failed(url: url, why: why)
-        for completion in waiting { completion(.failure(.unavailable(why))) }
+        for waiter in waiting { waiter.redisReplied(.failure(.unavailable(why))) }
     }
 
     // MARK: timeouts
@@ -190,11 +188,27 @@ final class RedisConnection {
         } else if let wake = outcome.wakeAt {
             armTimer(at: wake)
         }
-        for completion in outcome.expired {
+        for waiter in outcome.expired {
             health.timedOut(url: url, after: .nanoseconds(pipeline.timeout))
-            completion(.failure(.timedOut))
+            waiter.redisReplied(.failure(.timedOut))
         }
     }
+}
+
+/// Hears one command's reply (an error reply is a reply) or why there is none, on the connection's loop,
+/// exactly once. An object rather than a closure: the rate-limit store's waiter is the request's
+/// `PendingDispatch`, made anyway, so a command on the request path costs no closure context.
+protocol RedisReplyWaiter: AnyObject {
+    func redisReplied(_ result: Result<RESPValue, RedisConnection.Failure>)
+}
+
+/// A closure as a waiter, for commands off the request path.
+final class RedisReplyCallback: RedisReplyWaiter {
+    private let completion: RedisConnection.Completion
+
+    init(_ completion: @escaping RedisConnection.Completion) { self.completion = completion }
+
+    func redisReplied(_ result: Result<RESPValue, RedisConnection.Failure>) { completion(result) }
 }
 
 /// Reads RESP replies off the connection and hands each to its `RedisConnection`.

@@ -54,20 +54,24 @@ final class RedisRateLimitStore {
         }
     }
 
-    /// Takes one request from every rule in `takes` at `now` (wall-clock nanoseconds); `completion`
-    /// hears the outcome on this loop.
-    func take(_ takes: [RedisTake], now: Int64, completion: @escaping (RedisTakeOutcome) -> Void) {
-        connection.send({ RedisRateLimitScript.writeCommand(takes, now: now, call: .sha1(Self.scriptSHA1), into: &$0) }) {
-            [connection, health] result in
-            // Redis without the script (restarted, SCRIPT FLUSH): sent in full once, which loads it again.
-            if case .success(.error(let message)) = result, message.hasPrefix("NOSCRIPT") {
-                connection.send({ RedisRateLimitScript.writeCommand(takes, now: now, call: .source, into: &$0) }) { result in
-                    completion(Self.outcome(result, takes: takes, now: now, health: health))
-                }
-                return
-            }
-            completion(Self.outcome(result, takes: takes, now: now, health: health))
+    /// Takes one request from every rule of `pending` at its instant: its `redisReplied` hears Redis and
+    /// hands the reply back to `outcome(of:for:)`.
+    func take(_ pending: PendingDispatch) {
+        connection.send({ RedisRateLimitScript.writeCommand(pending.takes, now: pending.now, call: .sha1(Self.scriptSHA1),
+                                                            into: &$0) }, waiter: pending)
+    }
+
+    /// What Redis's reply to `pending`'s command decides; nil when Redis did not have the script
+    /// (restarted, SCRIPT FLUSH): it is sent in full, once, which loads it again, and the reply to that
+    /// comes the same way.
+    func outcome(of result: Result<RESPValue, RedisConnection.Failure>, for pending: PendingDispatch) -> RedisTakeOutcome? {
+        if case .success(.error(let message)) = result, message.hasPrefix("NOSCRIPT"), !pending.sentInFull {
+            pending.sentInFull = true
+            connection.send({ RedisRateLimitScript.writeCommand(pending.takes, now: pending.now, call: .source, into: &$0) },
+                            waiter: pending)
+            return nil
         }
+        return Self.outcome(result, takes: pending.takes, now: pending.now, health: health)
     }
 
     private static func outcome(_ result: Result<RESPValue, RedisConnection.Failure>, takes: [RedisTake], now: Int64,

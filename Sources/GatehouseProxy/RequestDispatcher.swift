@@ -42,19 +42,35 @@ enum Dispatch {
 /// A request stopped at its rate limits while the `redis` store answers: what the dispatcher had
 /// worked out so far, so it goes on from there rather than starting again (policy and JWT checks run
 /// once per request).
-final class PendingDispatch {
+final class PendingDispatch: RedisReplyWaiter {
     fileprivate let progress: DispatchProgress
     fileprivate let candidates: [RequestRateLimit.Candidate]
     /// What to ask the store, one per candidate.
     let takes: [RedisTake]
     /// The instant the takes are at (wall-clock nanoseconds).
     let now: Int64
+    /// The script was sent in full after Redis said it did not have it (once only).
+    var sentInFull = false
+    /// Who waits, from `RequestContext.awaitRateLimitStore` until the store's outcome is handed over
+    /// (then dropped: a reply that comes after its command timed out finds nobody).
+    private var waiting: (request: RequestContext, store: RedisRateLimitStore)?
 
     fileprivate init(progress: DispatchProgress, candidates: [RequestRateLimit.Candidate], takes: [RedisTake], now: Int64) {
         self.progress = progress
         self.candidates = candidates
         self.takes = takes
         self.now = now
+    }
+
+    func wait(_ request: RequestContext, store: RedisRateLimitStore) {
+        waiting = (request, store)
+        store.take(self)
+    }
+
+    func redisReplied(_ result: Result<RESPValue, RedisConnection.Failure>) {
+        guard let (request, store) = waiting, let outcome = store.outcome(of: result, for: self) else { return }
+        waiting = nil
+        request.rateLimitStoreAnswered(self, outcome: outcome)
     }
 }
 
@@ -182,23 +198,22 @@ enum RequestDispatcher {
     /// (Redis unavailable) decided by the Bootstrap's `failureMode`.
     static func resume(_ pending: PendingDispatch, outcome: RedisTakeOutcome, loop: LoopContext, allocator: ByteBufferAllocator,
                        counters: DecisionCounters?, record: inout AccessLogRecord) -> Dispatch {
-        let progress = pending.progress
         var rateLimit = RequestRateLimit()
         switch outcome {
         case .decided(let decisions):
-            if let refusal = rateLimit.conclude(pending.candidates, decisions: decisions, limits: progress.snapshot.rateLimits,
+            if let refusal = rateLimit.conclude(pending.candidates, decisions: decisions, limits: pending.progress.snapshot.rateLimits,
                                                 counters: counters, record: &record) {
-                return .reply(refusal, route: progress.taken)
+                return .reply(refusal, route: pending.progress.taken)
             }
         case .unavailable:
-            let first = progress.snapshot.rateLimits.rules[pending.candidates[0].index]
+            let first = pending.progress.snapshot.rateLimits.rules[pending.candidates[0].index]
             record.ratelimit = RateLimitLogEntry(rule: first.id, remaining: 0, storeUnavailable: true)
             loop.redisHealth?.decidedByFailureMode()
-            if loop.redisHealth?.failOpen == false { return .reply(.rateLimitStoreError, route: progress.taken) }
+            if loop.redisHealth?.failOpen == false { return .reply(.rateLimitStoreError, route: pending.progress.taken) }
         }
-        return proceed(head: progress.head, target: progress.target, requestID: progress.requestID, origin: progress.origin,
-                       snapshot: progress.snapshot, security: progress.security, input: progress.input,
-                       scheme: progress.scheme, selected: progress.selected, rateLimit: rateLimit, loop: loop,
+        return proceed(head: pending.progress.head, target: pending.progress.target, requestID: pending.progress.requestID, origin: pending.progress.origin,
+                       snapshot: pending.progress.snapshot, security: pending.progress.security, input: pending.progress.input,
+                       scheme: pending.progress.scheme, selected: pending.progress.selected, rateLimit: rateLimit, loop: loop,
                        allocator: allocator, record: &record)
     }
 
