@@ -82,11 +82,10 @@ private struct DispatchProgress {
     var origin: DownstreamOrigin
     var snapshot: Snapshot
     var security: RequestSecurity
-    var input: RouteInput
     var scheme: String
     var selected: (VirtualHost, RouteSelection?)?
-    /// The route the request takes (none on a virtual host that redirects every request to https).
-    var taken: Route?
+    // The route input and the route taken are not kept: made again from these when the request goes on,
+    // rather than copied (a Route's fields) into every waiting request and out again.
 }
 
 /// Where a request arrived: the listener port, and the TLS session when there is one.
@@ -155,9 +154,7 @@ enum RequestDispatcher {
                                         observer: observer) {
             return .reply(refusal, route: nil)
         }
-        let input = RouteInput(method: head.method, path: target.path, query: target.query,
-                               scheme: scheme, authority: target.authority, port: origin.listenerPort,
-                               headers: HeaderBlockLookup(headers: head.headers))
+        let input = routeInput(head: head, target: target, scheme: scheme, origin: origin)
         let selected: (VirtualHost, RouteSelection?)?
         do {
             selected = try routes.select(input)
@@ -166,7 +163,7 @@ enum RequestDispatcher {
         }
         // Rate limits count every request authorization let through, routed or not: a client sending
         // requests no route takes is still a client sending requests.
-        let taken = selected.flatMap { $0.0.httpsRedirect ? nil : $0.1?.route }
+        let taken = takenRoute(selected)
         if let taken { record.routeName = taken.name }
         var rateLimit = RequestRateLimit()
         if let redis = loop.redisStore, observer == nil, !snapshot.rateLimits.isEmpty {
@@ -177,8 +174,7 @@ enum RequestDispatcher {
                 // Only a request that waits keeps its findings in a struct: copying one on every
                 // request's path showed in the profile.
                 let progress = DispatchProgress(head: head, target: target, requestID: requestID, origin: origin,
-                                                snapshot: snapshot, security: security, input: input, scheme: scheme,
-                                                selected: selected, taken: taken)
+                                                snapshot: snapshot, security: security, scheme: scheme, selected: selected)
                 let now = RequestRateLimit.now(record)
                 return .awaitRateLimit(PendingDispatch(progress: progress, candidates: candidates,
                                                        takes: redis.takes(candidates, snapshot: snapshot, now: now), now: now))
@@ -199,22 +195,38 @@ enum RequestDispatcher {
     static func resume(_ pending: PendingDispatch, outcome: RedisTakeOutcome, loop: LoopContext, allocator: ByteBufferAllocator,
                        counters: DecisionCounters?, record: inout AccessLogRecord) -> Dispatch {
         var rateLimit = RequestRateLimit()
+        let taken = takenRoute(pending.progress.selected)
         switch outcome {
         case .decided(let decisions):
-            if let refusal = rateLimit.conclude(pending.candidates, decisions: decisions, limits: pending.progress.snapshot.rateLimits,
+            if let refusal = rateLimit.conclude(pending.candidates, decisions: decisions,
+                                                limits: pending.progress.snapshot.rateLimits,
                                                 counters: counters, record: &record) {
-                return .reply(refusal, route: pending.progress.taken)
+                return .reply(refusal, route: taken)
             }
         case .unavailable:
             let first = pending.progress.snapshot.rateLimits.rules[pending.candidates[0].index]
             record.ratelimit = RateLimitLogEntry(rule: first.id, remaining: 0, storeUnavailable: true)
             loop.redisHealth?.decidedByFailureMode()
-            if loop.redisHealth?.failOpen == false { return .reply(.rateLimitStoreError, route: pending.progress.taken) }
+            if loop.redisHealth?.failOpen == false { return .reply(.rateLimitStoreError, route: taken) }
         }
-        return proceed(head: pending.progress.head, target: pending.progress.target, requestID: pending.progress.requestID, origin: pending.progress.origin,
-                       snapshot: pending.progress.snapshot, security: pending.progress.security, input: pending.progress.input,
-                       scheme: pending.progress.scheme, selected: pending.progress.selected, rateLimit: rateLimit, loop: loop,
+        let progress = pending.progress
+        return proceed(head: progress.head, target: progress.target, requestID: progress.requestID, origin: progress.origin,
+                       snapshot: progress.snapshot, security: progress.security,
+                       input: routeInput(head: progress.head, target: progress.target, scheme: progress.scheme,
+                                         origin: progress.origin),
+                       scheme: progress.scheme, selected: progress.selected, rateLimit: rateLimit, loop: loop,
                        allocator: allocator, record: &record)
+    }
+
+    /// What route matching reads of a request.
+    private static func routeInput(head: RequestHead, target: RequestTarget, scheme: String, origin: DownstreamOrigin) -> RouteInput {
+        RouteInput(method: head.method, path: target.path, query: target.query, scheme: scheme, authority: target.authority,
+                   port: origin.listenerPort, headers: HeaderBlockLookup(headers: head.headers))
+    }
+
+    /// The route the request takes: none on a virtual host that redirects every request to https.
+    private static func takenRoute(_ selected: (VirtualHost, RouteSelection?)?) -> Route? {
+        selected.flatMap { $0.0.httpsRedirect ? nil : $0.1?.route }
     }
 
     /// Everything after the rate limits: the route's action (a redirect, a direct response, CORS, a
