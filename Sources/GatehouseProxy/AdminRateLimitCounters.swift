@@ -1,5 +1,6 @@
 import Foundation
 import GatehouseConfig
+import GatehouseSnapshot
 
 /// `/ratelimit_counters?rule=RULE&key=KEY`: one rule's counter for one key as this gateway holds it now
 /// (read; nothing is taken), for `gatehouse explain --admin`, whose own process has fresh counters.
@@ -30,8 +31,7 @@ enum AdminRateLimitCounters {
         guard let (_, table) = runtime.counterStore.table(persistentName: rule) else {
             return AdminResponse(status: 404, body: "the gateway runs no rule \(rule)\n")
         }
-        let document: [String: Any] = ["rule": rule, "key": key, "state": table.storedState(of: key).map { $0 as Any } ?? NSNull()]
-        let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return .json(Array(data) + [UInt8(ascii: "\n")])
+        return .json(SnapshotDump.json(["rule": rule, "key": key,
+                                        "state": table.storedState(of: key).map { $0 as Any } ?? NSNull()]))
     }
 }

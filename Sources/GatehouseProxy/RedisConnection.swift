@@ -75,10 +75,7 @@ final class RedisConnection {
 
     /// Sends a command given as its arguments, for callers off the request path (explain's GET).
     func send(_ arguments: [String], completion: @escaping Completion) {
-        send({ writer in
-            writer.begin(arguments: arguments.count)
-            for argument in arguments { writer.argument(argument) }
-        }, waiter: RedisReplyCallback(completion))
+        send({ $0.command(arguments) }, waiter: RedisReplyCallback(completion))
     }
 
     private func writeHandshake() {

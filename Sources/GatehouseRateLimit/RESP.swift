@@ -125,6 +125,12 @@ public struct RESPCommandWriter: Sendable {
     /// Forgets the last command, keeping the storage.
     public mutating func reset() { bytes.removeAll(keepingCapacity: true) }
 
+    /// A whole command given as its arguments.
+    public mutating func command(_ arguments: [String]) {
+        begin(arguments: arguments.count)
+        for argument in arguments { self.argument(argument) }
+    }
+
     /// Starts a command of `count` arguments.
     public mutating func begin(arguments count: Int) {
         bytes.append(UInt8(ascii: "*"))
@@ -208,8 +214,7 @@ public struct RESPCommandWriter: Sendable {
 public enum RESPEncoder {
     public static func command(_ arguments: [String]) -> [UInt8] {
         var writer = RESPCommandWriter()
-        writer.begin(arguments: arguments.count)
-        for argument in arguments { writer.argument(argument) }
+        writer.command(arguments)
         return writer.bytes
     }
 

@@ -47,6 +47,13 @@ public enum RateLimitAlgorithm: Sendable, Hashable {
         }
     }
 
+    /// What the rule decides for a key whose stored counter is `state` at `now`, computed here without
+    /// writing anything back (for `explain`, reading another process's counters): the figures a request
+    /// now would get.
+    public func decision(storedState state: Int64, now: Int64) -> RateLimitDecision {
+        take(state: state, now: now, window: window(at: now)).decision
+    }
+
     /// What `take` would say at `now` without taking (for `explain`): the requests left.
     public func remaining(state: Int64, now: Int64, window: QuotaWindow?) -> Int {
         switch self {

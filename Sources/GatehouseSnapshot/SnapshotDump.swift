@@ -161,7 +161,8 @@ public enum SnapshotDump {
         return out
     }
 
-    static func json(_ document: [String: Any]) -> [UInt8] {
+    /// A JSON document as the admin server answers it (keys sorted, one line break at the end).
+    public static func json(_ document: [String: Any]) -> [UInt8] {
         let data = (try? JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys]))
             ?? Data("{}".utf8)
         return Array(data) + [UInt8(ascii: "\n")]

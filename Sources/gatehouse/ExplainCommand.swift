@@ -112,8 +112,7 @@ struct SQLiteLiveCounters: RateLimitLiveCounters {
     func decision(_ identity: CounterIdentity, key: String, now: Int64) throws -> RateLimitDecision? {
         guard case .quota = identity.algorithm else { return nil }
         let state = try QuotaDatabase.savedState(directory: directory, rule: identity.persistentName, key: key)
-        return identity.algorithm.take(state: state ?? RateLimitAlgorithm.initialState, now: now,
-                                       window: identity.algorithm.window(at: now)).decision
+        return identity.algorithm.decision(storedState: state ?? RateLimitAlgorithm.initialState, now: now)
     }
 }
 
@@ -134,6 +133,6 @@ struct AdminLiveCounters: RateLimitLiveCounters {
         }
         // null: the gateway has not counted this key (or forgot it once it was back to its full allowance).
         let state = (document["state"] as? NSNumber)?.int64Value ?? RateLimitAlgorithm.initialState
-        return identity.algorithm.take(state: state, now: now, window: identity.algorithm.window(at: now)).decision
+        return identity.algorithm.decision(storedState: state, now: now)
     }
 }
