@@ -268,6 +268,13 @@ def test_explain_admin_reads_a_running_gateways_memory_counters(gateway, upstrea
     status, text = admin_get(gw.admin, f"/ratelimit_counters?rule={quote(identity, safe='')}&key=k2")
     assert (status, json.loads(text)["state"]) == (200, None)
     assert admin_get(gw.admin, "/ratelimit_counters?rule=x")[0] == 400
+    status, text = admin_get(gw.admin, "/ratelimit_counters?rule=%zz&key=k1")
+    assert status == 400 and "is not NAME=VALUE with %-escapes" in text
+    status, text = admin_get(gw.admin, "/ratelimit_counters?rule=x&key=k1&who=me")
+    assert status == 400 and 'unknown parameter "who"' in text
+    result = run_cli(["explain", "--config", str(gw.config_paths[0]), "--admin", "no-port",
+                      f"http://127.0.0.1:{gw.port}/x"])
+    assert result.returncode != 0 and "--admin must be HOST:PORT, got no-port" in result.stdout + result.stderr
 
     # A configuration the gateway has not loaded (another limit) names a rule it does not run: said so,
     # with a first request's figures, never another rule's count.
