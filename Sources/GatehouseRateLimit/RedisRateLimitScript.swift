@@ -43,42 +43,47 @@ public struct RedisTake: Sendable {
 /// the rule's bucket with its unit in microseconds (a rate above a million requests a second per key
 /// counts as a million).
 public enum RedisRateLimitScript {
-    /// KEYS[i]: rule i's counter for the request's key. ARGV[1]: now (µs since 1970). Then 4 per key:
-    ///   "b", interval µs, tolerance µs (burst − 1 intervals), enforced (1|0) — a token bucket's
-    ///   full-again instant; the key expires when the bucket is full again;
-    ///   "q", quota requests, expiry (ms since 1970), enforced — a quota's count in the period the key
-    ///   names; the key expires after the period.
+    /// KEYS[i]: rule i's counter for the request's key. ARGV[1]: now (µs since 1970). Then 6 per key:
+    ///   kind ("b": a token bucket's full-again instant, µs; "q": a quota's count in the period the key
+    ///   names), bound (a bucket's tolerance, µs: burst − 1 intervals; a quota's requests), step (a
+    ///   bucket's interval, µs; 1), enforced (1|0), expiry (ms since 1970), fresh (the value a key holds
+    ///   after its first take: now + interval; 1).
     /// The first enforced refusal stops the script before anything is written, so a refused request
     /// counts against no rule. Returns {stopped at (0: none), state read, …} for the keys read.
+    ///
+    /// Every number written is one the gateway sent (`fresh`, `expiry`) or Redis's own integer
+    /// arithmetic (INCRBY): Lua's numbers are doubles, and turning one into a Redis argument either
+    /// costs a `string.format` (most of this script's time in Redis, measured) or, from Redis 7.2, may
+    /// come out as `1.7e+15`. So a bucket's key expires at a bound the gateway computes, now +
+    /// tolerance + interval (an allowed take leaves the bucket full again by then at the latest) and a
+    /// second's grace for gateways whose clocks differ: never before the bucket is full again, at most a
+    /// burst and a second later. A quota's key gets its expiry when it is made.
     public static let source = """
         local now = tonumber(ARGV[1])
+        local function allows(at, state)
+          if ARGV[at] == 'b' then return state - now <= tonumber(ARGV[at + 1]) end
+          return state < tonumber(ARGV[at + 1])
+        end
         local states = {0}
-        local writes = {}
         for i = 1, #KEYS do
-          local at = 2 + (i - 1) * 4
-          local a, b = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
-          local state = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+          local at = 2 + (i - 1) * 6
+          local state = tonumber(redis.call('GET', KEYS[i])) or 0
           states[i + 1] = state
-          local allowed, new, expiry
-          if ARGV[at] == 'b' then
-            local start = math.max(state, now)
-            allowed = start - now <= b
-            new = start + a
-            expiry = math.ceil(new / 1000) + 1
-          else
-            allowed = state < a
-            new = state + 1
-            expiry = b
-          end
-          if allowed then
-            writes[#writes + 1] = {KEYS[i], new, expiry}
-          elseif ARGV[at + 3] == '1' then
+          if ARGV[at + 3] == '1' and not allows(at, state) then
             states[1] = i
             return states
           end
         end
-        for _, w in ipairs(writes) do
-          redis.call('SET', w[1], string.format('%.0f', w[2]), 'PXAT', string.format('%.0f', w[3]))
+        for i = 1, #KEYS do
+          local at, state = 2 + (i - 1) * 6, states[i + 1]
+          if allows(at, state) then
+            if state == 0 or (ARGV[at] == 'b' and state <= now) then
+              redis.call('SET', KEYS[i], ARGV[at + 5], 'PXAT', ARGV[at + 4])
+            else
+              redis.call('INCRBY', KEYS[i], ARGV[at + 2])
+              if ARGV[at] == 'b' then redis.call('PEXPIREAT', KEYS[i], ARGV[at + 4]) end
+            end
+          end
         end
         return states
         """
@@ -98,6 +103,9 @@ public enum RedisRateLimitScript {
 
     /// How long a quota's key outlives its period: a gateway whose clock lags still counts in it.
     static let quotaGraceMilliseconds: Int64 = 300_000
+    /// How long a bucket's key outlives the instant it is full again by this gateway's clock: another
+    /// gateway's clock may be ahead by that much.
+    static let bucketGraceMilliseconds: Int64 = 1_000
 
     /// The bucket a rule is in Redis: the same rule with instants in microseconds.
     static func microsecondBucket(_ bucket: TokenBucketPolicy) -> TokenBucketPolicy {
@@ -116,7 +124,7 @@ public enum RedisRateLimitScript {
     /// Writes the command for `takes` at `now`: EVALSHA and the script's hash (or EVAL and the script),
     /// numkeys, KEYS, ARGV, straight into `writer` (no string is made per argument).
     public static func writeCommand(_ takes: [RedisTake], now: Int64, call: Call, into writer: inout RESPCommandWriter) {
-        writer.begin(arguments: 4 + takes.count * 5)
+        writer.begin(arguments: 4 + takes.count * 7)
         switch call {
         case .sha1(let hash):
             writer.argument("EVALSHA")
@@ -139,20 +147,27 @@ public enum RedisRateLimitScript {
             }
             writer.endArgument()
         }
-        writer.argument(now / 1_000)
+        let nowMicros = now / 1_000
+        writer.argument(nowMicros)
         for take in takes {
             switch take.identity.algorithm {
             case .bucket(let bucket):
                 let micro = microsecondBucket(bucket)
                 writer.argument("b")
-                writer.argument(micro.interval)
                 writer.argument(micro.tolerance)
+                writer.argument(micro.interval)
+                writer.argument(take.enforced ? "1" : "0")
+                // Full again by then at the latest (see `source`), to the millisecond rounded up.
+                writer.argument((nowMicros + micro.tolerance + micro.interval + 999) / 1_000 + bucketGraceMilliseconds)
+                writer.argument(nowMicros + micro.interval)
             case .quota(let quota):
                 writer.argument("q")
                 writer.argument(Int64(quota.requests))
+                writer.argument(1)
+                writer.argument(take.enforced ? "1" : "0")
                 writer.argument(take.quotaWindow(quota, now: now).end * 1_000 + quotaGraceMilliseconds)
+                writer.argument(1)
             }
-            writer.argument(take.enforced ? "1" : "0")
         }
     }
 

@@ -38,15 +38,17 @@ import Testing
             "EVALSHA", "abc123",
             "2", "\(bucketSpace):10.0.0.1", "\(dailySpace):k1:\(dayStart)",
             "1796644800250000",
-            // 10 a second: one every 100 000 µs; a burst of 5 runs 4 intervals ahead; a shadow rule.
-            "b", "100000", "400000", "0",
-            // The day's key outlives the day by five minutes.
-            "q", "3", "\((dayStart + 86_400) * 1_000 + 300_000)", "1",
+            // 10 a second: one every 100 000 µs; a burst of 5 runs 4 intervals ahead; a shadow rule. Its
+            // key expires when the bucket is full again at the latest, 500 ms on, and a second's grace; a
+            // first take leaves it one interval ahead.
+            "b", "400000", "100000", "0", "1796644801750", "1796644800350000",
+            // Three a day, counted one by one; the day's key outlives the day by five minutes.
+            "q", "3", "1", "1", "\((dayStart + 86_400) * 1_000 + 300_000)", "1",
         ])
         // In full when Redis lacks the script: the same keys and arguments behind it.
         let full = try Self.written(Self.takes(), call: .source)
         #expect(full.prefix(2) == ["EVAL", RedisRateLimitScript.source])
-        #expect(full.count == 14)
+        #expect(full.count == 18)
         #expect(full[3] == RedisRateLimitScript.key(Self.takes()[0], now: Self.now))
         #expect(full[4] == RedisRateLimitScript.key(Self.takes()[1], now: Self.now))
     }

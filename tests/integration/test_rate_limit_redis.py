@@ -67,10 +67,11 @@ def test_two_gateways_sharing_one_redis_enforce_one_combined_limit(gateway, upst
     assert refused.headers["x-ratelimit-limit"] == "6"
     assert 1 <= int(refused.headers["retry-after"]) <= 600
     assert len(up.requests) == 6
-    # The counter is one key in Redis, which expires when the bucket would be full again.
+    # The counter is one key in Redis, which expires once the bucket would be full again (at the latest
+    # an hour after the last take), with a second's grace.
     keys = redis.cli("--scan", "--pattern", "gatehouse:rl:*").split()
     assert len(keys) == 1 and keys[0].endswith(":127.0.0.1")
-    assert 0 < int(redis.cli("PTTL", keys[0])) <= 3_600_000 + 1_000
+    assert 0 < int(redis.cli("PTTL", keys[0])) <= 3_600_000 + 1_000 + 1_000
     entry = second.log_entry(lambda e: e["response_code"] == 429)
     assert entry["response_flags"] == "RL" and entry["ratelimit"] == "istio-system/limits/per-ip remaining=0"
 
@@ -101,6 +102,25 @@ def test_a_quota_is_counted_per_calendar_period_in_redis(gateway, upstream, redi
     assert redis.cli("GET", key) == "3"
     expires_in = int(redis.cli("PTTL", key)) / 1000
     assert day_start + 86_400 - time.time() < expires_in <= day_start + 86_400 + 300 - time.time() + 1
+
+
+def test_a_refusal_by_a_later_rule_takes_nothing_and_a_shadow_rule_only_counts(gateway, upstream, redis_server):
+    redis = redis_server()
+    up = upstream("backend")
+    watch = {"name": "watch", "key": ["request.headers[x-api-key]"], "quota": {"requests": 1, "period": "Day"},
+             "shadow": True}
+    daily = {"name": "daily", "key": ["request.headers[x-api-key]"], "quota": {"requests": 2, "period": "Day"}}
+    gw = redis_gateway(gateway, up, redis.url, rules=[PER_IP, watch, daily])
+    alice = {"x-api-key": "alice"}
+    # The second request exhausts the shadow quota (counted, let through); the third the daily one.
+    assert [fresh_get(gw, headers=alice).status_code for _ in range(3)] == [200, 200, 429]
+    # In Redis: the shadow rule counted the one request it allowed, the daily quota two; the refused
+    # request took nothing from the bucket before it, so a client without the key (to whom neither
+    # quota applies) finds 6 - 2 requests left in it.
+    keys = redis.cli("--scan", "--pattern", "gatehouse:rl:*:alice:*").split()
+    assert sorted(redis.cli("GET", key) for key in keys) == ["1", "2"]
+    assert [fresh_get(gw).status_code for _ in range(5)] == [200] * 4 + [429]
+    assert len(up.requests) == 2 + 4
 
 
 def test_redis_stopped_mid_test_lets_requests_through_then_limits_again(gateway, upstream, redis_server):
