@@ -1,9 +1,11 @@
 import NIOCore
 
-/// A header section as received: fields are offsets into the bytes they were parsed from, so nothing is
-/// copied or turned into a String unless someone asks for it. Removing a field only marks it; fields
-/// the gateway adds are kept beside the received ones. Writing the block copies the runs of received
-/// lines that survive verbatim, which is what makes forwarding a head cheap.
+/// A header section: fields are offsets into bytes, so nothing is copied or turned into a String unless
+/// someone asks for it. Received fields point into the bytes they were parsed from; a field the gateway
+/// adds is checked once, when added, and appended to those bytes as its line (`name: value\r\n`), so
+/// every field, received or added, is read, removed and written the same way. Removing a field only
+/// marks it. Writing the block copies each run of surviving lines at once, which is what makes
+/// forwarding a head cheap.
 public struct HTTPHeaderBlock: Sendable {
     @usableFromInline
     struct Field: Sendable {
@@ -17,11 +19,12 @@ public struct HTTPHeaderBlock: Sendable {
         var removed: Bool
     }
 
-    /// The bytes the received fields point into.
+    /// The bytes the fields point into: the received lines, then the added ones.
     @usableFromInline private(set) var source: ByteBuffer
     @usableFromInline private(set) var fields: [Field]
-    /// Fields added by the gateway, written after the received ones, in order.
-    public private(set) var added: [(name: String, value: String)] = []
+    /// How many fields `add` refused: a name that is not a token, or a value with a control byte (CR,
+    /// LF, NUL…, what header injection is made of). They are not in the block; `write(into:)` reports them.
+    public private(set) var refusedCount = 0
 
     public init() {
         source = ByteBuffer()
@@ -35,7 +38,7 @@ public struct HTTPHeaderBlock: Sendable {
 
     /// The number of fields that will be written.
     public var count: Int {
-        var live = added.count
+        var live = 0
         for field in fields where !field.removed { live += 1 }
         return live
     }
@@ -44,21 +47,11 @@ public struct HTTPHeaderBlock: Sendable {
 
     // MARK: reading
 
-    /// Visits each live field as raw bytes, received ones first.
+    /// Visits each live field as raw bytes, received ones first, then the added ones in order.
     public func forEach(_ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ role: HeaderRole) -> Void) {
         source.withUnsafeReadableBytes { bytes in
             for field in fields where !field.removed {
                 body(Self.name(of: field, in: bytes), Self.value(of: field, in: bytes), field.role)
-            }
-        }
-        for (name, value) in added {
-            let role = HeaderRole.classify(name)
-            var name = name
-            var value = value
-            name.withUTF8 { nameBytes in
-                value.withUTF8 { valueBytes in
-                    body(UnsafeRawBufferPointer(nameBytes), UnsafeRawBufferPointer(valueBytes), role)
-                }
             }
         }
     }
@@ -75,13 +68,7 @@ public struct HTTPHeaderBlock: Sendable {
     /// The values of every live field named `name` (any case), in order.
     public func values(_ name: String) -> [String] {
         var result: [String] = []
-        var name = name
-        name.withUTF8 { wanted in
-            let wanted = UnsafeRawBufferPointer(wanted)
-            forEach { fieldName, value, _ in
-                if ASCII.equalsIgnoringCase(fieldName, wanted) { result.append(String(decoding: value, as: UTF8.self)) }
-            }
-        }
+        forEachValue(named: name) { result.append(String(decoding: $0, as: UTF8.self)) }
         return result
     }
 
@@ -91,63 +78,57 @@ public struct HTTPHeaderBlock: Sendable {
     /// absent. One pass, and no array for the usual single value (a rate-limit key is read this way on
     /// every request).
     public func joinedValues(_ name: String) -> String? {
-        var name = name
-        return name.withUTF8 { wanted in
-            let wanted = UnsafeRawBufferPointer(wanted)
-            var joined: String?
-            source.withUnsafeReadableBytes { bytes in
-                for field in fields where !field.removed && Int(field.nameLength) == wanted.count {
-                    guard ASCII.equalsIgnoringCase(Self.name(of: field, in: bytes), wanted) else { continue }
-                    let value = String(decoding: Self.value(of: field, in: bytes), as: UTF8.self)
-                    joined = joined.map { $0 + "," + value } ?? value
-                }
-            }
-            for (fieldName, value) in added where fieldName.utf8.count == wanted.count {
-                guard ASCII.equalsIgnoringCase(wanted, fieldName) else { continue }
-                joined = joined.map { $0 + "," + value } ?? value
-            }
-            return joined
+        var joined: String?
+        forEachValue(named: name) { raw in
+            let value = String(decoding: raw, as: UTF8.self)
+            joined = joined.map { $0 + "," + value } ?? value
         }
+        return joined
     }
 
-
-    public func contains(_ name: String) -> Bool { !values(name).isEmpty }
+    public func contains(_ name: String) -> Bool {
+        var found = false
+        forEachValue(named: name) { _ in found = true }
+        return found
+    }
 
     /// Whether some live value of `name` (any case) satisfies `test`, on the raw bytes in place.
     public func containsValue(_ name: String, where test: (UnsafeRawBufferPointer) -> Bool) -> Bool {
         var found = false
-        var name = name
-        name.withUTF8 { wanted in
-            let wanted = UnsafeRawBufferPointer(wanted)
-            forEach { fieldName, value, _ in
-                if !found, ASCII.equalsIgnoringCase(fieldName, wanted), test(value) { found = true }
-            }
+        forEachValue(named: name) { value in
+            if !found, test(value) { found = true }
         }
         return found
     }
 
-    /// The value of the first live received field with `role`, as a String.
-    public func first(role: HeaderRole) -> String? {
-        for field in fields where field.role == role && !field.removed {
-            return source.withUnsafeReadableBytes { String(decoding: Self.value(of: field, in: $0), as: UTF8.self) }
+    /// Calls `body` with the raw value of each live field named `name` (any case), comparing lengths first.
+    private func forEachValue(named name: String, _ body: (UnsafeRawBufferPointer) -> Void) {
+        var name = name
+        name.withUTF8 { wanted in
+            let wanted = UnsafeRawBufferPointer(wanted)
+            source.withUnsafeReadableBytes { bytes in
+                for field in fields where !field.removed && Int(field.nameLength) == wanted.count {
+                    if ASCII.equalsIgnoringCase(Self.name(of: field, in: bytes), wanted) { body(Self.value(of: field, in: bytes)) }
+                }
+            }
         }
-        for (name, value) in added where HeaderRole.classify(name) == role { return value }
-        return nil
     }
 
-    /// Calls `body` with the raw value of each live field with `role`, received ones first.
+    /// The value of the first live field with `role`, as a String.
+    public func first(role: HeaderRole) -> String? {
+        guard let field = fields.first(where: { $0.role == role && !$0.removed }) else { return nil }
+        return source.withUnsafeReadableBytes { String(decoding: Self.value(of: field, in: $0), as: UTF8.self) }
+    }
+
+    /// Calls `body` with the raw value of each live field with `role`, in order.
     public func forEachValue(role: HeaderRole, _ body: (UnsafeRawBufferPointer) -> Void) {
         source.withUnsafeReadableBytes { bytes in
             for field in fields where field.role == role && !field.removed { body(Self.value(of: field, in: bytes)) }
         }
-        for (name, value) in added where HeaderRole.classify(name) == role {
-            var value = value
-            value.withUTF8 { body(UnsafeRawBufferPointer($0)) }
-        }
     }
 
     public func hasField(role: HeaderRole) -> Bool {
-        fields.contains { $0.role == role && !$0.removed } || added.contains { HeaderRole.classify($0.name) == role }
+        fields.contains { $0.role == role && !$0.removed }
     }
 
     // MARK: changing
@@ -158,21 +139,15 @@ public struct HTTPHeaderBlock: Sendable {
         name.withUTF8 { wanted in
             let wanted = UnsafeRawBufferPointer(wanted)
             source.withUnsafeReadableBytes { bytes in
-                for index in fields.indices where !fields[index].removed {
+                for index in fields.indices where !fields[index].removed && Int(fields[index].nameLength) == wanted.count {
                     if ASCII.equalsIgnoringCase(Self.name(of: fields[index], in: bytes), wanted) { fields[index].removed = true }
-                }
-            }
-            if !added.isEmpty {
-                added.removeAll { (name: String, _) in
-                    var name = name
-                    return name.withUTF8 { ASCII.equalsIgnoringCase(UnsafeRawBufferPointer($0), wanted) }
                 }
             }
         }
     }
 
-    /// Removes every field, received or added, named one of `names` (lowercase; any case matches),
-    /// comparing lengths first: for a few names on a hot path, cheaper than `removeAll(where:)`.
+    /// Removes every field named one of `names` (any case), comparing lengths first: for a few names
+    /// on a hot path, one pass rather than one per name.
     public mutating func remove(anyOf names: [String]) {
         source.withUnsafeReadableBytes { bytes in
             for index in fields.indices where !fields[index].removed {
@@ -183,28 +158,69 @@ public struct HTTPHeaderBlock: Sendable {
                 }
             }
         }
-        guard !added.isEmpty else { return }
-        added.removeAll { field in
-            let length = field.name.utf8.count
-            return names.contains { wanted in
-                guard wanted.utf8.count == length else { return false }
-                var name = field.name
-                return name.withUTF8 { ASCII.equalsIgnoringCase(UnsafeRawBufferPointer($0), wanted) }
+    }
+
+    /// Removes every field with `role`.
+    public mutating func remove(role: HeaderRole) {
+        for index in fields.indices where fields[index].role == role { fields[index].removed = true }
+    }
+
+    /// Adds `name: value` after the fields there are, its value's outer blanks trimmed; refused (and
+    /// counted in `refusedCount`) when the name is not a token or the value holds a control byte.
+    public mutating func add(_ name: String, _ value: String) {
+        var name = name
+        var value = value
+        name.withUTF8 { name in
+            value.withUTF8 { value in
+                add(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value))
             }
         }
     }
 
-    /// Removes every received field with `role`, and every added one of that role.
-    public mutating func remove(role: HeaderRole) {
-        for index in fields.indices where fields[index].role == role { fields[index].removed = true }
-        if !added.isEmpty { added.removeAll { HeaderRole.classify($0.name) == role } }
+    /// Adds a field whose name is one of the gateway's constants and whose value is a number: nothing
+    /// to check, no String made (content-length, x-envoy-upstream-service-time, x-ratelimit-*).
+    public mutating func add(_ name: StaticString, decimal value: Int64) {
+        assert(FieldSyntax.isValidName(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)))
+        let lineStart = beginLine()
+        source.writeStaticString(name)
+        let nameEnd = source.readableBytes
+        source.writeStaticString(": ")
+        let valueStart = source.readableBytes
+        if value < 0 { source.writeInteger(UInt8(ascii: "-")) }
+        HTTP1Encoder.writeDecimal(Int64(clamping: value.magnitude), into: &source)
+        endLine(lineStart: lineStart, nameEnd: nameEnd, valueStart: valueStart,
+                role: HeaderRole.classify(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)))
     }
 
-    public mutating func add(_ name: String, _ value: String) {
-        // A forwarded head gains about half a dozen fields (x-forwarded-*, x-request-id, date…): one
-        // allocation for them rather than one per doubling.
-        if added.capacity == 0 { added.reserveCapacity(8) }
-        added.append((name, value))
+    public mutating func add(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
+        guard FieldSyntax.isValidName(name), FieldSyntax.isValidValue(value) else {
+            refusedCount += 1
+            return
+        }
+        let lineStart = beginLine()
+        source.writeBytes(name)
+        let nameEnd = source.readableBytes
+        source.writeStaticString(": ")
+        let valueStart = source.readableBytes
+        source.writeBytes(ASCII.trimmingWhitespace(value))
+        endLine(lineStart: lineStart, nameEnd: nameEnd, valueStart: valueStart, role: HeaderRole.classify(name))
+    }
+
+    /// Where the next added line starts. The first addition makes room for the half dozen a forwarded
+    /// head gains (x-forwarded-*, x-request-id, date…): one allocation for them, and the received bytes
+    /// copied once if they were shared with the read buffer.
+    private mutating func beginLine() -> Int {
+        if source.writableBytes < 64 { source.reserveCapacity(minimumWritableBytes: 256) }
+        if fields.capacity == fields.count { fields.reserveCapacity(fields.count + 8) }
+        return source.readableBytes
+    }
+
+    private mutating func endLine(lineStart: Int, nameEnd: Int, valueStart: Int, role: HeaderRole) {
+        let valueEnd = source.readableBytes
+        source.writeStaticString("\r\n")
+        fields.append(Field(lineStart: Int32(lineStart), nameLength: Int32(nameEnd - lineStart),
+                            valueStart: Int32(valueStart), valueEnd: Int32(valueEnd),
+                            lineEnd: Int32(source.readableBytes), role: role, removed: false))
     }
 
     /// Replaces every field named `name` with one field.
@@ -213,8 +229,7 @@ public struct HTTPHeaderBlock: Sendable {
         add(name, value)
     }
 
-    /// Removes fields, received and added alike, deciding on their raw name, value and role. (A block
-    /// built from HTTP/2 fields has only added ones: the same rules must reach them.)
+    /// Removes fields, deciding on their raw name, value and role.
     public mutating func removeAll(where shouldRemove: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, HeaderRole) -> Bool) {
         source.withUnsafeReadableBytes { bytes in
             for index in fields.indices where !fields[index].removed {
@@ -224,53 +239,34 @@ public struct HTTPHeaderBlock: Sendable {
                 }
             }
         }
-        guard !added.isEmpty else { return }
-        added.removeAll { field in
-            var name = field.name
-            var value = field.value
-            return name.withUTF8 { name in
-                value.withUTF8 { value in
-                    shouldRemove(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value), HeaderRole.classify(field.name))
-                }
-            }
-        }
     }
 
     // MARK: writing
 
-    /// Writes every live field as `name: value\r\n`. Received lines that survive are copied as they
-    /// arrived, one copy per run of consecutive lines (the strict parser vouched for them); every added
-    /// field goes through `HTTP1Encoder.writeField`, which refuses what is not a valid field. Returns how
-    /// many were refused.
+    /// Writes every live field as `name: value\r\n`: the lines as they are, one copy per run of
+    /// consecutive survivors (the strict parser vouched for the received ones, `add` checked the
+    /// others). Returns how many fields `add` refused.
     @discardableResult
     public func write(into out: inout ByteBuffer) -> Int {
-        if !fields.isEmpty {
-            source.withUnsafeReadableBytes { bytes in
-                var runStart = -1
-                var runEnd = -1
-                for field in fields where !field.removed {
-                    if Int(field.lineStart) == runEnd {
-                        runEnd = Int(field.lineEnd)
-                        continue
-                    }
-                    if runStart >= 0 { out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart..<runEnd])) }
-                    runStart = Int(field.lineStart)
+        source.withUnsafeReadableBytes { bytes in
+            var runStart = -1
+            var runEnd = -1
+            for field in fields where !field.removed {
+                if Int(field.lineStart) == runEnd {
                     runEnd = Int(field.lineEnd)
+                    continue
                 }
                 if runStart >= 0 { out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart..<runEnd])) }
+                runStart = Int(field.lineStart)
+                runEnd = Int(field.lineEnd)
             }
+            if runStart >= 0 { out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart..<runEnd])) }
         }
-        var refused = 0
-        for (name, value) in added where !HTTP1Encoder.writeField(name, value, into: &out) { refused += 1 }
-        return refused
+        return refusedCount
     }
 
     /// An upper bound of the bytes `write(into:)` produces, to size the buffer once.
-    public var estimatedSize: Int {
-        var size = source.readableBytes
-        for (name, value) in added { size += name.utf8.count + value.utf8.count + 4 }
-        return size
-    }
+    public var estimatedSize: Int { source.readableBytes }
 
     // MARK: field access
 

@@ -136,7 +136,7 @@ struct LocalReply {
     func headers(route: Route?) -> HTTPHeaderBlock {
         var headers = HTTPHeaderBlock()
         if !body.isEmpty { headers.add("content-type", "text/plain") }
-        headers.add("content-length", String(body.count))
+        headers.add("content-length", decimal: Int64(body.count))
         for (name, value) in extraHeaders { headers.add(name, value) }
         headers.add("date", HTTPDate.now())
         headers.add("server", "istio-envoy")

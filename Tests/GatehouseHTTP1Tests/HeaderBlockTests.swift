@@ -63,6 +63,30 @@ import Testing
         #expect(block.pairs.map(\.name) == ["X-Other"])
     }
 
+    @Test func addedFieldsAreCheckedWhenAddedAndWrittenAsLines() {
+        var block = parsed("Host: a\r\nX-Old: 1\r\n")
+        block.add("x-trimmed", "  v  ")
+        block.add("x-injected", "a\r\nx-evil: 1")
+        block.add("bad name", "v")
+        block.add(":status", "200")
+        block.add("content-length", decimal: 1_024)
+        block.add("x-negative", decimal: -5)
+        #expect(block.refusedCount == 3)
+        #expect(block.values("x-trimmed") == ["v"])
+        #expect(block.first(role: .contentLength) == "1024")
+        #expect(!block.contains("x-injected") && !block.contains("x-evil"))
+        // A removed line between the received and the added ones: two runs, written in order.
+        block.remove("x-old")
+        var out = ByteBuffer()
+        #expect(block.write(into: &out) == 3)
+        #expect(String(buffer: out) == "Host: a\r\nx-trimmed: v\r\ncontent-length: 1024\r\nx-negative: -5\r\n")
+        #expect(block.estimatedSize >= out.readableBytes)
+        // Removing an added field by name, role or predicate reaches it like a received one.
+        block.remove(role: .contentLength)
+        block.removeAll { name, _, _ in name.count == 10 }
+        #expect(block.pairs.map(\.name) == ["Host", "x-trimmed"])
+    }
+
     @Test func rolesAreRecognisedInAnyCase() {
         #expect(HeaderRole.classify("X-Forwarded-For") == .forwardedFor)
         #expect(HeaderRole.classify("PROXY-CONNECTION") == .hopByHop)

@@ -133,9 +133,9 @@ import Testing
         var trailers = HTTPHeaderBlock([
             ("grpc-status", "0"), ("Content-Length", "5"), ("transfer-encoding", "chunked"), ("Host", "evil"),
             ("authorization", "Bearer x"), ("x-envoy-foo", "1"), ("x-checksum", "abc"), ("set-cookie", "a=b"),
-            ("content-type", "text/html"), (":status", "200"),
+            ("content-type", "text/html"),
         ])
-        #expect(trailers.removeProhibitedTrailerFields() == 8)
+        #expect(trailers.removeProhibitedTrailerFields() == 7)
         #expect(trailers.names == ["grpc-status", "x-checksum"])
     }
 }
