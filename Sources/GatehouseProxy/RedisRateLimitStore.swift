@@ -20,9 +20,8 @@ enum RedisTakeOutcome {
 final class RedisRateLimitStore {
     private let connection: RedisConnection
     let health: RedisHealth
-    /// Each rule's key namespace and current quota period, by rule index, for snapshot `version`.
-    private var namespaces: [String] = []
-    private var windows: [QuotaWindow?] = []
+    /// The rules of snapshot `version` as this loop sends them.
+    private var rules: [RedisRule] = []
     private var version = -1
 
     static let scriptSHA1: String = Insecure.SHA1.hash(data: Array(RedisRateLimitScript.source.utf8))
@@ -33,25 +32,13 @@ final class RedisRateLimitStore {
         self.health = health
     }
 
-    /// What the store is asked for a request's candidate rules at `now`: each rule's namespace (hashed
-    /// once per snapshot) and quota period (from the calendar once per period).
-    func takes(_ candidates: [RequestRateLimit.Candidate], snapshot: Snapshot, now: Int64) -> [RedisTake] {
-        let identities = snapshot.rateLimits.identities
+    /// What the store is asked for a request's candidate rules.
+    func takes(_ candidates: [RequestRateLimit.Candidate], snapshot: Snapshot) -> [RedisTake] {
         if snapshot.version != version {
-            namespaces = identities.map(RedisRateLimitScript.namespace(of:))
-            windows = identities.map { _ in nil }
+            rules = snapshot.rateLimits.identities.map(RedisRule.init)
             version = snapshot.version
         }
-        return candidates.map { candidate in
-            let identity = identities[candidate.index]
-            var window = windows[candidate.index]
-            if case .quota = identity.algorithm, window?.contains(now / 1_000_000_000) != true {
-                window = identity.algorithm.window(at: now)
-                windows[candidate.index] = window
-            }
-            return RedisTake(identity: identity, namespace: namespaces[candidate.index], key: candidate.key,
-                             enforced: candidate.enforced, window: window)
-        }
+        return candidates.map { RedisTake(rule: rules[$0.index], key: $0.key, enforced: $0.enforced) }
     }
 
     /// Takes one request from every rule of `pending` at its instant: its `redisReplied` hears Redis and

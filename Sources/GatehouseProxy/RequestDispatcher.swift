@@ -177,7 +177,7 @@ enum RequestDispatcher {
                                                 snapshot: snapshot, security: security, scheme: scheme, selected: selected)
                 let now = RequestRateLimit.now(record)
                 return .awaitRateLimit(PendingDispatch(progress: progress, candidates: candidates,
-                                                       takes: redis.takes(candidates, snapshot: snapshot, now: now), now: now))
+                                                       takes: redis.takes(candidates, snapshot: snapshot), now: now))
             }
         } else if let refusal = rateLimit.check(head: head, target: target, origin: origin, virtualHost: selected?.0,
                                                 route: taken, security: &security, snapshot: snapshot, loop: loop,

@@ -225,7 +225,7 @@ public final class RedisLiveCounters: RateLimitLiveCounters {
     }
 
     public func decision(_ identity: CounterIdentity, key: String, now: Int64) throws -> RateLimitDecision? {
-        let take = RedisTake(identity: identity, namespace: RedisRateLimitScript.namespace(of: identity), key: key, enforced: true)
+        let take = RedisTake(rule: RedisRule(identity), key: key, enforced: true)
         let redisKey = RedisRateLimitScript.key(take, now: now)
         // Handed to its loop and used only there (NIOLoopBound cannot be made off the loop).
         let box = ConnectionBox(connection: connection)

@@ -104,8 +104,7 @@ public final class LoopRateLimiter {
         let algorithm: RateLimitAlgorithm
         let table: SharedCounterTable
         var cache: LoopCounterCache
-        /// The quota period last used, from the calendar once per period rather than per request.
-        var window: QuotaWindow?
+        private var windows = QuotaWindowCache()
 
         init(algorithm: RateLimitAlgorithm, table: SharedCounterTable, cache: LoopCounterCache) {
             self.algorithm = algorithm
@@ -113,12 +112,7 @@ public final class LoopRateLimiter {
             self.cache = cache
         }
 
-        func window(at now: Int64) -> QuotaWindow? {
-            guard case .quota = algorithm else { return nil }
-            if let window, window.contains(now / 1_000_000_000) { return window }
-            window = algorithm.window(at: now)
-            return window
-        }
+        func window(at now: Int64) -> QuotaWindow? { windows.window(of: algorithm, at: now) }
     }
 
     private var version = -1

@@ -63,3 +63,20 @@ public struct QuotaWindow: Sendable, Hashable {
 
     public func contains(_ instant: Int64) -> Bool { instant >= start && instant < end }
 }
+
+/// A quota's current period, asked of its calendar once a period rather than once a request (each
+/// store keeps one per rule and event loop).
+public struct QuotaWindowCache {
+    private var window: QuotaWindow?
+
+    public init() {}
+
+    /// The period of `algorithm` holding `now` (wall-clock nanoseconds); nil for a bucket.
+    public mutating func window(of algorithm: RateLimitAlgorithm, at now: Int64) -> QuotaWindow? {
+        // No binding of the quota: a copy of it would retain its calendar on every request.
+        guard case .quota = algorithm else { return nil }
+        if let window, window.contains(now / 1_000_000_000) { return window }
+        window = algorithm.window(at: now)
+        return window
+    }
+}

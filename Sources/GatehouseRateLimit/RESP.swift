@@ -168,6 +168,9 @@ public struct RESPCommandWriter: Sendable {
 
     public mutating func append(_ byte: UInt8) { bytes.append(byte) }
 
+    /// Bytes made once and copied into every command (a rule's constant arguments, as RESP).
+    public mutating func append(_ bytes: [UInt8]) { self.bytes.append(contentsOf: bytes) }
+
     /// `number` in decimal: the digits made on the stack, then appended at once (an append per digit
     /// checked the array's uniqueness and capacity each time, which showed in the profile).
     public mutating func append(_ number: Int64) {

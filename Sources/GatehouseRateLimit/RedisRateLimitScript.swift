@@ -1,35 +1,58 @@
-/// One rule's share of a request, as the `redis` store takes it: the rule's counters, the request's key,
-/// and whether a refusal by this rule refuses the request (a shadow rule, or one a partial
+/// A rule as the `redis` store sends it, made once per snapshot on each event loop: what every key of
+/// the rule starts with, and the arguments that are the same for every request, already in RESP, so a
+/// request's command is mostly copied rather than formatted; and the rule's current quota period.
+/// Confined to its loop.
+public final class RedisRule {
+    public let identity: CounterIdentity
+    /// The rule's bucket with instants in microseconds; nil for a quota.
+    let microBucket: TokenBucketPolicy?
+    /// `namespace(of:)` and a colon.
+    let keyPrefix: [UInt8]
+    /// kind, bound and step (see `RedisRateLimitScript.source`), as RESP bulk strings.
+    let constantArguments: [UInt8]
+    private var windows = QuotaWindowCache()
+
+    public init(_ identity: CounterIdentity) {
+        self.identity = identity
+        keyPrefix = Array((RedisRateLimitScript.namespace(of: identity) + ":").utf8)
+        var writer = RESPCommandWriter(capacity: 64)
+        switch identity.algorithm {
+        case .bucket(let bucket):
+            let micro = RedisRateLimitScript.microsecondBucket(bucket)
+            microBucket = micro
+            writer.argument("b")
+            writer.argument(micro.tolerance)
+            writer.argument(micro.interval)
+        case .quota(let quota):
+            microBucket = nil
+            writer.argument("q")
+            writer.argument(Int64(quota.requests))
+            writer.argument(1)
+        }
+        constantArguments = writer.bytes
+    }
+
+    /// The quota period holding `now`; nil for a bucket.
+    func window(at now: Int64) -> QuotaWindow? { windows.window(of: identity.algorithm, at: now) }
+}
+
+/// One rule's share of a request, as the `redis` store takes it: the rule, the request's key, and
+/// whether a refusal by this rule refuses the request (a shadow rule, or one a partial
 /// `filter_enforced` did not draw, only counts).
-public struct RedisTake: Sendable {
-    public var identity: CounterIdentity
-    /// `RedisRateLimitScript.namespace(of:)` of the identity, computed once per snapshot.
-    public var namespace: String
+public struct RedisTake {
+    public var rule: RedisRule
     public var key: String
     public var enforced: Bool
-    /// A quota's period holding the request's instant, kept by the caller per rule (the calendar is
-    /// asked once a period, not per request); nil for a limit, or to have it computed.
-    public var window: QuotaWindow?
 
-    public init(identity: CounterIdentity, namespace: String, key: String, enforced: Bool, window: QuotaWindow? = nil) {
-        self.identity = identity
-        self.namespace = namespace
+    public init(rule: RedisRule, key: String, enforced: Bool) {
+        self.rule = rule
         self.key = key
         self.enforced = enforced
-        self.window = window
     }
 
     /// The start of a quota's period holding `now` (seconds since 1970), which its Redis key names;
     /// nil for a limit.
-    func periodStart(now: Int64) -> Int64? {
-        guard case .quota(let quota) = identity.algorithm else { return nil }
-        return quotaWindow(quota, now: now).start
-    }
-
-    func quotaWindow(_ quota: QuotaPolicy, now: Int64) -> QuotaWindow {
-        if let window, window.contains(now / 1_000_000_000) { return window }
-        return quota.calendar.window(of: quota.period, containing: now / 1_000_000_000)
-    }
+    func periodStart(now: Int64) -> Int64? { rule.window(at: now)?.start }
 }
 
 /// The `redis` store's one round trip per request: a Lua script that takes one request from every rule
@@ -122,7 +145,7 @@ public enum RedisRateLimitScript {
     }
 
     /// Writes the command for `takes` at `now`: EVALSHA and the script's hash (or EVAL and the script),
-    /// numkeys, KEYS, ARGV, straight into `writer` (no string is made per argument).
+    /// numkeys, KEYS, ARGV, straight into `writer`, the rules' constant arguments copied as they are.
     public static func writeCommand(_ takes: [RedisTake], now: Int64, call: Call, into writer: inout RESPCommandWriter) {
         writer.begin(arguments: 4 + takes.count * 7)
         switch call {
@@ -136,60 +159,61 @@ public enum RedisRateLimitScript {
         writer.argument(Int64(takes.count))
         for take in takes {
             let periodStart = take.periodStart(now: now)
-            writer.startArgument(length: take.namespace.utf8.count + 1 + take.key.utf8.count
+            writer.startArgument(length: take.rule.keyPrefix.count + take.key.utf8.count
                 + (periodStart.map { 1 + RESPCommandWriter.decimalLength($0) } ?? 0))
-            writer.append(take.namespace)
-            writer.append(UInt8(ascii: ":"))
-            writer.append(take.key)
-            if let periodStart {
-                writer.append(UInt8(ascii: ":"))
-                writer.append(periodStart)
-            }
+            appendKey(of: take, periodStart: periodStart) { writer.append($0) } text: { writer.append($0) } number: { writer.append($0) }
             writer.endArgument()
         }
         let nowMicros = now / 1_000
         writer.argument(nowMicros)
         for take in takes {
-            switch take.identity.algorithm {
-            case .bucket(let bucket):
-                let micro = microsecondBucket(bucket)
-                writer.argument("b")
-                writer.argument(micro.tolerance)
-                writer.argument(micro.interval)
-                writer.argument(take.enforced ? "1" : "0")
+            writer.append(take.rule.constantArguments)
+            writer.append(take.enforced ? enforcedArgument : shadowArgument)
+            if let bucket = take.rule.microBucket {
                 // Full again by then at the latest (see `source`), to the millisecond rounded up.
-                writer.argument((nowMicros + micro.tolerance + micro.interval + 999) / 1_000 + bucketGraceMilliseconds)
-                writer.argument(nowMicros + micro.interval)
-            case .quota(let quota):
-                writer.argument("q")
-                writer.argument(Int64(quota.requests))
-                writer.argument(1)
-                writer.argument(take.enforced ? "1" : "0")
-                writer.argument(take.quotaWindow(quota, now: now).end * 1_000 + quotaGraceMilliseconds)
+                writer.argument((nowMicros + bucket.tolerance + bucket.interval + 999) / 1_000 + bucketGraceMilliseconds)
+                writer.argument(nowMicros + bucket.interval)
+            } else {
+                writer.argument((take.rule.window(at: now)?.end ?? 0) * 1_000 + quotaGraceMilliseconds)
                 writer.argument(1)
             }
         }
     }
 
+    private static let enforcedArgument = Array("$1\r\n1\r\n".utf8)
+    private static let shadowArgument = Array("$1\r\n0\r\n".utf8)
+
     /// The Redis key of `take`'s counter at `now`: a limit's is the rule's namespace and the request's
     /// key; a quota's also names the period, so a new period is a new key.
     public static func key(_ take: RedisTake, now: Int64) -> String {
-        guard let periodStart = take.periodStart(now: now) else { return take.namespace + ":" + take.key }
-        return take.namespace + ":" + take.key + ":" + String(periodStart)
+        var key: [UInt8] = []
+        appendKey(of: take, periodStart: take.periodStart(now: now)) { key += $0 } text: { key += $0.utf8 } number: {
+            key += String($0).utf8
+        }
+        return String(decoding: key, as: UTF8.self)
+    }
+
+    /// A key's parts in order, the one place their layout is written down.
+    private static func appendKey(of take: RedisTake, periodStart: Int64?, bytes: ([UInt8]) -> Void, text: (String) -> Void,
+                                  number: (Int64) -> Void) {
+        bytes(take.rule.keyPrefix)
+        text(take.key)
+        if let periodStart {
+            text(":")
+            number(periodStart)
+        }
     }
 
     /// What `take`'s rule decides at `now` from the counter's `state` as Redis keeps it (a µs instant, or
     /// a count in the key's period; 0 for a key Redis does not have): the figures the script's decision
     /// is reported with, by the arithmetic every store runs.
     public static func decision(state: Int64, for take: RedisTake, now: Int64) -> RateLimitDecision {
-        switch take.identity.algorithm {
-        case .bucket(let bucket):
-            return microsecondBucket(bucket).take(state: state, now: now / 1_000).decision
-        case .quota(let quota):
-            let window = take.quotaWindow(quota, now: now)
-            return quota.take(QuotaPolicy.Usage(windowStart: window.start, count: Int(state)), now: now / 1_000_000_000,
-                              window: window).decision
+        if let bucket = take.rule.microBucket { return bucket.take(state: state, now: now / 1_000).decision }
+        guard case .quota(let quota) = take.rule.identity.algorithm, let window = take.rule.window(at: now) else {
+            preconditionFailure("a rule is a bucket or a quota")
         }
+        return quota.take(QuotaPolicy.Usage(windowStart: window.start, count: Int(state)), now: now / 1_000_000_000,
+                          window: window).decision
     }
 
     public struct ReplyError: Error, Equatable, CustomStringConvertible {

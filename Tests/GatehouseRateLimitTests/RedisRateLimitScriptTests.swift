@@ -13,8 +13,8 @@ import Testing
                                        algorithm: .quota(QuotaPolicy(requests: 3, period: .day, calendar: QuotaCalendar()!)))
 
     static func takes(enforced: Bool = true) -> [RedisTake] {
-        [RedisTake(identity: bucket, namespace: RedisRateLimitScript.namespace(of: bucket), key: "10.0.0.1", enforced: enforced),
-         RedisTake(identity: daily, namespace: RedisRateLimitScript.namespace(of: daily), key: "k1", enforced: true)]
+        [RedisTake(rule: RedisRule(bucket), key: "10.0.0.1", enforced: enforced),
+         RedisTake(rule: RedisRule(daily), key: "k1", enforced: true)]
     }
 
     /// The command as Redis reads it: parsed back into its arguments.
