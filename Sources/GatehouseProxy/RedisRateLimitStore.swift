@@ -14,15 +14,22 @@ enum RedisTakeOutcome {
     case unavailable(String)
 }
 
-/// One event loop's `redis` rate-limit store: every request's takes in one `EVALSHA` of
-/// `RedisRateLimitScript` on the loop's pipelined connection. The script is sent in full (EVAL) only when
-/// Redis does not have it (after a restart or SCRIPT FLUSH), and then loaded again by that very call.
+/// One event loop's `redis` rate-limit store: the requests of a loop tick share one `EVALSHA` of
+/// `RedisRateLimitScript` on the loop's pipelined connection (a batch: requests arriving together, as
+/// under load, cost Redis one script call). The script is sent in full (EVAL) only when Redis does not
+/// have it (after a restart or SCRIPT FLUSH), and then loaded again by that very call.
 final class RedisRateLimitStore {
     private let connection: RedisConnection
     let health: RedisHealth
     /// The rules of snapshot `version` as this loop sends them.
     private var rules: [RedisRule] = []
     private var version = -1
+    /// The requests of this tick not sent yet.
+    private var batch: [PendingDispatch] = []
+
+    /// The most requests one command carries: a bound on the command, on the reply, and on the time
+    /// Redis runs one script (others' commands wait meanwhile).
+    static let largestBatch = 64
 
     static let scriptSHA1: String = Insecure.SHA1.hash(data: Array(RedisRateLimitScript.source.utf8))
         .map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
@@ -41,37 +48,68 @@ final class RedisRateLimitStore {
         return candidates.map { RedisTake(rule: rules[$0.index], key: $0.key, enforced: $0.enforced) }
     }
 
-    /// Takes one request from every rule of `pending` at its instant: its `redisReplied` hears Redis and
-    /// hands the reply back to `outcome(of:for:)`.
+    /// Takes one request from every rule of `pending`, with the other requests of this loop tick: its
+    /// `answered` hears the outcome.
     func take(_ pending: PendingDispatch) {
-        connection.send({ RedisRateLimitScript.writeCommand(pending.takes, now: pending.now, call: .sha1(Self.scriptSHA1),
-                                                            into: &$0) }, waiter: pending)
-    }
-
-    /// What Redis's reply to `pending`'s command decides; nil when Redis did not have the script
-    /// (restarted, SCRIPT FLUSH): it is sent in full, once, which loads it again, and the reply to that
-    /// comes the same way.
-    func outcome(of result: Result<RESPValue, RedisConnection.Failure>, for pending: PendingDispatch) -> RedisTakeOutcome? {
-        if case .success(.error(let message)) = result, message.hasPrefix("NOSCRIPT"), !pending.sentInFull {
-            pending.sentInFull = true
-            connection.send({ RedisRateLimitScript.writeCommand(pending.takes, now: pending.now, call: .source, into: &$0) },
-                            waiter: pending)
-            return nil
+        if batch.isEmpty {
+            // After this tick's reads: every request they started joins the batch first.
+            connection.eventLoop.assumeIsolated().execute { [self] in sendBatch() }
         }
-        return Self.outcome(result, takes: pending.takes, now: pending.now, health: health)
+        batch.append(pending)
+        if batch.count == Self.largestBatch { sendBatch() }
     }
 
-    private static func outcome(_ result: Result<RESPValue, RedisConnection.Failure>, takes: [RedisTake], now: Int64,
-                                health: RedisHealth) -> RedisTakeOutcome {
+    private func sendBatch() {
+        guard !batch.isEmpty else { return }
+        let sent = RedisBatch(batch, store: self)
+        batch.removeAll(keepingCapacity: true)
+        send(sent, call: .sha1(Self.scriptSHA1))
+    }
+
+    fileprivate func send(_ batch: RedisBatch, call: RedisRateLimitScript.Call) {
+        connection.send({ RedisRateLimitScript.writeCommand(batch.takes, now: batch.now, call: call, into: &$0) },
+                        waiter: batch)
+    }
+}
+
+/// The requests one command carries, waiting for its reply together.
+private final class RedisBatch: RedisReplyWaiter {
+    private let requests: [PendingDispatch]
+    /// Each request's takes, in order.
+    let takes: [[RedisTake]]
+    /// The instant every take of the batch is at: the latest of the requests' (a few hundred µs at
+    /// most past the earliest), so the figures each request reports are those the script decided on.
+    let now: Int64
+    // Strong: a batch the connection still holds (answered, failed or timed out, always) keeps its store.
+    private let store: RedisRateLimitStore
+    /// The script was sent in full after Redis said it did not have it (once only).
+    private var sentInFull = false
+
+    init(_ requests: [PendingDispatch], store: RedisRateLimitStore) {
+        self.requests = requests
+        takes = requests.map(\.takes)
+        now = requests.reduce(Int64.min) { max($0, $1.now) }
+        self.store = store
+    }
+
+    func redisReplied(_ result: Result<RESPValue, RedisConnection.Failure>) {
         switch result {
         case .failure(let failure):
-            return .unavailable(failure.description)
+            for request in requests { request.answered(.unavailable(failure.description)) }
+        case .success(.error(let message)) where message.hasPrefix("NOSCRIPT") && !sentInFull:
+            // Redis restarted or flushed its scripts: sent in full, once, which loads it again; the
+            // reply to that comes here the same way.
+            sentInFull = true
+            store.send(self, call: .source)
         case .success(let reply):
             do {
-                return .decided(try RedisRateLimitScript.decisions(reply, takes: takes, now: now))
+                let replies = try RedisRateLimitScript.requestReplies(reply, count: requests.count)
+                for (index, request) in requests.enumerated() {
+                    request.answered(.decided(try RedisRateLimitScript.decisions(replies[index], takes: takes[index], now: now)))
+                }
             } catch {
-                health.replyError("\(error)")
-                return .unavailable("Redis answered \(error)")
+                store.health.replyError("\(error)")
+                for request in requests { request.answered(.unavailable("Redis answered \(error)")) }
             }
         }
     }

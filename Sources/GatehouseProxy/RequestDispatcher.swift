@@ -42,18 +42,16 @@ enum Dispatch {
 /// A request stopped at its rate limits while the `redis` store answers: what the dispatcher had
 /// worked out so far, so it goes on from there rather than starting again (policy and JWT checks run
 /// once per request).
-final class PendingDispatch: RedisReplyWaiter {
+final class PendingDispatch {
     fileprivate let progress: DispatchProgress
     fileprivate let candidates: [RequestRateLimit.Candidate]
     /// What to ask the store, one per candidate.
     let takes: [RedisTake]
-    /// The instant the takes are at (wall-clock nanoseconds).
+    /// The request's instant (wall-clock nanoseconds).
     let now: Int64
-    /// The script was sent in full after Redis said it did not have it (once only).
-    var sentInFull = false
     /// Who waits, from `RequestContext.awaitRateLimitStore` until the store's outcome is handed over
-    /// (then dropped: a reply that comes after its command timed out finds nobody).
-    private var waiting: (request: RequestContext, store: RedisRateLimitStore)?
+    /// (then dropped: an outcome that comes after its command timed out finds nobody).
+    private var waiting: RequestContext?
 
     fileprivate init(progress: DispatchProgress, candidates: [RequestRateLimit.Candidate], takes: [RedisTake], now: Int64) {
         self.progress = progress
@@ -63,12 +61,13 @@ final class PendingDispatch: RedisReplyWaiter {
     }
 
     func wait(_ request: RequestContext, store: RedisRateLimitStore) {
-        waiting = (request, store)
+        waiting = request
         store.take(self)
     }
 
-    func redisReplied(_ result: Result<RESPValue, RedisConnection.Failure>) {
-        guard let (request, store) = waiting, let outcome = store.outcome(of: result, for: self) else { return }
+    /// The store's outcome for this request's rules.
+    func answered(_ outcome: RedisTakeOutcome) {
+        guard let request = waiting else { return }
         waiting = nil
         request.rateLimitStoreAnswered(self, outcome: outcome)
     }

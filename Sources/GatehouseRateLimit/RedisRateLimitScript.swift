@@ -55,9 +55,11 @@ public struct RedisTake {
     func periodStart(now: Int64) -> Int64? { rule.window(at: now)?.start }
 }
 
-/// The `redis` store's one round trip per request: a Lua script that takes one request from every rule
-/// that applies, in order, atomically (Redis runs a script alone), so gateways sharing the Redis share
-/// each limit exactly.
+/// The `redis` store's one round trip for the requests of a loop tick: a Lua script that takes, for
+/// each request in turn, one request from every rule that applies to it, in order, atomically (Redis
+/// runs a script alone), so gateways sharing the Redis share each limit exactly. One script call for
+/// many requests, rather than one each: most of a call's cost in Redis is the call itself (measured
+/// with redis-benchmark: 4.9 µs a call for one take, 2.6 µs a take in calls of 24).
 ///
 /// The arithmetic is `TokenBucketPolicy`'s and `QuotaPolicy`'s. The script only decides allowed or not
 /// and the new state, with the same comparisons; the figures a response reports are computed here from
@@ -66,17 +68,19 @@ public struct RedisTake {
 /// the rule's bucket with its unit in microseconds (a rate above a million requests a second per key
 /// counts as a million).
 public enum RedisRateLimitScript {
-    /// KEYS[i]: rule i's counter for the request's key. ARGV[1]: now (µs since 1970). Then 6 per key:
+    /// KEYS: every request's rules' counters for its keys, request after request. ARGV[1]: now (µs
+    /// since 1970). Then per request: its number of rules, and 6 per rule:
     ///   kind ("b": a token bucket's full-again instant, µs; "q": a quota's count in the period the key
     ///   names), bound (a bucket's tolerance, µs: burst − 1 intervals; a quota's requests), step (a
     ///   bucket's interval, µs; 1), enforced (1|0), expiry (ms since 1970), fresh (the value a key holds
     ///   after its first take: now + interval; 1).
-    /// The first enforced refusal stops the script before anything is written, so a refused request
-    /// counts against no rule. Returns {stopped at (0: none), state read, …} for the keys read.
+    /// A request's first enforced refusal stops its rules before anything of it is written, so a refused
+    /// request counts against no rule. Returns, per request, {stopped at (0: none), state read, …} for
+    /// the keys read.
     ///
     /// Every number written is one the gateway sent (`fresh`, `expiry`) or Redis's own integer
     /// arithmetic (INCRBY): Lua's numbers are doubles, and turning one into a Redis argument either
-    /// costs a `string.format` (most of this script's time in Redis, measured) or, from Redis 7.2, may
+    /// costs a `string.format` (most of the script's time in Redis, measured) or, from Redis 7.2, may
     /// come out as `1.7e+15`. So a bucket's key expires at a bound the gateway computes, now +
     /// tolerance + interval (an allowed take leaves the bucket full again by then at the latest) and a
     /// second's grace for gateways whose clocks differ: never before the bucket is full again, at most a
@@ -87,28 +91,37 @@ public enum RedisRateLimitScript {
           if ARGV[at] == 'b' then return state - now <= tonumber(ARGV[at + 1]) end
           return state < tonumber(ARGV[at + 1])
         end
-        local states = {0}
-        for i = 1, #KEYS do
-          local at = 2 + (i - 1) * 6
-          local state = tonumber(redis.call('GET', KEYS[i])) or 0
-          states[i + 1] = state
-          if ARGV[at + 3] == '1' and not allows(at, state) then
-            states[1] = i
-            return states
-          end
-        end
-        for i = 1, #KEYS do
-          local at, state = 2 + (i - 1) * 6, states[i + 1]
-          if allows(at, state) then
-            if state == 0 or (ARGV[at] == 'b' and state <= now) then
-              redis.call('SET', KEYS[i], ARGV[at + 5], 'PXAT', ARGV[at + 4])
-            else
-              redis.call('INCRBY', KEYS[i], ARGV[at + 2])
-              if ARGV[at] == 'b' then redis.call('PEXPIREAT', KEYS[i], ARGV[at + 4]) end
+        local replies = {}
+        local key, at = 1, 2
+        while at <= #ARGV do
+          local n = tonumber(ARGV[at])
+          at = at + 1
+          local states = {0}
+          for i = 0, n - 1 do
+            local state = tonumber(redis.call('GET', KEYS[key + i])) or 0
+            states[i + 2] = state
+            if ARGV[at + i * 6 + 3] == '1' and not allows(at + i * 6, state) then
+              states[1] = i + 1
+              break
             end
           end
+          if states[1] == 0 then
+            for i = 0, n - 1 do
+              local k, a, state = KEYS[key + i], at + i * 6, states[i + 2]
+              if allows(a, state) then
+                if state == 0 or (ARGV[a] == 'b' and state <= now) then
+                  redis.call('SET', k, ARGV[a + 5], 'PXAT', ARGV[a + 4])
+                else
+                  redis.call('INCRBY', k, ARGV[a + 2])
+                  if ARGV[a] == 'b' then redis.call('PEXPIREAT', k, ARGV[a + 4]) end
+                end
+              end
+            end
+          end
+          replies[#replies + 1] = states
+          key, at = key + n, at + n * 6
         end
-        return states
+        return replies
         """
 
     /// The part of every key that names the rule: its identity hashed (FNV-1a, 64 bits), so a rule whose
@@ -144,10 +157,12 @@ public enum RedisRateLimitScript {
         case source
     }
 
-    /// Writes the command for `takes` at `now`: EVALSHA and the script's hash (or EVAL and the script),
-    /// numkeys, KEYS, ARGV, straight into `writer`, the rules' constant arguments copied as they are.
-    public static func writeCommand(_ takes: [RedisTake], now: Int64, call: Call, into writer: inout RESPCommandWriter) {
-        writer.begin(arguments: 4 + takes.count * 7)
+    /// Writes the command for `requests` (each its rules' takes) at `now`: EVALSHA and the script's
+    /// hash (or EVAL and the script), numkeys, KEYS, ARGV, straight into `writer`, the rules' constant
+    /// arguments copied as they are.
+    public static func writeCommand(_ requests: [[RedisTake]], now: Int64, call: Call, into writer: inout RESPCommandWriter) {
+        let keys = requests.reduce(0) { $0 + $1.count }
+        writer.begin(arguments: 4 + requests.count + keys * 7)
         switch call {
         case .sha1(let hash):
             writer.argument("EVALSHA")
@@ -156,26 +171,33 @@ public enum RedisRateLimitScript {
             writer.argument("EVAL")
             writer.argument(source)
         }
-        writer.argument(Int64(takes.count))
-        for take in takes {
-            let periodStart = take.periodStart(now: now)
-            writer.startArgument(length: take.rule.keyPrefix.count + take.key.utf8.count
-                + (periodStart.map { 1 + RESPCommandWriter.decimalLength($0) } ?? 0))
-            appendKey(of: take, periodStart: periodStart) { writer.append($0) } text: { writer.append($0) } number: { writer.append($0) }
-            writer.endArgument()
+        writer.argument(Int64(keys))
+        for takes in requests {
+            for take in takes {
+                let periodStart = take.periodStart(now: now)
+                writer.startArgument(length: take.rule.keyPrefix.count + take.key.utf8.count
+                    + (periodStart.map { 1 + RESPCommandWriter.decimalLength($0) } ?? 0))
+                appendKey(of: take, periodStart: periodStart) { writer.append($0) } text: { writer.append($0) } number: {
+                    writer.append($0)
+                }
+                writer.endArgument()
+            }
         }
         let nowMicros = now / 1_000
         writer.argument(nowMicros)
-        for take in takes {
-            writer.append(take.rule.constantArguments)
-            writer.append(take.enforced ? enforcedArgument : shadowArgument)
-            if let bucket = take.rule.microBucket {
-                // Full again by then at the latest (see `source`), to the millisecond rounded up.
-                writer.argument((nowMicros + bucket.tolerance + bucket.interval + 999) / 1_000 + bucketGraceMilliseconds)
-                writer.argument(nowMicros + bucket.interval)
-            } else {
-                writer.argument((take.rule.window(at: now)?.end ?? 0) * 1_000 + quotaGraceMilliseconds)
-                writer.argument(1)
+        for takes in requests {
+            writer.argument(Int64(takes.count))
+            for take in takes {
+                writer.append(take.rule.constantArguments)
+                writer.append(take.enforced ? enforcedArgument : shadowArgument)
+                if let bucket = take.rule.microBucket {
+                    // Full again by then at the latest (see `source`), to the millisecond rounded up.
+                    writer.argument((nowMicros + bucket.tolerance + bucket.interval + 999) / 1_000 + bucketGraceMilliseconds)
+                    writer.argument(nowMicros + bucket.interval)
+                } else {
+                    writer.argument((take.rule.window(at: now)?.end ?? 0) * 1_000 + quotaGraceMilliseconds)
+                    writer.argument(1)
+                }
             }
         }
     }
@@ -220,6 +242,15 @@ public enum RedisRateLimitScript {
         public var description: String
 
         public init(description: String) { self.description = description }
+    }
+
+    /// The script's reply split per request: `count` replies, one per request of the command.
+    public static func requestReplies(_ reply: RESPValue, count: Int) throws(ReplyError) -> [RESPValue] {
+        if case .error(let message) = reply { throw ReplyError(description: message) }
+        guard case .array(let replies?) = reply, replies.count == count else {
+            throw ReplyError(description: "unexpected reply \(reply) for \(count) requests")
+        }
+        return replies
     }
 
     /// Each rule's decision from the script's reply, in order; nil for the rules after the one that

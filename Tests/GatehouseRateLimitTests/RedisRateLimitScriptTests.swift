@@ -18,9 +18,9 @@ import Testing
     }
 
     /// The command as Redis reads it: parsed back into its arguments.
-    static func written(_ takes: [RedisTake], call: RedisRateLimitScript.Call) throws -> [String] {
+    static func written(_ requests: [[RedisTake]], call: RedisRateLimitScript.Call) throws -> [String] {
         var writer = RESPCommandWriter(capacity: 0)
-        RedisRateLimitScript.writeCommand(takes, now: now, call: call, into: &writer)
+        RedisRateLimitScript.writeCommand(requests, now: now, call: call, into: &writer)
         let parsed = try #require(try RESPParser.parse(writer.bytes, from: 0))
         #expect(parsed.1 == writer.bytes.count, "one command, nothing after it")
         guard case .array(let elements?) = parsed.0 else { Issue.record("not an array: \(parsed.0)"); return [] }
@@ -34,10 +34,12 @@ import Testing
         let bucketSpace = RedisRateLimitScript.namespace(of: Self.bucket)
         let dailySpace = RedisRateLimitScript.namespace(of: Self.daily)
         let dayStart = Int64(1_796_601_600)  // 2026-12-07 00:00 UTC
-        #expect(try Self.written(Self.takes(enforced: false), call: .sha1("abc123")) == [
+        #expect(try Self.written([Self.takes(enforced: false)], call: .sha1("abc123")) == [
             "EVALSHA", "abc123",
             "2", "\(bucketSpace):10.0.0.1", "\(dailySpace):k1:\(dayStart)",
             "1796644800250000",
+            // One request, of two rules.
+            "2",
             // 10 a second: one every 100 000 µs; a burst of 5 runs 4 intervals ahead; a shadow rule. Its
             // key expires when the bucket is full again at the latest, 500 ms on, and a second's grace; a
             // first take leaves it one interval ahead.
@@ -46,11 +48,34 @@ import Testing
             "q", "3", "1", "1", "\((dayStart + 86_400) * 1_000 + 300_000)", "1",
         ])
         // In full when Redis lacks the script: the same keys and arguments behind it.
-        let full = try Self.written(Self.takes(), call: .source)
+        let full = try Self.written([Self.takes()], call: .source)
         #expect(full.prefix(2) == ["EVAL", RedisRateLimitScript.source])
-        #expect(full.count == 18)
+        #expect(full.count == 19)
         #expect(full[3] == RedisRateLimitScript.key(Self.takes()[0], now: Self.now))
         #expect(full[4] == RedisRateLimitScript.key(Self.takes()[1], now: Self.now))
+    }
+
+    @Test func requestsOfOneTickShareACommandEachWithItsRules() throws {
+        let takes = Self.takes()
+        let command = try Self.written([[takes[1]], takes, [takes[0]]], call: .sha1("abc123"))
+        // Every request's keys, request after request; then now, and each request's count and rules.
+        #expect(command[2] == "4")
+        #expect(Array(command[3...6]) == [takes[1], takes[0], takes[1], takes[0]].map {
+            RedisRateLimitScript.key($0, now: Self.now)
+        })
+        #expect(command[7] == "1796644800250000")
+        #expect(command[8] == "1" && command[9] == "q")
+        #expect(command[15] == "2" && command[16] == "b" && command[22] == "q")
+        #expect(command[28] == "1" && command[29] == "b")
+        #expect(command.count == 4 + 3 + 4 * 7)
+        // The reply is one per request, in order; a reply of another shape is an error.
+        let reply = RESPValue.array([.array([.integer(0), .integer(0)]), .array([.integer(1), .integer(0)]),
+                                     .array([.integer(0), .integer(0)])])
+        #expect(try RedisRateLimitScript.requestReplies(reply, count: 3).count == 3)
+        #expect(throws: RedisRateLimitScript.ReplyError.self) { try RedisRateLimitScript.requestReplies(reply, count: 2) }
+        #expect(throws: RedisRateLimitScript.ReplyError.self) {
+            try RedisRateLimitScript.requestReplies(.error("NOSCRIPT No matching script"), count: 1)
+        }
     }
 
     @Test func numbersAreWrittenInDecimalWithTheirLengths() throws {
