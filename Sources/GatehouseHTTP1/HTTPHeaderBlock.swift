@@ -146,20 +146,6 @@ public struct HTTPHeaderBlock: Sendable {
         }
     }
 
-    /// Removes every field named one of `names` (any case), comparing lengths first: for a few names
-    /// on a hot path, one pass rather than one per name.
-    public mutating func remove(anyOf names: [String]) {
-        source.withUnsafeReadableBytes { bytes in
-            for index in fields.indices where !fields[index].removed {
-                let length = Int(fields[index].nameLength)
-                let name = Self.name(of: fields[index], in: bytes)
-                if names.contains(where: { $0.utf8.count == length && ASCII.equalsIgnoringCase(name, $0) }) {
-                    fields[index].removed = true
-                }
-            }
-        }
-    }
-
     /// Removes every field with `role`.
     public mutating func remove(role: HeaderRole) {
         for index in fields.indices where fields[index].role == role { fields[index].removed = true }
@@ -187,7 +173,7 @@ public struct HTTPHeaderBlock: Sendable {
         source.writeStaticString(": ")
         let valueStart = source.readableBytes
         if value < 0 { source.writeInteger(UInt8(ascii: "-")) }
-        HTTP1Encoder.writeDecimal(Int64(clamping: value.magnitude), into: &source)
+        HTTP1Encoder.writeDecimal(value.magnitude, into: &source)
         endLine(lineStart: lineStart, nameEnd: nameEnd, valueStart: valueStart,
                 role: HeaderRole.classify(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)))
     }

@@ -11,6 +11,9 @@ public enum HeaderRole: UInt8, Sendable {
     case server, upstreamServiceTime
     /// `x-forwarded-client-cert`: set (or removed) by the gateway per `forwardClientCertDetails`.
     case forwardedClientCert
+    /// `x-ratelimit-limit`, `-remaining`, `-reset`: replaced on a response whose route's rate limit
+    /// reports its own.
+    case rateLimit
 
     /// The fields that delimit a message: the gateway regenerates them, never forwards them as sent.
     public var isFraming: Bool { self == .contentLength || self == .transferEncoding }
@@ -34,9 +37,14 @@ public enum HeaderRole: UInt8, Sendable {
         case 16: return ASCII.equalsLowercase(name, "proxy-connection") ? .hopByHop : other(name)
         case 17:
             if ASCII.equalsLowercase(name, "x-forwarded-proto") { return .forwardedProto }
-            return ASCII.equalsLowercase(name, "transfer-encoding") ? .transferEncoding : other(name)
+            if ASCII.equalsLowercase(name, "transfer-encoding") { return .transferEncoding }
+            if ASCII.equalsLowercase(name, "x-ratelimit-limit") || ASCII.equalsLowercase(name, "x-ratelimit-reset") {
+                return .rateLimit
+            }
+            return other(name)
         case 18: return ASCII.equalsLowercase(name, "proxy-authenticate") ? .hopByHop : other(name)
         case 19: return ASCII.equalsLowercase(name, "proxy-authorization") ? .hopByHop : other(name)
+        case 21: return ASCII.equalsLowercase(name, "x-ratelimit-remaining") ? .rateLimit : other(name)
         case 23:
             return ASCII.equalsLowercase(name, "x-forwarded-client-cert") ? .forwardedClientCert : other(name)
         case 29:

@@ -14,7 +14,7 @@ extension HTTPHeaderBlock {
                  .envoyInternal, .upstreamServiceTime, .forwardedClientCert, .forwardedFor, .forwardedProto,
                  .requestID:
                 return true
-            case .other, .userAgent, .server:
+            case .other, .userAgent, .server, .rateLimit:
                 return name.first == UInt8(ascii: ":") || Self.isProhibitedInTrailers(name)
             }
         }

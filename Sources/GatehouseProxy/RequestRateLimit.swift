@@ -308,14 +308,12 @@ extension LocalReply {
 
 extension HTTPHeaderBlock {
     /// Sets `x-ratelimit-limit`, `-remaining` and `-reset` on an upstream's response, replacing any it
-    /// sent: one pass over the fields for the three names, by length first, rather than one per name,
-    /// and the numbers written as they are (this runs on every allowed response of a limited route).
+    /// sent (found by their role, recognised when the response was parsed), the numbers written as they
+    /// are: this runs on every allowed response of a limited route.
     mutating func setRateLimitHeaders(_ decision: RateLimitDecision) {
-        remove(anyOf: Self.rateLimitHeaderNames)
+        remove(role: .rateLimit)
         add("x-ratelimit-limit", decimal: Int64(decision.limit))
         add("x-ratelimit-remaining", decimal: Int64(decision.remaining))
         add("x-ratelimit-reset", decimal: Int64(decision.resetSeconds))
     }
-
-    private static let rateLimitHeaderNames = ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"]
 }

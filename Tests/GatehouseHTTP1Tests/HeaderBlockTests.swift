@@ -48,11 +48,11 @@ import Testing
         #expect(parsed("X-Empty: \r\n").joinedValues("x-empty") == "")
     }
 
-    @Test func removeAnyOfRemovesEachNamedFieldReceivedOrAdded() {
+    @Test func rateLimitFieldsAreRecognisedAndRemovedByRole() {
         var block = parsed("X-RateLimit-Limit: 9\r\nX-RateLimit-Limits: kept\r\nx-ratelimit-reset: 1\r\nX-Other: 2\r\n")
         block.add("X-RATELIMIT-REMAINING", "3")
         block.add("x-ratelimit-limitx", "kept too")
-        block.remove(anyOf: ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"])
+        block.remove(role: .rateLimit)
         #expect(block.pairs.map(\.name) == ["X-RateLimit-Limits", "X-Other", "x-ratelimit-limitx"])
     }
 
@@ -97,6 +97,14 @@ import Testing
 }
 
 @Suite struct EncoderTests {
+    @Test func decimalsAreWrittenWhole() {
+        for value: UInt64 in [0, 7, 10, 99, 1_024, 4_000_000_000, .max] {
+            var out = ByteBuffer()
+            HTTP1Encoder.writeDecimal(value, into: &out)
+            #expect(String(buffer: out) == String(value))
+        }
+    }
+
     @Test func startLinesAndChunks() {
         var out = ByteBuffer()
         HTTP1Encoder.writeRequestLine(method: "GET", target: "/x?y", into: &out)
