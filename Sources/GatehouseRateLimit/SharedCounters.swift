@@ -75,13 +75,20 @@ public final class SharedCounterTable: Sendable {
         return overflow.withLock { $0 }
     }
 
-    /// `key`'s state as the table holds it now, making no cell: nil for a key not counted (never seen,
-    /// swept once idle, or counted in the shared overflow cell while its stripe was full).
+    /// The state `key`'s next request would be decided by, making no cell: its own cell's; the shared
+    /// overflow cell's while its stripe is full and it has none (it would be counted there); nil for a
+    /// key not counted (never seen, or swept once idle).
     public func storedState(of key: String) -> Int64? {
-        stripes[stripe(key)].cells.withLock { cells in
-            guard let state = cells[key]?.state.load(ordering: .acquiring), state != CounterCell.retired else { return nil }
-            return state
+        // nil: the stripe is full and the key has no cell of its own.
+        let own: Int64?? = stripes[stripe(key)].cells.withLock { cells in
+            if let cell = cells[key] {
+                let state = cell.state.load(ordering: .acquiring)
+                return .some(state == CounterCell.retired ? nil : state)
+            }
+            return cells.count < keysPerStripe ? .some(nil) : nil
         }
+        if let own { return own }
+        return overflow.withLock { $0.state.load(ordering: .acquiring) }
     }
 
     /// Puts back a state saved by a durable store, for a key not counted yet in this process (a key

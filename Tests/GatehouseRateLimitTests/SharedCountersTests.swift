@@ -88,6 +88,19 @@ import Testing
         #expect(table.storedState(of: "k") == nil, "a swept key is as good as new")
     }
 
+    @Test func aKeyPastTheBoundReadsTheOverflowCellItIsCountedIn() {
+        let table = SharedCounterTable(stripes: 1, maxKeys: 1)
+        var cache = LoopCounterCache()
+        cache.apply("own", in: table) { state in (state + 1, ()) }
+        cache.apply("late", in: table) { state in (state + 5, ()) }
+        #expect(table.storedState(of: "own") == 1)
+        // The stripe is full: "late" was counted in the shared cell, and so would any new key be.
+        #expect(table.storedState(of: "late") == 5)
+        #expect(table.storedState(of: "never-seen") == 5)
+        table.sweep(isIdle: { _ in true })
+        #expect(table.storedState(of: "late") == nil, "room again: a new key gets a cell of its own")
+    }
+
     @Test func aKeyInUseIsNotSwept() {
         let table = SharedCounterTable()
         var cache = LoopCounterCache()
