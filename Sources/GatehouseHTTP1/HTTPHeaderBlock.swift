@@ -166,7 +166,12 @@ public struct HTTPHeaderBlock: Sendable {
     /// Adds a field whose name is one of the gateway's constants and whose value is a number: nothing
     /// to check, no String made (content-length, x-envoy-upstream-service-time, x-ratelimit-*).
     public mutating func add(_ name: StaticString, decimal value: Int64) {
-        assert(FieldSyntax.isValidName(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)))
+        add(name, decimal: value, role: HeaderRole.classify(Self.bytes(of: name)))
+    }
+
+    /// The same, for a name whose role the caller knows (nothing compared on a hot path).
+    public mutating func add(_ name: StaticString, decimal value: Int64, role: HeaderRole) {
+        assert(FieldSyntax.isValidName(Self.bytes(of: name)) && HeaderRole.classify(Self.bytes(of: name)) == role)
         let lineStart = beginLine()
         source.writeStaticString(name)
         let nameEnd = source.readableBytes
@@ -174,8 +179,11 @@ public struct HTTPHeaderBlock: Sendable {
         let valueStart = source.readableBytes
         if value < 0 { source.writeInteger(UInt8(ascii: "-")) }
         HTTP1Encoder.writeDecimal(value.magnitude, into: &source)
-        endLine(lineStart: lineStart, nameEnd: nameEnd, valueStart: valueStart,
-                role: HeaderRole.classify(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)))
+        endLine(lineStart: lineStart, nameEnd: nameEnd, valueStart: valueStart, role: role)
+    }
+
+    private static func bytes(of name: StaticString) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
     }
 
     public mutating func add(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {

@@ -67,7 +67,7 @@ enum ForwardingHeaders {
         }
         for name in nominated { headers.remove(name) }
         headers.add("server", "istio-envoy")
-        headers.add("x-envoy-upstream-service-time", decimal: Int64(serviceTimeMillis))
+        headers.add("x-envoy-upstream-service-time", decimal: Int64(serviceTimeMillis), role: .upstreamServiceTime)
     }
 
     /// The Content-Length a response keeps toward the client: the one it declared, unless its body is

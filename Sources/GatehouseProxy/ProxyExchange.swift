@@ -492,7 +492,7 @@ final class ProxyExchange: UpstreamResponseReceiver {
         ForwardingHeaders.prepareDownstreamResponse(&headers, connection: response.connection,
                                                     serviceTimeMillis: serviceTime)
         // Framing toward the client is the gateway's own: the length it keeps is written canonical.
-        if let length = ForwardingHeaders.downstreamContentLength(response) { headers.add("content-length", decimal: length) }
+        if let length = ForwardingHeaders.downstreamContentLength(response) { headers.add("content-length", decimal: length, role: .contentLength) }
         headers.apply(responseMutations)
         if let rateLimitHeaders { headers.setRateLimitHeaders(rateLimitHeaders) }
         downstream.updateRecord {

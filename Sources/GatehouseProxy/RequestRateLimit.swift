@@ -312,8 +312,8 @@ extension HTTPHeaderBlock {
     /// are: this runs on every allowed response of a limited route.
     mutating func setRateLimitHeaders(_ decision: RateLimitDecision) {
         remove(role: .rateLimit)
-        add("x-ratelimit-limit", decimal: Int64(decision.limit))
-        add("x-ratelimit-remaining", decimal: Int64(decision.remaining))
-        add("x-ratelimit-reset", decimal: Int64(decision.resetSeconds))
+        add("x-ratelimit-limit", decimal: Int64(decision.limit), role: .rateLimit)
+        add("x-ratelimit-remaining", decimal: Int64(decision.remaining), role: .rateLimit)
+        add("x-ratelimit-reset", decimal: Int64(decision.resetSeconds), role: .rateLimit)
     }
 }
