@@ -1,7 +1,9 @@
 /// What a header field may look like on the wire, whichever protocol carries it (RFC 9110 §5.1 and
-/// §5.5, RFC 9113 §8.2.1). Every field the gateway writes toward a peer passes these checks where it is
-/// encoded (`HTTP1Encoder.writeField`, `HTTPHeaderBlock.write(into:)`, `appendHTTP2Fields`), whatever
-/// its source: a client, a JWT claim, the config or an upstream. A field that fails is not written.
+/// §5.5, RFC 9113 §8.2.1). Every field the gateway writes toward a peer passes these checks, whatever
+/// its source (a client, a JWT claim, the config or an upstream): where it is encoded
+/// (`HTTP1Encoder.writeField`, `appendHTTP2Fields`), or where it enters a header block
+/// (`HTTPHeaderBlock.add`; received lines were checked by the strict parser), whose `write(into:)` then
+/// copies only checked lines. A field that fails is not written.
 public enum FieldSyntax {
     /// A field name is a non-empty token.
     public static func isValidName(_ name: UnsafeRawBufferPointer) -> Bool {
